@@ -1,0 +1,47 @@
+"""Batches of cached uint8 images, straight from the memory-mapped array to the device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ..data.samplers import epoch_order
+from .distributed import rank, world_size
+
+
+class ArrayBatches:
+    """An epoch iterator over `indices` of a (N, H, W, 3) uint8 array in sampler order.
+
+    No worker processes: images are already decoded, augmentation runs batched on the
+    device. Under DDP each process takes its own stride of the epoch order.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, indices: np.ndarray,
+                 batch_size: int, device: torch.device, *, sampler: str = "instance",
+                 drop_last: bool = True, num_classes: int | None = None) -> None:
+        self.images, self.labels = images, np.asarray(labels)
+        self.indices = np.asarray(indices)
+        self.device, self.sampler, self.num_classes = device, sampler, num_classes
+        per_process = len(self.indices) // world_size()
+        self.batch_size = min(batch_size, per_process)
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        per_process = len(self.indices) // world_size()
+        full, rest = divmod(per_process, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = epoch_order(self.labels[self.indices], self.sampler, rng, self.num_classes)
+        order = order[rank()::world_size()]
+        pin = self.device.type == "cuda"
+        for b in range(len(self)):
+            sel = np.sort(self.indices[order[b * self.batch_size:(b + 1) * self.batch_size]])
+            images = torch.from_numpy(np.ascontiguousarray(self.images[sel]))
+            labels = torch.from_numpy(self.labels[sel])
+            if pin:
+                images, labels = images.pin_memory(), labels.pin_memory()
+            yield (images.to(self.device, non_blocking=True),
+                   labels.to(self.device, non_blocking=True))

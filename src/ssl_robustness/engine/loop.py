@@ -1,0 +1,138 @@
+"""The one training loop: every method, fine-tuning and the SGD probe train through `fit`."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..methods.base import COLLAPSE_RATIO, Method, StepContext, collapse_ratio, collapse_std
+from .batches import ArrayBatches
+from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .device import autocast, make_scaler, prepare_model
+from .distributed import is_distributed, rank
+from .logger import MetricsLogger
+from .optim import build_optimizer, warmup_cosine
+
+CHECKPOINT_NAME = "checkpoint.pt"
+EpochCallback = Callable[[int, Method], dict[str, float]]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]]
+    collapsed: bool
+    final_collapse_ratio: float | None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fit(method: Method, batches: ArrayBatches, cfg: TrainConfig, run_dir: Path, *, seed: int,
+        lr: float | None = None, on_epoch_end: EpochCallback | None = None,
+        desc: str = "train") -> FitResult:
+    """Train `method` for `cfg.epochs` epochs, resuming from `run_dir/checkpoint.pt` if present.
+
+    Checkpoints (model, optimizer, scheduler, scaler, RNG states, epoch) are written every
+    `cfg.checkpoint_every` epochs and at the end, atomically.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = batches.device
+    model = prepare_model(method, device)
+    optimizer = build_optimizer(model.param_groups(), cfg.optimizer, lr or cfg.optimizer.lr)
+    steps_per_epoch = len(batches)
+    if steps_per_epoch == 0:
+        raise ValueError("no full batch: the training set is smaller than one batch")
+    total = cfg.epochs * steps_per_epoch
+    scheduler = warmup_cosine(optimizer, round(cfg.warmup_epochs * steps_per_epoch), total)
+    scaler = make_scaler(device)
+    sample_rng = np.random.default_rng([seed, 1])
+    aug_gen = torch.Generator().manual_seed(seed)
+    start_epoch = 0
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"], sample_rng, aug_gen)
+        start_epoch = int(state["epoch"]) + 1
+    step_model: nn.Module = model
+    if is_distributed():
+        step_model = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+    logger = MetricsLogger(run_dir, start_epoch) if rank() == 0 else None
+    ratio: float | None = None
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        losses, stds, seen, t0 = [], [], 0, time.perf_counter()
+        bar = tqdm(batches.epoch(sample_rng), total=steps_per_epoch, leave=False,
+                   desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=None)
+        for i, (images, labels) in enumerate(bar):
+            step = epoch * steps_per_epoch + i
+            ctx = StepContext(aug_gen, step / total)
+            with autocast(device):
+                out: Any = step_model(images, labels, ctx)
+            if not torch.isfinite(out.loss):
+                raise TrainingDiverged(f"loss is {out.loss.item()} at epoch {epoch + 1}, step {i}; "
+                                       "lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(out.loss).backward()
+            if cfg.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            model.after_step((step + 1) / total)
+            loss = float(out.loss.detach())
+            losses.append(loss)
+            seen += len(images)
+            if out.embedding is not None:
+                stds.append(collapse_std(out.embedding))
+            ips = seen / max(time.perf_counter() - t0, 1e-9)
+            lr_now = optimizer.param_groups[0]["lr"]
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr_now:.3g}", img_s=f"{ips:.0f}")
+            if logger is not None and (step % cfg.log_every == 0 or i == steps_per_epoch - 1):
+                logger.step({"step": step, "epoch": epoch, "loss": loss, "lr": lr_now,
+                             "images_per_s": ips, **out.logs})
+        row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)),
+                               "lr": optimizer.param_groups[0]["lr"],
+                               "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+        if stds:
+            dim = out.embedding.shape[1]
+            ratio = collapse_ratio(float(np.mean(stds)), dim)
+            row.update(collapse_std=float(np.mean(stds)), collapse_ratio=ratio)
+        if on_epoch_end is not None:
+            row.update(on_epoch_end(epoch, model))
+        if logger is not None:
+            logger.epoch(row)
+        last = epoch == cfg.epochs - 1
+        if rank() == 0 and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
+            save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                            rng=capture_rng(sample_rng, aug_gen), epoch=epoch)
+    history = logger.epochs if logger is not None else []
+    if logger is not None:
+        logger.close()
+    if ratio is None and history and "collapse_ratio" in history[-1]:
+        ratio = float(history[-1]["collapse_ratio"])
+    collapsed = ratio is not None and not (ratio >= COLLAPSE_RATIO and math.isfinite(ratio))
+    return FitResult(history, collapsed, ratio)

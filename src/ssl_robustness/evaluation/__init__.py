@@ -1,0 +1,1 @@
+"""Evaluation of a representation: features, linear probe, kNN, fine-tuning, metrics."""

@@ -1,0 +1,78 @@
+"""Fine-tuning (and the augmented-SGD linear probe) through the shared training loop.
+
+Model selection uses the validation split, never the test set: the weights of the epoch with
+the best validation balanced accuracy are kept (on disk, so a resumed run keeps them too).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..atomic import read_json, save_torch, write_json
+from ..config import OptimizerConfig, TrainConfig
+from ..data.augment import SUPERVISED_VIEW, ViewSpec
+from ..data.prepare import StudyData
+from ..engine.batches import ArrayBatches
+from ..engine.loop import fit
+from ..methods.longtail_losses import LongTailLoss
+from ..methods.supervised import Supervised
+from .features import extract_features
+from .metrics import per_class_accuracy
+
+
+def predict_scores(model: Supervised, data: StudyData, indices: np.ndarray,
+                   device: torch.device) -> np.ndarray:
+    head = _LogitsModule(model)
+    return extract_features(head, data.images, indices, device)
+
+
+class _LogitsModule(nn.Module):
+    def __init__(self, model: Supervised) -> None:
+        super().__init__()
+        self.model = model
+        self.feature_dim = model.head.weight.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.logits(x)
+
+
+def train_classifier(backbone: nn.Module, data: StudyData, train_idx: np.ndarray,
+                     run_dir: Path, *, epochs: int, batch_size: int, lr: float,
+                     weight_decay: float, backbone_lr_mult: float, loss: str, sampler: str,
+                     freeze_backbone: bool, seed: int, device: torch.device,
+                     view: ViewSpec = SUPERVISED_VIEW) -> np.ndarray:
+    """Train backbone + linear head on `train_idx`; return test-set scores of the best-on-val
+    epoch."""
+    counts = np.bincount(data.labels[train_idx], minlength=data.num_classes)
+    model = Supervised(copy.deepcopy(backbone), data.num_classes, LongTailLoss(loss, counts),
+                       view=view, backbone_lr_mult=backbone_lr_mult, freeze_backbone=freeze_backbone)
+    val_idx = data.indices("val")
+    best_file, best_meta = run_dir / "best.pt", run_dir / "best.json"
+
+    def select(epoch: int, m: nn.Module) -> dict[str, float]:
+        if not len(val_idx):
+            save_torch(best_file, m.state_dict())
+            return {}
+        preds = predict_scores(m, data, val_idx, device).argmax(1)  # type: ignore[arg-type]
+        score = float(np.nanmean(per_class_accuracy(data.labels[val_idx], preds,
+                                                    data.num_classes)))
+        best = read_json(best_meta)["val_balanced_accuracy"] if best_meta.exists() else -1.0
+        if score > best:
+            save_torch(best_file, m.state_dict())
+            write_json(best_meta, {"epoch": epoch, "val_balanced_accuracy": score})
+        m.train()
+        return {"val_balanced_accuracy": score}
+
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, checkpoint_every=1,
+                      optimizer=OptimizerConfig(name="sgd", lr=lr, weight_decay=weight_decay))
+    batches = ArrayBatches(data.images, data.labels, train_idx, batch_size, device,
+                           sampler=sampler, drop_last=len(train_idx) > batch_size,
+                           num_classes=data.num_classes)
+    fit(model, batches, cfg, run_dir, seed=seed, on_epoch_end=select, desc="finetune")
+    model.load_state_dict(torch.load(best_file, map_location="cpu", weights_only=True))
+    return predict_scores(model, data, data.indices("test"), device)

@@ -1,0 +1,74 @@
+"""Metrics as pure functions of labels, predictions and scores (numpy in, floats out)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import confusion_matrix, f1_score
+
+from ..data.groups import GROUP_NAMES
+
+
+def per_class_accuracy(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    """Recall of each class; NaN for a class absent from `labels`."""
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    total = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    hit = np.bincount(labels[preds == labels], minlength=num_classes).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, hit / total, np.nan)
+
+
+def topk_accuracy(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return float((top == np.asarray(labels)[:, None]).any(1).mean())
+
+
+def group_accuracy(per_class: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Mean per-class accuracy within head/medium/tail (NaN for an empty group)."""
+    out = {}
+    for g in GROUP_NAMES:
+        vals = per_class[(np.asarray(groups) == g) & ~np.isnan(per_class)]
+        out[g] = float(vals.mean()) if len(vals) else math.nan
+    return out
+
+
+def classification_metrics(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray
+                           ) -> dict[str, float]:
+    """top-1, top-5, balanced accuracy, macro-F1 and head/medium/tail accuracy."""
+    labels = np.asarray(labels)
+    num_classes = scores.shape[1]
+    preds = scores.argmax(1)
+    pc = per_class_accuracy(labels, preds, num_classes)
+    present = np.unique(labels)
+    return {
+        "top1": float((preds == labels).mean()),
+        "top5": topk_accuracy(labels, scores, 5),
+        "balanced_accuracy": float(np.nanmean(pc)),
+        "macro_f1": float(f1_score(labels, preds, labels=present, average="macro",
+                                   zero_division=0)),
+        **group_accuracy(pc, groups),
+    }
+
+
+def confusion(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    return confusion_matrix(labels, preds, labels=np.arange(num_classes))
+
+
+def gap(balanced: float, imbalanced: float) -> tuple[float, float]:
+    """Absolute A(n,1) - A(n,r) and relative (A(n,1) - A(n,r)) / A(n,1)."""
+    diff = balanced - imbalanced
+    return diff, (diff / balanced if balanced else math.nan)
+
+
+def seed_summary(values: np.ndarray | list[float]) -> dict[str, float]:
+    """Mean, sample std and the half-width of a 95% t-interval over seeds."""
+    v = np.asarray([x for x in values if not math.isnan(x)], dtype=np.float64)
+    n = len(v)
+    if n == 0:
+        return {"mean": math.nan, "std": math.nan, "ci95": math.nan, "n": 0}
+    std = float(v.std(ddof=1)) if n > 1 else math.nan
+    ci = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else math.nan
+    return {"mean": float(v.mean()), "std": std, "ci95": ci, "n": n}

@@ -1,0 +1,82 @@
+"""MoCo v2 (Chen et al. 2020): momentum key encoder, a queue of negatives, InfoNCE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import MocoV2Config
+from ..data.augment import MOCOV2_VIEW, ViewSpec, augment
+from ..engine.distributed import gather
+from ..models.heads import mlp
+from .base import Method, StepContext, StepOutput, frozen_copy, momentum_update
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
+             ) -> torch.Tensor:
+    """Cross-entropy of picking the positive key k among it and the queue's negatives.
+
+    q, k: (B, D) l2-normalised; queue: (D, K) l2-normalised, no gradient.
+    >>> q = k = F.normalize(torch.randn(4, 8), dim=1)
+    >>> info_nce(q, k, F.normalize(torch.randn(8, 16), dim=0), 0.2) >= 0
+    tensor(True)
+    """
+    pos = (q * k).sum(1, keepdim=True)
+    neg = q @ queue
+    logits = torch.cat([pos, neg], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+
+
+class MocoV2(Method):
+    name = "mocov2"
+
+    def __init__(self, backbone: nn.Module, cfg: MocoV2Config, train_size: int,
+                 views: tuple[ViewSpec, ViewSpec] = (MOCOV2_VIEW, MOCOV2_VIEW)) -> None:
+        super().__init__()
+        self.views = views
+        dim = backbone.feature_dim  # type: ignore[attr-defined]
+        self.backbone = backbone
+        self.projector = mlp(dim, cfg.hidden_dim or dim, cfg.proj_dim, bn_hidden=cfg.projector_bn)
+        self.backbone_k = frozen_copy(backbone)
+        self.projector_k = frozen_copy(self.projector)
+        self.temperature, self.momentum, self.symmetric = cfg.temperature, cfg.momentum, cfg.symmetric
+        # a queue longer than half the data would hold the current images' own older keys
+        size = max(1, min(cfg.queue_size, train_size // 2))
+        self.register_buffer("queue", F.normalize(torch.randn(cfg.proj_dim, size), dim=0))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def _query(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.projector(self.backbone(x)), dim=1)
+
+    @torch.no_grad()
+    def _key(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.projector_k(self.backbone_k(x)), dim=1)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Replace the oldest entries with `keys` (from every process), wrapping around."""
+        keys = gather(keys.float())
+        size = self.queue.shape[1]
+        keys = keys[-size:]
+        idx = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % size
+        self.queue[:, idx] = keys.t().to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + len(keys)) % size)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
+        v1 = augment(images, self.views[0], ctx.generator)
+        v2 = augment(images, self.views[1], ctx.generator)
+        queue = self.queue.clone().detach()
+        q1, k2 = self._query(v1), self._key(v2)
+        loss = info_nce(q1, k2, queue, self.temperature)
+        keys = [k2]
+        if self.symmetric:
+            q2, k1 = self._query(v2), self._key(v1)
+            loss = 0.5 * (loss + info_nce(q2, k1, queue, self.temperature))
+            keys.append(k1)
+        self.enqueue(torch.cat(keys))
+        return StepOutput(loss, q1)
+
+    def after_step(self, progress: float) -> None:
+        momentum_update(self.backbone, self.backbone_k, self.momentum)
+        momentum_update(self.projector, self.projector_k, self.momentum)

@@ -1,0 +1,48 @@
+"""SimCLR (Chen et al. 2020): NT-Xent over both views, negatives from every process."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import SimCLRConfig
+from ..data.augment import SIMCLR_VIEW, ViewSpec, augment
+from ..engine.distributed import gather_with_grad, rank
+from ..models.heads import mlp
+from .base import Method, StepContext, StepOutput
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Normalised-temperature cross-entropy: each view must pick its partner among the other
+    2N - 1 embeddings of the (gathered) batch."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    n = len(z1)
+    z_all = gather_with_grad(z)
+    # gathered layout: [z1_r0, z2_r0, z1_r1, z2_r1, ...]; our block starts at rank * 2n
+    offset = rank() * 2 * n
+    logits = z @ z_all.t() / temperature
+    own = torch.arange(2 * n, device=z.device) + offset
+    logits[torch.arange(2 * n, device=z.device), own] = float("-inf")
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device) + offset
+    return F.cross_entropy(logits, partner)
+
+
+class SimCLR(Method):
+    name = "simclr"
+
+    def __init__(self, backbone: nn.Module, cfg: SimCLRConfig,
+                 views: tuple[ViewSpec, ViewSpec] = (SIMCLR_VIEW, SIMCLR_VIEW)) -> None:
+        super().__init__()
+        self.views = views
+        dim = backbone.feature_dim  # type: ignore[attr-defined]
+        self.backbone = backbone
+        self.projector = mlp(dim, cfg.hidden_dim or dim, cfg.proj_dim)
+        self.temperature = cfg.temperature
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
+        v1 = augment(images, self.views[0], ctx.generator)
+        v2 = augment(images, self.views[1], ctx.generator)
+        z = self.projector(self.backbone(torch.cat([v1, v2])))
+        z1, z2 = z.float().chunk(2)
+        return StepOutput(nt_xent(z1, z2, self.temperature), z1)

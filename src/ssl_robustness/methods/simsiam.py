@@ -1,0 +1,48 @@
+"""SimSiam (Chen & He 2021): projector + predictor, stop-gradient, negative cosine."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import SimSiamConfig
+from ..data.augment import MOCOV2_VIEW, ViewSpec, augment
+from ..models.heads import mlp
+from .base import Method, StepContext, StepOutput
+
+
+def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """-cos(p, stopgrad(z)), averaged over the batch: z receives no gradient."""
+    return -F.cosine_similarity(p, z.detach(), dim=1).mean()
+
+
+class SimSiam(Method):
+    name = "simsiam"
+
+    def __init__(self, backbone: nn.Module, cfg: SimSiamConfig,
+                 views: tuple[ViewSpec, ViewSpec] = (MOCOV2_VIEW, MOCOV2_VIEW)) -> None:
+        super().__init__()
+        self.views = views
+        dim = backbone.feature_dim  # type: ignore[attr-defined]
+        proj = cfg.proj_dim or max(dim, 128)
+        self.backbone = backbone
+        self.projector = mlp(dim, proj, proj, layers=3, bn_last=True)
+        self.predictor = mlp(proj, cfg.pred_hidden_dim or max(proj // 4, 32), proj)
+        self.fix_predictor_lr = cfg.fix_predictor_lr
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
+        v1 = augment(images, self.views[0], ctx.generator)
+        v2 = augment(images, self.views[1], ctx.generator)
+        z = self.projector(self.backbone(torch.cat([v1, v2])))
+        p = self.predictor(z)
+        z1, z2 = z.chunk(2)
+        p1, p2 = p.chunk(2)
+        loss = 0.5 * (negative_cosine(p1, z2) + negative_cosine(p2, z1))
+        return StepOutput(loss, z1)
+
+    def param_groups(self) -> list[dict]:
+        return [
+            {"params": list(self.backbone.parameters()) + list(self.projector.parameters())},
+            {"params": list(self.predictor.parameters()), "fixed_lr": self.fix_predictor_lr},
+        ]

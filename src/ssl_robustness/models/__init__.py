@@ -1,0 +1,1 @@
+"""Backbones, projection heads and checkpoint import/export."""

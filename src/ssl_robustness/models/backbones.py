@@ -1,0 +1,96 @@
+"""Backbones that return pooled features and know their feature dimension.
+
+All ResNets keep torchvision's key names (conv1, bn1, layer1..4), so a backbone saved here
+loads into `torchvision.models.resnet18()` and an imported torchvision file loads here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import resnet as tv_resnet
+
+from ..config import BackboneConfig
+from ..errors import UserError
+
+SMALL_IMAGE_MAX = 64
+
+
+class ResNet(tv_resnet.ResNet):
+    """torchvision's ResNet with a configurable base width and an optional small-image stem
+    (3x3 stride-1 conv, no max-pool), and no classifier: `forward` returns pooled features."""
+
+    def __init__(self, block: type[nn.Module], layers: list[int], width: int = 64,
+                 small_stem: bool = False) -> None:
+        nn.Module.__init__(self)
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
+        if small_stem:
+            self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        else:
+            self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Identity()
+        self.feature_dim = width * 8 * block.expansion  # type: ignore[attr-defined]
+        self.arch = {"block": block.__name__, "layers": list(layers), "width": width,
+                     "small_stem": small_stem}
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+
+class TimmBackbone(nn.Module):
+    """Any timm model by name, classifier removed (needs the `timm` extra)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        try:
+            import timm
+        except ImportError:
+            raise UserError(f"backbone 'timm:{name}' needs timm: pip install "
+                            "'ssl-robustness[timm]'") from None
+        self.model = timm.create_model(name, pretrained=False, num_classes=0)
+        self.feature_dim = int(self.model.num_features)
+        self.arch = {"timm": name}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+ARCHS: dict[str, tuple[type[nn.Module], list[int], int]] = {
+    "resnet18": (tv_resnet.BasicBlock, [2, 2, 2, 2], 64),
+    "resnet34": (tv_resnet.BasicBlock, [3, 4, 6, 3], 64),
+    "resnet50": (tv_resnet.Bottleneck, [3, 4, 6, 3], 64),
+}
+
+
+def build_backbone(cfg: BackboneConfig, image_size: int) -> nn.Module:
+    """The configured backbone; the small stem is chosen automatically for images <= 64 px."""
+    small = cfg.small_stem if cfg.small_stem is not None else image_size <= SMALL_IMAGE_MAX
+    if cfg.name.startswith("timm:"):
+        return TimmBackbone(cfg.name.removeprefix("timm:"))
+    if cfg.name == "resnet_tiny":
+        if len(cfg.layers) != 4:
+            raise UserError("backbone.layers: needs 4 block counts, e.g. [1, 1, 1, 1]")
+        return ResNet(tv_resnet.BasicBlock, cfg.layers, cfg.width, small)
+    block, layers, width = ARCHS[cfg.name]
+    return ResNet(block, layers, width, small)
+
+
+def backbone_from_arch(arch: dict) -> nn.Module:
+    """Rebuild a backbone from the `arch` record saved beside its weights."""
+    if "timm" in arch:
+        return TimmBackbone(arch["timm"])
+    block = {"BasicBlock": tv_resnet.BasicBlock, "Bottleneck": tv_resnet.Bottleneck}[arch["block"]]
+    return ResNet(block, arch["layers"], arch["width"], arch["small_stem"])
