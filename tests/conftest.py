@@ -42,14 +42,20 @@ def tiny_study(tmp_path: Path, **overrides) -> dict:
         "output_dir": str(tmp_path / "study"),
         "seeds": [0],
         "device": "cpu",
-        "data": {"source": "digits", "image_size": 8,
-                 "split": {"val_per_class": 5, "test_per_class": 10},
-                 "imbalance": {"profile": "exp", "ratio": 0.2, "n": 300}},
+        "data": {
+            "source": "digits",
+            "image_size": 8,
+            "split": {"val_per_class": 5, "test_per_class": 10},
+            "imbalance": {"profile": "exp", "ratio": 0.2, "n": 300},
+        },
         "backbone": {"name": "resnet_tiny", "width": 8},
         "pretrain": {"epochs": 2, "batch_size": 64, "checkpoint_every": 1},
         "methods": [{"name": "supervised"}, {"name": "simclr"}],
-        "evaluation": {"linear": {"train_on": ["balanced"], "l2_grid": [1e-3]},
-                       "knn": {"k": [5]}, "finetune": {"epochs": 1, "batch_size": 64}},
+        "evaluation": {
+            "linear": {"train_on": ["balanced"], "l2_grid": [1e-3]},
+            "knn": {"k": [5]},
+            "finetune": {"epochs": 1, "batch_size": 64},
+        },
         "report": {"tsne_max_points": 60},
     }
     for key, value in overrides.items():

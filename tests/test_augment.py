@@ -14,8 +14,9 @@ from ssl_robustness.data.augment import (
 
 
 def _images(n=6, size=32):
-    return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(0))
+    return torch.randint(
+        0, 256, (n, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_views_have_the_asked_shape_and_are_seeded():
@@ -43,8 +44,14 @@ def test_crop_boxes_stay_inside_and_respect_scale():
 
 def test_flip_only_view_mirrors_exactly():
     x = _images(64, 8)
-    spec = ViewSpec(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.5, jitter_p=0,
-                    grayscale_p=0, blur_p=0)
+    spec = ViewSpec(
+        crop_scale=(1.0, 1.0),
+        crop_ratio=(1.0, 1.0),
+        flip_p=0.5,
+        jitter_p=0,
+        grayscale_p=0,
+        blur_p=0,
+    )
     y = augment(x, spec, torch.Generator().manual_seed(0))
     plain = eval_view(x)
     flipped = [torch.allclose(y[i], plain[i].flip(2), atol=1e-4) for i in range(64)]

@@ -35,7 +35,9 @@ def test_every_shipped_config_parses(path, tmp_path, monkeypatch):
 
 
 def test_out_of_range_ratio_names_key_and_reason():
-    with pytest.raises(UserError, match=r"data\.imbalance\.ratio: must be in \(0, 1\] \(got 2\.0\)"):
+    with pytest.raises(
+        UserError, match=r"data\.imbalance\.ratio: must be in \(0, 1\] \(got 2\.0\)"
+    ):
         validate_config({"data": {"imbalance": {"ratio": 2.0}}})
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torchvision.models.resnet import BasicBlock
 
 from ssl_robustness.config import (
     BYOLConfig,
@@ -18,7 +19,6 @@ from ssl_robustness.engine.loop import fit
 from ssl_robustness.engine.optim import LARS, build_optimizer, warmup_cosine
 from ssl_robustness.methods import build_method
 from ssl_robustness.models.backbones import ResNet
-from torchvision.models.resnet import BasicBlock
 
 CPU = torch.device("cpu")
 
@@ -33,25 +33,41 @@ def digits():
 def _method(cfg, labels, seed=0):
     torch.manual_seed(seed)
     backbone = ResNet(BasicBlock, [1, 1, 1, 1], width=8, small_stem=True)
-    return build_method(cfg, backbone, num_classes=10, class_counts=np.bincount(labels, minlength=10),
-                        train_size=len(labels))
+    return build_method(
+        cfg,
+        backbone,
+        num_classes=10,
+        class_counts=np.bincount(labels, minlength=10),
+        train_size=len(labels),
+    )
 
 
-@pytest.mark.parametrize("cfg, lr", [
-    (SupervisedConfig(), 0.1),
-    (SupervisedConfig(loss="ldam_drw", sampler="class_balanced"), 0.1),
-    (MocoV2Config(proj_dim=16, queue_size=64, temperature=0.2), 0.1),
-    (SimSiamConfig(proj_dim=32), 0.05),
-    (SimCLRConfig(proj_dim=16), 0.1),
-    (BYOLConfig(proj_dim=16, hidden_dim=32), 0.1),
-])
+@pytest.mark.parametrize(
+    "cfg, lr",
+    [
+        (SupervisedConfig(), 0.1),
+        (SupervisedConfig(loss="ldam_drw", sampler="class_balanced"), 0.1),
+        (MocoV2Config(proj_dim=16, queue_size=64, temperature=0.2), 0.1),
+        (SimSiamConfig(proj_dim=32), 0.05),
+        (SimCLRConfig(proj_dim=16), 0.1),
+        (BYOLConfig(proj_dim=16, hidden_dim=32), 0.1),
+    ],
+)
 def test_each_method_trains_and_its_loss_goes_down(digits, tmp_path, cfg, lr):
     images, labels = digits
     method = _method(cfg, labels)
-    batches = ArrayBatches(images, labels, np.arange(len(labels)), 64, CPU,
-                           sampler=getattr(cfg, "sampler", "instance"), num_classes=10)
-    train = TrainConfig(epochs=12, batch_size=64, optimizer=OptimizerConfig(lr=lr),
-                        checkpoint_every=100)
+    batches = ArrayBatches(
+        images,
+        labels,
+        np.arange(len(labels)),
+        64,
+        CPU,
+        sampler=getattr(cfg, "sampler", "instance"),
+        num_classes=10,
+    )
+    train = TrainConfig(
+        epochs=12, batch_size=64, optimizer=OptimizerConfig(lr=lr), checkpoint_every=100
+    )
     result = fit(method, batches, train, tmp_path, seed=0)
     losses = [float(r["loss"]) for r in result.history]
     assert len(losses) == 12
@@ -64,8 +80,13 @@ def test_each_method_trains_and_its_loss_goes_down(digits, tmp_path, cfg, lr):
 def test_resumed_run_reproduces_uninterrupted_weights_exactly(digits, tmp_path):
     images, labels = digits
     cfg = MocoV2Config(proj_dim=16, queue_size=64)
-    train = TrainConfig(epochs=3, batch_size=32, optimizer=OptimizerConfig(lr=0.05),
-                        checkpoint_every=1, warmup_epochs=1)
+    train = TrainConfig(
+        epochs=3,
+        batch_size=32,
+        optimizer=OptimizerConfig(lr=0.05),
+        checkpoint_every=1,
+        warmup_epochs=1,
+    )
 
     def run(directory, on_epoch_end=None):
         method = _method(cfg, labels)
@@ -86,8 +107,9 @@ def test_resumed_run_reproduces_uninterrupted_weights_exactly(digits, tmp_path):
     with pytest.raises(Killed):
         run(tmp_path / "b", kill_after_first)
     resumed = run(tmp_path / "b")
-    for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(),
-                              strict=True):
+    for (k, a), (_, b) in zip(
+        straight.state_dict().items(), resumed.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), k
     rows = (tmp_path / "b" / "epochs.csv").read_text().splitlines()
     assert len(rows) == 4  # header + 3 epochs, none duplicated by the resume
@@ -96,8 +118,9 @@ def test_resumed_run_reproduces_uninterrupted_weights_exactly(digits, tmp_path):
 def test_warmup_cosine_schedule_and_fixed_lr_group():
     w = torch.nn.Parameter(torch.zeros(1))
     v = torch.nn.Parameter(torch.zeros(1))
-    opt = build_optimizer([{"params": [w]}, {"params": [v], "fixed_lr": True}],
-                          OptimizerConfig(lr=1.0), lr=1.0)
+    opt = build_optimizer(
+        [{"params": [w]}, {"params": [v], "fixed_lr": True}], OptimizerConfig(lr=1.0), lr=1.0
+    )
     sched = warmup_cosine(opt, warmup_steps=2, total_steps=6)
     seen = []
     for _ in range(6):

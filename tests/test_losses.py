@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.models.resnet import BasicBlock
 
 from ssl_robustness.config import BYOLConfig, MocoV2Config
-from ssl_robustness.methods.base import collapse_ratio, collapse_std, cosine_momentum, momentum_update
+from ssl_robustness.methods.base import (
+    collapse_ratio,
+    collapse_std,
+    cosine_momentum,
+    momentum_update,
+)
 from ssl_robustness.methods.byol import BYOL, byol_loss
 from ssl_robustness.methods.longtail_losses import (
     LongTailLoss,
@@ -17,7 +23,6 @@ from ssl_robustness.methods.mocov2 import MocoV2, info_nce
 from ssl_robustness.methods.simclr import nt_xent
 from ssl_robustness.methods.simsiam import negative_cosine
 from ssl_robustness.models.backbones import ResNet
-from torchvision.models.resnet import BasicBlock
 
 
 def test_info_nce_against_hand_computation():
@@ -100,7 +105,7 @@ def test_byol_target_receives_no_gradient():
 def test_class_balanced_weights_and_ldam_margins():
     counts = np.array([100, 10])
     beta = 0.99
-    eff = 1 - beta ** counts
+    eff = 1 - beta**counts
     w = (1 - beta) / eff
     expected = w / w.sum() * 2
     assert np.allclose(class_balanced_weights(counts, beta).numpy(), expected)

@@ -81,7 +81,9 @@ def test_power_sweep_matched_total_is_feasible():
 
 
 def test_request_the_data_cannot_meet_is_an_error():
-    with pytest.raises(UserError, match=r"asks for .* images of class 'b' but its training pool has 20"):
+    with pytest.raises(
+        UserError, match=r"asks for .* images of class 'b' but its training pool has 20"
+    ):
         plan_subsets(np.array([100, 20]), ImbalanceConfig(ratio=0.5, n=100), ["a", "b"])
     with pytest.raises(UserError, match="keeps no image"):
         plan_subsets(np.array([100, 100, 100]), ImbalanceConfig(ratio=0.01, n=50))

@@ -14,8 +14,11 @@ def test_class_draw_counts_are_exact():
 def test_epoch_orders_realise_those_counts():
     labels = np.repeat([0, 1, 2], [90, 9, 1])
     rng = np.random.default_rng(0)
-    for kind, expected in (("instance", [90, 9, 1]), ("class_balanced", [34, 33, 33]),
-                           ("sqrt", [70, 22, 8])):
+    for kind, expected in (
+        ("instance", [90, 9, 1]),
+        ("class_balanced", [34, 33, 33]),
+        ("sqrt", [70, 22, 8]),
+    ):
         order = epoch_order(labels, kind, rng, 3)
         assert len(order) == 100
         assert np.bincount(labels[order], minlength=3).tolist() == expected

@@ -75,18 +75,28 @@ def test_csv_with_named_columns_and_class_names(tmp_path):
     root = _list_root(tmp_path)
     (root / "classes.txt").write_text("a\nb\n")
     (root / "train.csv").write_text("file,species\nimg/a/0.jpg,a\nimg/b/1.jpg,b\n")
-    cfg = ListFilesConfig(train=root / "train.csv", path_column="file", label_column="species",
-                          classes=root / "classes.txt")
+    cfg = ListFilesConfig(
+        train=root / "train.csv",
+        path_column="file",
+        label_column="species",
+        classes=root / "classes.txt",
+    )
     lset = load_list(root, cfg)
     assert lset.labels.tolist() == [0, 1] and lset.class_names == ["a", "b"]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("img/a/0.jpg 0\nimg/b/1.jpg 5\n", r"train\.txt:2: label 5 out of range \[0, 2\)"),
-    ("img/a/0.jpg 0\nimg/a/0.jpg 1\n", r"train\.txt:2: duplicate path 'img/a/0.jpg' "
-                                       r"\(first listed at .*train\.txt:1\)"),
-    ("img/a/0.jpg\n", r"train\.txt:1: expected at least 2 fields"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("img/a/0.jpg 0\nimg/b/1.jpg 5\n", r"train\.txt:2: label 5 out of range \[0, 2\)"),
+        (
+            "img/a/0.jpg 0\nimg/a/0.jpg 1\n",
+            r"train\.txt:2: duplicate path 'img/a/0.jpg' "
+            r"\(first listed at .*train\.txt:1\)",
+        ),
+        ("img/a/0.jpg\n", r"train\.txt:1: expected at least 2 fields"),
+    ],
+)
 def test_list_file_errors_name_file_and_line(tmp_path, content, message):
     root = _list_root(tmp_path)
     (root / "classes.txt").write_text("a\nb\n")
@@ -169,3 +179,24 @@ def test_manifest_round_trip(tmp_path):
         {"item": "a/1.png", "label": 0, "class_name": "a", "split": "train", "subset": "exp-r0.1"},
         {"item": "b/2.png", "label": 1, "class_name": "b", "split": "train", "subset": "exp-r0.1"},
     ]
+
+
+def test_npz_arrays_source(tmp_path):
+    from ssl_robustness.data.sources import load_npz
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "subset.npz"
+    np.savez(
+        path,
+        train_images=rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8),
+        train_labels=np.array([0, 1, 2, 0, 1, 2]),
+        test_images=rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8),
+        test_labels=np.array([0, 1, 2]),
+        class_names=np.array(["a", "b", "c"]),
+    )
+    lset = load_npz(path)
+    assert len(lset) == 9 and lset.class_names == ["a", "b", "c"]
+    assert (lset.official_split == "test").sum() == 3
+    np.savez(tmp_path / "bad.npz", train_images=np.zeros((2, 4, 4), np.uint8))
+    with pytest.raises(UserError, match=r"bad\.npz: missing arrays \['train_labels'"):
+        load_npz(tmp_path / "bad.npz")

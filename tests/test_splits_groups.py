@@ -10,8 +10,12 @@ from ssl_robustness.errors import UserError
 
 def _lset(counts, official=None):
     labels = np.repeat(np.arange(len(counts)), counts)
-    return LabelledSet([f"i{i}" for i in range(len(labels))], labels,
-                       [f"c{k}" for k in range(len(counts))], official_split=official)
+    return LabelledSet(
+        [f"i{i}" for i in range(len(labels))],
+        labels,
+        [f"c{k}" for k in range(len(counts))],
+        official_split=official,
+    )
 
 
 def test_carved_val_and_test_are_balanced_and_seeded():
@@ -26,29 +30,46 @@ def test_carved_val_and_test_are_balanced_and_seeded():
 
 def test_official_test_is_kept_and_val_carved_from_train():
     official = np.array(["train"] * 20 + ["test"] * 4, dtype=object)
-    lset = LabelledSet([f"i{i}" for i in range(24)], np.array([0, 1] * 12), ["a", "b"],
-                       official_split=official)
+    lset = LabelledSet(
+        [f"i{i}" for i in range(24)], np.array([0, 1] * 12), ["a", "b"], official_split=official
+    )
     split = make_splits(lset, SplitConfig(val_per_class=2, test_per_class=7))
     assert (split[20:] == "test").all() and (split == "test").sum() == 4
     assert np.bincount(lset.labels[split == "val"]).tolist() == [2, 2]
 
 
 def test_class_too_small_for_the_split_is_an_error():
-    with pytest.raises(UserError, match=r"class 'c1' has 6 training images; .*test_per_class=5 "
-                                        r"\+ val_per_class=2 \+ at least 1"):
+    with pytest.raises(
+        UserError,
+        match=r"class 'c1' has 6 training images; .*test_per_class=5 "
+        r"\+ val_per_class=2 \+ at least 1",
+    ):
         make_splits(_lset([30, 6]), SplitConfig(val_per_class=2, test_per_class=5))
 
 
 def test_oltr_thresholds():
     assert oltr_groups(np.array([500, 101, 100, 20, 19, 1])).tolist() == [
-        "head", "head", "medium", "medium", "tail", "tail"]
+        "head",
+        "head",
+        "medium",
+        "medium",
+        "tail",
+        "tail",
+    ]
 
 
 def test_thirds_split_sorted_classes():
     counts = np.array([5, 50, 10, 40, 30, 20, 1])
     # sorted desc: 50(1) 40(3) 30(4) | 20(5) 10(2) | 5(0) 1(6)
-    assert thirds_groups(counts).tolist() == ["tail", "head", "medium", "head", "head",
-                                              "medium", "tail"]
+    assert thirds_groups(counts).tolist() == [
+        "tail",
+        "head",
+        "medium",
+        "head",
+        "head",
+        "medium",
+        "tail",
+    ]
 
 
 def test_auto_falls_back_to_thirds_when_a_group_is_empty():

@@ -1,3 +1,3 @@
-"""ssl-robustness: does self-supervised learning lose less than supervised learning on long-tailed data?"""
+"""ssl-robustness: does SSL lose less than supervised learning on long-tailed data?"""
 
 __version__ = "0.1.0"

@@ -11,8 +11,13 @@ from .config import StudyConfig, load_config
 from .errors import UserError
 
 CONFIG = click.argument("config", required=False, type=click.Path(path_type=Path))
-OVERRIDES = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                         help="Override a config value, e.g. --set data.image_size=32.")
+OVERRIDES = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set data.image_size=32.",
+)
 
 
 def _load(config: Path | None, overrides: tuple[str, ...]) -> StudyConfig:
@@ -29,8 +34,9 @@ def cli() -> None:
 @cli.command()
 @CONFIG
 @OVERRIDES
-@click.option("--plan", is_flag=True, help="Print the runs, what is cached, and the work; run "
-              "nothing.")
+@click.option(
+    "--plan", is_flag=True, help="Print the runs, what is cached, and the work; run nothing."
+)
 def run(config: Path | None, overrides: tuple[str, ...], plan: bool) -> None:
     """Run a whole study from CONFIG (default: the built-in digits quick start)."""
     from .data.prepare import prepare_data
@@ -40,16 +46,22 @@ def run(config: Path | None, overrides: tuple[str, ...], plan: bool) -> None:
     if plan:
         data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation)
         rows = plan_rows(cfg, data)
-        click.echo(f"{'representation':40s} {'scenario':14s} {'seed':>4s} {'status':8s} "
-                   f"{'image passes':>12s}")
+        click.echo(
+            f"{'representation':40s} {'scenario':14s} {'seed':>4s} {'status':8s} "
+            f"{'image passes':>12s}"
+        )
         for r in rows:
-            click.echo(f"{r['representation']:40s} {r['scenario']:14s} {r['seed']:4d} "
-                       f"{r['status']:8s} {r['image_passes']:12,d}")
+            click.echo(
+                f"{r['representation']:40s} {r['scenario']:14s} {r['seed']:4d} "
+                f"{r['status']:8s} {r['image_passes']:12,d}"
+            )
         todo = [r for r in rows if r["status"] != "done"]
-        click.echo(f"{len(rows)} representations, {len(rows) - len(todo)} cached; "
-                   f"{sum(r['image_passes'] for r in todo):,} image passes to go "
-                   f"(about {sum(r['image_passes'] for r in todo) / 2000 / 60:.1f} min on 2 CPU "
-                   "cores at the tiny backbone's ~2,000 images/s)")
+        click.echo(
+            f"{len(rows)} representations, {len(rows) - len(todo)} cached; "
+            f"{sum(r['image_passes'] for r in todo):,} image passes to go "
+            f"(about {sum(r['image_passes'] for r in todo) / 2000 / 60:.1f} min on 2 CPU "
+            "cores at the tiny backbone's ~2,000 images/s)"
+        )
         return
     result = run_study(cfg, log=click.echo)
     click.echo(f"report: {result.report}")
@@ -78,31 +90,44 @@ def data_stats(config: Path | None, overrides: tuple[str, ...]) -> None:
     cfg = _load(config, overrides)
     d = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation)
     names = [p.name for p in d.plans]
-    header = f"{'class':24s} {'pool':>6s} {'val':>5s} {'test':>5s} " + " ".join(
-        f"{n[:12]:>12s}" for n in names) + "  group"
+    header = (
+        f"{'class':24s} {'pool':>6s} {'val':>5s} {'test':>5s} "
+        + " ".join(f"{n[:12]:>12s}" for n in names)
+        + "  group"
+    )
     click.echo(header)
     pool = __import__("numpy").bincount(d.labels[d.indices("train")], minlength=d.num_classes)
     val = __import__("numpy").bincount(d.labels[d.indices("val")], minlength=d.num_classes)
     test = __import__("numpy").bincount(d.labels[d.indices("test")], minlength=d.num_classes)
     for c, name in enumerate(d.class_names):
-        click.echo(f"{name[:24]:24s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} " + " ".join(
-            f"{int(p.counts[c]):12d}" for p in d.plans) + f"  {d.groups[c]}")
-    click.echo(f"{'total':24s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} " + " ".join(
-        f"{p.size:12d}" for p in d.plans))
+        click.echo(
+            f"{name[:24]:24s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} "
+            + " ".join(f"{int(p.counts[c]):12d}" for p in d.plans)
+            + f"  {d.groups[c]}"
+        )
+    click.echo(
+        f"{'total':24s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} "
+        + " ".join(f"{p.size:12d}" for p in d.plans)
+    )
     for p in d.plans:
         ratio = p.counts.min() / p.counts.max()
         from .data.profiles import gini
 
         click.echo(f"{p.name}: n={p.size}, imbalance ratio {ratio:.4f}, Gini {gini(p.counts):.3f}")
-    click.echo(f"groups: rule '{d.group_rule}' from {d.imbalanced_name}; "
-               f"bad images skipped: {len(d.bad_images)}")
-    fig = class_counts_figure(d.class_names, d.train_counts(), d.groups,
-                              f"{cfg.name}: {d.imbalanced_name}")
+    click.echo(
+        f"groups: rule '{d.group_rule}' from {d.imbalanced_name}; "
+        f"bad images skipped: {len(d.bad_images)}"
+    )
+    fig = class_counts_figure(
+        d.class_names, d.train_counts(), d.groups, f"{cfg.name}: {d.imbalanced_name}"
+    )
     chart = d.directory / "class_counts.png"
     fig.savefig(chart, dpi=110)
     plt.close(fig)
-    click.echo(f"manifests: {d.directory / 'manifests'}\nstats: {d.directory / 'stats.json'}\n"
-               f"chart: {chart}")
+    click.echo(
+        f"manifests: {d.directory / 'manifests'}\nstats: {d.directory / 'stats.json'}\n"
+        f"chart: {chart}"
+    )
 
 
 @cli.command()
@@ -111,10 +136,20 @@ def data_stats(config: Path | None, overrides: tuple[str, ...]) -> None:
 @click.option("--method", required=True, help="Label of a method in the config, e.g. mocov2.")
 @click.option("--subset", default=None, help="Subset name (default: the main imbalanced one).")
 @click.option("--seed", type=int, default=None, help="Seed (default: the config's first).")
-def pretrain(config: Path | None, overrides: tuple[str, ...], method: str, subset: str | None,
-             seed: int | None) -> None:
-    """Train one representation of a study and save its backbone (torchvision key names)."""
+def pretrain(
+    config: Path | None,
+    overrides: tuple[str, ...],
+    method: str,
+    subset: str | None,
+    seed: int | None,
+) -> None:
+    """Train one representation of a study and save its backbone (torchvision key names).
+
+    Launched by torchrun, it trains data-parallel (DDP) across the processes."""
+    from .engine.distributed import init_from_env
+
     cfg = _load(config, overrides)
+    init_from_env()
     spec, data, device = _find_spec(cfg, method, subset, seed)
     from .representations import obtain_representation
 
@@ -126,12 +161,20 @@ def pretrain(config: Path | None, overrides: tuple[str, ...], method: str, subse
 @cli.command()
 @CONFIG
 @OVERRIDES
-@click.option("--method", required=True, help="Representation's method label (or imported name, "
-              "or random-init).")
+@click.option(
+    "--method",
+    required=True,
+    help="Representation's method label (or imported name, or random-init).",
+)
 @click.option("--subset", default=None)
 @click.option("--seed", type=int, default=None)
-def evaluate(config: Path | None, overrides: tuple[str, ...], method: str, subset: str | None,
-             seed: int | None) -> None:
+def evaluate(
+    config: Path | None,
+    overrides: tuple[str, ...],
+    method: str,
+    subset: str | None,
+    seed: int | None,
+) -> None:
     """Run the configured evaluations of one representation (trained first if needed)."""
     cfg = _load(config, overrides)
     spec, data, device = _find_spec(cfg, method, subset, seed)
@@ -139,12 +182,14 @@ def evaluate(config: Path | None, overrides: tuple[str, ...], method: str, subse
     from .representations import obtain_representation
 
     backbone, _ = obtain_representation(spec, cfg, data, device)
-    for ev, result in evaluate_representation(backbone, data, cfg.evaluation,
-                                              spec.directory(cfg.out), spec.seed, device,
-                                              cfg.augmentation):
+    for ev, result in evaluate_representation(
+        backbone, data, cfg.evaluation, spec.directory(cfg.out), spec.seed, device, cfg.augmentation
+    ):
         m = result["metrics"]
-        click.echo(f"{ev.name:20s} top1 {m['top1']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
-                   f"head {m['head']:.4f}  medium {m['medium']:.4f}  tail {m['tail']:.4f}")
+        click.echo(
+            f"{ev.name:20s} top1 {m['top1']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
+            f"head {m['head']:.4f}  medium {m['medium']:.4f}  tail {m['tail']:.4f}"
+        )
 
 
 def _find_spec(cfg: StudyConfig, method: str, subset: str | None, seed: int | None):  # noqa: ANN202
@@ -160,8 +205,10 @@ def _find_spec(cfg: StudyConfig, method: str, subset: str | None, seed: int | No
         if s.method == method and s.seed == seed and s.subset in (want_subset, None):
             return s, data, resolve_device(cfg.device)
     known = sorted({f"{s.method} (subset {s.subset})" for s in specs})
-    raise UserError(f"--method {method} --subset {want_subset} --seed {seed}: no such "
-                    f"representation in the study; known: {known}")
+    raise UserError(
+        f"--method {method} --subset {want_subset} --seed {seed}: no such "
+        f"representation in the study; known: {known}"
+    )
 
 
 @cli.command()
@@ -189,9 +236,14 @@ def checkpoint() -> None:
     """Inspect or convert imported checkpoint files."""
 
 
-FORMAT = click.option("--format", "fmt", default="auto",
-                      type=click.Choice(["auto", "torchvision", "timm", "moco", "simsiam",
-                                         "lightning", "mmselfsup", "vissl"]))
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    type=click.Choice(
+        ["auto", "torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl"]
+    ),
+)
 
 
 @checkpoint.command("inspect")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import UserError
 
-SOURCES_WITH_ROOT = ("folder", "list", "cifar10", "cifar100", "awa2", "agrinet")
+SOURCES_WITH_ROOT = ("folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz")
 
 
 class Strict(BaseModel):
@@ -26,7 +26,7 @@ class Strict(BaseModel):
 
 # ----------------------------------------------------------------------------- data
 class ListFilesConfig(Strict):
-    """Split files: `relative/path label` lines (ImageNet-LT style) or CSV/TSV with named columns."""
+    """Split files: `path label` lines (ImageNet-LT style) or CSV/TSV with named columns."""
 
     train: Path
     val: Path | None = None
@@ -104,7 +104,9 @@ class GroupsConfig(Strict):
 
 
 class DataConfig(Strict):
-    source: Literal["digits", "folder", "list", "cifar10", "cifar100", "awa2", "agrinet"] = "digits"
+    source: Literal["digits", "folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz"] = (
+        "digits"
+    )
     root: Path | None = None
     download: bool = False
     list: ListFilesConfig | None = None
@@ -148,7 +150,7 @@ class TrainConfig(Strict):
 
 
 class BackboneConfig(Strict):
-    """resnet18 / resnet50 (torchvision), resnet_tiny (width/depth-reduced, CPU-sized) or timm:<name>."""
+    """resnet18 / resnet50 (torchvision), resnet_tiny (reduced, CPU-sized) or timm:<name>."""
 
     name: str = "resnet_tiny"
     width: int = Field(16, ge=4)
@@ -201,8 +203,14 @@ class SupervisedConfig(MethodBase):
 
     @property
     def label(self) -> str:
-        extra = [x for x in (self.loss if self.loss != "ce" else "", self.sampler
-                 if self.sampler != "instance" else "") if x]
+        extra = [
+            x
+            for x in (
+                self.loss if self.loss != "ce" else "",
+                self.sampler if self.sampler != "instance" else "",
+            )
+            if x
+        ]
         return "-".join(["supervised", *extra])
 
 
@@ -250,8 +258,9 @@ class ImportedConfig(Strict):
 
     name: str
     path: Path
-    format: Literal["auto", "torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup",
-                    "vissl"] = "auto"
+    format: Literal[
+        "auto", "torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl"
+    ] = "auto"
     arch: str | None = None  # resnet18 / resnet50 / timm:<name>; inferred from the keys if None
 
     @field_validator("path")
@@ -271,7 +280,7 @@ class LinearProbeConfig(Strict):
 
 
 class LinearSGDConfig(Strict):
-    """The literature's augmented-SGD probe (frozen backbone, augmented images); slow, off by default."""
+    """The literature's augmented-SGD probe (frozen backbone, augmented images); slow, off."""
 
     enabled: bool = False
     epochs: int = Field(10, ge=1)
@@ -362,8 +371,10 @@ def builtin_config_text(name: str = "quickstart") -> str:
     return resources.files("ssl_robustness").joinpath(f"configs/{name}.yaml").read_text()
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
-    """Read a YAML study config (None: the built-in quick start), apply `a.b=c` overrides, validate."""
+def load_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> StudyConfig:
+    """Read a YAML study config (None: the built-in quick start), apply overrides, validate."""
     if path is None:
         source, text = "<built-in quickstart>", builtin_config_text()
     else:
@@ -376,9 +387,13 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{source}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise UserError(
+            f"{source}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     if not isinstance(raw, dict):
-        raise UserError(f"{source}: a study config must be a mapping of keys, got {type(raw).__name__}")
+        raise UserError(
+            f"{source}: a study config must be a mapping of keys, got {type(raw).__name__}"
+        )
     for item in overrides:
         apply_override(raw, item)
     return validate_config(raw, source)
@@ -398,7 +413,9 @@ def format_validation_error(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        got = "" if err["type"] in ("extra_forbidden", "missing") else f" (got {err.get('input')!r})"
+        got = (
+            "" if err["type"] in ("extra_forbidden", "missing") else f" (got {err.get('input')!r})"
+        )
         if len(got) > 80:
             got = ""
         lines.append(f"  {'.'.join(loc) or '<root>'}: {msg}{got}")

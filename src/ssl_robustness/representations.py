@@ -39,8 +39,15 @@ class RepresentationSpec:
 
     @property
     def key(self) -> str:
-        return config_hash({"scenario": self.scenario, "method": self.method,
-                            "subset": self.subset, "seed": self.seed, **self.settings})
+        return config_hash(
+            {
+                "scenario": self.scenario,
+                "method": self.method,
+                "subset": self.subset,
+                "seed": self.seed,
+                **self.settings,
+            }
+        )
 
     @property
     def name(self) -> str:
@@ -53,27 +60,59 @@ class RepresentationSpec:
 def expand_representations(cfg: StudyConfig, data: StudyData) -> list[RepresentationSpec]:
     """Every representation of the study: trained methods x subsets x seeds, imported
     checkpoints and random init x seeds."""
-    base = {"data": data_key(cfg.data), "split": cfg.data.split.model_dump(mode="json"),
-            "imbalance": cfg.data.imbalance.model_dump(mode="json"),
-            "image_size": cfg.data.image_size}
+    base = {
+        "data": data_key(cfg.data),
+        "split": cfg.data.split.model_dump(mode="json"),
+        "imbalance": cfg.data.imbalance.model_dump(mode="json"),
+        "image_size": cfg.data.image_size,
+    }
     specs = []
     for seed in cfg.seeds:
         for m in cfg.methods:
             scenario = "SSL-in-domain" if m.name in SSL_METHODS else "SL"
             train = _train_config(cfg, m).model_dump(mode="json")
             for plan in data.plans:
-                specs.append(RepresentationSpec(scenario, m.label, plan.name, seed, {
-                    **base, "method": m.model_dump(mode="json"), "train": train,
-                    "augmentation": cfg.augmentation.model_dump(mode="json"),
-                    "backbone": cfg.backbone.model_dump(mode="json")}))
+                specs.append(
+                    RepresentationSpec(
+                        scenario,
+                        m.label,
+                        plan.name,
+                        seed,
+                        {
+                            **base,
+                            "method": m.model_dump(mode="json"),
+                            "train": train,
+                            "augmentation": cfg.augmentation.model_dump(mode="json"),
+                            "backbone": cfg.backbone.model_dump(mode="json"),
+                        },
+                    )
+                )
         for imp in cfg.imported:
             st = imp.path.stat()
-            specs.append(RepresentationSpec("SSL-ImageNet", imp.name, None, seed, {
-                **base, "imported": imp.model_dump(mode="json"), "size": st.st_size,
-                "mtime": st.st_mtime}))
+            specs.append(
+                RepresentationSpec(
+                    "SSL-ImageNet",
+                    imp.name,
+                    None,
+                    seed,
+                    {
+                        **base,
+                        "imported": imp.model_dump(mode="json"),
+                        "size": st.st_size,
+                        "mtime": st.st_mtime,
+                    },
+                )
+            )
         if cfg.random_init:
-            specs.append(RepresentationSpec("random-init", "random-init", None, seed, {
-                **base, "backbone": cfg.backbone.model_dump(mode="json")}))
+            specs.append(
+                RepresentationSpec(
+                    "random-init",
+                    "random-init",
+                    None,
+                    seed,
+                    {**base, "backbone": cfg.backbone.model_dump(mode="json")},
+                )
+            )
     return specs
 
 
@@ -97,8 +136,9 @@ def representation_status(spec: RepresentationSpec, out: Path) -> str:
     return "todo"
 
 
-def obtain_representation(spec: RepresentationSpec, cfg: StudyConfig, data: StudyData,
-                          device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+def obtain_representation(
+    spec: RepresentationSpec, cfg: StudyConfig, data: StudyData, device: torch.device
+) -> tuple[nn.Module, dict[str, Any]]:
     """The spec's backbone: read back when done, else trained/imported/initialised now."""
     d = spec.directory(cfg.out)
     if (d / DONE_FILE).exists():
@@ -107,13 +147,19 @@ def obtain_representation(spec: RepresentationSpec, cfg: StudyConfig, data: Stud
             imp = ImportedConfig.model_validate(spec.settings["imported"])
             return load_backbone(imp.path, imp.format, imp.arch)[0], info
         backbone = backbone_from_arch(info["arch"])
-        backbone.load_state_dict(torch.load(d / "backbone.pt", map_location="cpu",
-                                            weights_only=True))
+        backbone.load_state_dict(
+            torch.load(d / "backbone.pt", map_location="cpu", weights_only=True)
+        )
         return backbone, info
     d.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    info: dict[str, Any] = {"scenario": spec.scenario, "method": spec.method,
-                            "subset": spec.subset, "seed": spec.seed, "collapsed": False}
+    info: dict[str, Any] = {
+        "scenario": spec.scenario,
+        "method": spec.method,
+        "subset": spec.subset,
+        "seed": spec.seed,
+        "collapsed": False,
+    }
     if spec.scenario == "SSL-ImageNet":
         imp = ImportedConfig.model_validate(spec.settings["imported"])
         backbone, report = load_backbone(imp.path, imp.format, imp.arch)
@@ -130,20 +176,42 @@ def obtain_representation(spec: RepresentationSpec, cfg: StudyConfig, data: Stud
     return backbone, info
 
 
-def _train(spec: RepresentationSpec, cfg: StudyConfig, data: StudyData, backbone: nn.Module,
-           d: Path, device: torch.device) -> dict[str, Any]:
+def _train(
+    spec: RepresentationSpec,
+    cfg: StudyConfig,
+    data: StudyData,
+    backbone: nn.Module,
+    d: Path,
+    device: torch.device,
+) -> dict[str, Any]:
     method_cfg = next(m for m in cfg.methods if m.label == spec.method)
     train = TrainConfig.model_validate(spec.settings["train"])
     idx = data.subsets[spec.subset]  # type: ignore[index]
     counts = np.bincount(data.labels[idx], minlength=data.num_classes)
-    method = build_method(method_cfg, backbone, num_classes=data.num_classes,
-                          class_counts=counts, train_size=len(idx),
-                          augmentation=cfg.augmentation)
+    method = build_method(
+        method_cfg,
+        backbone,
+        num_classes=data.num_classes,
+        class_counts=counts,
+        train_size=len(idx),
+        augmentation=cfg.augmentation,
+    )
     sampler = getattr(method_cfg, "sampler", "instance")
-    batches = ArrayBatches(data.images, data.labels, idx, train.batch_size, device,
-                           sampler=sampler, num_classes=data.num_classes)
+    batches = ArrayBatches(
+        data.images,
+        data.labels,
+        idx,
+        train.batch_size,
+        device,
+        sampler=sampler,
+        num_classes=data.num_classes,
+    )
     result = fit(method, batches, train, d / "train", seed=spec.seed, desc=spec.name)
     last = result.history[-1] if result.history else {}
-    return {"collapsed": result.collapsed, "collapse_ratio": result.final_collapse_ratio,
-            "final_loss": float(last.get("loss", float("nan"))), "epochs": train.epochs,
-            "train_size": len(idx)}
+    return {
+        "collapsed": result.collapsed,
+        "collapse_ratio": result.final_collapse_ratio,
+        "final_loss": float(last.get("loss", float("nan"))),
+        "epochs": train.epochs,
+        "train_size": len(idx),
+    }

@@ -39,8 +39,9 @@ class StudyResult:
 
 def save_study_config(cfg: StudyConfig) -> None:
     cfg.out.mkdir(parents=True, exist_ok=True)
-    write_text(cfg.out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"),
-                                                       sort_keys=False))
+    write_text(
+        cfg.out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    )
     write_json(cfg.out / "environment.json", environment())
 
 
@@ -49,11 +50,16 @@ def environment() -> dict[str, Any]:
     import sklearn
     import torchvision
 
-    return {"ssl_robustness": __version__, "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "scikit_learn": sklearn.__version__,
-            "platform": platform.platform(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "ssl_robustness": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "scikit_learn": sklearn.__version__,
+        "platform": platform.platform(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def plan_rows(cfg: StudyConfig, data: StudyData) -> list[dict[str, Any]]:
@@ -68,10 +74,17 @@ def plan_rows(cfg: StudyConfig, data: StudyData) -> list[dict[str, Any]]:
         if spec.subset is not None:
             views = 1 if spec.scenario == "SL" else 2
             work = views * spec.settings["train"]["epochs"] * len(data.subsets[spec.subset])
-        rows.append({"representation": spec.name, "scenario": spec.scenario,
-                     "subset": spec.subset or "-", "seed": spec.seed,
-                     "status": representation_status(spec, cfg.out), "evaluations": n_evals,
-                     "image_passes": work + ft_work})
+        rows.append(
+            {
+                "representation": spec.name,
+                "scenario": spec.scenario,
+                "subset": spec.subset or "-",
+                "seed": spec.seed,
+                "status": representation_status(spec, cfg.out),
+                "evaluations": n_evals,
+                "image_passes": work + ft_work,
+            }
+        )
     return rows
 
 
@@ -83,8 +96,10 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
     device = resolve_device(cfg.device)
     data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation)
     specs = expand_representations(cfg, data)
-    log(f"study '{cfg.name}': {len(specs)} representations on {device}, "
-        f"subsets {[f'{p.name} (n={p.size})' for p in data.plans]}")
+    log(
+        f"study '{cfg.name}': {len(specs)} representations on {device}, "
+        f"subsets {[f'{p.name} (n={p.size})' for p in data.plans]}"
+    )
     records: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     for i, spec in enumerate(specs, 1):
@@ -95,9 +110,14 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
-            failures.append({"representation": spec.name, "scenario": spec.scenario,
-                             "error": f"{type(exc).__name__}: {exc}",
-                             "traceback": traceback.format_exc(limit=6)})
+            failures.append(
+                {
+                    "representation": spec.name,
+                    "scenario": spec.scenario,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(limit=6),
+                }
+            )
             log(f"    FAILED: {type(exc).__name__}: {exc}")
     tables = build_tables(records, data, failures)
     write_tables(tables, cfg.out / "tables")
@@ -106,13 +126,21 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
     return StudyResult(tables, failures, report)
 
 
-def _run_one(spec: RepresentationSpec, cfg: StudyConfig, data: StudyData,
-             device: torch.device) -> list[dict[str, Any]]:
+def _run_one(
+    spec: RepresentationSpec, cfg: StudyConfig, data: StudyData, device: torch.device
+) -> list[dict[str, Any]]:
     backbone, info = obtain_representation(spec, cfg, data, device)
     out = []
-    for ev, result in evaluate_representation(backbone, data, cfg.evaluation,
-                                              spec.directory(cfg.out), spec.seed, device,
-                                              cfg.augmentation):
-        out.append({"spec": spec, "info": info, "evaluation": ev.name, "result": result,
-                    "directory": ev.directory(spec.directory(cfg.out))})
+    for ev, result in evaluate_representation(
+        backbone, data, cfg.evaluation, spec.directory(cfg.out), spec.seed, device, cfg.augmentation
+    ):
+        out.append(
+            {
+                "spec": spec,
+                "info": info,
+                "evaluation": ev.name,
+                "result": result,
+                "directory": ev.directory(spec.directory(cfg.out)),
+            }
+        )
     return out

@@ -18,9 +18,18 @@ class ArrayBatches:
     device. Under DDP each process takes its own stride of the epoch order.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, indices: np.ndarray,
-                 batch_size: int, device: torch.device, *, sampler: str = "instance",
-                 drop_last: bool = True, num_classes: int | None = None) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        indices: np.ndarray,
+        batch_size: int,
+        device: torch.device,
+        *,
+        sampler: str = "instance",
+        drop_last: bool = True,
+        num_classes: int | None = None,
+    ) -> None:
         self.images, self.labels = images, np.asarray(labels)
         self.indices = np.asarray(indices)
         self.device, self.sampler, self.num_classes = device, sampler, num_classes
@@ -35,13 +44,15 @@ class ArrayBatches:
 
     def epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = epoch_order(self.labels[self.indices], self.sampler, rng, self.num_classes)
-        order = order[rank()::world_size()]
+        order = order[rank() :: world_size()]
         pin = self.device.type == "cuda"
         for b in range(len(self)):
-            sel = np.sort(self.indices[order[b * self.batch_size:(b + 1) * self.batch_size]])
+            sel = np.sort(self.indices[order[b * self.batch_size : (b + 1) * self.batch_size]])
             images = torch.from_numpy(np.ascontiguousarray(self.images[sel]))
             labels = torch.from_numpy(self.labels[sel])
             if pin:
                 images, labels = images.pin_memory(), labels.pin_memory()
-            yield (images.to(self.device, non_blocking=True),
-                   labels.to(self.device, non_blocking=True))
+            yield (
+                images.to(self.device, non_blocking=True),
+                labels.to(self.device, non_blocking=True),
+            )

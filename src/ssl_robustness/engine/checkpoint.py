@@ -26,8 +26,9 @@ def capture_rng(sample_rng: np.random.Generator, aug_gen: torch.Generator) -> di
     return state
 
 
-def restore_rng(state: dict[str, Any], sample_rng: np.random.Generator,
-                aug_gen: torch.Generator) -> None:
+def restore_rng(
+    state: dict[str, Any], sample_rng: np.random.Generator, aug_gen: torch.Generator
+) -> None:
     random.setstate((3, tuple(state["python"]), None))
     keys, pos, has_gauss, cached = state["numpy_global"]
     np.random.set_state(("MT19937", np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
@@ -48,9 +49,11 @@ def save_checkpoint(path: Path, **state: Any) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint written by `save_checkpoint`; only tensors and plain data (weights_only)."""
+    """Load a checkpoint written by `save_checkpoint` (weights_only: tensors and plain data)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means the file cannot be trusted
-        raise UserError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc}); "
-                        "delete it to restart this run") from None
+        raise UserError(
+            f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc}); "
+            "delete it to restart this run"
+        ) from None

@@ -1,4 +1,8 @@
-"""Device choice and mixed precision: AMP and channels_last on GPU, plain fp32 on CPU."""
+"""Device choice, mixed precision and memory format.
+
+AMP on GPU, fp32 elsewhere; channels_last on CPU and GPU (on 2 CPU cores it made a small
+ResNet's forward+backward 1.4-1.6x faster: benchmarks/throughput.py).
+"""
 
 from __future__ import annotations
 
@@ -43,8 +47,19 @@ def make_scaler(device: torch.device) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
 
 
+def channels_last(device: torch.device) -> bool:
+    return device.type in ("cpu", "cuda")
+
+
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     model = model.to(device)
-    if device.type == "cuda":
+    if channels_last(device):
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def to_memory_format(x: torch.Tensor) -> torch.Tensor:
+    """Image batches in the layout `prepare_model` gave the weights."""
+    if channels_last(x.device):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x

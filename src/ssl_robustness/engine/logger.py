@@ -15,8 +15,9 @@ class MetricsLogger:
         self.run_dir = run_dir
         self.steps_file = run_dir / "steps.csv"
         self.epochs_file = run_dir / "epochs.csv"
-        self.epochs: list[dict[str, Any]] = [r for r in _read(self.epochs_file)
-                                             if int(r["epoch"]) < start_epoch]
+        self.epochs: list[dict[str, Any]] = [
+            r for r in _read(self.epochs_file) if int(r["epoch"]) < start_epoch
+        ]
         kept = [r for r in _read(self.steps_file) if int(r["epoch"]) < start_epoch]
         self._steps_header = list(kept[0]) if kept else None
         if kept or self.steps_file.exists():

@@ -45,9 +45,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def fit(method: Method, batches: ArrayBatches, cfg: TrainConfig, run_dir: Path, *, seed: int,
-        lr: float | None = None, on_epoch_end: EpochCallback | None = None,
-        desc: str = "train") -> FitResult:
+def fit(
+    method: Method,
+    batches: ArrayBatches,
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    seed: int,
+    lr: float | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    desc: str = "train",
+) -> FitResult:
     """Train `method` for `cfg.epochs` epochs, resuming from `run_dir/checkpoint.pt` if present.
 
     Checkpoints (model, optimizer, scheduler, scaler, RNG states, epoch) are written every
@@ -77,22 +85,31 @@ def fit(method: Method, batches: ArrayBatches, cfg: TrainConfig, run_dir: Path, 
         start_epoch = int(state["epoch"]) + 1
     step_model: nn.Module = model
     if is_distributed():
+        if device.type == "cuda":  # batch statistics over the global batch
+            nn.SyncBatchNorm.convert_sync_batchnorm(model)
         step_model = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
     logger = MetricsLogger(run_dir, start_epoch) if rank() == 0 else None
     ratio: float | None = None
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         losses, stds, seen, t0 = [], [], 0, time.perf_counter()
-        bar = tqdm(batches.epoch(sample_rng), total=steps_per_epoch, leave=False,
-                   desc=f"{desc} {epoch + 1}/{cfg.epochs}", disable=None)
+        bar = tqdm(
+            batches.epoch(sample_rng),
+            total=steps_per_epoch,
+            leave=False,
+            desc=f"{desc} {epoch + 1}/{cfg.epochs}",
+            disable=None,
+        )
         for i, (images, labels) in enumerate(bar):
             step = epoch * steps_per_epoch + i
             ctx = StepContext(aug_gen, step / total)
             with autocast(device):
                 out: Any = step_model(images, labels, ctx)
             if not torch.isfinite(out.loss):
-                raise TrainingDiverged(f"loss is {out.loss.item()} at epoch {epoch + 1}, step {i}; "
-                                       "lower the learning rate")
+                raise TrainingDiverged(
+                    f"loss is {out.loss.item()} at epoch {epoch + 1}, step {i}; "
+                    "lower the learning rate"
+                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(out.loss).backward()
             if cfg.grad_clip is not None:
@@ -111,11 +128,22 @@ def fit(method: Method, batches: ArrayBatches, cfg: TrainConfig, run_dir: Path, 
             lr_now = optimizer.param_groups[0]["lr"]
             bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr_now:.3g}", img_s=f"{ips:.0f}")
             if logger is not None and (step % cfg.log_every == 0 or i == steps_per_epoch - 1):
-                logger.step({"step": step, "epoch": epoch, "loss": loss, "lr": lr_now,
-                             "images_per_s": ips, **out.logs})
-        row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)),
-                               "lr": optimizer.param_groups[0]["lr"],
-                               "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+                logger.step(
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": loss,
+                        "lr": lr_now,
+                        "images_per_s": ips,
+                        **out.logs,
+                    }
+                )
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)),
+            "lr": optimizer.param_groups[0]["lr"],
+            "images_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+        }
         if stds:
             dim = out.embedding.shape[1]
             ratio = collapse_ratio(float(np.mean(stds)), dim)
@@ -126,9 +154,15 @@ def fit(method: Method, batches: ArrayBatches, cfg: TrainConfig, run_dir: Path, 
             logger.epoch(row)
         last = epoch == cfg.epochs - 1
         if rank() == 0 and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
-            save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
-                            rng=capture_rng(sample_rng, aug_gen), epoch=epoch)
+            save_checkpoint(
+                ckpt_path,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict(),
+                rng=capture_rng(sample_rng, aug_gen),
+                epoch=epoch,
+            )
     history = logger.epochs if logger is not None else []
     if logger is not None:
         logger.close()

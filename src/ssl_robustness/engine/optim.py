@@ -14,10 +14,17 @@ class LARS(torch.optim.Optimizer):
     """SGD with layer-wise trust ratios (You et al. 2017); biases and norms skip adaptation and
     weight decay, as in SimCLR/BYOL."""
 
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 eta: float = 0.001) -> None:
-        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-                                  "eta": eta})
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eta: float = 0.001,
+    ) -> None:
+        super().__init__(
+            params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "eta": eta}
+        )
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ANN001, ANN201
@@ -30,8 +37,11 @@ class LARS(torch.optim.Optimizer):
                 if p.ndim > 1:
                     grad = grad.add(p, alpha=group["weight_decay"])
                     w_norm, g_norm = torch.norm(p), torch.norm(grad)
-                    trust = torch.where((w_norm > 0) & (g_norm > 0),
-                                        group["eta"] * w_norm / g_norm, torch.ones_like(w_norm))
+                    trust = torch.where(
+                        (w_norm > 0) & (g_norm > 0),
+                        group["eta"] * w_norm / g_norm,
+                        torch.ones_like(w_norm),
+                    )
                     grad = grad.mul(trust)
                 state = self.state[p]
                 buf = state.get("momentum_buffer")
@@ -52,14 +62,21 @@ def build_optimizer(groups: list[dict], cfg: OptimizerConfig, lr: float) -> torc
         pg.setdefault("fixed_lr", False)
         param_groups.append(pg)
     if cfg.name == "sgd":
-        return torch.optim.SGD(param_groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            param_groups,
+            lr=lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
     if cfg.name == "lars":
         return LARS(param_groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(param_groups, lr=lr, weight_decay=cfg.weight_decay)
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> LambdaLR:
     """Linear warmup then cosine decay to zero, per step; `fixed_lr` groups stay constant."""
 
     def factor(step: int) -> float:

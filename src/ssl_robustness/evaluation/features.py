@@ -10,28 +10,37 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..data.augment import eval_view
-from ..engine.device import autocast
+from ..engine.device import autocast, prepare_model
 
 
 @torch.no_grad()
-def extract_features(backbone: nn.Module, images: np.ndarray, indices: np.ndarray,
-                     device: torch.device, batch_size: int = 512) -> np.ndarray:
-    backbone.eval().to(device)
+def extract_features(
+    backbone: nn.Module,
+    images: np.ndarray,
+    indices: np.ndarray,
+    device: torch.device,
+    batch_size: int = 512,
+) -> np.ndarray:
+    backbone = prepare_model(backbone.eval(), device)
     out = []
     for start in range(0, len(indices), batch_size):
-        sel = np.asarray(indices[start:start + batch_size])
+        sel = np.asarray(indices[start : start + batch_size])
         x = torch.from_numpy(np.ascontiguousarray(images[sel])).to(device)
         x = eval_view(x)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device):
             out.append(backbone(x).float().cpu())
     dim = getattr(backbone, "feature_dim", 0)
     return torch.cat(out).numpy() if out else np.zeros((0, dim), np.float32)
 
 
-def cached_features(cache_dir: Path, name: str, backbone: nn.Module, images: np.ndarray,
-                    indices: np.ndarray, device: torch.device) -> np.ndarray:
+def cached_features(
+    cache_dir: Path,
+    name: str,
+    backbone: nn.Module,
+    images: np.ndarray,
+    indices: np.ndarray,
+    device: torch.device,
+) -> np.ndarray:
     """Features of `indices`, from `cache_dir/name.npy` when present (float32)."""
     path = cache_dir / f"{name}.npy"
     index_path = cache_dir / f"{name}.index.npy"

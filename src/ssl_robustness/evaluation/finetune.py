@@ -25,8 +25,9 @@ from .features import extract_features
 from .metrics import per_class_accuracy
 
 
-def predict_scores(model: Supervised, data: StudyData, indices: np.ndarray,
-                   device: torch.device) -> np.ndarray:
+def predict_scores(
+    model: Supervised, data: StudyData, indices: np.ndarray, device: torch.device
+) -> np.ndarray:
     head = _LogitsModule(model)
     return extract_features(head, data.images, indices, device)
 
@@ -41,16 +42,35 @@ class _LogitsModule(nn.Module):
         return self.model.logits(x)
 
 
-def train_classifier(backbone: nn.Module, data: StudyData, train_idx: np.ndarray,
-                     run_dir: Path, *, epochs: int, batch_size: int, lr: float,
-                     weight_decay: float, backbone_lr_mult: float, loss: str, sampler: str,
-                     freeze_backbone: bool, seed: int, device: torch.device,
-                     view: ViewSpec = SUPERVISED_VIEW) -> np.ndarray:
+def train_classifier(
+    backbone: nn.Module,
+    data: StudyData,
+    train_idx: np.ndarray,
+    run_dir: Path,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    backbone_lr_mult: float,
+    loss: str,
+    sampler: str,
+    freeze_backbone: bool,
+    seed: int,
+    device: torch.device,
+    view: ViewSpec = SUPERVISED_VIEW,
+) -> np.ndarray:
     """Train backbone + linear head on `train_idx`; return test-set scores of the best-on-val
     epoch."""
     counts = np.bincount(data.labels[train_idx], minlength=data.num_classes)
-    model = Supervised(copy.deepcopy(backbone), data.num_classes, LongTailLoss(loss, counts),
-                       view=view, backbone_lr_mult=backbone_lr_mult, freeze_backbone=freeze_backbone)
+    model = Supervised(
+        copy.deepcopy(backbone),
+        data.num_classes,
+        LongTailLoss(loss, counts),
+        view=view,
+        backbone_lr_mult=backbone_lr_mult,
+        freeze_backbone=freeze_backbone,
+    )
     val_idx = data.indices("val")
     best_file, best_meta = run_dir / "best.pt", run_dir / "best.json"
 
@@ -59,8 +79,7 @@ def train_classifier(backbone: nn.Module, data: StudyData, train_idx: np.ndarray
             save_torch(best_file, m.state_dict())
             return {}
         preds = predict_scores(m, data, val_idx, device).argmax(1)  # type: ignore[arg-type]
-        score = float(np.nanmean(per_class_accuracy(data.labels[val_idx], preds,
-                                                    data.num_classes)))
+        score = float(np.nanmean(per_class_accuracy(data.labels[val_idx], preds, data.num_classes)))
         best = read_json(best_meta)["val_balanced_accuracy"] if best_meta.exists() else -1.0
         if score > best:
             save_torch(best_file, m.state_dict())
@@ -68,11 +87,22 @@ def train_classifier(backbone: nn.Module, data: StudyData, train_idx: np.ndarray
         m.train()
         return {"val_balanced_accuracy": score}
 
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, checkpoint_every=1,
-                      optimizer=OptimizerConfig(name="sgd", lr=lr, weight_decay=weight_decay))
-    batches = ArrayBatches(data.images, data.labels, train_idx, batch_size, device,
-                           sampler=sampler, drop_last=len(train_idx) > batch_size,
-                           num_classes=data.num_classes)
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        checkpoint_every=1,
+        optimizer=OptimizerConfig(name="sgd", lr=lr, weight_decay=weight_decay),
+    )
+    batches = ArrayBatches(
+        data.images,
+        data.labels,
+        train_idx,
+        batch_size,
+        device,
+        sampler=sampler,
+        drop_last=len(train_idx) > batch_size,
+        num_classes=data.num_classes,
+    )
     fit(model, batches, cfg, run_dir, seed=seed, on_epoch_end=select, desc="finetune")
     model.load_state_dict(torch.load(best_file, map_location="cpu", weights_only=True))
     return predict_scores(model, data, data.indices("test"), device)

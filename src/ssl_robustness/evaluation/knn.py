@@ -8,8 +8,15 @@ import torch.nn.functional as F
 
 
 @torch.no_grad()
-def knn_scores(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, k: int,
-               temperature: float, num_classes: int, chunk: int = 1024) -> np.ndarray:
+def knn_scores(
+    train: np.ndarray,
+    train_labels: np.ndarray,
+    test: np.ndarray,
+    k: int,
+    temperature: float,
+    num_classes: int,
+    chunk: int = 1024,
+) -> np.ndarray:
     """Class scores (N_test, C): the sum of exp(cos / T) over each test point's k neighbours."""
     tr = F.normalize(torch.from_numpy(np.asarray(train, np.float32)), dim=1)
     te = F.normalize(torch.from_numpy(np.asarray(test, np.float32)), dim=1)
@@ -17,7 +24,7 @@ def knn_scores(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, k:
     k = min(k, len(tr))
     out = []
     for start in range(0, len(te), chunk):
-        sims, idx = (te[start:start + chunk] @ tr.t()).topk(k, dim=1)
+        sims, idx = (te[start : start + chunk] @ tr.t()).topk(k, dim=1)
         weights = (sims / temperature).exp()
         scores = torch.zeros(len(sims), num_classes)
         scores.scatter_add_(1, labels[idx], weights)

@@ -31,9 +31,16 @@ class LinearModel:
         return (z @ self.weight.t() + self.bias).float().cpu().numpy()
 
 
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, *,
-                 max_iter: int = 300, init: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 tol: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_logistic(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    l2: float,
+    *,
+    max_iter: int = 300,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    tol: float = 1e-4,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise mean CE + l2/2 ||W||^2 on (already standardised) x; returns (W, b)."""
     d = x.shape[1]
     if init is None:
@@ -43,9 +50,16 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, 
         w, b = init[0].clone(), init[1].clone()
     w.requires_grad_(True)
     b.requires_grad_(True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20,
-                            tolerance_grad=tol * 1e-2, tolerance_change=1e-12,
-                            line_search_fn="strong_wolfe")
+    # stop like scikit-learn's lbfgs: max |gradient| <= tol on the same (mean-scaled) objective
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=tol,
+        tolerance_change=1e-9,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -57,9 +71,17 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, 
     return w.detach(), b.detach()
 
 
-def linear_probe(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-                 num_classes: int, l2_grid: list[float], *, max_iter: int = 300,
-                 device: torch.device | str = "cpu") -> tuple[LinearModel, list[dict]]:
+def linear_probe(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    num_classes: int,
+    l2_grid: list[float],
+    *,
+    max_iter: int = 300,
+    device: torch.device | str = "cpu",
+) -> tuple[LinearModel, list[dict]]:
     """Fit one model per L2 strength, keep the one with the best validation balanced accuracy
     (ties: stronger regularisation). Returns the model and the validation curve."""
     dev = torch.device(device)

@@ -35,8 +35,9 @@ def group_accuracy(per_class: np.ndarray, groups: np.ndarray) -> dict[str, float
     return out
 
 
-def classification_metrics(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray
-                           ) -> dict[str, float]:
+def classification_metrics(
+    labels: np.ndarray, scores: np.ndarray, groups: np.ndarray
+) -> dict[str, float]:
     """top-1, top-5, balanced accuracy, macro-F1 and head/medium/tail accuracy."""
     labels = np.asarray(labels)
     num_classes = scores.shape[1]
@@ -47,8 +48,9 @@ def classification_metrics(labels: np.ndarray, scores: np.ndarray, groups: np.nd
         "top1": float((preds == labels).mean()),
         "top5": topk_accuracy(labels, scores, 5),
         "balanced_accuracy": float(np.nanmean(pc)),
-        "macro_f1": float(f1_score(labels, preds, labels=present, average="macro",
-                                   zero_division=0)),
+        "macro_f1": float(
+            f1_score(labels, preds, labels=present, average="macro", zero_division=0)
+        ),
         **group_accuracy(pc, groups),
     }
 

@@ -31,36 +31,70 @@ class EvaluationSpec:
         return rep_dir / "eval" / f"{self.name}-{config_hash(self.settings, 8)}"
 
 
-def evaluation_specs(cfg: EvaluationConfig, augmentation: AugmentationConfig | None = None
-                     ) -> list[EvaluationSpec]:
+def evaluation_specs(
+    cfg: EvaluationConfig, augmentation: AugmentationConfig | None = None
+) -> list[EvaluationSpec]:
     aug = augmentation.model_dump() if augmentation is not None else None
     specs = []
     if cfg.linear.enabled:
         for on in dict.fromkeys(cfg.linear.train_on):
-            specs.append(EvaluationSpec(f"linear-{on}", "linear", {
-                "train_on": on, "l2_grid": cfg.linear.l2_grid, "max_iter": cfg.linear.max_iter,
-                "probe_per_class": cfg.probe_per_class}))
+            specs.append(
+                EvaluationSpec(
+                    f"linear-{on}",
+                    "linear",
+                    {
+                        "train_on": on,
+                        "l2_grid": cfg.linear.l2_grid,
+                        "max_iter": cfg.linear.max_iter,
+                        "probe_per_class": cfg.probe_per_class,
+                    },
+                )
+            )
     if cfg.knn.enabled:
         for k in dict.fromkeys(cfg.knn.k):
-            specs.append(EvaluationSpec(f"knn-k{k}", "knn", {
-                "k": k, "temperature": cfg.knn.temperature, "probe_per_class": cfg.probe_per_class}))
+            specs.append(
+                EvaluationSpec(
+                    f"knn-k{k}",
+                    "knn",
+                    {
+                        "k": k,
+                        "temperature": cfg.knn.temperature,
+                        "probe_per_class": cfg.probe_per_class,
+                    },
+                )
+            )
     if cfg.finetune.enabled:
-        specs.append(EvaluationSpec("finetune", "finetune",
-                                    {**cfg.finetune.model_dump(), "augmentation": aug}))
+        specs.append(
+            EvaluationSpec(
+                "finetune", "finetune", {**cfg.finetune.model_dump(), "augmentation": aug}
+            )
+        )
     if cfg.linear_sgd.enabled:
-        specs.append(EvaluationSpec("linear-sgd", "linear_sgd",
-                                    {**cfg.linear_sgd.model_dump(), "augmentation": aug}))
+        specs.append(
+            EvaluationSpec(
+                "linear-sgd", "linear_sgd", {**cfg.linear_sgd.model_dump(), "augmentation": aug}
+            )
+        )
     return specs
 
 
-def evaluate_representation(backbone: nn.Module, data: StudyData, cfg: EvaluationConfig,
-                            rep_dir: Path, seed: int, device: torch.device,
-                            augmentation: AugmentationConfig | None = None,
-                            ) -> Iterator[tuple[EvaluationSpec, dict[str, Any]]]:
+def evaluate_representation(
+    backbone: nn.Module,
+    data: StudyData,
+    cfg: EvaluationConfig,
+    rep_dir: Path,
+    seed: int,
+    device: torch.device,
+    augmentation: AugmentationConfig | None = None,
+) -> Iterator[tuple[EvaluationSpec, dict[str, Any]]]:
     """Yield (spec, result) for every evaluation; finished ones are read back, not rerun."""
     feats_dir = rep_dir / "features"
-    sets = {"probe-balanced": data.probe_balanced, "imbalanced": data.subsets[data.imbalanced_name],
-            "val": data.indices("val"), "test": data.indices("test")}
+    sets = {
+        "probe-balanced": data.probe_balanced,
+        "imbalanced": data.subsets[data.imbalanced_name],
+        "val": data.indices("val"),
+        "test": data.indices("test"),
+    }
 
     def features(name: str) -> np.ndarray:
         return cached_features(feats_dir, name, backbone, data.images, sets[name], device)
@@ -78,24 +112,50 @@ def evaluate_representation(backbone: nn.Module, data: StudyData, cfg: Evaluatio
         extra: dict[str, Any] = {"evaluation": spec.name, "settings": s}
         if spec.kind == "linear":
             train = "probe-balanced" if s["train_on"] == "balanced" else "imbalanced"
-            model, curve = linear_probe(features(train), data.labels[sets[train]], features("val"),
-                                        data.labels[sets["val"]], data.num_classes,
-                                        s["l2_grid"], max_iter=s["max_iter"], device=device)
+            model, curve = linear_probe(
+                features(train),
+                data.labels[sets[train]],
+                features("val"),
+                data.labels[sets["val"]],
+                data.num_classes,
+                s["l2_grid"],
+                max_iter=s["max_iter"],
+                device=device,
+            )
             scores = model.scores(features("test"))
             extra.update(l2=model.l2, val_curve=curve, train_size=len(sets[train]))
         elif spec.kind == "knn":
-            scores = knn_scores(features("probe-balanced"), data.labels[sets["probe-balanced"]],
-                                features("test"), s["k"], s["temperature"], data.num_classes)
+            scores = knn_scores(
+                features("probe-balanced"),
+                data.labels[sets["probe-balanced"]],
+                features("test"),
+                s["k"],
+                s["temperature"],
+                data.num_classes,
+            )
             extra.update(train_size=len(sets["probe-balanced"]))
         else:
             frozen = spec.kind == "linear_sgd"
             train_idx = sets["probe-balanced"] if frozen else sets["imbalanced"]
             scores = train_classifier(
-                backbone, data, train_idx, out, epochs=s["epochs"], batch_size=s["batch_size"],
-                lr=s["lr"], weight_decay=s.get("weight_decay", 0.0),
-                backbone_lr_mult=s.get("backbone_lr_mult", 0.0), loss=s.get("loss", "ce"),
-                sampler=s.get("sampler", "instance"), freeze_backbone=frozen, seed=seed,
-                device=device, view=view)
-            extra.update(train_size=len(train_idx), selected=read_json(out / "best.json")
-                         if (out / "best.json").exists() else None)
+                backbone,
+                data,
+                train_idx,
+                out,
+                epochs=s["epochs"],
+                batch_size=s["batch_size"],
+                lr=s["lr"],
+                weight_decay=s.get("weight_decay", 0.0),
+                backbone_lr_mult=s.get("backbone_lr_mult", 0.0),
+                loss=s.get("loss", "ce"),
+                sampler=s.get("sampler", "instance"),
+                freeze_backbone=frozen,
+                seed=seed,
+                device=device,
+                view=view,
+            )
+            extra.update(
+                train_size=len(train_idx),
+                selected=read_json(out / "best.json") if (out / "best.json").exists() else None,
+            )
         yield spec, write_evaluation(out, data, test_idx, scores, extra)

@@ -37,12 +37,21 @@ def method_views(cfg, aug: AugmentationConfig | None) -> tuple[ViewSpec, ViewSpe
     views = DEFAULT_VIEWS[type(cfg)]
     if aug is None:
         return views
-    return (adjust_view(views[0], aug.crop_min_scale, aug.flip, aug.color),
-            adjust_view(views[1], aug.crop_min_scale, aug.flip, aug.color))
+    return (
+        adjust_view(views[0], aug.crop_min_scale, aug.flip, aug.color),
+        adjust_view(views[1], aug.crop_min_scale, aug.flip, aug.color),
+    )
 
 
-def build_method(cfg, backbone: nn.Module, *, num_classes: int, class_counts: np.ndarray,
-                 train_size: int, augmentation: AugmentationConfig | None = None) -> Method:
+def build_method(
+    cfg,
+    backbone: nn.Module,
+    *,
+    num_classes: int,
+    class_counts: np.ndarray,
+    train_size: int,
+    augmentation: AugmentationConfig | None = None,
+) -> Method:
     """The method a config names, around `backbone`."""
     from .byol import BYOL
     from .mocov2 import MocoV2

@@ -21,8 +21,9 @@ def byol_loss(p: torch.Tensor, z_target: torch.Tensor) -> torch.Tensor:
 class BYOL(Method):
     name = "byol"
 
-    def __init__(self, backbone: nn.Module, cfg: BYOLConfig,
-                 views: tuple[ViewSpec, ViewSpec] = BYOL_VIEWS) -> None:
+    def __init__(
+        self, backbone: nn.Module, cfg: BYOLConfig, views: tuple[ViewSpec, ViewSpec] = BYOL_VIEWS
+    ) -> None:
         super().__init__()
         self.views = views
         dim = backbone.feature_dim  # type: ignore[attr-defined]

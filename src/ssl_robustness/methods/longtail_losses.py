@@ -29,16 +29,26 @@ def ldam_margins(counts: np.ndarray, max_margin: float = 0.5) -> torch.Tensor:
 class LongTailLoss(nn.Module):
     """ce | cb (class-balanced CE) | balanced_softmax | logit_adjusted | ldam_drw."""
 
-    def __init__(self, kind: str, counts: np.ndarray, *, beta: float = 0.9999, tau: float = 1.0,
-                 max_margin: float = 0.5, scale: float = 30.0, drw_start: float = 0.8) -> None:
+    def __init__(
+        self,
+        kind: str,
+        counts: np.ndarray,
+        *,
+        beta: float = 0.9999,
+        tau: float = 1.0,
+        max_margin: float = 0.5,
+        scale: float = 30.0,
+        drw_start: float = 0.8,
+    ) -> None:
         super().__init__()
         self.kind, self.tau, self.scale, self.drw_start = kind, tau, scale, drw_start
         self.register_buffer("cb_weights", class_balanced_weights(counts, beta))
         self.register_buffer("log_prior", log_prior(counts))
         self.register_buffer("margins", ldam_margins(counts, max_margin))
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor, progress: float = 0.0
-                ) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, progress: float = 0.0
+    ) -> torch.Tensor:
         logits = logits.float()
         if self.kind == "ce":
             return F.cross_entropy(logits, labels)

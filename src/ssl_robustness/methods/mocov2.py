@@ -13,8 +13,9 @@ from ..models.heads import mlp
 from .base import Method, StepContext, StepOutput, frozen_copy, momentum_update
 
 
-def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
-             ) -> torch.Tensor:
+def info_nce(
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Cross-entropy of picking the positive key k among it and the queue's negatives.
 
     q, k: (B, D) l2-normalised; queue: (D, K) l2-normalised, no gradient.
@@ -31,8 +32,13 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature:
 class MocoV2(Method):
     name = "mocov2"
 
-    def __init__(self, backbone: nn.Module, cfg: MocoV2Config, train_size: int,
-                 views: tuple[ViewSpec, ViewSpec] = (MOCOV2_VIEW, MOCOV2_VIEW)) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        cfg: MocoV2Config,
+        train_size: int,
+        views: tuple[ViewSpec, ViewSpec] = (MOCOV2_VIEW, MOCOV2_VIEW),
+    ) -> None:
         super().__init__()
         self.views = views
         dim = backbone.feature_dim  # type: ignore[attr-defined]
@@ -40,7 +46,11 @@ class MocoV2(Method):
         self.projector = mlp(dim, cfg.hidden_dim or dim, cfg.proj_dim, bn_hidden=cfg.projector_bn)
         self.backbone_k = frozen_copy(backbone)
         self.projector_k = frozen_copy(self.projector)
-        self.temperature, self.momentum, self.symmetric = cfg.temperature, cfg.momentum, cfg.symmetric
+        self.temperature, self.momentum, self.symmetric = (
+            cfg.temperature,
+            cfg.momentum,
+            cfg.symmetric,
+        )
         # a queue longer than half the data would hold the current images' own older keys
         size = max(1, min(cfg.queue_size, train_size // 2))
         self.register_buffer("queue", F.normalize(torch.randn(cfg.proj_dim, size), dim=0))

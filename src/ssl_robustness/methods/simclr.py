@@ -31,8 +31,12 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 class SimCLR(Method):
     name = "simclr"
 
-    def __init__(self, backbone: nn.Module, cfg: SimCLRConfig,
-                 views: tuple[ViewSpec, ViewSpec] = (SIMCLR_VIEW, SIMCLR_VIEW)) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        cfg: SimCLRConfig,
+        views: tuple[ViewSpec, ViewSpec] = (SIMCLR_VIEW, SIMCLR_VIEW),
+    ) -> None:
         super().__init__()
         self.views = views
         dim = backbone.feature_dim  # type: ignore[attr-defined]

@@ -20,8 +20,12 @@ def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 class SimSiam(Method):
     name = "simsiam"
 
-    def __init__(self, backbone: nn.Module, cfg: SimSiamConfig,
-                 views: tuple[ViewSpec, ViewSpec] = (MOCOV2_VIEW, MOCOV2_VIEW)) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        cfg: SimSiamConfig,
+        views: tuple[ViewSpec, ViewSpec] = (MOCOV2_VIEW, MOCOV2_VIEW),
+    ) -> None:
         super().__init__()
         self.views = views
         dim = backbone.feature_dim  # type: ignore[attr-defined]

@@ -27,25 +27,46 @@ class NormedLinear(nn.Module):
 class Supervised(Method):
     name = "supervised"
 
-    def __init__(self, backbone: nn.Module, num_classes: int, loss: LongTailLoss,
-                 view: ViewSpec = SUPERVISED_VIEW, backbone_lr_mult: float = 1.0,
-                 freeze_backbone: bool = False) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        loss: LongTailLoss,
+        view: ViewSpec = SUPERVISED_VIEW,
+        backbone_lr_mult: float = 1.0,
+        freeze_backbone: bool = False,
+    ) -> None:
         super().__init__()
         self.backbone, self.loss_fn, self.view = backbone, loss, view
         dim = backbone.feature_dim  # type: ignore[attr-defined]
-        self.head = NormedLinear(dim, num_classes) if loss.kind == "ldam_drw" else nn.Linear(
-            dim, num_classes)
+        self.head = (
+            NormedLinear(dim, num_classes)
+            if loss.kind == "ldam_drw"
+            else nn.Linear(dim, num_classes)
+        )
         self.backbone_lr_mult, self.freeze_backbone = backbone_lr_mult, freeze_backbone
         if freeze_backbone:
             for p in backbone.parameters():
                 p.requires_grad_(False)
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, cfg: SupervisedConfig, num_classes: int,
-                    counts: np.ndarray, view: ViewSpec = SUPERVISED_VIEW) -> Supervised:
-        loss = LongTailLoss(cfg.loss, counts, beta=cfg.cb_beta, tau=cfg.tau,
-                            max_margin=cfg.ldam_max_margin, scale=cfg.ldam_scale,
-                            drw_start=cfg.drw_start)
+    def from_config(
+        cls,
+        backbone: nn.Module,
+        cfg: SupervisedConfig,
+        num_classes: int,
+        counts: np.ndarray,
+        view: ViewSpec = SUPERVISED_VIEW,
+    ) -> Supervised:
+        loss = LongTailLoss(
+            cfg.loss,
+            counts,
+            beta=cfg.cb_beta,
+            tau=cfg.tau,
+            max_margin=cfg.ldam_max_margin,
+            scale=cfg.ldam_scale,
+            drw_start=cfg.drw_start,
+        )
         return cls(backbone, num_classes, loss, view)
 
     def train(self, mode: bool = True) -> Supervised:
@@ -59,8 +80,6 @@ class Supervised(Method):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         x = augment(images, self.view, ctx.generator)
-        if x.is_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
         logits = self.logits(x)
         loss = self.loss_fn(logits, labels, ctx.progress)
         acc = (logits.argmax(1) == labels).float().mean().item()
@@ -69,6 +88,7 @@ class Supervised(Method):
     def param_groups(self) -> list[dict]:
         groups = [{"params": list(self.head.parameters())}]
         if not self.freeze_backbone:
-            groups.append({"params": list(self.backbone.parameters()),
-                           "lr_mult": self.backbone_lr_mult})
+            groups.append(
+                {"params": list(self.backbone.parameters()), "lr_mult": self.backbone_lr_mult}
+            )
         return groups

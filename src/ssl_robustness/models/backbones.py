@@ -20,8 +20,9 @@ class ResNet(tv_resnet.ResNet):
     """torchvision's ResNet with a configurable base width and an optional small-image stem
     (3x3 stride-1 conv, no max-pool), and no classifier: `forward` returns pooled features."""
 
-    def __init__(self, block: type[nn.Module], layers: list[int], width: int = 64,
-                 small_stem: bool = False) -> None:
+    def __init__(
+        self, block: type[nn.Module], layers: list[int], width: int = 64, small_stem: bool = False
+    ) -> None:
         nn.Module.__init__(self)
         self._norm_layer = nn.BatchNorm2d
         self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
@@ -40,8 +41,12 @@ class ResNet(tv_resnet.ResNet):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Identity()
         self.feature_dim = width * 8 * block.expansion  # type: ignore[attr-defined]
-        self.arch = {"block": block.__name__, "layers": list(layers), "width": width,
-                     "small_stem": small_stem}
+        self.arch = {
+            "block": block.__name__,
+            "layers": list(layers),
+            "width": width,
+            "small_stem": small_stem,
+        }
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -58,8 +63,9 @@ class TimmBackbone(nn.Module):
         try:
             import timm
         except ImportError:
-            raise UserError(f"backbone 'timm:{name}' needs timm: pip install "
-                            "'ssl-robustness[timm]'") from None
+            raise UserError(
+                f"backbone 'timm:{name}' needs timm: pip install 'ssl-robustness[timm]'"
+            ) from None
         self.model = timm.create_model(name, pretrained=False, num_classes=0)
         self.feature_dim = int(self.model.num_features)
         self.arch = {"timm": name}

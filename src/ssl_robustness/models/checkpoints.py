@@ -21,12 +21,25 @@ from ..errors import UserError
 from .backbones import ResNet, TimmBackbone
 
 FORMATS = ("torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl")
-FORMAT_PREFIX = {"moco": "encoder_q.", "simsiam": "encoder.", "lightning": "backbone.",
-                 "mmselfsup": "backbone.", "vissl": "_feature_blocks.", "torchvision": "",
-                 "timm": ""}
+FORMAT_PREFIX = {
+    "moco": "encoder_q.",
+    "simsiam": "encoder.",
+    "lightning": "backbone.",
+    "mmselfsup": "backbone.",
+    "vissl": "_feature_blocks.",
+    "torchvision": "",
+    "timm": "",
+}
 HEAD_PREFIXES = ("fc.", "head.", "classifier.")
 # an nn.Sequential of torchvision ResNet children (lightly's usual backbone)
-_CHILD_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
+_CHILD_NAMES = {
+    "0": "conv1",
+    "1": "bn1",
+    "4": "layer1",
+    "5": "layer2",
+    "6": "layer3",
+    "7": "layer4",
+}
 
 
 @dataclass
@@ -41,13 +54,15 @@ class ImportReport:
         groups = Counter(k.split(".")[0] for k in self.dropped)
         dropped = ", ".join(f"{k}.* ({n})" for k, n in sorted(groups.items())) or "none"
         n = sum(v.numel() for v in self.state_dict.values())
-        return "\n".join([
-            f"file:      {self.path}",
-            f"format:    {self.format}",
-            f"arch:      {self.arch}",
-            f"backbone:  {len(self.state_dict)} tensors, {n:,} values (torchvision key names)",
-            f"dropped:   {dropped}",
-        ])
+        return "\n".join(
+            [
+                f"file:      {self.path}",
+                f"format:    {self.format}",
+                f"arch:      {self.arch}",
+                f"backbone:  {len(self.state_dict)} tensors, {n:,} values (torchvision key names)",
+                f"dropped:   {dropped}",
+            ]
+        )
 
 
 def read_checkpoint(path: Path) -> Any:
@@ -58,12 +73,15 @@ def read_checkpoint(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise UserError(f"{path}: refused: the file holds Python objects beyond tensors and plain "
-                        f"data, which could run code when loaded (weights_only=True). If you "
-                        f"trust it, re-save just its state_dict. Detail: {str(exc)[:200]}") from None
+        raise UserError(
+            f"{path}: refused: the file holds Python objects beyond tensors and plain "
+            f"data, which could run code when loaded (weights_only=True). If you "
+            f"trust it, re-save just its state_dict. Detail: {str(exc)[:200]}"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read checkpoint (truncated or not a PyTorch file): "
-                        f"{str(exc)[:200]}") from None
+        raise UserError(
+            f"{path}: cannot read checkpoint (truncated or not a PyTorch file): {str(exc)[:200]}"
+        ) from None
 
 
 def _tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:
@@ -86,8 +104,9 @@ def detect_format(obj: Any) -> tuple[str, dict[str, torch.Tensor]]:
             sd = sd or _tensor_dict(obj.get(key))
     sd = sd or _tensor_dict(obj)
     if sd is None:
-        raise UserError("no state dict of tensors found (looked at state_dict, model and the top "
-                        "level)")
+        raise UserError(
+            "no state dict of tensors found (looked at state_dict, model and the top level)"
+        )
     sd = {k.removeprefix("module."): v for k, v in sd.items()}
     keys = list(sd)
     if any(k.startswith("encoder_q.") for k in keys):
@@ -95,16 +114,18 @@ def detect_format(obj: Any) -> tuple[str, dict[str, torch.Tensor]]:
     if any(k.startswith("encoder.") for k in keys):
         return "simsiam", sd
     if any(k.startswith("backbone.") for k in keys):
-        lightning = isinstance(obj, dict) and ("pytorch-lightning_version" in obj
-                                               or "global_step" in obj)
+        lightning = isinstance(obj, dict) and (
+            "pytorch-lightning_version" in obj or "global_step" in obj
+        )
         return ("lightning" if lightning or "meta" not in obj else "mmselfsup"), sd
     if any(k.startswith("_feature_blocks.") for k in keys):
         return "vissl", sd
     return "torchvision", sd
 
 
-def to_backbone_keys(fmt: str, sd: dict[str, torch.Tensor]
-                     ) -> tuple[dict[str, torch.Tensor], list[str]]:
+def to_backbone_keys(
+    fmt: str, sd: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Keep the backbone's tensors under torchvision names; return (kept, dropped keys)."""
     prefix = FORMAT_PREFIX[fmt]
     kept, dropped = {}, []
@@ -138,8 +159,12 @@ def infer_resnet_arch(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
     for stage in range(1, 5):
         blocks = {int(m.group(1)) for k in sd if (m := re.match(rf"layer{stage}\.(\d+)\.", k))}
         layers.append(max(blocks) + 1 if blocks else 0)
-    return {"block": "Bottleneck" if bottleneck else "BasicBlock", "layers": layers,
-            "width": int(conv1.shape[0]), "small_stem": conv1.shape[-1] == 3}
+    return {
+        "block": "Bottleneck" if bottleneck else "BasicBlock",
+        "layers": layers,
+        "width": int(conv1.shape[0]),
+        "small_stem": conv1.shape[-1] == 3,
+    }
 
 
 def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
@@ -160,8 +185,9 @@ def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
     return report
 
 
-def load_backbone(path: Path, fmt: str = "auto", arch: str | None = None) -> tuple[nn.Module,
-                                                                                 ImportReport]:
+def load_backbone(
+    path: Path, fmt: str = "auto", arch: str | None = None
+) -> tuple[nn.Module, ImportReport]:
     """Build the backbone the file describes and load it strictly."""
     report = inspect_checkpoint(path, fmt)
     if arch and arch.startswith("timm:"):
@@ -181,21 +207,28 @@ def load_backbone(path: Path, fmt: str = "auto", arch: str | None = None) -> tup
     return model, report
 
 
-def strict_load(model: nn.Module, sd: dict[str, torch.Tensor], path: Path,
-                allow_missing_head: bool = False) -> None:
+def strict_load(
+    model: nn.Module, sd: dict[str, torch.Tensor], path: Path, allow_missing_head: bool = False
+) -> None:
     own = model.state_dict()
-    shape_errors = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                    for k, v in sd.items() if k in own and own[k].shape != v.shape]
+    shape_errors = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in sd.items()
+        if k in own and own[k].shape != v.shape
+    ]
     if shape_errors:
-        raise UserError(f"{path}: wrong architecture, shapes differ:\n  " +
-                        "\n  ".join(shape_errors[:10]))
+        raise UserError(
+            f"{path}: wrong architecture, shapes differ:\n  " + "\n  ".join(shape_errors[:10])
+        )
     missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
     if allow_missing_head:
         missing = [k for k in missing if not k.startswith(HEAD_PREFIXES)]
     unexpected = [k for k in sd if k not in own]
     if missing or unexpected:
-        raise UserError(f"{path}: refusing a partial load: {len(missing)} missing key(s) "
-                        f"{missing[:10]}, {len(unexpected)} unexpected key(s) {unexpected[:10]}")
+        raise UserError(
+            f"{path}: refusing a partial load: {len(missing)} missing key(s) "
+            f"{missing[:10]}, {len(unexpected)} unexpected key(s) {unexpected[:10]}"
+        )
     model.load_state_dict(sd, strict=False)
 
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 from torch import nn
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, *, layers: int = 2, bn_hidden: bool = True,
-        bn_last: bool = False) -> nn.Sequential:
+def mlp(
+    in_dim: int,
+    hidden_dim: int,
+    out_dim: int,
+    *,
+    layers: int = 2,
+    bn_hidden: bool = True,
+    bn_last: bool = False,
+) -> nn.Sequential:
     """Linear(-BN)-ReLU blocks then a Linear; `bn_last` adds SimSiam's affine-free output BN.
 
     >>> mlp(512, 2048, 128)(torch.randn(4, 512)).shape

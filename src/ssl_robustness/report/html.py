@@ -49,21 +49,31 @@ def headline(tables: StudyTables, evaluation: str | None) -> list[str]:
             ref = sl.iloc[0]
             for r in ssl.itertuples():
                 less = r.top1_rel_gap_mean < ref["top1_rel_gap_mean"]
-                overlap = _intervals_overlap(r.top1_rel_gap_mean, r.top1_rel_gap_ci95,
-                                             ref["top1_rel_gap_mean"], ref["top1_rel_gap_ci95"])
+                overlap = _intervals_overlap(
+                    r.top1_rel_gap_mean,
+                    r.top1_rel_gap_ci95,
+                    ref["top1_rel_gap_mean"],
+                    ref["top1_rel_gap_ci95"],
+                )
                 verdict = "loses less than" if less else "does not lose less than"
-                caveat = (" (the 95% intervals over seeds overlap: not conclusive)" if overlap
-                          else "")
-                lines.append(f"→ {r.method} {verdict} {ref['method']}: relative gap "
-                             f"{_pct(r.top1_rel_gap_mean)} vs {_pct(ref['top1_rel_gap_mean'])}"
-                             f"{caveat}.")
+                caveat = (
+                    " (the 95% intervals over seeds overlap: not conclusive)" if overlap else ""
+                )
+                lines.append(
+                    f"→ {r.method} {verdict} {ref['method']}: relative gap "
+                    f"{_pct(r.top1_rel_gap_mean)} vs {_pct(ref['top1_rel_gap_mean'])}"
+                    f"{caveat}."
+                )
     return lines
 
 
 def _gap_words(r: Any) -> str:
     ci = "" if _nan(r.top1_gap_ci95) else f" ± {100 * r.top1_gap_ci95:.1f}"
-    return (f"{r.method} ({r.scenario}) loses {100 * r.top1_gap_mean:.1f}{ci} points top-1 "
-            f"(Δ = {_pct(r.top1_rel_gap_mean)})")
+    verb = "loses" if r.top1_gap_mean >= 0 else "gains"
+    return (
+        f"{r.method} ({r.scenario}) {verb} {100 * abs(r.top1_gap_mean):.1f}{ci} points top-1 "
+        f"under imbalance (Δ = {_pct(r.top1_rel_gap_mean)})"
+    )
 
 
 def _pct(x: float) -> str:
@@ -96,31 +106,49 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in df.itertuples(index=False):
-        cells = [floatfmt.format(v) if isinstance(v, float) and not math.isnan(v)
-                 else ("" if isinstance(v, float) else str(v)) for v in row]
+        cells = [
+            floatfmt.format(v)
+            if isinstance(v, float) and not math.isnan(v)
+            else ("" if isinstance(v, float) else str(v))
+            for v in row
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_report(out: Path, cfg: StudyConfig, data: StudyData, tables: StudyTables,
-                 failures: list[dict[str, Any]]) -> Path:
+def write_report(
+    out: Path,
+    cfg: StudyConfig,
+    data: StudyData,
+    tables: StudyTables,
+    failures: list[dict[str, Any]],
+) -> Path:
     """Write report/report.html and report/summary.md under `out`; return the HTML path."""
     rdir = out / "report"
     figs: dict[str, str] = {}
     counts = data.train_counts()
-    figs["class_counts"] = _png(class_counts_figure(
-        data.class_names, counts, data.groups,
-        f"{data.imbalanced_name}: {int(counts.sum())} images, ratio "
-        f"{counts.min() / counts.max():.3f}"), rdir / "figures" / "class_counts.png")
+    figs["class_counts"] = _png(
+        class_counts_figure(
+            data.class_names,
+            counts,
+            data.groups,
+            f"{data.imbalanced_name}: {int(counts.sum())} images, ratio "
+            f"{counts.min() / counts.max():.3f}",
+        ),
+        rdir / "figures" / "class_counts.png",
+    )
     ev = headline_evaluation(tables)
     if ev is not None and not tables.gaps.empty:
         figs["gap"] = _png(gap_figure(tables.gaps, ev), rdir / "figures" / "gap.png")
     if ev is not None and not tables.aggregate.empty:
-        figs["groups"] = _png(group_bars_figure(tables.aggregate, ev),
-                              rdir / "figures" / "groups.png")
+        figs["groups"] = _png(
+            group_bars_figure(tables.aggregate, ev), rdir / "figures" / "groups.png"
+        )
     if ev is not None and not tables.per_class.empty:
-        figs["per_class"] = _png(per_class_figure(tables.per_class, ev, data.imbalanced_name),
-                                 rdir / "figures" / "per_class.png")
+        figs["per_class"] = _png(
+            per_class_figure(tables.per_class, ev, data.imbalanced_name),
+            rdir / "figures" / "per_class.png",
+        )
     tsne = _tsne_figures(out, cfg, data, tables, rdir) if cfg.report.tsne else {}
     sentences = headline(tables, ev)
     summary = _markdown(cfg, data, tables, failures, sentences, ev, figs, tsne)
@@ -129,72 +157,138 @@ def write_report(out: Path, cfg: StudyConfig, data: StudyData, tables: StudyTabl
     return write_text(rdir / "report.html", page)
 
 
-def _tsne_figures(out: Path, cfg: StudyConfig, data: StudyData, tables: StudyTables,
-                  rdir: Path) -> dict[str, str]:
+def _tsne_figures(
+    out: Path, cfg: StudyConfig, data: StudyData, tables: StudyTables, rdir: Path
+) -> dict[str, str]:
     """One t-SNE per representation of the first seed on the imbalanced subset (plus imported
     and random init), from the cached test features."""
     res = tables.results
     if res.empty or "rep_dir" not in res:
         return {}
     seed = cfg.seeds[0]
-    pick = res[(res["seed"] == seed) & (res["status"] == "ok") &
-               res["subset"].isin([data.imbalanced_name, "-"])]
+    pick = res[
+        (res["seed"] == seed)
+        & (res["status"] == "ok")
+        & res["subset"].isin([data.imbalanced_name, "-"])
+    ]
     labels = data.labels[data.indices("test")]
     figs = {}
     for rep, rep_dir in dict(zip(pick["representation"], pick["rep_dir"], strict=True)).items():
         path = out / "representations" / str(rep_dir) / "features" / "test.npy"
         if path.exists():
-            figs[rep] = _png(tsne_figure(np.load(path), labels, data.groups, rep,
-                                         cfg.report.tsne_max_points),
-                             rdir / "figures" / f"tsne-{rep}.png")
+            figs[rep] = _png(
+                tsne_figure(np.load(path), labels, data.groups, rep, cfg.report.tsne_max_points),
+                rdir / "figures" / f"tsne-{rep}.png",
+            )
     return figs
 
 
 def _data_lines(data: StudyData) -> list[str]:
-    lines = [f"{data.num_classes} classes; train pool {len(data.indices('train'))}, "
-             f"val {len(data.indices('val'))}, test {len(data.indices('test'))} images."]
+    lines = [
+        f"{data.num_classes} classes; train pool {len(data.indices('train'))}, "
+        f"val {len(data.indices('val'))}, test {len(data.indices('test'))} images."
+    ]
     for p in data.plans:
-        lines.append(f"subset {p.name}: n = {p.size}, per class {int(p.counts.min())}.."
-                     f"{int(p.counts.max())} (ratio {p.counts.min() / p.counts.max():.3f})")
+        lines.append(
+            f"subset {p.name}: n = {p.size}, per class {int(p.counts.min())}.."
+            f"{int(p.counts.max())} (ratio {p.counts.min() / p.counts.max():.3f})"
+        )
     members = {g: int((data.groups == g).sum()) for g in ("head", "medium", "tail")}
-    lines.append(f"groups by the '{data.group_rule}' rule from {data.imbalanced_name}'s counts: "
-                 f"{members}")
+    lines.append(
+        f"groups by the '{data.group_rule}' rule from {data.imbalanced_name}'s counts: {members}"
+    )
     lines.append(f"balanced labelled set for probes: {len(data.probe_balanced)} images.")
     return lines
 
 
 def _summary_frames(tables: StudyTables, ev: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     agg = tables.aggregate
-    cols = ["scenario", "method", "subset", "evaluation", "seeds", "top1_mean", "top1_std",
-            "balanced_accuracy_mean", "head_mean", "medium_mean", "tail_mean"]
+    cols = [
+        "scenario",
+        "method",
+        "subset",
+        "evaluation",
+        "seeds",
+        "top1_mean",
+        "top1_std",
+        "balanced_accuracy_mean",
+        "head_mean",
+        "medium_mean",
+        "tail_mean",
+    ]
     agg = agg[[c for c in cols if c in agg]] if not agg.empty else agg
     gaps = tables.gaps
-    gcols = ["scenario", "method", "evaluation", "subset", "seeds", "top1_gap_mean",
-             "top1_gap_ci95", "top1_rel_gap_mean", "top1_rel_gap_ci95", "tail_gap_mean"]
+    gcols = [
+        "scenario",
+        "method",
+        "evaluation",
+        "subset",
+        "seeds",
+        "top1_gap_mean",
+        "top1_gap_ci95",
+        "top1_rel_gap_mean",
+        "top1_rel_gap_ci95",
+        "tail_gap_mean",
+    ]
     gaps = gaps[[c for c in gcols if c in gaps]] if not gaps.empty else gaps
     return agg, gaps
 
 
-def _markdown(cfg: StudyConfig, data: StudyData, tables: StudyTables, failures: list,
-              sentences: list[str], ev: str | None, figs: dict, tsne: dict) -> str:
+def _markdown(
+    cfg: StudyConfig,
+    data: StudyData,
+    tables: StudyTables,
+    failures: list,
+    sentences: list[str],
+    ev: str | None,
+    figs: dict,
+    tsne: dict,
+) -> str:
     agg, gaps = _summary_frames(tables, ev)
-    parts = [f"# Study '{cfg.name}': is SSL more robust to class imbalance than SL?", "",
-             "## Headline", *[f"- {s}" for s in sentences], "",
-             "## Data", *[f"- {s}" for s in _data_lines(data)], "",
-             "## Balanced-vs-imbalanced gap", markdown_table(gaps), "",
-             "## Accuracy (mean over seeds)", markdown_table(agg), ""]
-    parts += ["## Figures", *[f"![{k}](figures/{k}.png)" for k in figs],
-              *[f"![t-SNE {k}](figures/tsne-{k}.png)" for k in tsne], ""]
+    parts = [
+        f"# Study '{cfg.name}': is SSL more robust to class imbalance than SL?",
+        "",
+        "## Headline",
+        *[f"- {s}" for s in sentences],
+        "",
+        "## Data",
+        *[f"- {s}" for s in _data_lines(data)],
+        "",
+        "## Balanced-vs-imbalanced gap",
+        markdown_table(gaps),
+        "",
+        "## Accuracy (mean over seeds)",
+        markdown_table(agg),
+        "",
+    ]
+    parts += [
+        "## Figures",
+        *[f"![{k}](figures/{k}.png)" for k in figs],
+        *[f"![t-SNE {k}](figures/tsne-{k}.png)" for k in tsne],
+        "",
+    ]
     collapsed = tables.results[tables.results.get("collapsed", False) == True]  # noqa: E712
-    parts += ["## Collapse and failures",
-              f"- collapsed representations: {sorted(set(collapsed['representation']))}"
-              if not collapsed.empty else "- no representation collapsed",
-              *[f"- FAILED {f['representation']}: {f['error']}" for f in failures], ""]
+    parts += [
+        "## Collapse and failures",
+        f"- collapsed representations: {sorted(set(collapsed['representation']))}"
+        if not collapsed.empty
+        else "- no representation collapsed",
+        *[f"- FAILED {f['representation']}: {f['error']}" for f in failures],
+        "",
+    ]
     return "\n".join(parts)
 
 
-def _html(cfg: StudyConfig, data: StudyData, tables: StudyTables, failures: list,
-          sentences: list[str], ev: str | None, figs: dict, tsne: dict) -> str:
+def _html(
+    cfg: StudyConfig,
+    data: StudyData,
+    tables: StudyTables,
+    failures: list,
+    sentences: list[str],
+    ev: str | None,
+    figs: dict,
+    tsne: dict,
+) -> str:
     from .. import __version__
     from ..study import environment
 
@@ -211,29 +305,63 @@ def _html(cfg: StudyConfig, data: StudyData, tables: StudyTables, failures: list
 
     collapsed = tables.results[tables.results.get("collapsed", False) == True]  # noqa: E712
     sections = [
-        ("Headline", "<ul>" + "".join(f"<li>{md(s)}</li>" for s in sentences) + "</ul>"
-         + (img(figs["gap"], "gap chart") if "gap" in figs else "")),
-        ("Data", "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in _data_lines(data))
-         + "</ul>" + img(figs["class_counts"], "class counts")),
-        ("Balanced-vs-imbalanced gap", gaps.to_html(index=False, float_format="%.3f",
-                                                    na_rep="", border=0)),
-        ("Accuracy by group", (img(figs["groups"], "group accuracy") if "groups" in figs else "")
-         + agg.to_html(index=False, float_format="%.3f", na_rep="", border=0)),
-        ("Per-class accuracy", img(figs["per_class"], "per-class accuracy")
-         if "per_class" in figs else "<p>none</p>"),
+        (
+            "Headline",
+            "<ul>"
+            + "".join(f"<li>{md(s)}</li>" for s in sentences)
+            + "</ul>"
+            + (img(figs["gap"], "gap chart") if "gap" in figs else ""),
+        ),
+        (
+            "Data",
+            "<ul>"
+            + "".join(f"<li>{html.escape(s)}</li>" for s in _data_lines(data))
+            + "</ul>"
+            + img(figs["class_counts"], "class counts"),
+        ),
+        (
+            "Balanced-vs-imbalanced gap",
+            gaps.to_html(index=False, float_format="%.3f", na_rep="", border=0),
+        ),
+        (
+            "Accuracy by group",
+            (img(figs["groups"], "group accuracy") if "groups" in figs else "")
+            + agg.to_html(index=False, float_format="%.3f", na_rep="", border=0),
+        ),
+        (
+            "Per-class accuracy",
+            img(figs["per_class"], "per-class accuracy") if "per_class" in figs else "<p>none</p>",
+        ),
         ("t-SNE of test features", "".join(img(v, k) for k, v in tsne.items()) or "<p>none</p>"),
-        ("Collapse and failures",
-         "<ul>" + (f"<li>collapsed: {html.escape(str(sorted(set(collapsed['representation']))))}"
-                   "</li>" if not collapsed.empty else "<li>no representation collapsed</li>")
-         + "".join(f"<li class='fail'>FAILED {html.escape(f['representation'])}: "
-                   f"<pre>{html.escape(f['error'])}</pre></li>" for f in failures) + "</ul>"),
-        ("Reproducibility", f"<p>seeds {cfg.seeds}; ssl-robustness {__version__}</p><pre>"
-         + html.escape(json.dumps(environment(), indent=2)) + "</pre><h3>config</h3><pre>"
-         + html.escape(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-         + "</pre>"),
+        (
+            "Collapse and failures",
+            "<ul>"
+            + (
+                f"<li>collapsed: {html.escape(str(sorted(set(collapsed['representation']))))}</li>"
+                if not collapsed.empty
+                else "<li>no representation collapsed</li>"
+            )
+            + "".join(
+                f"<li class='fail'>FAILED {html.escape(f['representation'])}: "
+                f"<pre>{html.escape(f['error'])}</pre></li>"
+                for f in failures
+            )
+            + "</ul>",
+        ),
+        (
+            "Reproducibility",
+            f"<p>seeds {cfg.seeds}; ssl-robustness {__version__}</p><pre>"
+            + html.escape(json.dumps(environment(), indent=2))
+            + "</pre><h3>config</h3><pre>"
+            + html.escape(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+            + "</pre>",
+        ),
     ]
-    body = "".join(f"<section id='{html.escape(t.lower().replace(' ', '-'))}'><h2>"
-                   f"{html.escape(t)}</h2>{c}</section>" for t, c in sections)
+    body = "".join(
+        f"<section id='{html.escape(t.lower().replace(' ', '-'))}'><h2>"
+        f"{html.escape(t)}</h2>{c}</section>"
+        for t, c in sections
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(cfg.name)}: SSL vs SL under
 imbalance</title><style>

@@ -13,8 +13,9 @@ from matplotlib.figure import Figure  # noqa: E402
 GROUP_COLORS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#d62728"}
 
 
-def class_counts_figure(class_names: list[str], counts: np.ndarray, groups: np.ndarray,
-                        title: str) -> Figure:
+def class_counts_figure(
+    class_names: list[str], counts: np.ndarray, groups: np.ndarray, title: str
+) -> Figure:
     """Training images per class, sorted, log scale, coloured by head/medium/tail."""
     order = np.argsort(-np.asarray(counts), kind="stable")
     fig, ax = plt.subplots(figsize=(max(6, min(0.25 * len(order) + 2, 16)), 3.6))
@@ -37,8 +38,10 @@ def gap_figure(gaps: pd.DataFrame, evaluation: str, metric: str = "top1") -> Fig
     """Absolute and relative balanced-vs-imbalanced gap per method, error bars over seeds."""
     g = gaps[gaps["evaluation"] == evaluation]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, kind, label in ((axes[0], "gap", "A(n,1) - A(n,r)  [points]"),
-                            (axes[1], "rel_gap", "relative gap Δ")):
+    for ax, kind, label in (
+        (axes[0], "gap", "A(n,1) - A(n,r)  [points]"),
+        (axes[1], "rel_gap", "relative gap Δ"),
+    ):
         labels = [f"{r.method}\n{r.subset}" for r in g.itertuples()]
         scale = 100.0 if kind == "gap" else 1.0
         vals = g[f"{metric}_{kind}_mean"].to_numpy() * scale
@@ -60,10 +63,19 @@ def group_bars_figure(aggregate: pd.DataFrame, evaluation: str) -> Figure:
     fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(a) + 3), 3.8))
     width = 0.8 / len(metrics)
     for j, m in enumerate(metrics):
-        ax.bar(np.arange(len(a)) + j * width, a[f"{m}_mean"] * 100, width,
-               yerr=np.nan_to_num(a[f"{m}_std"] * 100), label=m, capsize=2)
-    ax.set_xticks(np.arange(len(a)) + 0.4 - width / 2,
-                  [f"{r.method}\n{r.subset}" for r in a.itertuples()], fontsize=7)
+        ax.bar(
+            np.arange(len(a)) + j * width,
+            a[f"{m}_mean"] * 100,
+            width,
+            yerr=np.nan_to_num(a[f"{m}_std"] * 100),
+            label=m,
+            capsize=2,
+        )
+    ax.set_xticks(
+        np.arange(len(a)) + 0.4 - width / 2,
+        [f"{r.method}\n{r.subset}" for r in a.itertuples()],
+        fontsize=7,
+    )
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{evaluation}: overall / head / medium / tail")
     ax.legend(fontsize=8, ncol=4)
@@ -76,8 +88,9 @@ def per_class_figure(per_class: pd.DataFrame, evaluation: str, subset: str) -> F
     pc = per_class[(per_class["evaluation"] == evaluation) & (per_class["subset"] == subset)]
     fig, ax = plt.subplots(figsize=(7, 4))
     for method, grp in pc.groupby("method", sort=False):
-        mean = grp.groupby("class", sort=False).agg(count=("train_count", "first"),
-                                                    acc=("accuracy", "mean"))
+        mean = grp.groupby("class", sort=False).agg(
+            count=("train_count", "first"), acc=("accuracy", "mean")
+        )
         mean = mean.sort_values("count")
         ax.plot(mean["count"], mean["acc"] * 100, "o-", ms=3, label=str(method), alpha=0.8)
     ax.set_xscale("log")

@@ -27,36 +27,73 @@ class StudyTables:
     gap_runs: pd.DataFrame
 
 
-def build_tables(records: list[dict[str, Any]], data: StudyData,
-                 failures: list[dict[str, Any]] | None = None) -> StudyTables:
+def build_tables(
+    records: list[dict[str, Any]], data: StudyData, failures: list[dict[str, Any]] | None = None
+) -> StudyTables:
     levels = {p.name: p for p in data.plans}
     rows, pc_rows = [], []
     for r in records:
         spec, info, res = r["spec"], r["info"], r["result"]
         plan = levels.get(spec.subset)
-        row = {"representation": spec.name, "rep_dir": Path(r["directory"]).parent.parent.name,
-               "scenario": spec.scenario, "method": spec.method,
-               "subset": spec.subset or "-", "level": plan.level if plan else np.nan,
-               "balanced": plan.balanced if plan else None, "n": plan.size if plan else np.nan,
-               "seed": spec.seed, "evaluation": r["evaluation"], "status": "ok",
-               "collapsed": bool(info.get("collapsed", False)),
-               "collapse_ratio": info.get("collapse_ratio"), "error": ""}
+        row = {
+            "representation": spec.name,
+            "rep_dir": Path(r["directory"]).parent.parent.name,
+            "scenario": spec.scenario,
+            "method": spec.method,
+            "subset": spec.subset or "-",
+            "level": plan.level if plan else np.nan,
+            "balanced": plan.balanced if plan else None,
+            "n": plan.size if plan else np.nan,
+            "seed": spec.seed,
+            "evaluation": r["evaluation"],
+            "status": "ok",
+            "collapsed": bool(info.get("collapsed", False)),
+            "collapse_ratio": info.get("collapse_ratio"),
+            "error": "",
+        }
         row.update({m: res["metrics"].get(m, np.nan) for m in METRICS})
         rows.append(row)
         pc = pd.read_csv(Path(r["directory"]) / "per_class.csv")
         for c in pc.itertuples():
-            pc_rows.append({"representation": spec.name, "scenario": spec.scenario,
-                            "method": spec.method, "subset": spec.subset or "-",
-                            "seed": spec.seed, "evaluation": r["evaluation"], "class": c[1],
-                            "train_count": c.train_count, "group": c.group,
-                            "accuracy": c.accuracy})
+            pc_rows.append(
+                {
+                    "representation": spec.name,
+                    "scenario": spec.scenario,
+                    "method": spec.method,
+                    "subset": spec.subset or "-",
+                    "seed": spec.seed,
+                    "evaluation": r["evaluation"],
+                    "class": c[1],
+                    "train_count": c.train_count,
+                    "group": c.group,
+                    "accuracy": c.accuracy,
+                }
+            )
     for f in failures or []:
-        rows.append({"representation": f["representation"], "scenario": f["scenario"],
-                     "status": "failed", "error": f["error"]})
+        rows.append(
+            {
+                "representation": f["representation"],
+                "scenario": f["scenario"],
+                "status": "failed",
+                "error": f["error"],
+            }
+        )
     results = pd.DataFrame(rows, columns=list(_result_columns()))
-    per_class = pd.DataFrame(pc_rows, columns=["representation", "scenario", "method", "subset",
-                                               "seed", "evaluation", "class", "train_count",
-                                               "group", "accuracy"])
+    per_class = pd.DataFrame(
+        pc_rows,
+        columns=[
+            "representation",
+            "scenario",
+            "method",
+            "subset",
+            "seed",
+            "evaluation",
+            "class",
+            "train_count",
+            "group",
+            "accuracy",
+        ],
+    )
     ok = results[results["status"] == "ok"]
     aggregate = aggregate_over_seeds(ok)
     gap_runs, gaps = gap_tables(ok, data)
@@ -64,8 +101,23 @@ def build_tables(records: list[dict[str, Any]], data: StudyData,
 
 
 def _result_columns() -> list[str]:
-    return ["representation", "rep_dir", "scenario", "method", "subset", "level", "balanced", "n", "seed",
-            "evaluation", "status", *METRICS, "collapsed", "collapse_ratio", "error"]
+    return [
+        "representation",
+        "rep_dir",
+        "scenario",
+        "method",
+        "subset",
+        "level",
+        "balanced",
+        "n",
+        "seed",
+        "evaluation",
+        "status",
+        *METRICS,
+        "collapsed",
+        "collapse_ratio",
+        "error",
+    ]
 
 
 def aggregate_over_seeds(results: pd.DataFrame) -> pd.DataFrame:
@@ -86,13 +138,20 @@ def gap_tables(results: pd.DataFrame, data: StudyData) -> tuple[pd.DataFrame, pd
     trained = results[results["subset"] != "-"]
     run_rows = []
     for (scenario, method, evaluation, seed), grp in trained.groupby(
-            ["scenario", "method", "evaluation", "seed"], sort=False):
+        ["scenario", "method", "evaluation", "seed"], sort=False
+    ):
         ref = grp[grp["subset"] == bal]
         if ref.empty:
             continue
         for _, other in grp[grp["subset"] != bal].iterrows():
-            row = {"scenario": scenario, "method": method, "evaluation": evaluation,
-                   "seed": seed, "subset": other["subset"], "level": other["level"]}
+            row = {
+                "scenario": scenario,
+                "method": method,
+                "evaluation": evaluation,
+                "seed": seed,
+                "subset": other["subset"],
+                "level": other["level"],
+            }
             for m in GAP_METRICS:
                 a, r = gap(float(ref.iloc[0][m]), float(other[m]))
                 row[f"{m}_gap"], row[f"{m}_rel_gap"] = a, r
@@ -100,15 +159,21 @@ def gap_tables(results: pd.DataFrame, data: StudyData) -> tuple[pd.DataFrame, pd
     gap_runs = pd.DataFrame(run_rows)
     rows = []
     if not gap_runs.empty:
-        for key, grp in gap_runs.groupby(["scenario", "method", "evaluation", "subset"],
-                                         sort=False):
+        for key, grp in gap_runs.groupby(
+            ["scenario", "method", "evaluation", "subset"], sort=False
+        ):
             row = dict(zip(["scenario", "method", "evaluation", "subset"], key, strict=True))
             row["level"], row["seeds"] = grp["level"].iloc[0], len(grp)
             for m in GAP_METRICS:
                 for kind in ("gap", "rel_gap"):
                     s = seed_summary(grp[f"{m}_{kind}"].tolist())
-                    row.update({f"{m}_{kind}_mean": s["mean"], f"{m}_{kind}_std": s["std"],
-                                f"{m}_{kind}_ci95": s["ci95"]})
+                    row.update(
+                        {
+                            f"{m}_{kind}_mean": s["mean"],
+                            f"{m}_{kind}_std": s["std"],
+                            f"{m}_{kind}_ci95": s["ci95"],
+                        }
+                    )
             rows.append(row)
     return gap_runs, pd.DataFrame(rows)
 
@@ -135,8 +200,12 @@ def _for_parquet(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_tables(directory: Path) -> StudyTables:
     """Read a finished study's tables (CSV) back, e.g. for `report` or a notebook."""
-    return StudyTables(*(_read_csv(directory / f"{n}.csv")
-                         for n in ("results", "per_class", "aggregate", "gaps", "gap_runs")))
+    return StudyTables(
+        *(
+            _read_csv(directory / f"{n}.csv")
+            for n in ("results", "per_class", "aggregate", "gaps", "gap_runs")
+        )
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

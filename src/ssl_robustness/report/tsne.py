@@ -11,8 +11,9 @@ from .plots import GROUP_COLORS, plt
 
 def embed(features: np.ndarray, seed: int = 0) -> np.ndarray:
     perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
-                learning_rate="auto").fit_transform(features.astype(np.float32))
+    return TSNE(
+        n_components=2, perplexity=perplexity, init="pca", random_state=seed, learning_rate="auto"
+    ).fit_transform(features.astype(np.float32))
 
 
 def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
@@ -21,14 +22,18 @@ def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
 
 
-def tsne_figure(features: np.ndarray, labels: np.ndarray, class_groups: np.ndarray,
-                title: str, max_points: int = 2000) -> Figure:
+def tsne_figure(
+    features: np.ndarray,
+    labels: np.ndarray,
+    class_groups: np.ndarray,
+    title: str,
+    max_points: int = 2000,
+) -> Figure:
     idx = subsample(len(features), max_points)
     xy = embed(features[idx])
     lab = labels[idx]
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
-    axes[0].scatter(xy[:, 0], xy[:, 1], c=lab, cmap="tab20" if lab.max() >= 10 else "tab10",
-                    s=4)
+    axes[0].scatter(xy[:, 0], xy[:, 1], c=lab, cmap="tab20" if lab.max() >= 10 else "tab10", s=4)
     axes[0].set_title("by class", fontsize=9)
     groups = np.asarray(class_groups)[lab]
     for g, color in GROUP_COLORS.items():

@@ -1,0 +1,82 @@
+"""The command line as users and scripts call it: exit codes, messages, files written."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torchvision
+import yaml
+from click.testing import CliRunner
+
+from conftest import tiny_study
+from ssl_robustness.cli import cli, main
+
+
+def _run(args, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["ssl-robustness", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+        raise SystemExit(0)
+    return exc.value.code, capsys.readouterr()
+
+
+def test_data_stats_prints_table_and_writes_chart_and_manifests(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_study(tmp_path)))
+    code, out = _run(["data", "stats", str(cfg)], monkeypatch, capsys)
+    assert code == 0, out.err
+    assert "balanced" in out.out and "exp-r0.2" in out.out and "Gini" in out.out
+    data_dir = tmp_path / "study" / "data"
+    assert (data_dir / "class_counts.png").stat().st_size > 1000
+    assert (data_dir / "manifests" / "subset-exp-r0.2.csv").exists()
+    assert (data_dir / "stats.json").exists()
+
+
+def test_bad_config_value_exits_nonzero_with_key_path(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_study(tmp_path)))
+    code, out = _run(["run", str(cfg), "--set", "data.imbalance.ratio=1.5"], monkeypatch, capsys)
+    assert code == 2
+    assert "data.imbalance.ratio: must be in (0, 1] (got 1.5)" in out.err
+    assert not (tmp_path / "study").exists()  # nothing half-written
+
+
+def test_plan_lists_runs_and_cache_state(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_study(tmp_path)))
+    code, out = _run(["run", str(cfg), "--plan"], monkeypatch, capsys)
+    assert code == 0
+    assert "supervised_balanced_s0" in out.out and "todo" in out.out
+    assert "5 representations, 0 cached" in out.out
+
+
+def test_checkpoint_inspect_and_export(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "moco.pth"
+    sd = torchvision.models.resnet18().state_dict()
+    torch.save({"state_dict": {f"module.encoder_q.{k}": v for k, v in sd.items()}}, path)
+    code, out = _run(["checkpoint", "inspect", str(path)], monkeypatch, capsys)
+    assert code == 0 and "format:    moco" in out.out and "load:      ok (strict)" in out.out
+    code, out = _run(
+        ["checkpoint", "export", str(path), str(tmp_path / "tv.pt")], monkeypatch, capsys
+    )
+    assert code == 0 and (tmp_path / "tv.pt").exists()
+    (tmp_path / "junk.pth").write_bytes(b"\x00" * 10)
+    code, out = _run(["checkpoint", "inspect", str(tmp_path / "junk.pth")], monkeypatch, capsys)
+    assert code == 2 and "junk.pth: cannot read checkpoint" in out.err
+
+
+def test_help_lists_the_commands():
+    result = CliRunner().invoke(cli, ["--help"])
+    for command in ("run", "data", "pretrain", "evaluate", "report", "checkpoint"):
+        assert command in result.output
+
+
+def test_console_script_is_installed():
+    out = subprocess.run(
+        [sys.executable, "-m", "ssl_robustness.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Is self-supervised learning" in out.stdout

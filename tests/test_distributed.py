@@ -1,0 +1,90 @@
+"""Two CPU processes (gloo): gathered losses equal the one-process loss, and DDP training
+through the shared loop keeps both replicas identical."""
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        from torchvision.models.resnet import BasicBlock
+
+        from ssl_robustness.config import MocoV2Config, OptimizerConfig, SimCLRConfig, TrainConfig
+        from ssl_robustness.engine.batches import ArrayBatches
+        from ssl_robustness.engine.loop import fit
+        from ssl_robustness.methods import build_method
+        from ssl_robustness.methods.mocov2 import MocoV2
+        from ssl_robustness.methods.simclr import nt_xent
+        from ssl_robustness.models.backbones import ResNet
+
+        g = torch.Generator().manual_seed(0)
+        z1, z2 = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+        part = slice(4 * rank, 4 * rank + 4)
+        local = nt_xent(z1[part], z2[part], 0.5)
+        losses = [torch.zeros(()) for _ in range(world)]
+        dist.all_gather(losses, local.detach())
+
+        torch.manual_seed(0)
+        moco = MocoV2(
+            ResNet(BasicBlock, [1, 1, 1, 1], 4, True),
+            MocoV2Config(proj_dim=5, queue_size=8),
+            train_size=100,
+        )
+        moco.enqueue(F.normalize(torch.full((2, 5), float(rank + 1)), dim=1))
+
+        torch.manual_seed(0)
+        images = np.random.default_rng(0).integers(0, 255, (64, 8, 8, 3), dtype=np.uint8)
+        labels = np.arange(64) % 4
+        method = build_method(
+            SimCLRConfig(proj_dim=8),
+            ResNet(BasicBlock, [1, 1, 1, 1], 4, True),
+            num_classes=4,
+            class_counts=np.bincount(labels),
+            train_size=64,
+        )
+        batches = ArrayBatches(images, labels, np.arange(64), 16, torch.device("cpu"))
+        train = TrainConfig(epochs=2, batch_size=16, optimizer=OptimizerConfig(lr=0.1))
+        fit(method, batches, train, __import__("pathlib").Path(out_dir) / f"r{rank}", seed=0)
+        weights = torch.cat([p.detach().flatten() for p in method.parameters()])
+        torch.save(
+            {
+                "losses": torch.stack(losses),
+                "queue": moco.queue[:, :4].t(),
+                "weights": weights,
+                "steps": len(batches),
+            },
+            f"{out_dir}/rank{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_gather_and_ddp_training(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    from ssl_robustness.methods.simclr import nt_xent
+
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+    assert r0["losses"].mean().item() == pytest.approx(nt_xent(z1, z2, 0.5).item(), rel=1e-5)
+    expected = F.normalize(torch.tensor([[1.0] * 5] * 2 + [[2.0] * 5] * 2), dim=1)
+    assert torch.allclose(r0["queue"], expected) and torch.allclose(r1["queue"], expected)
+    assert r0["steps"] == 2  # 64 images, 2 processes, batch 16: each takes its own 32
+    assert torch.equal(r0["weights"], r1["weights"])
