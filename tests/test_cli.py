@@ -80,3 +80,24 @@ def test_console_script_is_installed():
         check=True,
     )
     assert "Is self-supervised learning" in out.stdout
+
+
+def test_pretrain_then_evaluate_one_representation(tmp_path, monkeypatch, capsys):
+    raw = tiny_study(tmp_path, methods=[{"name": "simsiam"}])
+    raw["evaluation"] = {
+        "linear": {"l2_grid": [1e-3]},
+        "knn": {"k": [5]},
+        "finetune": {"enabled": False},
+    }
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    code, out = _run(["pretrain", str(cfg), "--method", "simsiam"], monkeypatch, capsys)
+    assert code == 0, out.err
+    backbone = out.out.split("backbone: ")[1].split()[0]
+    sd = torch.load(backbone, weights_only=True)
+    assert "conv1.weight" in sd and "layer4.0.bn2.running_var" in sd  # torchvision key names
+    code, out = _run(["evaluate", str(cfg), "--method", "simsiam"], monkeypatch, capsys)
+    assert code == 0, out.err
+    assert "linear-balanced" in out.out and "knn-k5" in out.out and "tail" in out.out
+    code, out = _run(["pretrain", str(cfg), "--method", "byol"], monkeypatch, capsys)
+    assert code == 2 and "no such representation" in out.err

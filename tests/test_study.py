@@ -160,3 +160,15 @@ def test_interrupted_study_resumes(tmp_path, monkeypatch):
     epochs = pd.read_csv(first)["epoch"].tolist()
     assert epochs == [0, 1, 2]  # resumed at epoch 2, nothing redone or duplicated
     assert np.isfinite(result.tables.results["top1"]).all()
+
+
+def test_report_command_rebuilds_from_tables(finished):
+    from click.testing import CliRunner
+
+    from ssl_robustness.cli import cli
+
+    cfg, result = finished
+    result.report.unlink()
+    out = CliRunner().invoke(cli, ["report", str(cfg.out)])
+    assert out.exit_code == 0, out.output
+    assert result.report.exists() and "FAILED in1k-moco_none_s0" in result.report.read_text()

@@ -20,6 +20,17 @@ OVERRIDES = click.option(
 )
 
 
+def REPRESENTATION(fn):  # noqa: N802 - used as a decorator, like CONFIG and OVERRIDES
+    """--method/--subset/--seed: which representation of the study a command acts on."""
+    fn = click.option("--seed", type=int, default=None, help="Seed (default: the first).")(fn)
+    fn = click.option(
+        "--subset", default=None, help="Subset name (default: the main imbalanced one)."
+    )(fn)
+    return click.option(
+        "--method", required=True, help="Method label (e.g. mocov2), imported name, or random-init."
+    )(fn)
+
+
 def _load(config: Path | None, overrides: tuple[str, ...]) -> StudyConfig:
     return load_config(config, overrides)
 
@@ -133,9 +144,7 @@ def data_stats(config: Path | None, overrides: tuple[str, ...]) -> None:
 @cli.command()
 @CONFIG
 @OVERRIDES
-@click.option("--method", required=True, help="Label of a method in the config, e.g. mocov2.")
-@click.option("--subset", default=None, help="Subset name (default: the main imbalanced one).")
-@click.option("--seed", type=int, default=None, help="Seed (default: the config's first).")
+@REPRESENTATION
 def pretrain(
     config: Path | None,
     overrides: tuple[str, ...],
@@ -161,13 +170,7 @@ def pretrain(
 @cli.command()
 @CONFIG
 @OVERRIDES
-@click.option(
-    "--method",
-    required=True,
-    help="Representation's method label (or imported name, or random-init).",
-)
-@click.option("--subset", default=None)
-@click.option("--seed", type=int, default=None)
+@REPRESENTATION
 def evaluate(
     config: Path | None,
     overrides: tuple[str, ...],

@@ -73,10 +73,16 @@ def read_checkpoint(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        blocked = [line for line in str(exc).splitlines() if "GLOBAL" in line]
+        if blocked:
+            raise UserError(
+                f"{path}: refused: the file holds Python objects beyond tensors and plain "
+                f"data, which could run code when loaded (weights_only=True). If you trust "
+                f"it, re-save just its state_dict. Detail: {blocked[0].strip()[:200]}"
+            ) from None
         raise UserError(
-            f"{path}: refused: the file holds Python objects beyond tensors and plain "
-            f"data, which could run code when loaded (weights_only=True). If you "
-            f"trust it, re-save just its state_dict. Detail: {str(exc)[:200]}"
+            f"{path}: cannot read checkpoint (truncated or not a PyTorch file): "
+            f"{str(exc).splitlines()[-1][:200]}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise UserError(

@@ -7,6 +7,7 @@ import html
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +151,14 @@ def write_report(
             rdir / "figures" / "per_class.png",
         )
     tsne = _tsne_figures(out, cfg, data, tables, rdir) if cfg.report.tsne else {}
-    sentences = headline(tables, ev)
-    summary = _markdown(cfg, data, tables, failures, sentences, ev, figs, tsne)
-    write_text(rdir / "summary.md", summary)
-    page = _html(cfg, data, tables, failures, sentences, ev, figs, tsne)
-    return write_text(rdir / "report.html", page)
+    agg, gaps = _summary_frames(tables)
+    res = tables.results
+    collapsed = sorted(set(res.loc[res["collapsed"] == True, "representation"]))  # noqa: E712
+    content = ReportContent(
+        cfg, data, tables, failures, headline(tables, ev), figs, tsne, agg, gaps, collapsed
+    )
+    write_text(rdir / "summary.md", _markdown(content))
+    return write_text(rdir / "report.html", _html(content))
 
 
 def _tsne_figures(
@@ -201,7 +205,7 @@ def _data_lines(data: StudyData) -> list[str]:
     return lines
 
 
-def _summary_frames(tables: StudyTables, ev: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _summary_frames(tables: StudyTables) -> tuple[pd.DataFrame, pd.DataFrame]:
     agg = tables.aggregate
     cols = [
         "scenario",
@@ -234,142 +238,128 @@ def _summary_frames(tables: StudyTables, ev: str | None) -> tuple[pd.DataFrame, 
     return agg, gaps
 
 
-def _markdown(
-    cfg: StudyConfig,
-    data: StudyData,
-    tables: StudyTables,
-    failures: list,
-    sentences: list[str],
-    ev: str | None,
-    figs: dict,
-    tsne: dict,
-) -> str:
-    agg, gaps = _summary_frames(tables, ev)
+@dataclass
+class ReportContent:
+    """Everything both renderings (HTML and Markdown) show."""
+
+    cfg: StudyConfig
+    data: StudyData
+    tables: StudyTables
+    failures: list[dict[str, Any]]
+    sentences: list[str]
+    figs: dict[str, str]
+    tsne: dict[str, str]
+    agg: pd.DataFrame
+    gaps: pd.DataFrame
+    collapsed: list[str]
+
+
+def _markdown(c: ReportContent) -> str:
     parts = [
-        f"# Study '{cfg.name}': is SSL more robust to class imbalance than SL?",
+        f"# Study '{c.cfg.name}': is SSL more robust to class imbalance than SL?",
         "",
         "## Headline",
-        *[f"- {s}" for s in sentences],
+        *[f"- {s}" for s in c.sentences],
         "",
         "## Data",
-        *[f"- {s}" for s in _data_lines(data)],
+        *[f"- {s}" for s in _data_lines(c.data)],
         "",
         "## Balanced-vs-imbalanced gap",
-        markdown_table(gaps),
+        markdown_table(c.gaps),
         "",
         "## Accuracy (mean over seeds)",
-        markdown_table(agg),
+        markdown_table(c.agg),
         "",
-    ]
-    parts += [
         "## Figures",
-        *[f"![{k}](figures/{k}.png)" for k in figs],
-        *[f"![t-SNE {k}](figures/tsne-{k}.png)" for k in tsne],
+        *[f"![{k}](figures/{k}.png)" for k in c.figs],
+        *[f"![t-SNE {k}](figures/tsne-{k}.png)" for k in c.tsne],
         "",
-    ]
-    collapsed = tables.results[tables.results.get("collapsed", False) == True]  # noqa: E712
-    parts += [
         "## Collapse and failures",
-        f"- collapsed representations: {sorted(set(collapsed['representation']))}"
-        if not collapsed.empty
+        f"- collapsed representations: {c.collapsed}"
+        if c.collapsed
         else "- no representation collapsed",
-        *[f"- FAILED {f['representation']}: {f['error']}" for f in failures],
+        *[f"- FAILED {f['representation']}: {f['error']}" for f in c.failures],
         "",
     ]
     return "\n".join(parts)
 
 
-def _html(
-    cfg: StudyConfig,
-    data: StudyData,
-    tables: StudyTables,
-    failures: list,
-    sentences: list[str],
-    ev: str | None,
-    figs: dict,
-    tsne: dict,
-) -> str:
+def _html(c: ReportContent) -> str:
     from .. import __version__
     from ..study import environment
 
-    agg, gaps = _summary_frames(tables, ev)
+    figs = c.figs
 
     def img(b64: str, alt: str) -> str:
         return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
-    def md(s: str) -> str:
+    def bullets(lines: list[str]) -> str:
+        return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
+
+    def bold(s: str) -> str:
         s = html.escape(s)
         while "**" in s:
             s = s.replace("**", "<b>", 1).replace("**", "</b>", 1)
         return s
 
-    collapsed = tables.results[tables.results.get("collapsed", False) == True]  # noqa: E712
+    def table(df: pd.DataFrame) -> str:
+        return df.to_html(index=False, float_format="%.3f", na_rep="", border=0)
+
+    collapse = (
+        [f"collapsed: {html.escape(str(c.collapsed))}"]
+        if c.collapsed
+        else ["no representation collapsed"]
+    )
+    failed = [
+        f"<span class='fail'>FAILED {html.escape(f['representation'])}:</span> "
+        f"<pre>{html.escape(f['error'])}</pre>"
+        for f in c.failures
+    ]
+    config = yaml.safe_dump(c.cfg.model_dump(mode="json"), sort_keys=False)
     sections = [
         (
             "Headline",
-            "<ul>"
-            + "".join(f"<li>{md(s)}</li>" for s in sentences)
-            + "</ul>"
+            bullets([bold(s) for s in c.sentences])
             + (img(figs["gap"], "gap chart") if "gap" in figs else ""),
         ),
         (
             "Data",
-            "<ul>"
-            + "".join(f"<li>{html.escape(s)}</li>" for s in _data_lines(data))
-            + "</ul>"
+            bullets([html.escape(s) for s in _data_lines(c.data)])
             + img(figs["class_counts"], "class counts"),
         ),
-        (
-            "Balanced-vs-imbalanced gap",
-            gaps.to_html(index=False, float_format="%.3f", na_rep="", border=0),
-        ),
+        ("Balanced-vs-imbalanced gap", table(c.gaps)),
         (
             "Accuracy by group",
-            (img(figs["groups"], "group accuracy") if "groups" in figs else "")
-            + agg.to_html(index=False, float_format="%.3f", na_rep="", border=0),
+            (img(figs["groups"], "group accuracy") if "groups" in figs else "") + table(c.agg),
         ),
         (
             "Per-class accuracy",
             img(figs["per_class"], "per-class accuracy") if "per_class" in figs else "<p>none</p>",
         ),
-        ("t-SNE of test features", "".join(img(v, k) for k, v in tsne.items()) or "<p>none</p>"),
-        (
-            "Collapse and failures",
-            "<ul>"
-            + (
-                f"<li>collapsed: {html.escape(str(sorted(set(collapsed['representation']))))}</li>"
-                if not collapsed.empty
-                else "<li>no representation collapsed</li>"
-            )
-            + "".join(
-                f"<li class='fail'>FAILED {html.escape(f['representation'])}: "
-                f"<pre>{html.escape(f['error'])}</pre></li>"
-                for f in failures
-            )
-            + "</ul>",
-        ),
+        ("t-SNE of test features", "".join(img(v, k) for k, v in c.tsne.items()) or "<p>none</p>"),
+        ("Collapse and failures", bullets(collapse + failed)),
         (
             "Reproducibility",
-            f"<p>seeds {cfg.seeds}; ssl-robustness {__version__}</p><pre>"
+            f"<p>seeds {c.cfg.seeds}; ssl-robustness {__version__}</p><pre>"
             + html.escape(json.dumps(environment(), indent=2))
             + "</pre><h3>config</h3><pre>"
-            + html.escape(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+            + html.escape(config)
             + "</pre>",
         ),
     ]
     body = "".join(
         f"<section id='{html.escape(t.lower().replace(' ', '-'))}'><h2>"
-        f"{html.escape(t)}</h2>{c}</section>"
-        for t, c in sections
+        f"{html.escape(t)}</h2>{body}</section>"
+        for t, body in sections
     )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(cfg.name)}: SSL vs SL under
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(c.cfg.name)}: SSL vs SL under
 imbalance</title><style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
 table {{ border-collapse: collapse; font-size: 12px; margin: 1em 0; }}
 td, th {{ padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
 img {{ max-width: 100%; margin: 0.5em 0; }} pre {{ background: #f6f6f6; padding: 0.6em;
 overflow-x: auto; font-size: 12px; }} .fail {{ color: #b00; }}
-</style></head><body><h1>Study '{html.escape(cfg.name)}': is SSL more robust to class imbalance
+</style></head><body><h1>Study '{html.escape(c.cfg.name)}': is SSL more robust to class imbalance
 than SL?</h1>{body}</body></html>
 """
