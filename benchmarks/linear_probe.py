@@ -25,11 +25,13 @@ from sklearn.linear_model import LogisticRegression
 from ssl_robustness.evaluation.linear_probe import linear_probe
 
 
-def make_features(n: int, dim: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_features(
+    n: int, dim: int, classes: int, separation: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     rank = min(64, dim)
     basis = rng.normal(size=(rank, dim)) / np.sqrt(rank)
-    centers = rng.normal(size=(classes, rank)) * 0.9
+    centers = rng.normal(size=(classes, rank)) * separation
     y = rng.integers(0, classes, n)
     latent = centers[y] + rng.normal(size=(n, rank))
     x = np.maximum(latent @ basis + 0.5 * rng.normal(size=(n, dim)), 0)  # ReLU-like
@@ -44,9 +46,10 @@ def main() -> None:
     ap.add_argument("--grid", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="C values")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--sgd-epoch", action="store_true")
+    ap.add_argument("--separation", type=float, default=0.45, help="class-mean scale")
     args = ap.parse_args()
     n_val = n_test = max(1000, args.n // 10)
-    x, y = make_features(args.n + n_val + n_test, args.dim, args.classes)
+    x, y = make_features(args.n + n_val + n_test, args.dim, args.classes, args.separation)
     xtr, ytr = x[: args.n], y[: args.n]
     xva, yva = x[args.n : args.n + n_val], y[args.n : args.n + n_val]
     xte, yte = x[args.n + n_val :], y[args.n + n_val :]

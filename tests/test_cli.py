@@ -101,3 +101,62 @@ def test_pretrain_then_evaluate_one_representation(tmp_path, monkeypatch, capsys
     assert "linear-balanced" in out.out and "knn-k5" in out.out and "tail" in out.out
     code, out = _run(["pretrain", str(cfg), "--method", "byol"], monkeypatch, capsys)
     assert code == 2 and "no such representation" in out.err
+
+
+def _source_config(kind: str, tmp_path, image_folder) -> dict:
+    """A data section per source, over files written here in that source's real layout."""
+    from test_sources import _write_cifar10
+
+    from conftest import write_image
+
+    small = {
+        "split": {"val_per_class": 1, "test_per_class": 2},
+        "image_size": 8,
+        "imbalance": {"profile": "natural"},
+    }
+    if kind == "folder":
+        return {"source": "folder", "root": str(image_folder), **small}
+    if kind == "agrinet":
+        return {"source": "agrinet", "root": str(image_folder), **small}
+    if kind == "awa2":
+        base = tmp_path / "Animals_with_Attributes2"
+        base.mkdir()
+        (base / "classes.txt").write_text("1\tzebra\n2\tmole\n")
+        for c, n in (("zebra", 9), ("mole", 5)):
+            for i in range(n):
+                write_image(base / "JPEGImages" / c / f"{c}_{i:04d}.jpg", i)
+        return {"source": "awa2", "root": str(tmp_path), **small}
+    if kind == "list":
+        lines = []
+        for i in range(12):
+            write_image(tmp_path / "imgs" / f"{i}.png", i)
+            lines.append(f"imgs/{i}.png {i % 3}")
+        (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+        return {
+            "source": "list",
+            "root": str(tmp_path),
+            "list": {"train": str(tmp_path / "train.txt")},
+            **small,
+        }
+    if kind == "cifar10":
+        _write_cifar10(tmp_path, per_batch=20)
+        return {
+            "source": "cifar10",
+            "root": str(tmp_path),
+            "image_size": 32,
+            "split": {"val_per_class": 1},
+            "imbalance": {"profile": "exp", "ratio": 0.5, "n": 20},
+        }
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["folder", "agrinet", "awa2", "list", "cifar10"])
+def test_data_stats_for_every_source(kind, tmp_path, image_folder, monkeypatch, capsys):
+    raw = tiny_study(tmp_path)
+    raw["data"] = _source_config(kind, tmp_path, image_folder)
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    code, out = _run(["data", "stats", str(cfg)], monkeypatch, capsys)
+    assert code == 0, out.err
+    assert "total" in out.out and "groups: rule" in out.out
+    assert (tmp_path / "study" / "data" / "stats.json").exists()
