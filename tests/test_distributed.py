@@ -3,6 +3,7 @@ through the shared loop keeps both replicas identical."""
 
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         )
         batches = ArrayBatches(images, labels, np.arange(64), 16, torch.device("cpu"))
         train = TrainConfig(epochs=2, batch_size=16, optimizer=OptimizerConfig(lr=0.1))
-        fit(method, batches, train, __import__("pathlib").Path(out_dir) / f"r{rank}", seed=0)
+        fit(method, batches, train, Path(out_dir) / f"r{rank}", seed=0)
         weights = torch.cat([p.detach().flatten() for p in method.parameters()])
         torch.save(
             {

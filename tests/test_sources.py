@@ -1,3 +1,4 @@
+import os
 import pickle
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def test_cifar10_in_torchvision_on_disk_format(tmp_path):
 def test_cifar_pickle_that_runs_code_is_refused(tmp_path):
     _write_cifar10(tmp_path)
     with (tmp_path / "cifar-10-batches-py" / "data_batch_1").open("wb") as fh:
-        pickle.dump({"data": __import__("os").getcwd}, fh)
+        pickle.dump({"data": os.getcwd}, fh)
     with pytest.raises(UserError, match="refusing to load"):
         load_cifar(tmp_path, 10)
     with pytest.raises(UserError, match="CIFAR file missing|expected"):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from .config import StudyConfig, load_config
 from .errors import UserError
@@ -96,6 +97,7 @@ def data() -> None:
 def data_stats(config: Path | None, overrides: tuple[str, ...]) -> None:
     """Per-class counts of every split and subset, groups, and a class-count chart."""
     from .data.prepare import prepare_data
+    from .data.profiles import gini
     from .report.plots import class_counts_figure, plt
 
     cfg = _load(config, overrides)
@@ -107,9 +109,10 @@ def data_stats(config: Path | None, overrides: tuple[str, ...]) -> None:
         + "  group"
     )
     click.echo(header)
-    pool = __import__("numpy").bincount(d.labels[d.indices("train")], minlength=d.num_classes)
-    val = __import__("numpy").bincount(d.labels[d.indices("val")], minlength=d.num_classes)
-    test = __import__("numpy").bincount(d.labels[d.indices("test")], minlength=d.num_classes)
+    pool, val, test = (
+        np.bincount(d.labels[d.indices(s)], minlength=d.num_classes)
+        for s in ("train", "val", "test")
+    )
     for c, name in enumerate(d.class_names):
         click.echo(
             f"{name[:24]:24s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} "
@@ -122,8 +125,6 @@ def data_stats(config: Path | None, overrides: tuple[str, ...]) -> None:
     )
     for p in d.plans:
         ratio = p.counts.min() / p.counts.max()
-        from .data.profiles import gini
-
         click.echo(f"{p.name}: n={p.size}, imbalance ratio {ratio:.4f}, Gini {gini(p.counts):.3f}")
     click.echo(
         f"groups: rule '{d.group_rule}' from {d.imbalanced_name}; "
