@@ -1,0 +1,1 @@
+"""Data layer: sources -> labelled set -> splits -> long-tail subsets -> groups -> manifests."""

@@ -1,0 +1,304 @@
+"""Data sources: each reads one real on-disk layout into a LabelledSet.
+
+Errors name the file (and line) at fault: a missing root, an empty class folder, a label out
+of range, an unknown class, a duplicate path.
+"""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DataConfig, ListFilesConfig
+from ..errors import UserError
+from .labelled import LabelledSet
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".webp")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def load_source(cfg: DataConfig) -> LabelledSet:
+    """Read the configured source into a LabelledSet."""
+    loaders: dict[str, Callable[[DataConfig], LabelledSet]] = {
+        "digits": lambda c: load_digits(),
+        "folder": lambda c: load_folder(_root(c)),
+        "agrinet": lambda c: load_folder(_root(c)),
+        "awa2": lambda c: load_awa2(_root(c)),
+        "list": lambda c: load_list(_root(c), c.list),  # type: ignore[arg-type]
+        "cifar10": lambda c: load_cifar(_root(c), 10, c.download),
+        "cifar100": lambda c: load_cifar(_root(c), 100, c.download),
+        "npz": lambda c: load_npz(_root(c)),
+    }
+    return loaders[cfg.source](cfg)
+
+
+def _root(cfg: DataConfig) -> Path:
+    assert cfg.root is not None
+    if not cfg.root.exists() and not cfg.download:
+        raise UserError(f"data.root: path does not exist: {cfg.root}")
+    return cfg.root
+
+
+# ----------------------------------------------------------------------------- digits
+def load_digits() -> LabelledSet:
+    """scikit-learn's 1,797 real 8x8 handwritten digits, grey levels 0..16 scaled to uint8 RGB."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    grey = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    pixels = np.repeat(grey[..., None], 3, axis=-1)
+    return LabelledSet(
+        items=[f"digits/{i:04d}" for i in range(len(grey))],
+        labels=bunch.target,
+        class_names=[str(c) for c in bunch.target_names],
+        pixels=pixels,
+    )
+
+
+# ----------------------------------------------------------------------------- folders
+def _is_image(p: Path) -> bool:
+    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def load_folder(root: Path, class_names: list[str] | None = None) -> LabelledSet:
+    """ImageFolder layout `root/<class>/<image>`, or `root/{train,val,test}/<class>/<image>`."""
+    if not root.is_dir():
+        raise UserError(f"data.root: not a folder: {root}")
+    split_dirs = [s for s in SPLIT_NAMES if (root / s).is_dir()]
+    if split_dirs and "train" not in split_dirs:
+        raise UserError(f"{root}: has {split_dirs} split folders but no train/")
+    tops = [(s, root / s) for s in split_dirs] if split_dirs else [(None, root)]
+    if class_names is None:
+        class_names = [d.name for d in _class_dirs(tops[0][1])]
+    if not class_names:
+        raise UserError(f"{tops[0][1]}: no class folders found (expected <class>/<image> files)")
+    index = {name: i for i, name in enumerate(class_names)}
+    items: list[str] = []
+    labels: list[int] = []
+    splits: list[str] = []
+    for split, top in tops:
+        for d in _class_dirs(top):
+            if d.name not in index:
+                raise UserError(f"{d}: class '{d.name}' is not a class of {tops[0][1]}")
+            files = sorted(p for p in d.iterdir() if _is_image(p))
+            if not files and split in (None, "train"):
+                raise UserError(f"{d}: empty class folder (no {'/'.join(IMAGE_EXTENSIONS)} files)")
+            for p in files:
+                items.append(p.relative_to(root).as_posix())
+                labels.append(index[d.name])
+                splits.append(split or "")
+        if split in (None, "train"):
+            missing = set(class_names) - {d.name for d in _class_dirs(top)}
+            if missing:
+                raise UserError(f"{top}: class folders missing: {sorted(missing)}")
+    return LabelledSet(items, np.array(labels), list(class_names), root=root,
+                       official_split=np.array(splits, dtype=object) if split_dirs else None)
+
+
+def load_awa2(root: Path) -> LabelledSet:
+    """Animals with Attributes 2: `Animals_with_Attributes2/JPEGImages/<class>/` plus `classes.txt`."""
+    base = root / "Animals_with_Attributes2" if (root / "Animals_with_Attributes2").is_dir() else root
+    images, classes_file = base / "JPEGImages", base / "classes.txt"
+    for needed in (images, classes_file):
+        if not needed.exists():
+            raise UserError(f"data.root: AwA2 layout expects {needed}")
+    names = []
+    for lineno, line in enumerate(classes_file.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise UserError(f"{classes_file}:{lineno}: expected '<index> <class>', got {line!r}")
+        names.append(parts[1])
+    lset = load_folder(images, class_names=names)
+    lset.items = [f"JPEGImages/{item}" for item in lset.items]
+    lset.root = base
+    return lset
+
+
+# ----------------------------------------------------------------------------- split lists
+def load_list(root: Path, cfg: ListFilesConfig) -> LabelledSet:
+    """Split files: `relative/path label` lines (ImageNet-LT, Places-LT, iNaturalist) or CSV/TSV."""
+    class_names: list[str] | None = None
+    if cfg.classes is not None:
+        if not cfg.classes.is_file():
+            raise UserError(f"data.list.classes: file not found: {cfg.classes}")
+        class_names = [x.strip() for x in cfg.classes.read_text().splitlines() if x.strip()]
+    rows: list[tuple[str, str, str, str]] = []  # (path, label, split, where)
+    for split in SPLIT_NAMES:
+        path = getattr(cfg, split)
+        if path is None:
+            continue
+        if not path.is_file():
+            raise UserError(f"data.list.{split}: file not found: {path}")
+        rows += [(p, lab, split, where) for p, lab, where in _read_rows(path, cfg)]
+    if not rows:
+        raise UserError(f"{cfg.train}: no items listed")
+    seen: dict[str, str] = {}
+    for p, _, _, where in rows:
+        if p in seen:
+            raise UserError(f"{where}: duplicate path {p!r} (first listed at {seen[p]})")
+        seen[p] = where
+    labels = _resolve_labels(rows, class_names)
+    names = class_names or _default_names(rows)
+    return LabelledSet([r[0] for r in rows], labels, names, root=root,
+                       official_split=np.array([r[2] for r in rows], dtype=object))
+
+
+def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:
+    suffix = path.suffix.lower()
+    delimiter = cfg.delimiter or {".csv": ",", ".tsv": "\t"}.get(suffix)
+    named = isinstance(cfg.path_column, str) or isinstance(cfg.label_column, str)
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        if delimiter is None:
+            lines = ((i, line.split()) for i, line in enumerate(fh, 1))
+            header: list[str] | None = None
+        else:
+            reader = csv.reader(fh, delimiter=delimiter)
+            lines = ((reader.line_num, row) for row in reader)
+            header = None
+        for lineno, fields in lines:
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            if named and header is None:
+                header = fields
+                for col in (cfg.path_column, cfg.label_column):
+                    if isinstance(col, str) and col not in header:
+                        raise UserError(f"{path}:{lineno}: no column {col!r} in header {header}")
+                continue
+            pcol = header.index(cfg.path_column) if isinstance(cfg.path_column, str) else cfg.path_column
+            lcol = (header.index(cfg.label_column) if isinstance(cfg.label_column, str)
+                    else cfg.label_column)
+            if max(pcol, lcol) >= len(fields):
+                raise UserError(f"{path}:{lineno}: expected at least {max(pcol, lcol) + 1} fields, "
+                                f"got {len(fields)}: {fields!r}")
+            out.append((fields[pcol].strip(), fields[lcol].strip(), f"{path}:{lineno}"))
+    return out
+
+
+def _resolve_labels(rows: list[tuple[str, str, str, str]], names: list[str] | None) -> np.ndarray:
+    numeric = all(lab.lstrip("-").isdigit() for _, lab, _, _ in rows)
+    labels = []
+    if numeric:
+        limit = len(names) if names is not None else None
+        for _, lab, _, where in rows:
+            value = int(lab)
+            if value < 0 or (limit is not None and value >= limit):
+                bound = f"[0, {limit})" if limit is not None else ">= 0"
+                raise UserError(f"{where}: label {value} out of range {bound}")
+            labels.append(value)
+        return np.array(labels)
+    index = {n: i for i, n in enumerate(names or sorted({lab for _, lab, _, _ in rows}))}
+    for _, lab, _, where in rows:
+        if lab not in index:
+            raise UserError(f"{where}: unknown class {lab!r} (not in data.list.classes)")
+        labels.append(index[lab])
+    return np.array(labels)
+
+
+def _default_names(rows: list[tuple[str, str, str, str]]) -> list[str]:
+    labs = [lab for _, lab, _, _ in rows]
+    if all(lab.lstrip("-").isdigit() for lab in labs):
+        return [str(i) for i in range(max(int(x) for x in labs) + 1)]
+    return sorted(set(labs))
+
+
+# ----------------------------------------------------------------------------- CIFAR
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """CIFAR's python batches are pickles: allow numpy arrays and plain containers, nothing else."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _read_batch(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path}: CIFAR file missing (set data.download: true to fetch it)")
+    try:
+        with path.open("rb") as fh:
+            return _NumpyOnlyUnpickler(fh, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise UserError(f"{path}: not a CIFAR python batch: {exc}") from None
+
+
+def load_cifar(root: Path, num_classes: int, download: bool = False) -> LabelledSet:
+    """torchvision's on-disk CIFAR-10/100 python format (`cifar-10-batches-py/`, `cifar-100-python/`)."""
+    folder = root / ("cifar-10-batches-py" if num_classes == 10 else "cifar-100-python")
+    if not folder.is_dir() and download:
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if num_classes == 10 else torchvision.datasets.CIFAR100
+        cls(str(root), train=True, download=True)
+    if not folder.is_dir():
+        raise UserError(f"data.root: expected {folder} (torchvision's CIFAR layout; "
+                        "set data.download: true to fetch it)")
+    if num_classes == 10:
+        train_files = [f"data_batch_{i}" for i in range(1, 6)]
+        test_files, meta_file, label_key, names_key = ["test_batch"], "batches.meta", "labels", "label_names"
+    else:
+        train_files, test_files = ["train"], ["test"]
+        meta_file, label_key, names_key = "meta", "fine_labels", "fine_label_names"
+    pixels, labels, splits = [], [], []
+    for split, files in (("train", train_files), ("test", test_files)):
+        for name in files:
+            batch = _read_batch(folder / name)
+            data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            pixels.append(data.transpose(0, 2, 3, 1))
+            labels.append(np.asarray(batch[label_key], dtype=np.int64))
+            splits += [split] * len(data)
+    names = list(_read_batch(folder / meta_file)[names_key])
+    all_labels = np.concatenate(labels)
+    if all_labels.min() < 0 or all_labels.max() >= len(names):
+        raise UserError(f"{folder}: label out of range [0, {len(names)})")
+    items = [f"cifar{num_classes}/{s}/{i:05d}" for i, s in enumerate(splits)]
+    return LabelledSet(items, all_labels, names, root=root, pixels=np.concatenate(pixels),
+                       official_split=np.array(splits, dtype=object))
+
+
+# ----------------------------------------------------------------------------- arrays
+NPZ_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def load_npz(path: Path) -> LabelledSet:
+    """Arrays in one .npz: train_images / test_images (N, H, W, 3) uint8, train_labels /
+    test_labels, optional class_names (the layout of shared/data/cifar10_subset.npz)."""
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable .npz file: {exc}") from None
+    missing = [k for k in NPZ_KEYS if k not in npz.files]
+    if missing:
+        raise UserError(f"{path}: missing arrays {missing} (has {npz.files})")
+    images = [npz["train_images"], npz["test_images"]]
+    for name, arr in zip(("train_images", "test_images"), images, strict=True):
+        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
+            raise UserError(f"{path}: {name} must be uint8 (N, H, W, 3), got {arr.dtype} "
+                            f"{arr.shape}")
+    labels = np.concatenate([npz["train_labels"], npz["test_labels"]]).astype(np.int64)
+    num = int(labels.max()) + 1
+    names = [str(x) for x in npz["class_names"]] if "class_names" in npz.files else [
+        str(i) for i in range(num)]
+    if labels.min() < 0 or labels.max() >= len(names):
+        raise UserError(f"{path}: label out of range [0, {len(names)})")
+    n_train = len(images[0])
+    splits = np.array(["train"] * n_train + ["test"] * len(images[1]), dtype=object)
+    items = [f"{path.name}/{s}/{i:06d}" for i, s in enumerate(splits)]
+    return LabelledSet(items, labels, names, root=path, pixels=np.concatenate(images),
+                       official_split=splits)

@@ -1,0 +1,131 @@
+"""Matched, nested pretraining subsets D(n, r) and D(n, 1).
+
+Within a class every subset takes a prefix of one fixed seeded order, so subsets of the same
+class differ only in how many images they keep, never in which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import ImbalanceConfig
+from ..errors import UserError
+from .profiles import allocate, counts_from_n_max, shape_weights
+
+
+@dataclass(frozen=True)
+class SubsetPlan:
+    """One pretraining subset: its name, imbalance level and per-class counts (class order)."""
+
+    name: str
+    level: float
+    balanced: bool
+    counts: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.sum())
+
+
+def class_rank_order(pool_counts: np.ndarray, order: str, seed: int) -> np.ndarray:
+    """Classes in rank order: rank 0 keeps the most images."""
+    c = len(pool_counts)
+    if order == "index":
+        return np.arange(c)
+    if order == "random":
+        return np.random.default_rng([seed, 7919]).permutation(c)
+    return np.lexsort((np.arange(c), -np.asarray(pool_counts)))  # frequency, ties by index
+
+
+def level_name(profile: str, level: float, balanced: bool) -> str:
+    if balanced:
+        return "balanced"
+    if profile in ("power", "natural"):
+        return "natural" if profile == "natural" else f"power-a{level:g}"
+    return f"{profile}-r{level:g}"
+
+
+def plan_subsets(pool_counts: np.ndarray, cfg: ImbalanceConfig,
+                 class_names: list[str] | None = None) -> list[SubsetPlan]:
+    """Per-class counts of every subset, all of the same size n; the balanced one first."""
+    pool_counts = np.asarray(pool_counts, dtype=np.int64)
+    c = len(pool_counts)
+    names = class_names or [str(i) for i in range(c)]
+    natural = cfg.profile in ("power", "natural")
+    ranks = class_rank_order(pool_counts, "frequency" if natural else cfg.class_order, cfg.seed)
+    ranked_pool = pool_counts[ranks]
+    levels = cfg.levels()
+    balanced_level = levels[0]
+    weights = {
+        lv: (np.ones(c) if lv == balanced_level else
+             shape_weights(cfg.profile, c, lv, pareto_alpha=cfg.pareto_alpha,
+                           natural_counts=pool_counts))
+        for lv in levels
+    }
+    exact: dict[float, np.ndarray] = {}
+    if cfg.n is not None:
+        n = cfg.n
+    elif natural:
+        n = _largest_feasible_total(weights.values(), ranked_pool)
+    else:
+        most = min(levels)
+        n_max = cfg.n_max or int(min(np.floor(ranked_pool / weights[most] + 1e-9).min(),
+                                     ranked_pool[0]))
+        exact[most] = counts_from_n_max(weights[most], n_max)
+        n = int(exact[most].sum())
+    plans = []
+    for lv in levels:
+        ranked = exact.get(lv)
+        if ranked is None:
+            ranked = allocate(weights[lv], n)
+        counts = np.zeros(c, dtype=np.int64)
+        counts[ranks] = ranked
+        is_bal = lv == balanced_level
+        plan = SubsetPlan(level_name(cfg.profile, lv, is_bal), float(lv), is_bal, counts)
+        _check_feasible(plan, pool_counts, names)
+        plans.append(plan)
+    return plans
+
+
+def _largest_feasible_total(weight_sets, ranked_pool: np.ndarray) -> int:
+    total = None
+    for w in weight_sets:
+        t = int(np.floor((ranked_pool * w.sum() / w).min() + 1e-9))
+        while t > 0 and (allocate(w, t) > ranked_pool).any():
+            t -= 1
+        total = t if total is None else min(total, t)
+    return int(total or 0)
+
+
+def _check_feasible(plan: SubsetPlan, pool_counts: np.ndarray, names: list[str]) -> None:
+    if plan.size == 0:
+        raise UserError(f"data.imbalance: subset '{plan.name}' would be empty")
+    short = np.flatnonzero(plan.counts > pool_counts)
+    if len(short):
+        i = short[0]
+        raise UserError(
+            f"data.imbalance: subset '{plan.name}' (n={plan.size}) asks for {plan.counts[i]} "
+            f"images of class '{names[i]}' but its training pool has {pool_counts[i]} "
+            f"({len(short)} class(es) short); lower data.imbalance.n or n_max"
+        )
+    if (plan.counts == 0).any():
+        i = int(np.flatnonzero(plan.counts == 0)[0])
+        raise UserError(f"data.imbalance: subset '{plan.name}' keeps no image of class "
+                        f"'{names[i]}'; raise data.imbalance.n or the ratio")
+
+
+def per_class_order(labels: np.ndarray, pool: np.ndarray, num_classes: int,
+                    seed: int) -> list[np.ndarray]:
+    """For each class, its pool item indices in one fixed seeded order (shared by all subsets)."""
+    out = []
+    for k in range(num_classes):
+        members = pool[labels[pool] == k]
+        out.append(np.random.default_rng([seed, k]).permutation(np.sort(members)))
+    return out
+
+
+def draw(order: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
+    """Item indices of a subset: the first counts[k] of class k's fixed order, sorted."""
+    return np.sort(np.concatenate([o[: int(n)] for o, n in zip(order, counts, strict=True)]))
