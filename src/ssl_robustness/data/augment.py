@@ -40,8 +40,10 @@ class ViewSpec:
 
 MOCOV2_VIEW = ViewSpec()
 SIMCLR_VIEW = ViewSpec(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
-BYOL_VIEWS = (ViewSpec(saturation=0.2, blur_p=1.0), ViewSpec(saturation=0.2, blur_p=0.1,
-                                                             solarize_p=0.2))
+BYOL_VIEWS = (
+    ViewSpec(saturation=0.2, blur_p=1.0),
+    ViewSpec(saturation=0.2, blur_p=0.1, solarize_p=0.2),
+)
 SUPERVISED_VIEW = ViewSpec(crop_scale=(0.35, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0)
 
 MIN_BLUR_SIZE = 64  # CIFAR-scale recipes skip blur; at >= 64 px the kernel is >= 7 px
@@ -67,8 +69,15 @@ def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tenso
     return torch.rand(n, generator=g) * (high - low) + low
 
 
-def crop_boxes(n: int, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
-               g: torch.Generator, tries: int = 10) -> torch.Tensor:
+def crop_boxes(
+    n: int,
+    h: int,
+    w: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    g: torch.Generator,
+    tries: int = 10,
+) -> torch.Tensor:
     """RandomResizedCrop boxes (x1, y1, x2, y2), `tries` candidates per sample, first valid kept,
     whole image where none fits (torchvision's fallback, simplified)."""
     area = h * w * _uniform(n * tries, *scale, g)
@@ -91,8 +100,9 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tenso
     samples per output pixel when shrinking (adaptive sampling), exact for an identity box."""
     idx = torch.arange(len(x), dtype=boxes.dtype).unsqueeze(1)
     rois = torch.cat([idx, boxes], dim=1).to(x.device, x.dtype)
-    return roi_align(x, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=0,
-                     aligned=True)
+    return roi_align(
+        x, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True
+    )
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -139,10 +149,12 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     kern = torch.exp(-(r.view(1, -1) ** 2) / (2 * sigma.to(x).view(-1, 1) ** 2))
     kern = (kern / kern.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n*c, k)
     y = x.reshape(1, n * c, h, w)
-    y = F.conv2d(F.pad(y, (k // 2, k // 2, 0, 0), mode="reflect"), kern.view(n * c, 1, 1, k),
-                 groups=n * c)
-    y = F.conv2d(F.pad(y, (0, 0, k // 2, k // 2), mode="reflect"), kern.view(n * c, 1, k, 1),
-                 groups=n * c)
+    y = F.conv2d(
+        F.pad(y, (k // 2, k // 2, 0, 0), mode="reflect"), kern.view(n * c, 1, 1, k), groups=n * c
+    )
+    y = F.conv2d(
+        F.pad(y, (0, 0, k // 2, k // 2), mode="reflect"), kern.view(n * c, 1, k, 1), groups=n * c
+    )
     return y.view(n, c, h, w)
 
 
@@ -150,8 +162,9 @@ def _mask(n: int, p: float, g: torch.Generator, like: torch.Tensor) -> torch.Ten
     return (torch.rand(n, generator=g) < p).to(like.device).view(n, 1, 1, 1)
 
 
-def augment(images: torch.Tensor, spec: ViewSpec, g: torch.Generator,
-            size: int | None = None) -> torch.Tensor:
+def augment(
+    images: torch.Tensor, spec: ViewSpec, g: torch.Generator, size: int | None = None
+) -> torch.Tensor:
     """One augmented, normalised view (B, 3, S, S) of uint8 images (B, H, W, 3)."""
     x = to_float(images)
     n, _, h, w = x.shape
@@ -171,8 +184,9 @@ def augment(images: torch.Tensor, spec: ViewSpec, g: torch.Generator,
     return to_memory_format(normalize(x))
 
 
-def adjust_view(spec: ViewSpec, crop_min_scale: float | None = None, flip: bool = True,
-                color: bool = True) -> ViewSpec:
+def adjust_view(
+    spec: ViewSpec, crop_min_scale: float | None = None, flip: bool = True, color: bool = True
+) -> ViewSpec:
     """A method's view with the study's augmentation adjustments applied."""
     if crop_min_scale is not None:
         spec = replace(spec, crop_scale=(crop_min_scale, 1.0))

@@ -25,8 +25,9 @@ def thirds_groups(counts: np.ndarray) -> np.ndarray:
     return out.astype(str)
 
 
-def assign_groups(counts: np.ndarray, rule: str = "auto", many_above: int = 100,
-                  few_below: int = 20) -> tuple[str, np.ndarray]:
+def assign_groups(
+    counts: np.ndarray, rule: str = "auto", many_above: int = 100, few_below: int = 20
+) -> tuple[str, np.ndarray]:
     """(rule used, group name per class)."""
     if rule in ("oltr", "auto"):
         groups = oltr_groups(counts, many_above, few_below)

@@ -44,14 +44,23 @@ def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
         return np.ascontiguousarray(pixels)
     out = np.empty((len(pixels), size, size, 3), dtype=np.uint8)
     for start in range(0, len(pixels), 4096):
-        x = torch.from_numpy(pixels[start:start + 4096]).permute(0, 3, 1, 2).float()
-        y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out[start:start + 4096] = y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+        x = torch.from_numpy(pixels[start : start + 4096]).permute(0, 3, 1, 2).float()
+        y = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+        out[start : start + 4096] = y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
     return out
 
 
-def build_image_cache(lset: LabelledSet, indices: np.ndarray, size: int, cache_file: Path, *,
-                      skip_bad: bool = False, workers: int = 4) -> tuple[np.ndarray, list[str]]:
+def build_image_cache(
+    lset: LabelledSet,
+    indices: np.ndarray,
+    size: int,
+    cache_file: Path,
+    *,
+    skip_bad: bool = False,
+    workers: int = 4,
+) -> tuple[np.ndarray, list[str]]:
     """Images of `indices` as a read-only memmap; returns (array, bad item paths).
 
     Unreadable images fail the run with their paths listed, unless `skip_bad`, in which case
@@ -62,33 +71,44 @@ def build_image_cache(lset: LabelledSet, indices: np.ndarray, size: int, cache_f
         return np.load(cache_file, mmap_mode="r"), json.loads(bad_file.read_text())
     if lset.pixels is not None:
         array = resize_pixels(lset.pixels[indices], size)
-        with atomic_path(cache_file) as tmp:
-            with tmp.open("wb") as fh:
-                np.save(fh, array)
+        with atomic_path(cache_file) as tmp, tmp.open("wb") as fh:
+            np.save(fh, array)
         write_json(bad_file, [])
         return np.load(cache_file, mmap_mode="r"), []
-    assert lset.root is not None
-    bad: list[str] = []
     with atomic_path(cache_file) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(len(indices), size, size, 3))
-
-        def work(j: int) -> str | None:
-            item = lset.items[int(indices[j])]
-            try:
-                out[j] = decode_image(lset.root / item, size)  # type: ignore[operator]
-                return None
-            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
-                out[j] = 0
-                return f"{lset.root / item}: {type(e).__name__}: {e}"  # type: ignore[operator]
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            bad = [msg for msg in pool.map(work, range(len(indices))) if msg]
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=(len(indices), size, size, 3)
+        )
+        bad = _decode_into(out, lset, indices, size, workers)
         if bad and not skip_bad:
-            listing = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
-            raise UserError(f"{len(bad)} unreadable image(s) (set data.skip_bad_images: true to "
-                            f"skip and count them):\n  {listing}")
+            more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+            raise UserError(
+                f"{len(bad)} unreadable image(s) (set data.skip_bad_images: true to "
+                f"skip and count them):\n  " + "\n  ".join(bad[:20]) + more
+            )
         out.flush()
-        del out
+        del out  # close the memmap before the rename
     write_json(bad_file, bad)
     return np.load(cache_file, mmap_mode="r"), bad
+
+
+def _decode_into(
+    out: np.ndarray, lset: LabelledSet, indices: np.ndarray, size: int, workers: int
+) -> list[str]:
+    """Decode images into `out` with a thread pool (PIL releases the GIL); return messages
+    for the unreadable ones, whose rows are left black."""
+    root = lset.root
+    assert root is not None
+    bad_errors = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
+
+    def work(j: int) -> str | None:
+        path = root / lset.items[int(indices[j])]
+        try:
+            out[j] = decode_image(path, size)
+            return None
+        except bad_errors as e:
+            out[j] = 0
+            return f"{path}: {type(e).__name__}: {e}"
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [msg for msg in pool.map(work, range(len(indices))) if msg]

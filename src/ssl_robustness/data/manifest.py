@@ -14,8 +14,14 @@ from .profiles import gini, imbalance_ratio
 MANIFEST_COLUMNS = ("item", "label", "class_name", "split", "subset")
 
 
-def write_manifest(path: Path, items: list[str], labels: np.ndarray, class_names: list[str],
-                   split: str, subset: str) -> None:
+def write_manifest(
+    path: Path,
+    items: list[str],
+    labels: np.ndarray,
+    class_names: list[str],
+    split: str,
+    subset: str,
+) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)

@@ -53,17 +53,24 @@ class StudyData:
         return self.plans[1].name
 
     def train_counts(self) -> np.ndarray:
-        return np.bincount(self.labels[self.subsets[self.imbalanced_name]],
-                           minlength=self.num_classes)
+        return np.bincount(
+            self.labels[self.subsets[self.imbalanced_name]], minlength=self.num_classes
+        )
 
 
 def data_key(cfg: DataConfig) -> str:
-    return config_hash(cfg.model_dump(mode="json", include={"source", "root", "list",
-                                                            "image_size", "skip_bad_images"}))
+    return config_hash(
+        cfg.model_dump(
+            mode="json", include={"source", "root", "list", "image_size", "skip_bad_images"}
+        )
+    )
 
 
-def prepare_data(cfg: DataConfig, directory: Path, evaluation: EvaluationConfig | None = None,
-                 ) -> StudyData:
+def prepare_data(
+    cfg: DataConfig,
+    directory: Path,
+    evaluation: EvaluationConfig | None = None,
+) -> StudyData:
     """Load, decode (cached), split, draw subsets and groups; write manifests and stats."""
     directory.mkdir(parents=True, exist_ok=True)
     lset = load_source(cfg)
@@ -71,8 +78,14 @@ def prepare_data(cfg: DataConfig, directory: Path, evaluation: EvaluationConfig 
     # keyed by the item list too: adding or removing an image file makes a new cache
     listing = config_hash({"data": data_key(cfg), "items": lset.items})
     cache_file = directory / f"images-{listing}-{cfg.image_size}px.npy"
-    images, bad = build_image_cache(lset, all_idx, cfg.image_size, cache_file,
-                                    skip_bad=cfg.skip_bad_images, workers=cfg.decode_workers)
+    images, bad = build_image_cache(
+        lset,
+        all_idx,
+        cfg.image_size,
+        cache_file,
+        skip_bad=cfg.skip_bad_images,
+        workers=cfg.decode_workers,
+    )
     if bad:
         bad_paths = {msg.split(": ", 1)[0] for msg in bad}
         keep = np.array([str(lset.root / it) not in bad_paths for it in lset.items])  # type: ignore[operator]
@@ -90,24 +103,44 @@ def prepare_data(cfg: DataConfig, directory: Path, evaluation: EvaluationConfig 
     per_class = int(pool_counts.min())
     if evaluation is not None and evaluation.probe_per_class is not None:
         if evaluation.probe_per_class > per_class:
-            raise UserError(f"evaluation.probe_per_class: {evaluation.probe_per_class} exceeds the "
-                            f"smallest class's training pool ({per_class})")
+            raise UserError(
+                f"evaluation.probe_per_class: {evaluation.probe_per_class} exceeds the "
+                f"smallest class's training pool ({per_class})"
+            )
         per_class = evaluation.probe_per_class
     probe = draw(order, np.full(lset.num_classes, per_class))
     main_counts = plans[1].counts
-    rule, groups = assign_groups(main_counts, cfg.groups.rule, cfg.groups.many_above,
-                                 cfg.groups.few_below)
-    data = StudyData(lset.class_names, lset.items, lset.labels, images, split, plans, subsets,
-                     probe, groups, rule, directory, bad)
+    rule, groups = assign_groups(
+        main_counts, cfg.groups.rule, cfg.groups.many_above, cfg.groups.few_below
+    )
+    data = StudyData(
+        lset.class_names,
+        lset.items,
+        lset.labels,
+        images,
+        split,
+        plans,
+        subsets,
+        probe,
+        groups,
+        rule,
+        directory,
+        bad,
+    )
     write_data_manifests(data)
     return data
 
 
 def _subset_lset(lset: LabelledSet, keep: np.ndarray) -> LabelledSet:
     idx = np.flatnonzero(keep)
-    return LabelledSet([lset.items[i] for i in idx], lset.labels[idx], lset.class_names, lset.root,
-                       None if lset.pixels is None else lset.pixels[idx],
-                       None if lset.official_split is None else lset.official_split[idx])
+    return LabelledSet(
+        [lset.items[i] for i in idx],
+        lset.labels[idx],
+        lset.class_names,
+        lset.root,
+        None if lset.pixels is None else lset.pixels[idx],
+        None if lset.official_split is None else lset.official_split[idx],
+    )
 
 
 def write_data_manifests(data: StudyData) -> None:
@@ -116,21 +149,37 @@ def write_data_manifests(data: StudyData) -> None:
     sets.update({f"subset-{k}": (v, "train", k) for k, v in data.subsets.items()})
     sets["probe-balanced"] = (data.probe_balanced, "train", "probe-balanced")
     for name, (idx, split, subset) in sets.items():
-        write_manifest(out / f"{name}.csv", [data.items[i] for i in idx], data.labels[idx],
-                       data.class_names, split, subset)
+        write_manifest(
+            out / f"{name}.csv",
+            [data.items[i] for i in idx],
+            data.labels[idx],
+            data.class_names,
+            split,
+            subset,
+        )
     stats = {
         "classes": data.class_names,
-        "splits": {s: count_stats(np.bincount(data.labels[data.indices(s)],
-                                              minlength=data.num_classes))
-                   for s in ("train", "val", "test") if len(data.indices(s))},
-        "subsets": {p.name: {"level": p.level, "balanced": p.balanced, **count_stats(p.counts)}
-                    for p in data.plans},
-        "probe_balanced": count_stats(np.bincount(data.labels[data.probe_balanced],
-                                                  minlength=data.num_classes)),
-        "groups": {"rule": data.group_rule, "from_subset": data.imbalanced_name,
-                   "per_class": [str(g) for g in data.groups],
-                   "members": {g: [data.class_names[i] for i in np.flatnonzero(data.groups == g)]
-                               for g in ("head", "medium", "tail")}},
+        "splits": {
+            s: count_stats(np.bincount(data.labels[data.indices(s)], minlength=data.num_classes))
+            for s in ("train", "val", "test")
+            if len(data.indices(s))
+        },
+        "subsets": {
+            p.name: {"level": p.level, "balanced": p.balanced, **count_stats(p.counts)}
+            for p in data.plans
+        },
+        "probe_balanced": count_stats(
+            np.bincount(data.labels[data.probe_balanced], minlength=data.num_classes)
+        ),
+        "groups": {
+            "rule": data.group_rule,
+            "from_subset": data.imbalanced_name,
+            "per_class": [str(g) for g in data.groups],
+            "members": {
+                g: [data.class_names[i] for i in np.flatnonzero(data.groups == g)]
+                for g in ("head", "medium", "tail")
+            },
+        },
         "bad_images": {"count": len(data.bad_images), "items": data.bad_images},
     }
     write_json(data.directory / "stats.json", stats)

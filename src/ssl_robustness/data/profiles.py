@@ -9,8 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def shape_weights(profile: str, num_classes: int, level: float, *, pareto_alpha: float = 6.0,
-                  natural_counts: np.ndarray | None = None) -> np.ndarray:
+def shape_weights(
+    profile: str,
+    num_classes: int,
+    level: float,
+    *,
+    pareto_alpha: float = 6.0,
+    natural_counts: np.ndarray | None = None,
+) -> np.ndarray:
     """Relative class sizes in rank order, the largest equal to 1.
 
     `level` is the imbalance ratio r = n_min / n_max for exp/step/pareto and the exponent a

@@ -21,8 +21,9 @@ def class_draws(counts: np.ndarray, kind: str, total: int | None = None) -> np.n
     return allocate(weights, total)
 
 
-def epoch_order(labels: np.ndarray, kind: str, rng: np.random.Generator,
-                num_classes: int | None = None) -> np.ndarray:
+def epoch_order(
+    labels: np.ndarray, kind: str, rng: np.random.Generator, num_classes: int | None = None
+) -> np.ndarray:
     """Positions into `labels` for one epoch, shuffled; with replacement for non-instance kinds."""
     n = len(labels)
     if kind == "instance":

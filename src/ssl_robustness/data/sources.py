@@ -99,13 +99,20 @@ def load_folder(root: Path, class_names: list[str] | None = None) -> LabelledSet
             missing = set(class_names) - {d.name for d in _class_dirs(top)}
             if missing:
                 raise UserError(f"{top}: class folders missing: {sorted(missing)}")
-    return LabelledSet(items, np.array(labels), list(class_names), root=root,
-                       official_split=np.array(splits, dtype=object) if split_dirs else None)
+    return LabelledSet(
+        items,
+        np.array(labels),
+        list(class_names),
+        root=root,
+        official_split=np.array(splits, dtype=object) if split_dirs else None,
+    )
 
 
 def load_awa2(root: Path) -> LabelledSet:
-    """Animals with Attributes 2: `Animals_with_Attributes2/JPEGImages/<class>/` plus `classes.txt`."""
-    base = root / "Animals_with_Attributes2" if (root / "Animals_with_Attributes2").is_dir() else root
+    """Animals with Attributes 2: `Animals_with_Attributes2/JPEGImages/<class>/` + classes.txt."""
+    base = (
+        root / "Animals_with_Attributes2" if (root / "Animals_with_Attributes2").is_dir() else root
+    )
     images, classes_file = base / "JPEGImages", base / "classes.txt"
     for needed in (images, classes_file):
         if not needed.exists():
@@ -149,8 +156,13 @@ def load_list(root: Path, cfg: ListFilesConfig) -> LabelledSet:
         seen[p] = where
     labels = _resolve_labels(rows, class_names)
     names = class_names or _default_names(rows)
-    return LabelledSet([r[0] for r in rows], labels, names, root=root,
-                       official_split=np.array([r[2] for r in rows], dtype=object))
+    return LabelledSet(
+        [r[0] for r in rows],
+        labels,
+        names,
+        root=root,
+        official_split=np.array([r[2] for r in rows], dtype=object),
+    )
 
 
 def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:
@@ -175,12 +187,21 @@ def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:
                     if isinstance(col, str) and col not in header:
                         raise UserError(f"{path}:{lineno}: no column {col!r} in header {header}")
                 continue
-            pcol = header.index(cfg.path_column) if isinstance(cfg.path_column, str) else cfg.path_column
-            lcol = (header.index(cfg.label_column) if isinstance(cfg.label_column, str)
-                    else cfg.label_column)
+            pcol = (
+                header.index(cfg.path_column)
+                if isinstance(cfg.path_column, str)
+                else cfg.path_column
+            )
+            lcol = (
+                header.index(cfg.label_column)
+                if isinstance(cfg.label_column, str)
+                else cfg.label_column
+            )
             if max(pcol, lcol) >= len(fields):
-                raise UserError(f"{path}:{lineno}: expected at least {max(pcol, lcol) + 1} fields, "
-                                f"got {len(fields)}: {fields!r}")
+                raise UserError(
+                    f"{path}:{lineno}: expected at least {max(pcol, lcol) + 1} fields, "
+                    f"got {len(fields)}: {fields!r}"
+                )
             out.append((fields[pcol].strip(), fields[lcol].strip(), f"{path}:{lineno}"))
     return out
 
@@ -217,9 +238,13 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """CIFAR's python batches are pickles: allow numpy arrays and plain containers, nothing else."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str):  # noqa: ANN201
@@ -239,7 +264,7 @@ def _read_batch(path: Path) -> dict:
 
 
 def load_cifar(root: Path, num_classes: int, download: bool = False) -> LabelledSet:
-    """torchvision's on-disk CIFAR-10/100 python format (`cifar-10-batches-py/`, `cifar-100-python/`)."""
+    """torchvision's on-disk CIFAR python format (`cifar-10-batches-py/`, `cifar-100-python/`)."""
     folder = root / ("cifar-10-batches-py" if num_classes == 10 else "cifar-100-python")
     if not folder.is_dir() and download:
         import torchvision
@@ -247,11 +272,18 @@ def load_cifar(root: Path, num_classes: int, download: bool = False) -> Labelled
         cls = torchvision.datasets.CIFAR10 if num_classes == 10 else torchvision.datasets.CIFAR100
         cls(str(root), train=True, download=True)
     if not folder.is_dir():
-        raise UserError(f"data.root: expected {folder} (torchvision's CIFAR layout; "
-                        "set data.download: true to fetch it)")
+        raise UserError(
+            f"data.root: expected {folder} (torchvision's CIFAR layout; "
+            "set data.download: true to fetch it)"
+        )
     if num_classes == 10:
         train_files = [f"data_batch_{i}" for i in range(1, 6)]
-        test_files, meta_file, label_key, names_key = ["test_batch"], "batches.meta", "labels", "label_names"
+        test_files, meta_file, label_key, names_key = (
+            ["test_batch"],
+            "batches.meta",
+            "labels",
+            "label_names",
+        )
     else:
         train_files, test_files = ["train"], ["test"]
         meta_file, label_key, names_key = "meta", "fine_labels", "fine_label_names"
@@ -268,8 +300,14 @@ def load_cifar(root: Path, num_classes: int, download: bool = False) -> Labelled
     if all_labels.min() < 0 or all_labels.max() >= len(names):
         raise UserError(f"{folder}: label out of range [0, {len(names)})")
     items = [f"cifar{num_classes}/{s}/{i:05d}" for i, s in enumerate(splits)]
-    return LabelledSet(items, all_labels, names, root=root, pixels=np.concatenate(pixels),
-                       official_split=np.array(splits, dtype=object))
+    return LabelledSet(
+        items,
+        all_labels,
+        names,
+        root=root,
+        pixels=np.concatenate(pixels),
+        official_split=np.array(splits, dtype=object),
+    )
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -289,16 +327,21 @@ def load_npz(path: Path) -> LabelledSet:
     images = [npz["train_images"], npz["test_images"]]
     for name, arr in zip(("train_images", "test_images"), images, strict=True):
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
-            raise UserError(f"{path}: {name} must be uint8 (N, H, W, 3), got {arr.dtype} "
-                            f"{arr.shape}")
+            raise UserError(
+                f"{path}: {name} must be uint8 (N, H, W, 3), got {arr.dtype} {arr.shape}"
+            )
     labels = np.concatenate([npz["train_labels"], npz["test_labels"]]).astype(np.int64)
     num = int(labels.max()) + 1
-    names = [str(x) for x in npz["class_names"]] if "class_names" in npz.files else [
-        str(i) for i in range(num)]
+    names = (
+        [str(x) for x in npz["class_names"]]
+        if "class_names" in npz.files
+        else [str(i) for i in range(num)]
+    )
     if labels.min() < 0 or labels.max() >= len(names):
         raise UserError(f"{path}: label out of range [0, {len(names)})")
     n_train = len(images[0])
     splits = np.array(["train"] * n_train + ["test"] * len(images[1]), dtype=object)
     items = [f"{path.name}/{s}/{i:06d}" for i, s in enumerate(splits)]
-    return LabelledSet(items, labels, names, root=path, pixels=np.concatenate(images),
-                       official_split=splits)
+    return LabelledSet(
+        items, labels, names, root=path, pixels=np.concatenate(images), official_split=splits
+    )

@@ -39,5 +39,5 @@ def _carve(lset: LabelledSet, split: np.ndarray, need: list[tuple[str, int]], se
         order = np.random.default_rng([seed, c]).permutation(members)
         start = 0
         for s, k in need:
-            split[order[start:start + k]] = s
+            split[order[start : start + k]] = s
             start += k

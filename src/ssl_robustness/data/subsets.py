@@ -47,8 +47,9 @@ def level_name(profile: str, level: float, balanced: bool) -> str:
     return f"{profile}-r{level:g}"
 
 
-def plan_subsets(pool_counts: np.ndarray, cfg: ImbalanceConfig,
-                 class_names: list[str] | None = None) -> list[SubsetPlan]:
+def plan_subsets(
+    pool_counts: np.ndarray, cfg: ImbalanceConfig, class_names: list[str] | None = None
+) -> list[SubsetPlan]:
     """Per-class counts of every subset, all of the same size n; the balanced one first."""
     pool_counts = np.asarray(pool_counts, dtype=np.int64)
     c = len(pool_counts)
@@ -59,9 +60,13 @@ def plan_subsets(pool_counts: np.ndarray, cfg: ImbalanceConfig,
     levels = cfg.levels()
     balanced_level = levels[0]
     weights = {
-        lv: (np.ones(c) if lv == balanced_level else
-             shape_weights(cfg.profile, c, lv, pareto_alpha=cfg.pareto_alpha,
-                           natural_counts=pool_counts))
+        lv: (
+            np.ones(c)
+            if lv == balanced_level
+            else shape_weights(
+                cfg.profile, c, lv, pareto_alpha=cfg.pareto_alpha, natural_counts=pool_counts
+            )
+        )
         for lv in levels
     }
     exact: dict[float, np.ndarray] = {}
@@ -71,8 +76,9 @@ def plan_subsets(pool_counts: np.ndarray, cfg: ImbalanceConfig,
         n = _largest_feasible_total(weights.values(), ranked_pool)
     else:
         most = min(levels)
-        n_max = cfg.n_max or int(min(np.floor(ranked_pool / weights[most] + 1e-9).min(),
-                                     ranked_pool[0]))
+        n_max = cfg.n_max or int(
+            min(np.floor(ranked_pool / weights[most] + 1e-9).min(), ranked_pool[0])
+        )
         exact[most] = counts_from_n_max(weights[most], n_max)
         n = int(exact[most].sum())
     plans = []
@@ -112,12 +118,15 @@ def _check_feasible(plan: SubsetPlan, pool_counts: np.ndarray, names: list[str])
         )
     if (plan.counts == 0).any():
         i = int(np.flatnonzero(plan.counts == 0)[0])
-        raise UserError(f"data.imbalance: subset '{plan.name}' keeps no image of class "
-                        f"'{names[i]}'; raise data.imbalance.n or the ratio")
+        raise UserError(
+            f"data.imbalance: subset '{plan.name}' keeps no image of class "
+            f"'{names[i]}'; raise data.imbalance.n or the ratio"
+        )
 
 
-def per_class_order(labels: np.ndarray, pool: np.ndarray, num_classes: int,
-                    seed: int) -> list[np.ndarray]:
+def per_class_order(
+    labels: np.ndarray, pool: np.ndarray, num_classes: int, seed: int
+) -> list[np.ndarray]:
     """For each class, its pool item indices in one fixed seeded order (shared by all subsets)."""
     out = []
     for k in range(num_classes):
