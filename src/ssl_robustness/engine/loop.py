@@ -135,7 +135,7 @@ def fit(
                         "loss": loss,
                         "lr": lr_now,
                         "images_per_s": ips,
-                        **out.logs,
+                        **{k: float(v) for k, v in out.logs.items()},
                     }
                 )
         row: dict[str, Any] = {

@@ -25,7 +25,8 @@ class StepContext:
 class StepOutput:
     loss: torch.Tensor
     embedding: torch.Tensor | None = None  # the output watched for collapse (SSL methods)
-    logs: dict[str, float] = field(default_factory=dict)
+    # extra per-step values; tensors are read (a device sync) only on the steps that log
+    logs: dict[str, float | torch.Tensor] = field(default_factory=dict)
 
 
 class Method(nn.Module):

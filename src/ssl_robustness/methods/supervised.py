@@ -82,7 +82,7 @@ class Supervised(Method):
         x = augment(images, self.view, ctx.generator)
         logits = self.logits(x)
         loss = self.loss_fn(logits, labels, ctx.progress)
-        acc = (logits.argmax(1) == labels).float().mean().item()
+        acc = (logits.argmax(1) == labels).float().mean().detach()
         return StepOutput(loss, None, {"train_acc": acc})
 
     def param_groups(self) -> list[dict]:
