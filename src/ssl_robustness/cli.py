@@ -267,12 +267,12 @@ FORMAT = click.option(
 @FORMAT
 def checkpoint_inspect(file: Path, fmt: str) -> None:
     """Say what FILE is and what would be loaded from it."""
-    from .models.checkpoints import inspect_checkpoint, load_backbone
+    from .models.checkpoints import backbone_from_report, inspect_checkpoint
 
-    report = inspect_checkpoint(file, fmt)
+    report = inspect_checkpoint(file, fmt)  # reads the file once
     click.echo(report.summary())
     try:
-        load_backbone(file, fmt)
+        backbone_from_report(report)
         click.echo("load:      ok (strict)")
     except UserError as exc:
         click.echo(f"load:      refused: {exc}")

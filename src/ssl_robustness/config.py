@@ -443,9 +443,9 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
                 raise UserError(f"--set {key}: no list item {'.'.join(parts[: i + 1])}")
             node = node[int(part)]
         else:
-            node = node.setdefault(part, {})
-            if node is None:
-                node = raw_set(raw, parts[: i + 1], {})
+            if node.get(part) is None:  # absent, or `key:` left empty in the YAML
+                node[part] = {}
+            node = node[part]
     last = parts[-1]
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
@@ -455,11 +455,3 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         node[last] = parsed
     else:
         raise UserError(f"--set {key}: {'.'.join(parts[:-1])} is not a section")
-
-
-def raw_set(raw: dict[str, Any], parts: list[str], value: Any) -> Any:
-    node = raw
-    for part in parts[:-1]:
-        node = node[part]
-    node[parts[-1]] = value
-    return value

@@ -179,10 +179,7 @@ def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
     if fmt not in ("auto", detected) and not (fmt == "timm" and detected == "torchvision"):
         raise UserError(f"{path}: looks like {detected}, not {fmt} (keys: {list(raw)[:5]})")
     fmt = detected if fmt == "auto" else fmt
-    if fmt == "timm":
-        kept, dropped = to_backbone_keys("torchvision", raw)
-    else:
-        kept, dropped = to_backbone_keys(fmt, raw)
+    kept, dropped = to_backbone_keys(fmt, raw)
     if not kept:
         raise UserError(f"{path}: no backbone tensors found for format {fmt}")
     report = ImportReport(str(path), fmt, kept, dropped)
@@ -196,10 +193,16 @@ def load_backbone(
 ) -> tuple[nn.Module, ImportReport]:
     """Build the backbone the file describes and load it strictly."""
     report = inspect_checkpoint(path, fmt)
+    return backbone_from_report(report, arch), report
+
+
+def backbone_from_report(report: ImportReport, arch: str | None = None) -> nn.Module:
+    """The backbone an inspected file describes, loaded strictly (refuses partial loads)."""
+    path = Path(report.path)
     if arch and arch.startswith("timm:"):
         model: nn.Module = TimmBackbone(arch.removeprefix("timm:"))
         strict_load(model.model, report.state_dict, path, allow_missing_head=True)
-        return model, report
+        return model
     if report.arch is None:
         raise UserError(f"{path}: not a ResNet; set arch: timm:<name> for other models")
     from torchvision.models import resnet as tv
@@ -210,7 +213,7 @@ def load_backbone(
     block = tv.Bottleneck if a["block"] == "Bottleneck" else tv.BasicBlock
     model = ResNet(block, a["layers"], a["width"], a["small_stem"])
     strict_load(model, report.state_dict, path)
-    return model, report
+    return model
 
 
 def strict_load(
