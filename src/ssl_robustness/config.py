@@ -58,6 +58,11 @@ class ImbalanceConfig(Strict):
     n_max: int | None = Field(None, ge=1)
     class_order: Literal["frequency", "random", "index"] = "frequency"
     seed: int = 0
+    # Each study seed draws its own nested subsets from the pool (val, test and the probe set
+    # stay fixed), so an interval over seeds covers the sampling of the rare images too.
+    resample_per_seed: bool = True
+    # With class_order 'random': also draw which classes are rare anew for every study seed.
+    class_order_per_seed: bool = False
 
     @field_validator("ratio")
     @classmethod
@@ -223,6 +228,9 @@ class MocoV2Config(MethodBase):
     temperature: float = Field(0.2, gt=0)
     momentum: float = Field(0.99, ge=0, lt=1)
     symmetric: bool = True
+    # One process has no shuffle-BN: keys are batch-normalised in this many sub-batches, shuffled
+    # against the queries' (He et al. 2020, 3.3; the official CIFAR demo); 1 turns it off.
+    shuffle_bn_splits: int = Field(8, ge=1)
 
 
 class SimSiamConfig(MethodBase):
@@ -262,6 +270,9 @@ class ImportedConfig(Strict):
         "auto", "torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl"
     ] = "auto"
     arch: str | None = None  # resnet18 / resnet50 / timm:<name>; inferred from the keys if None
+    # The input size the weights were trained at: its own decoded cache, never the study's
+    # (tiny) image size, which would leave an ImageNet stem a 1x1 map.
+    image_size: int = Field(224, ge=8, le=1024)
 
     @field_validator("path")
     @classmethod
@@ -274,7 +285,12 @@ class ImportedConfig(Strict):
 # ----------------------------------------------------------------------------- evaluation
 class LinearProbeConfig(Strict):
     enabled: bool = True
-    train_on: list[Literal["balanced", "imbalanced"]] = Field(default_factory=lambda: ["balanced"])
+    # balanced: the probe set, disjoint from every pretraining subset (pretraining robustness);
+    # own: the arm's own subset (end-to-end); imbalanced: every representation on the main
+    # imbalanced subset (a cross-scenario comparison, no gap).
+    train_on: list[Literal["balanced", "own", "imbalanced"]] = Field(
+        default_factory=lambda: ["balanced", "own"]
+    )
     l2_grid: list[float] = Field(default_factory=lambda: [1e-2, 1e-3, 1e-4, 1e-5])
     max_iter: int = Field(300, ge=1)
 
@@ -303,6 +319,9 @@ class FinetuneConfig(Strict):
     weight_decay: float = Field(5e-4, ge=0)
     loss: LossName = "ce"
     sampler: SamplerName = "instance"
+    # own: fine-tune on the arm's own subset (end-to-end gap); imbalanced: every representation
+    # on the main imbalanced subset (cross-scenario comparison, no gap).
+    train_on: list[Literal["own", "imbalanced"]] = Field(default_factory=lambda: ["own"])
 
 
 class EvaluationConfig(Strict):
@@ -310,7 +329,11 @@ class EvaluationConfig(Strict):
     linear_sgd: LinearSGDConfig = Field(default_factory=LinearSGDConfig)
     knn: KNNConfig = Field(default_factory=KNNConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
-    probe_per_class: int | None = Field(None, ge=1)  # balanced labelled set; None: smallest class
+    # The balanced labelled set of the linear probe and kNN. disjoint: drawn apart from every
+    # pretraining subset; pool: Liu et al.'s protocol, the largest balanced set of the whole
+    # train pool (it overlaps the subsets).
+    probe_set: Literal["disjoint", "pool"] = "disjoint"
+    probe_per_class: int | None = Field(None, ge=1)  # None: the largest the protocol allows
 
 
 class ReportConfig(Strict):
