@@ -1,0 +1,259 @@
+"""The verdict: paired per-seed differences of the relative gap, with hand-computed numbers."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from ssl_robustness.report import verdict as V
+
+T975_2 = 4.302652729749464  # scipy.stats.t.ppf(0.975, 2)
+
+
+def gap_rows(
+    scenario,
+    method,
+    rel_gaps,
+    *,
+    evaluation="linear-balanced",
+    comparison="pretraining",
+    subset="exp-r0.1",
+    metric="top1",
+    seeds=None,
+):
+    seeds = seeds if seeds is not None else range(len(rel_gaps))
+    return [
+        {
+            "scenario": scenario,
+            "method": method,
+            "evaluation": evaluation,
+            "comparison": comparison,
+            "seed": s,
+            "subset": subset,
+            "level": 0.1,
+            f"{metric}_gap": g / 2,
+            f"{metric}_rel_gap": g,
+        }
+        for s, g in zip(seeds, rel_gaps, strict=True)
+    ]
+
+
+def result_rows(gap_runs, collapsed=()):
+    """results.csv rows for both arms of every gap row; `collapsed` names (method, subset, seed)."""
+    rows = []
+    for r in gap_runs.itertuples():
+        for subset, balanced in (("balanced", True), (r.subset, False)):
+            rows.append(
+                {
+                    "representation": f"{r.method}_{subset}_s{r.seed}",
+                    "scenario": r.scenario,
+                    "method": r.method,
+                    "subset": subset,
+                    "balanced": balanced,
+                    "seed": r.seed,
+                    "evaluation": r.evaluation,
+                    "comparison": r.comparison,
+                    "status": "ok",
+                    "collapsed": (r.method, subset, r.seed) in collapsed,
+                }
+            )
+    return pd.DataFrame(rows).drop_duplicates("representation")
+
+
+@pytest.fixture
+def three_seeds():
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.02, 0.04, 0.03])
+        + gap_rows("SL", "supervised", [0.08, 0.07, 0.09])
+        + gap_rows("SL", "supervised-balanced_softmax", [0.03, 0.05, 0.01])
+    )
+    return runs, result_rows(runs)
+
+
+def test_paired_t_interval_against_every_sl_variant(three_seeds):
+    runs, results = three_seeds
+    [v] = V.verdicts(runs, results)
+    assert (v.evaluation, v.comparison, v.subset, v.metric) == (
+        "linear-balanced",
+        "pretraining",
+        "exp-r0.1",
+        "top1",
+    )
+    assert v.headline
+    by_sl = {p.sl_method: p for p in v.pairs}
+    assert set(by_sl) == {"supervised", "supervised-balanced_softmax"}
+    # d = [-0.06, -0.03, -0.06]: mean -0.05, sd sqrt(3e-4), se 0.01
+    p = by_sl["supervised"]
+    assert p.seeds == (0, 1, 2)
+    assert p.mean == pytest.approx(-0.05)
+    assert p.low == pytest.approx(-0.05 - T975_2 * 0.01)
+    assert p.high == pytest.approx(-0.05 + T975_2 * 0.01)
+    assert p.words == "loses less"
+    assert (p.ssl_rel_gap, p.sl_rel_gap) == (pytest.approx(0.03), pytest.approx(0.08))
+    # d = [-0.01, -0.01, 0.02]: mean 0, same se -> the interval holds 0
+    q = by_sl["supervised-balanced_softmax"]
+    assert q.mean == pytest.approx(0.0, abs=1e-12)
+    assert q.high == pytest.approx(T975_2 * 0.01)
+    assert q.words == "no detectable difference"
+    assert v.best_sl == "supervised-balanced_softmax"
+    assert v.sl_rel_gaps == {
+        "supervised": pytest.approx(0.08),
+        "supervised-balanced_softmax": pytest.approx(0.03),
+    }
+    text = "\n".join(V.verdict_sentences(v))
+    assert "best SL variant: supervised-balanced_softmax (Δ 3.0%)" in text
+    assert "simclr (SSL-in-domain) loses less than supervised" in text
+    assert "d = -5.0 points of Δ, 95% CI [-9.3, -0.7] over 3 seeds" in text
+    assert "supervised-balanced_softmax: no detectable difference" in text
+    assert "overlap" not in text
+
+
+def test_interval_above_zero_loses_more():
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simsiam", [0.10, 0.12, 0.11])
+        + gap_rows("SL", "supervised", [0.02, 0.03, 0.04])
+    )
+    [v] = V.verdicts(runs, result_rows(runs))
+    [p] = v.pairs
+    assert p.mean == pytest.approx(0.08)
+    assert p.low == pytest.approx(0.08 - T975_2 * 0.01 / math.sqrt(3))
+    assert p.words == "loses more"
+
+
+def test_one_seed_has_no_interval():
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.02]) + gap_rows("SL", "supervised", [0.08])
+    )
+    [v] = V.verdicts(runs, result_rows(runs))
+    [p] = v.pairs
+    assert p.seeds == (0,)
+    assert p.mean == pytest.approx(-0.06)
+    assert math.isnan(p.low) and math.isnan(p.high)
+    assert p.words == "one seed, no interval"
+    text = V.paired_sentence(p)
+    assert "one seed, no interval" in text and "overlap" not in text and "CI" not in text
+
+
+def test_pairs_only_seeds_both_have():
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.02, 0.04], seeds=[0, 1])
+        + gap_rows("SL", "supervised", [0.08, 0.07], seeds=[1, 2])
+    )
+    [v] = V.verdicts(runs, result_rows(runs))
+    [p] = v.pairs
+    assert p.seeds == (1,) and p.mean == pytest.approx(0.04 - 0.08)
+    assert p.words == "one seed, no interval"
+
+
+def test_collapsed_representation_drops_its_seed_pairs_and_is_named(three_seeds):
+    runs, _ = three_seeds
+    results = result_rows(runs, collapsed={("simclr", "exp-r0.1", 2)})
+    [v] = V.verdicts(runs, results)
+    p = next(p for p in v.pairs if p.sl_method == "supervised")
+    assert p.seeds == (0, 1)
+    # d = [-0.06, -0.03]: mean -0.045, sd 0.03/sqrt(2), se 0.015, t(0.975, 1) = 12.706...
+    assert p.mean == pytest.approx(-0.045)
+    assert p.high == pytest.approx(-0.045 + 12.706204736174698 * 0.015)
+    assert p.words == "no detectable difference"
+    assert v.left_out == ("simclr_exp-r0.1_s2 (collapsed)",)
+    assert "Left out (their seed pairs dropped): simclr_exp-r0.1_s2 (collapsed)." in (
+        V.verdict_sentences(v)
+    )
+
+
+def test_collapsed_balanced_arm_spoils_every_subset_of_its_seed():
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.02, 0.04])
+        + gap_rows("SSL-in-domain", "simclr", [0.05, 0.06], subset="exp-r0.01")
+        + gap_rows("SL", "supervised", [0.08, 0.07])
+        + gap_rows("SL", "supervised", [0.1, 0.2], subset="exp-r0.01")
+    )
+    results = result_rows(runs, collapsed={("supervised", "balanced", 0)})
+    vs = V.verdicts(runs, results)
+    assert [v.subset for v in vs] == ["exp-r0.01", "exp-r0.1"]
+    for v in vs:
+        assert v.pairs[0].seeds == (1,)
+        assert v.left_out == ("supervised_balanced_s0 (collapsed)",)
+        assert v.sl_rel_gaps["supervised"] == pytest.approx({"exp-r0.1": 0.07}.get(v.subset, 0.2))
+
+
+def test_failed_sl_variant_is_named_and_has_no_pairs(three_seeds):
+    runs, results = three_seeds
+    runs = runs[runs["method"] != "supervised-balanced_softmax"]
+    failed = pd.DataFrame(
+        [
+            {
+                "representation": "supervised-balanced_softmax_exp-r0.1_s0",
+                "scenario": "SL",
+                "method": "supervised-balanced_softmax",
+                "subset": "exp-r0.1",
+                "seed": 0,
+                "status": "failed",
+                "error": "RuntimeError: boom",
+            }
+        ]
+    )
+    results = pd.concat([results[results["method"] != "supervised-balanced_softmax"], failed])
+    [v] = V.verdicts(runs, results)
+    by_sl = {p.sl_method: p for p in v.pairs}
+    assert by_sl["supervised-balanced_softmax"].words == "no seed to compare"
+    assert by_sl["supervised"].words == "loses less"
+    assert v.best_sl == "supervised"
+    assert v.left_out == ("supervised-balanced_softmax_exp-r0.1_s0 (failed)",)
+
+
+def test_metric_follows_test_balance_and_reads_its_own_column():
+    assert V.verdict_metric({"test_balanced": True})[0] == "top1"
+    metric, why = V.verdict_metric({"test_balanced": False})
+    assert metric == "balanced_accuracy" and "not balanced" in why
+    # an older run without the flag: equal per-class test counts mean balanced
+    assert V.verdict_metric({"splits": {"test": {"per_class": [5, 5, 4]}}})[0] == (
+        "balanced_accuracy"
+    )
+    assert V.verdict_metric({})[0] == "top1"
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.02, 0.04, 0.03], metric="balanced_accuracy")
+        + gap_rows("SL", "supervised", [0.08, 0.07, 0.09], metric="balanced_accuracy")
+    )
+    assert V.verdicts(runs, result_rows(runs), metric="top1") == []
+    [v] = V.verdicts(runs, result_rows(runs), metric="balanced_accuracy")
+    assert v.pairs[0].mean == pytest.approx(-0.05)
+    assert "relative gap Δ in balanced accuracy" in V.verdict_sentences(v)[0]
+
+
+def test_headline_first_and_cross_scenario_ignored(three_seeds):
+    runs, results = three_seeds
+    other = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.1, 0.1, 0.1], evaluation="knn-k20")
+        + gap_rows("SL", "supervised", [0.1, 0.2, 0.3], evaluation="knn-k20")
+        + gap_rows(
+            "SSL-in-domain",
+            "simclr",
+            [0.1],
+            evaluation="finetune-imbalanced",
+            comparison="cross-scenario",
+        )
+        + gap_rows(
+            "SSL-ImageNet",
+            "moco-in1k",
+            [0.01, 0.02, 0.03],
+            evaluation="linear-own",
+            comparison="fixed-representation",
+        )
+    )
+    runs = pd.concat([other, runs], ignore_index=True)
+    vs = V.verdicts(runs, result_rows(runs))
+    assert [(v.evaluation, v.comparison) for v in vs] == [
+        ("linear-balanced", "pretraining"),
+        ("knn-k20", "pretraining"),
+        ("linear-own", "fixed-representation"),
+    ]
+    fixed = vs[-1]
+    assert fixed.best_sl is None and fixed.pairs == ()
+    lines = V.render(vs, "top-1 accuracy (the test split is balanced)")
+    assert lines[0] == "The verdict uses top-1 accuracy (the test split is balanced)."
+    assert lines[1].startswith("linear-balanced, pretraining gap (balanced vs exp-r0.1)")
+    assert any("no SL variant has a usable gap here" in line for line in lines)
+    assert V.render([]) == [
+        "No SSL method has a balanced-vs-imbalanced gap, so there is no verdict."
+    ]
