@@ -2,33 +2,69 @@
 
 Training epochs then index a (N, S, S, 3) array instead of decoding JPEGs again. The cache is
 written to a temp file and renamed, so a killed run never leaves a half-filled cache behind.
+Beside it, `<cache>.meta.json` records a fingerprint of the inputs (size and mtime of every
+image file, or a hash of in-memory pixels) and the cache file's SHA-256: a cache whose inputs
+changed, or whose bytes were truncated or altered, is rebuilt with a warning, never trusted.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..atomic import atomic_path, write_json
+from ..atomic import atomic_path, file_sha256, read_json_or_none, warn_rebuild, write_json
 from ..errors import UserError
 from .labelled import LabelledSet
+
+CACHE_VERSION = 2
+# transparent pixels are composited onto this colour (white, like a browser page)
+BACKGROUND = (255, 255, 255)
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_HIGH_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+
+
+@dataclass(frozen=True)
+class BadImage:
+    """An image left out with `skip_bad_images`: its index in the LabelledSet and why."""
+
+    index: int
+    message: str
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """The RGB picture an image viewer would show: EXIF orientation applied, 16-bit grey
+    scaled to 8 bits, transparency composited onto `BACKGROUND`, CMYK/1-bit/palette converted."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in _HIGH_DEPTH_MODES:
+        img = _high_depth_to_l(img)
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba)
+    return img.convert("RGB")
+
+
+def _high_depth_to_l(img: Image.Image) -> Image.Image:
+    """16-bit grey (PIL modes I;16* and I, whose values span 0..65535) to 8-bit L.
+
+    PIL's own convert clips such values at 255, which turns almost every pixel white."""
+    values = np.asarray(img).astype(np.float64)
+    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
 def decode_image(path: Path, size: int) -> np.ndarray:
     """RGB uint8 (size, size, 3): shorter side resized to `size`, then centre-cropped."""
     with Image.open(path) as img:
         img.load()
-        if img.mode in ("RGBA", "LA", "P"):
-            img = img.convert("RGBA")
-            background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(background, img)
-        img = img.convert("RGB")
+        img = to_rgb(img)
         w, h = img.size
         scale = size / min(w, h)
         nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
@@ -52,6 +88,43 @@ def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def meta_path(cache_file: Path) -> Path:
+    return cache_file.with_suffix(".meta.json")
+
+
+def input_fingerprint(lset: LabelledSet, indices: np.ndarray, size: int) -> dict[str, Any]:
+    """What the cache was built from: size and mtime of every file, or a hash of the pixels.
+
+    Raises UserError naming the files that do not exist (a wrong root, not bad images)."""
+    h = hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
+    if lset.pixels is not None:
+        h.update(np.ascontiguousarray(lset.pixels[indices]).data)
+        return {
+            "kind": "pixels",
+            "image_size": size,
+            "count": len(indices),
+            "sha256": h.hexdigest(),
+        }
+    assert lset.root is not None
+    missing = []
+    for i in indices:
+        item = lset.items[int(i)]
+        try:
+            st = os.stat(lset.root / item)
+        except FileNotFoundError:
+            missing.append(str(lset.root / item))
+            continue
+        h.update(f"{item}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    if missing:
+        more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+        raise UserError(
+            f"{len(missing)} image file(s) do not exist (is data.root {lset.root} right?):\n  "
+            + "\n  ".join(missing[:20])
+            + more
+        )
+    return {"kind": "files", "image_size": size, "count": len(indices), "sha256": h.hexdigest()}
+
+
 def build_image_cache(
     lset: LabelledSet,
     indices: np.ndarray,
@@ -60,55 +133,117 @@ def build_image_cache(
     *,
     skip_bad: bool = False,
     workers: int = 4,
-) -> tuple[np.ndarray, list[str]]:
-    """Images of `indices` as a read-only memmap; returns (array, bad item paths).
+) -> tuple[np.ndarray, list[BadImage]]:
+    """Images of `indices` as a read-only memmap; returns (array, bad images).
 
     Unreadable images fail the run with their paths listed, unless `skip_bad`, in which case
-    they are recorded in a sidecar file and left out by the caller.
+    they are returned (index into `lset` + message), recorded beside the cache, and left out
+    by the caller. A missing file always fails: it means a wrong root, not a bad image.
     """
-    bad_file = cache_file.with_suffix(".bad.json")
-    if cache_file.exists() and bad_file.exists():
-        return np.load(cache_file, mmap_mode="r"), json.loads(bad_file.read_text())
-    if lset.pixels is not None:
-        array = resize_pixels(lset.pixels[indices], size)
-        with atomic_path(cache_file) as tmp, tmp.open("wb") as fh:
-            np.save(fh, array)
-        write_json(bad_file, [])
-        return np.load(cache_file, mmap_mode="r"), []
-    with atomic_path(cache_file) as tmp:
-        out = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.uint8, shape=(len(indices), size, size, 3)
-        )
-        bad = _decode_into(out, lset, indices, size, workers)
+    inputs = input_fingerprint(lset, indices, size)
+    shape = (len(indices), size, size, 3)
+    cached = _load_verified(cache_file, inputs, shape)
+    if cached is not None:
+        array, bad = cached
         if bad and not skip_bad:
-            more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
-            raise UserError(
-                f"{len(bad)} unreadable image(s) (set data.skip_bad_images: true to "
-                f"skip and count them):\n  " + "\n  ".join(bad[:20]) + more
-            )
-        out.flush()
-        del out  # close the memmap before the rename
-    write_json(bad_file, bad)
+            raise _unreadable_error([b.message for b in bad])
+        return array, bad
+    cache_file.with_suffix(".bad.json").unlink(missing_ok=True)  # the old, unchecked sidecar
+    bad: list[BadImage] = []
+    with atomic_path(cache_file) as tmp:
+        if lset.pixels is not None:
+            with tmp.open("wb") as fh:
+                np.save(fh, resize_pixels(lset.pixels[indices], size))
+        else:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            bad = _decode_into(out, lset, indices, size, workers)
+            if bad and not skip_bad:
+                raise _unreadable_error([b.message for b in bad])
+            out.flush()
+            del out  # close the memmap before hashing and the rename
+        meta = {
+            "version": CACHE_VERSION,
+            "inputs": inputs,
+            "bytes": tmp.stat().st_size,
+            "sha256": file_sha256(tmp),
+            "bad": [asdict(b) for b in bad],
+        }
+    write_json(meta_path(cache_file), meta)
     return np.load(cache_file, mmap_mode="r"), bad
+
+
+def _unreadable_error(messages: list[str]) -> UserError:
+    more = f"\n  ... and {len(messages) - 20} more" if len(messages) > 20 else ""
+    return UserError(
+        f"{len(messages)} unreadable image(s) (set data.skip_bad_images: true to "
+        f"skip and count them):\n  " + "\n  ".join(messages[:20]) + more
+    )
+
+
+def _load_verified(
+    cache_file: Path, inputs: dict[str, Any], shape: tuple[int, ...]
+) -> tuple[np.ndarray, list[BadImage]] | None:
+    """The cache and its bad images if its record matches `inputs` and its bytes check out;
+    otherwise None, with a CacheWarning naming the file and saying why."""
+    if not cache_file.exists():
+        return None
+    meta = read_json_or_none(meta_path(cache_file))
+    if not isinstance(meta, dict):
+        warn_rebuild(cache_file, "image cache without a valid checksum record beside it")
+        return None
+    try:
+        if meta["version"] != CACHE_VERSION or meta["inputs"] != inputs:
+            warn_rebuild(
+                cache_file,
+                "image cache built from different inputs (an image file was replaced or "
+                "modified, or the pixels changed)",
+            )
+            return None
+        actual = cache_file.stat().st_size
+        if actual != meta["bytes"]:
+            warn_rebuild(
+                cache_file, f"image cache truncated ({actual} bytes, {meta['bytes']} written)"
+            )
+            return None
+        if file_sha256(cache_file) != meta["sha256"]:
+            warn_rebuild(cache_file, "image cache content does not match its checksum (corrupted)")
+            return None
+        bad = [BadImage(int(b["index"]), str(b["message"])) for b in meta["bad"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        warn_rebuild(cache_file, f"image cache record malformed ({type(exc).__name__}: {exc})")
+        return None
+    try:
+        array = np.load(cache_file, mmap_mode="r")
+    except (ValueError, OSError) as exc:
+        warn_rebuild(cache_file, f"image cache unreadable ({exc})")
+        return None
+    if array.shape != shape or array.dtype != np.uint8:
+        warn_rebuild(cache_file, f"image cache holds {array.dtype} {array.shape}, not {shape}")
+        return None
+    return array, bad
 
 
 def _decode_into(
     out: np.ndarray, lset: LabelledSet, indices: np.ndarray, size: int, workers: int
-) -> list[str]:
-    """Decode images into `out` with a thread pool (PIL releases the GIL); return messages
-    for the unreadable ones, whose rows are left black."""
+) -> list[BadImage]:
+    """Decode images into `out` with a thread pool (PIL releases the GIL); return the
+    unreadable ones (their LabelledSet index and a message), whose rows are left black."""
     root = lset.root
     assert root is not None
     bad_errors = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
 
-    def work(j: int) -> str | None:
-        path = root / lset.items[int(indices[j])]
+    def work(j: int) -> BadImage | None:
+        index = int(indices[j])
+        path = root / lset.items[index]
         try:
             out[j] = decode_image(path, size)
             return None
+        except FileNotFoundError:
+            out[j] = 0
+            return BadImage(index, f"{path}: file does not exist (removed while decoding)")
         except bad_errors as e:
             out[j] = 0
-            return f"{path}: {type(e).__name__}: {e}"
+            return BadImage(index, f"{path}: {type(e).__name__}: {e}")
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return [msg for msg in pool.map(work, range(len(indices))) if msg]
+        return [b for b in pool.map(work, range(len(indices))) if b is not None]
