@@ -78,7 +78,7 @@ def prepare_data(
     # keyed by the item list too: adding or removing an image file makes a new cache
     listing = config_hash({"data": data_key(cfg), "items": lset.items})
     cache_file = directory / f"images-{listing}-{cfg.image_size}px.npy"
-    images, bad = build_image_cache(
+    images, bad_records = build_image_cache(
         lset,
         all_idx,
         cfg.image_size,
@@ -86,9 +86,10 @@ def prepare_data(
         skip_bad=cfg.skip_bad_images,
         workers=cfg.decode_workers,
     )
-    if bad:
-        bad_paths = {msg.split(": ", 1)[0] for msg in bad}
-        keep = np.array([str(lset.root / it) not in bad_paths for it in lset.items])  # type: ignore[operator]
+    bad = [b.message for b in bad_records]
+    if bad_records:  # dropped by index: never by parsing paths out of messages
+        keep = np.ones(len(lset), dtype=bool)
+        keep[[b.index for b in bad_records]] = False
         lset = _subset_lset(lset, keep)
         images = images[np.flatnonzero(keep)]
     split = make_splits(lset, cfg.split)
