@@ -1,4 +1,8 @@
-"""Pooled features of a frozen backbone, extracted once per split and cached on disk."""
+"""Pooled features of a frozen backbone, extracted once per split and cached on disk.
+
+Each `<name>.npy` has a `<name>.meta.json` beside it holding the SHA-256 of the features and
+index files: a truncated or corrupted file is rebuilt (with a warning), like a missing one.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, file_sha256, read_json_or_none, warn_rebuild, write_json
 from ..data.augment import eval_view
 from ..engine.device import autocast, prepare_model
 
@@ -41,13 +45,48 @@ def cached_features(
     indices: np.ndarray,
     device: torch.device,
 ) -> np.ndarray:
-    """Features of `indices`, from `cache_dir/name.npy` when present (float32)."""
+    """Features of `indices`, from `cache_dir/name.npy` when present and intact (float32)."""
     path = cache_dir / f"{name}.npy"
     index_path = cache_dir / f"{name}.index.npy"
-    if path.exists() and index_path.exists() and np.array_equal(np.load(index_path), indices):
-        return np.load(path)
+    meta_file = cache_dir / f"{name}.meta.json"
+    cached = _load_verified(path, index_path, meta_file, indices)
+    if cached is not None:
+        return cached
     feats = extract_features(backbone, images, indices, device).astype(np.float32)
     for target, arr in ((path, feats), (index_path, np.asarray(indices))):
         with atomic_path(target) as tmp, tmp.open("wb") as fh:
             np.save(fh, arr)
+    write_json(
+        meta_file,
+        {"features_sha256": file_sha256(path), "index_sha256": file_sha256(index_path)},
+    )
+    return feats
+
+
+def _load_verified(
+    path: Path, index_path: Path, meta_file: Path, indices: np.ndarray
+) -> np.ndarray | None:
+    """Cached features if they were computed for `indices` and their bytes check out; None
+    otherwise (a CacheWarning names a file that exists but is damaged)."""
+    if not path.exists() or not index_path.exists():
+        return None
+    meta = read_json_or_none(meta_file)
+    if not isinstance(meta, dict):
+        warn_rebuild(path, "cached features without a valid checksum record beside them")
+        return None
+    for file, key in ((path, "features_sha256"), (index_path, "index_sha256")):
+        if file_sha256(file) != meta.get(key):
+            warn_rebuild(file, "cached features truncated or corrupted (checksum mismatch)")
+            return None
+    try:
+        cached_idx = np.load(index_path)
+        if not np.array_equal(cached_idx, indices):
+            return None  # computed for another index set: not damage, just stale
+        feats = np.load(path)
+    except (ValueError, OSError, EOFError) as exc:
+        warn_rebuild(path, f"cached features unreadable ({exc})")
+        return None
+    if feats.dtype != np.float32 or feats.ndim != 2 or len(feats) != len(indices):
+        warn_rebuild(path, f"cached features hold {feats.dtype} {feats.shape}")
+        return None
     return feats
