@@ -1,5 +1,16 @@
+import numpy as np
+import pytest
 import torch
+from torchvision.models.resnet import BasicBlock
 
+from ssl_robustness.config import (
+    AugmentationConfig,
+    BYOLConfig,
+    MocoV2Config,
+    SimCLRConfig,
+    SimSiamConfig,
+    SupervisedConfig,
+)
 from ssl_robustness.data.augment import (
     BYOL_VIEWS,
     MOCOV2_VIEW,
@@ -11,6 +22,8 @@ from ssl_robustness.data.augment import (
     resized_crop,
     to_float,
 )
+from ssl_robustness.methods import build_method, method_views
+from ssl_robustness.models.backbones import ResNet
 
 
 def _images(n=6, size=32):
@@ -65,3 +78,33 @@ def test_blur_keeps_constant_images_and_smooths_noise():
     assert torch.allclose(gaussian_blur(flat, torch.tensor([1.0, 2.0])), flat, atol=1e-6)
     noise = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert gaussian_blur(noise, torch.tensor([1.5])).std() < noise.std()
+
+
+@pytest.mark.parametrize(
+    "cfg, paper, override",
+    [
+        (SimCLRConfig(), 0.08, 0.5),
+        (BYOLConfig(), 0.08, 0.5),
+        (MocoV2Config(), 0.2, 0.5),
+        (SimSiamConfig(), 0.2, 0.5),
+        (SupervisedConfig(), 0.35, 0.5),
+        (SimCLRConfig(), 0.08, 0.2),
+    ],
+)
+def test_each_method_crops_from_its_papers_scale_unless_the_study_overrides(cfg, paper, override):
+    assert [v.crop_scale for v in method_views(cfg, None)] == [(paper, 1.0)] * 2
+    assert [v.crop_scale for v in method_views(cfg, AugmentationConfig())] == [(paper, 1.0)] * 2
+    study = AugmentationConfig(crop_min_scale=override, flip=False)
+    assert [v.crop_scale for v in method_views(cfg, study)] == [(override, 1.0)] * 2
+    for aug, scale in ((None, paper), (study, override)):
+        backbone = ResNet(BasicBlock, [1, 1, 1, 1], width=4, small_stem=True)
+        method = build_method(
+            cfg,
+            backbone,
+            num_classes=2,
+            class_counts=np.array([3, 3]),
+            train_size=6,
+            augmentation=aug,
+        )
+        built = method.views if hasattr(method, "views") else (method.view,) * 2
+        assert [v.crop_scale for v in built] == [(scale, 1.0)] * 2

@@ -38,11 +38,12 @@ class ViewSpec:
     solarize_p: float = 0.0
 
 
-MOCOV2_VIEW = ViewSpec()
-SIMCLR_VIEW = ViewSpec(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
+MOCOV2_VIEW = ViewSpec()  # SimSiam's too: crops from 0.2 of the image (MoCo v2's recipe)
+PAPER_CROP = (0.08, 1.0)  # SimCLR's and BYOL's papers keep Inception's crop scale
+SIMCLR_VIEW = ViewSpec(crop_scale=PAPER_CROP, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
 BYOL_VIEWS = (
-    ViewSpec(saturation=0.2, blur_p=1.0),
-    ViewSpec(saturation=0.2, blur_p=0.1, solarize_p=0.2),
+    ViewSpec(crop_scale=PAPER_CROP, saturation=0.2, blur_p=1.0),
+    ViewSpec(crop_scale=PAPER_CROP, saturation=0.2, blur_p=0.1, solarize_p=0.2),
 )
 SUPERVISED_VIEW = ViewSpec(crop_scale=(0.35, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0)
 
