@@ -1,5 +1,6 @@
-"""Two CPU processes (gloo): gathered losses equal the one-process loss, and DDP training
-through the shared loop keeps both replicas identical."""
+"""Two CPU processes (gloo): gathered losses equal the one-process loss, MoCo's keys are
+shuffled across processes, and DDP training through the shared loop keeps both replicas
+identical."""
 
 import os
 import socket
@@ -48,6 +49,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
             train_size=100,
         )
         moco.enqueue(F.normalize(torch.full((2, 5), float(rank + 1)), dim=1))
+        shuffle = _moco_shuffle(moco, rank)
 
         torch.manual_seed(0)
         images = np.random.default_rng(0).integers(0, 255, (64, 8, 8, 3), dtype=np.uint8)
@@ -69,11 +71,34 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
                 "queue": moco.queue[:, :4].t(),
                 "weights": weights,
                 "steps": len(batches),
+                **shuffle,
             },
             f"{out_dir}/rank{rank}.pt",
         )
     finally:
         dist.destroy_process_group()
+
+
+def _moco_shuffle(moco, rank: int) -> dict:
+    """Keys of a batch whose samples carry their rank and index in one pixel: which samples
+    each rank's key encoder saw, and whether the keys came back in their queries' order."""
+    x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(10 + rank))
+    x[:, 0, 0, 0] = 100.0 * rank + torch.arange(8)
+    seen = []
+    moco.backbone_k.register_forward_pre_hook(lambda m, a: seen.append(a[0][:, 0, 0, 0].clone()))
+    # as the loop does on GPUs; synchronised statistics would undo the shuffle (and raise on CPU)
+    torch.nn.SyncBatchNorm.convert_sync_batchnorm(moco)
+    moco.eval()  # running statistics (equal on both ranks): a key is its sample's own encoding
+    keys = moco._key(x, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        plain = F.normalize(moco.projector_k(moco.backbone_k(x)), dim=1)
+    moco.train()
+    trained = moco._key(x, torch.Generator().manual_seed(5))
+    return {
+        "seen": seen[0],
+        "aligned": torch.tensor(torch.allclose(keys, plain, atol=1e-6)),
+        "trained_finite": torch.isfinite(trained).all(),
+    }
 
 
 def test_two_process_gather_and_ddp_training(tmp_path):
@@ -89,3 +114,9 @@ def test_two_process_gather_and_ddp_training(tmp_path):
     assert torch.allclose(r0["queue"], expected) and torch.allclose(r1["queue"], expected)
     assert r0["steps"] == 2  # 64 images, 2 processes, batch 16: each takes its own 32
     assert torch.equal(r0["weights"], r1["weights"])
+    # shuffle-BN: each rank encodes keys of samples from both ranks, every sample once
+    for r in (r0, r1):
+        assert len(r["seen"]) == 8 and (r["seen"] < 100).any() and (r["seen"] >= 100).any()
+        assert r["aligned"] and r["trained_finite"]
+    everyone = sorted(torch.cat([r0["seen"], r1["seen"]]).tolist())
+    assert everyone == [float(v) for v in [*range(8), *range(100, 108)]]

@@ -37,6 +37,32 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
+@torch.no_grad()
+def broadcast(x: torch.Tensor, src: int = 0) -> torch.Tensor:
+    """`x` as process `src` holds it, on every process (MoCo's shuffle permutation)."""
+    if is_distributed():
+        dist.broadcast(x, src)
+    return x
+
+
+@torch.no_grad()
+def shuffled_slice(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """This process's share of the global batch taken in `perm` order (shuffle-BN's input).
+
+    Every process passes the same equal-sized `x` shape and the same `perm` over the
+    world_size() * len(x) gathered samples; on one process this is `x[perm]`.
+    """
+    everyone = gather(x)
+    return everyone[perm.view(world_size(), -1)[rank()]]
+
+
+@torch.no_grad()
+def unshuffled_slice(y: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Undo `shuffled_slice`: row i of the result belongs to row i of this process's `x`."""
+    everyone = gather(y)[torch.argsort(perm)]
+    return everyone.view(world_size(), len(y), *y.shape[1:])[rank()]
+
+
 def init_from_env() -> bool:
     """Join the process group torchrun describes in the environment; False when not launched so."""
     import os

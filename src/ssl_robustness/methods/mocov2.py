@@ -1,4 +1,5 @@
-"""MoCo v2 (Chen et al. 2020): momentum key encoder, a queue of negatives, InfoNCE."""
+"""MoCo v2 (Chen et al. 2020): momentum key encoder, a queue of negatives, InfoNCE, and
+shuffle-BN (across processes, or emulated on one: see `shuffle_bn`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ from torch import nn
 
 from ..config import MocoV2Config
 from ..data.augment import MOCOV2_VIEW, ViewSpec, augment
-from ..engine.distributed import gather
+from ..engine.distributed import (
+    broadcast,
+    gather,
+    is_distributed,
+    shuffled_slice,
+    unshuffled_slice,
+    world_size,
+)
 from ..models.heads import mlp
 from .base import Method, StepContext, StepOutput, frozen_copy, momentum_update
+from .shuffle_bn import key_permutation, split_batchnorm, split_sizes
 
 
 def info_nce(
@@ -51,17 +60,43 @@ class MocoV2(Method):
             cfg.momentum,
             cfg.symmetric,
         )
+        self.splits = cfg.shuffle_bn_splits
         # a queue longer than half the data would hold the current images' own older keys
         size = max(1, min(cfg.queue_size, train_size // 2))
         self.register_buffer("queue", F.normalize(torch.randn(cfg.proj_dim, size), dim=0))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
+    def _split(self) -> int:
+        """Sub-batches per process: one under DDP, where the shuffle across processes does
+        the job (and a SyncBatchNorm layer would undo it for the keys)."""
+        return 1 if is_distributed() else self.splits
+
     def _query(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projector(self.backbone(x)), dim=1)
+        """Queries normalised over in-order sub-batches (the whole batch under DDP)."""
+        splits = self._split()
+        if len(split_sizes(len(x), splits)) == 1:
+            return F.normalize(self.projector(self.backbone(x)), dim=1)
+        with split_batchnorm(self.backbone, splits), split_batchnorm(self.projector, splits):
+            return F.normalize(self.projector(self.backbone(x)), dim=1)
+
+    def _encode_key(self, x: torch.Tensor, splits: int) -> torch.Tensor:
+        with split_batchnorm(self.backbone_k, splits), split_batchnorm(self.projector_k, splits):
+            return F.normalize(self.projector_k(self.backbone_k(x)), dim=1)
 
     @torch.no_grad()
-    def _key(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projector_k(self.backbone_k(x)), dim=1)
+    def _key(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Keys batch-normalised over other samples than their queries were: a permutation
+        of the global batch (every process draws it, rank 0's is used), each process
+        encoding its slice of it, or on one process shuffled sub-batches."""
+        if is_distributed():
+            perm = torch.randperm(world_size() * len(x), generator=generator)
+            perm = broadcast(perm.to(x.device))
+            return unshuffled_slice(self._encode_key(shuffled_slice(x, perm), 1), perm)
+        sizes = split_sizes(len(x), self.splits)
+        if len(sizes) == 1:
+            return F.normalize(self.projector_k(self.backbone_k(x)), dim=1)
+        perm = key_permutation(sizes, generator).to(x.device)
+        return unshuffled_slice(self._encode_key(shuffled_slice(x, perm), self.splits), perm)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
@@ -77,11 +112,11 @@ class MocoV2(Method):
         v1 = augment(images, self.views[0], ctx.generator)
         v2 = augment(images, self.views[1], ctx.generator)
         queue = self.queue.clone().detach()
-        q1, k2 = self._query(v1), self._key(v2)
+        q1, k2 = self._query(v1), self._key(v2, ctx.generator)
         loss = info_nce(q1, k2, queue, self.temperature)
         keys = [k2]
         if self.symmetric:
-            q2, k1 = self._query(v2), self._key(v1)
+            q2, k1 = self._query(v2), self._key(v1, ctx.generator)
             loss = 0.5 * (loss + info_nce(q2, k1, queue, self.temperature))
             keys.append(k1)
         self.enqueue(torch.cat(keys))
