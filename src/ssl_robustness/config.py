@@ -24,6 +24,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+def _non_negative_seed(v: int) -> int:
+    """numpy's generators refuse negative seeds deep inside data preparation: refuse them here."""
+    if v < 0:
+        raise ValueError("a seed must be >= 0")
+    return v
+
+
 # ----------------------------------------------------------------------------- data
 class ListFilesConfig(Strict):
     """Split files: `path label` lines (ImageNet-LT style) or CSV/TSV with named columns."""
@@ -45,6 +52,11 @@ class SplitConfig(Strict):
     seed: int = 0
     use_official: bool = True
 
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, v: int) -> int:
+        return _non_negative_seed(v)
+
 
 class ImbalanceConfig(Strict):
     """The long-tail profile of the pretraining subsets D(n, r) and the matched balanced D(n, 1)."""
@@ -63,6 +75,14 @@ class ImbalanceConfig(Strict):
     resample_per_seed: bool = True
     # With class_order 'random': also draw which classes are rare anew for every study seed.
     class_order_per_seed: bool = False
+    # profile natural/power: also pretrain on the whole (unmatched) pretraining pool, the data
+    # as it is; it has no same-size balanced twin, so it gets no gap.
+    full_natural: bool = False
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, v: int) -> int:
+        return _non_negative_seed(v)
 
     @field_validator("ratio")
     @classmethod
@@ -167,6 +187,15 @@ class BackboneConfig(Strict):
     def _known(cls, v: str) -> str:
         if v not in ("resnet18", "resnet50", "resnet_tiny") and not v.startswith("timm:"):
             raise ValueError("must be resnet18, resnet50, resnet_tiny or timm:<model name>")
+        if v == "timm:":
+            raise ValueError("timm: needs a model name, e.g. timm:resnet18")
+        return v
+
+    @field_validator("layers")
+    @classmethod
+    def _four_stages(cls, v: list[int]) -> list[int]:
+        if len(v) != 4 or min(v) < 1:
+            raise ValueError("needs 4 block counts, each >= 1, e.g. [1, 1, 1, 1]")
         return v
 
 
@@ -261,6 +290,9 @@ MethodConfig = Annotated[
 SSL_METHODS = ("mocov2", "simsiam", "simclr", "byol")
 
 
+IMPORT_ARCHS = ("resnet18", "resnet50")  # what models.checkpoints can check a file against
+
+
 class ImportedConfig(Strict):
     """An SSL backbone pretrained elsewhere (scenario SSL-ImageNet)."""
 
@@ -273,6 +305,13 @@ class ImportedConfig(Strict):
     # The input size the weights were trained at: its own decoded cache, never the study's
     # (tiny) image size, which would leave an ImageNet stem a 1x1 map.
     image_size: int = Field(224, ge=8, le=1024)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str | None) -> str | None:
+        if v is None or v in IMPORT_ARCHS or (v.startswith("timm:") and v != "timm:"):
+            return v
+        raise ValueError(f"must be one of {', '.join(IMPORT_ARCHS)} or timm:<model name>")
 
     @field_validator("path")
     @classmethod
@@ -308,6 +347,15 @@ class KNNConfig(Strict):
     enabled: bool = True
     k: list[int] = Field(default_factory=lambda: [20, 200])
     temperature: float = Field(0.07, gt=0)
+
+    @field_validator("k")
+    @classmethod
+    def _positive_distinct(cls, v: list[int]) -> list[int]:
+        if any(k < 1 for k in v):
+            raise ValueError("every k must be >= 1")
+        if len(set(v)) != len(v):
+            raise ValueError("k values must be distinct")
+        return v
 
 
 class FinetuneConfig(Strict):
@@ -363,6 +411,8 @@ class StudyConfig(Strict):
             raise ValueError("must list at least one seed")
         if len(set(v)) != len(v):
             raise ValueError("seeds must be distinct")
+        if min(v) < 0:
+            raise ValueError("every seed must be >= 0")
         return v
 
     @model_validator(mode="after")
@@ -401,12 +451,9 @@ def load_config(
     if path is None:
         source, text = "<built-in quickstart>", builtin_config_text()
     else:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"{p}: config file not found")
-        source, text = str(p), p.read_text(encoding="utf-8")
+        source, text = str(path), _read_config_text(Path(path))
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -420,6 +467,49 @@ def load_config(
     for item in overrides:
         apply_override(raw, item)
     return validate_config(raw, source)
+
+
+def _read_config_text(p: Path) -> str:
+    """The file's text, or a UserError saying why it cannot be read (missing, folder, encoding)."""
+    if p.is_dir():
+        raise UserError(f"{p}: is a folder, not a config file")
+    if not p.is_file():
+        raise UserError(f"{p}: config file not found")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{p}: cannot read config file: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{p}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the config as UTF-8"
+        ) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key set twice in one mapping (plain YAML keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first set on line {first[key]})",
+                        key_node.start_mark,
+                    )
+                first[key] = key_node.start_mark.line + 1
+            except TypeError:  # unhashable key: the base class reports it
+                continue
+        return super().construct_mapping(node, deep=deep)
 
 
 def validate_config(raw: dict[str, Any], source: str = "<config>") -> StudyConfig:
@@ -455,12 +545,18 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. data.image_size=32")
     key, value = item.split("=", 1)
     parts = key.strip().split(".")
+    if not all(parts):
+        raise UserError(f"--set {item!r}: empty key part in {key.strip()!r}")
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         raise UserError(f"--set {item!r}: value is not valid YAML") from None
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict | list):
+            raise UserError(
+                f"--set {key}: {'.'.join(parts[:i])} is a value ({node!r}), not a section"
+            )
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise UserError(f"--set {key}: no list item {'.'.join(parts[: i + 1])}")
@@ -477,4 +573,4 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     elif isinstance(node, dict):
         node[last] = parsed
     else:
-        raise UserError(f"--set {key}: {'.'.join(parts[:-1])} is not a section")
+        raise UserError(f"--set {key}: {'.'.join(parts[:-1])} is a value ({node!r}), not a section")

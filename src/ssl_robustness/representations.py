@@ -68,10 +68,11 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
     }
     specs = []
     for seed in cfg.seeds:
+        drawn = data.draw(seed)
         for m in cfg.methods:
             scenario = "SSL-in-domain" if m.name in SSL_METHODS else "SL"
             train = _train_config(cfg, m).model_dump(mode="json")
-            for plan in data.plans:
+            for plan in drawn.plans:
                 specs.append(
                     RepresentationSpec(
                         scenario,
@@ -80,6 +81,8 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                         seed,
                         {
                             **base,
+                            # keyed by the very images it trains on, not by how they were drawn
+                            "images": items_key(data, drawn.subsets[plan.name]),
                             "method": m.model_dump(mode="json"),
                             "train": train,
                             "augmentation": cfg.augmentation.model_dump(mode="json"),
@@ -97,6 +100,7 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                     seed,
                     {
                         **base,
+                        "input_size": imp.image_size,
                         "imported": imp.model_dump(mode="json"),
                         "size": st.st_size,
                         "mtime": st.st_mtime,
@@ -114,6 +118,11 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                 )
             )
     return specs
+
+
+def items_key(data: StudyData, idx: np.ndarray) -> str:
+    """A hash of the items (and labels) an index set holds."""
+    return config_hash({"items": [data.items[i] for i in idx], "labels": data.labels[idx].tolist()})
 
 
 def _train_config(cfg: StudyConfig, method: Any) -> TrainConfig:
@@ -186,7 +195,7 @@ def _train(
 ) -> dict[str, Any]:
     method_cfg = next(m for m in cfg.methods if m.label == spec.method)
     train = TrainConfig.model_validate(spec.settings["train"])
-    idx = data.subsets[spec.subset]  # type: ignore[index]
+    idx = data.draw(spec.seed).subsets[spec.subset]  # type: ignore[index]
     counts = np.bincount(data.labels[idx], minlength=data.num_classes)
     method = build_method(
         method_cfg,

@@ -20,7 +20,7 @@ from .atomic import write_json, write_text
 from .config import StudyConfig
 from .data.prepare import StudyData, prepare_data
 from .engine.device import resolve_device
-from .evaluation.run import evaluate_representation, evaluation_specs
+from .evaluation.run import evaluate_representation, evaluation_jobs, evaluation_specs
 from .report.tables import StudyTables, build_tables, write_tables
 from .representations import (
     RepresentationSpec,
@@ -66,14 +66,20 @@ def plan_rows(cfg: StudyConfig, data: StudyData) -> list[dict[str, Any]]:
     """One row per representation: what it is, whether it is cached, and its work in image
     passes (pretraining views x epochs x images, plus fine-tuning)."""
     rows = []
-    n_evals = len(evaluation_specs(cfg.evaluation))
-    ft = cfg.evaluation.finetune
-    ft_work = ft.epochs * len(data.subsets[data.imbalanced_name]) if ft.enabled else 0
+    evals = evaluation_specs(cfg.evaluation)
     for spec in expand_representations(cfg, data):
+        jobs = evaluation_jobs(evals, data, spec.seed, spec.subset)
+        n_evals = len(jobs)
+        ft_work = sum(
+            j.spec.settings["epochs"] * len(j.indices)
+            for j in jobs
+            if j.spec.kind != "linear" and j.spec.kind != "knn"
+        )
         work = 0
         if spec.subset is not None:
             views = 1 if spec.scenario == "SL" else 2
-            work = views * spec.settings["train"]["epochs"] * len(data.subsets[spec.subset])
+            size = len(data.draw(spec.seed).subsets[spec.subset])
+            work = views * spec.settings["train"]["epochs"] * size
         rows.append(
             {
                 "representation": spec.name,
@@ -94,7 +100,7 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
 
     save_study_config(cfg)
     device = resolve_device(cfg.device)
-    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation)
+    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
     specs = expand_representations(cfg, data)
     log(
         f"study '{cfg.name}': {len(specs)} representations on {device}, "
@@ -122,7 +128,7 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
     tables = build_tables(records, data, failures)
     write_tables(tables, cfg.out / "tables")
     write_json(cfg.out / "failures.json", failures)
-    report = write_report(cfg.out, cfg, data, tables, failures)
+    report = write_report(cfg.out)
     return StudyResult(tables, failures, report)
 
 
@@ -130,17 +136,17 @@ def _run_one(
     spec: RepresentationSpec, cfg: StudyConfig, data: StudyData, device: torch.device
 ) -> list[dict[str, Any]]:
     backbone, info = obtain_representation(spec, cfg, data, device)
-    out = []
-    for ev, result in evaluate_representation(
-        backbone, data, cfg.evaluation, spec.directory(cfg.out), spec.seed, device, cfg.augmentation
-    ):
-        out.append(
-            {
-                "spec": spec,
-                "info": info,
-                "evaluation": ev.name,
-                "result": result,
-                "directory": ev.directory(spec.directory(cfg.out)),
-            }
+    return [
+        {"spec": spec, "info": info, "job": job, "directory": directory, "result": result}
+        for job, directory, result in evaluate_representation(
+            backbone,
+            data,
+            cfg.evaluation,
+            spec.directory(cfg.out),
+            spec.seed,
+            device,
+            cfg.augmentation,
+            subset=spec.subset,
+            image_size=spec.settings.get("input_size"),
         )
-    return out
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,22 +20,72 @@ from .splits import make_splits
 from .subsets import SubsetPlan, draw, per_class_order, plan_subsets
 
 
+@dataclass(frozen=True)
+class SeedDraw:
+    """The pretraining subsets of one study seed: nested per-class prefixes of one seeded order,
+    and the head/medium/tail groups from its main imbalanced subset's counts."""
+
+    seed: int
+    plans: list[SubsetPlan]
+    subsets: dict[str, np.ndarray]
+    groups: np.ndarray
+    group_rule: str
+
+    @property
+    def balanced_name(self) -> str:
+        return self.plans[0].name
+
+    @property
+    def imbalanced_name(self) -> str:
+        """The main imbalanced subset: the cross-scenario evaluations adapt on it."""
+        return self.plans[1].name
+
+    @property
+    def matched_plans(self) -> list[SubsetPlan]:
+        return [p for p in self.plans if p.matched]
+
+    def counts(self, subset: str, labels: np.ndarray, num_classes: int) -> np.ndarray:
+        return np.bincount(labels[self.subsets[subset]], minlength=num_classes)
+
+
 @dataclass
 class StudyData:
-    """Decoded images plus every index set a study needs (indices into `labels`)."""
+    """Decoded images plus every fixed index set of a study (val, test, the probe set) and the
+    per-seed pretraining subsets (`draw(seed)`); indices point into `labels`."""
 
     class_names: list[str]
     items: list[str]
     labels: np.ndarray
     images: np.ndarray  # (N, S, S, 3) uint8, memory-mapped
     split: np.ndarray
-    plans: list[SubsetPlan]
-    subsets: dict[str, np.ndarray]
     probe_balanced: np.ndarray
-    groups: np.ndarray
-    group_rule: str
+    probe_protocol: str
     directory: Path
+    cfg: DataConfig
+    pretrain_pool: np.ndarray  # the train pool less a disjoint probe set
+    pool_order: list[np.ndarray]  # per class, the fixed seeded order of the train pool
+    base_plans: list[SubsetPlan]
     bad_images: list[str] = field(default_factory=list)
+    source: LabelledSet | None = field(default=None, repr=False)
+    _draws: dict[int, SeedDraw] = field(default_factory=dict, repr=False)
+    _sized: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def images_at(self, size: int) -> np.ndarray:
+        """The same images decoded at another input size (an imported backbone's own), cached
+        on disk beside the study's."""
+        if size == self.images.shape[1] or self.source is None:
+            return self.images
+        if size not in self._sized:
+            listing = config_hash({"data": data_key(self.cfg), "items": self.source.items})
+            self._sized[size], _ = build_image_cache(
+                self.source,
+                np.arange(len(self.source)),
+                size,
+                self.directory / f"images-{listing}-{size}px.npy",
+                skip_bad=self.cfg.skip_bad_images,
+                workers=self.cfg.decode_workers,
+            )
+        return self._sized[size]
 
     @property
     def num_classes(self) -> int:
@@ -43,19 +94,66 @@ class StudyData:
     def indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
 
+    def split_counts(self, split: str) -> np.ndarray:
+        return np.bincount(self.labels[self.indices(split)], minlength=self.num_classes)
+
+    @property
+    def test_balanced(self) -> bool:
+        counts = self.split_counts("test")
+        return bool(counts.min() == counts.max())
+
+    def draw(self, seed: int) -> SeedDraw:
+        """The subsets of study seed `seed` (cached; a pure function of the config and seed)."""
+        if seed not in self._draws:
+            self._draws[seed] = _draw_for_seed(self, seed)
+        return self._draws[seed]
+
+    @property
+    def reference(self) -> SeedDraw:
+        """The draw of seed 0 of the subset sampling: names, and counts when they are fixed."""
+        return self.draw(0)
+
+    @property
+    def plans(self) -> list[SubsetPlan]:
+        return self.reference.plans
+
     @property
     def balanced_name(self) -> str:
-        return self.plans[0].name
+        return self.reference.balanced_name
 
     @property
     def imbalanced_name(self) -> str:
-        """The main imbalanced subset: fine-tuning and the imbalanced probe train on it."""
-        return self.plans[1].name
+        return self.reference.imbalanced_name
 
-    def train_counts(self) -> np.ndarray:
-        return np.bincount(
-            self.labels[self.subsets[self.imbalanced_name]], minlength=self.num_classes
+
+def _draw_for_seed(data: StudyData, seed: int) -> SeedDraw:
+    imb = data.cfg.imbalance
+    plans = data.base_plans
+    if imb.class_order_per_seed and imb.class_order == "random":
+        plans = _plan(data, order_seed=imb.seed + 1_000_003 * (seed + 1))
+    if imb.resample_per_seed:
+        order = per_class_order(
+            data.labels, data.pretrain_pool, data.num_classes, [imb.seed, seed, 17]
         )
+    else:  # the subsets are a prefix of the fixed order, the disjoint probe set its suffix
+        order = [o[np.isin(o, data.pretrain_pool)] for o in data.pool_order]
+    subsets = {p.name: draw(order, p.counts) for p in plans}
+    main = next((p for p in plans if not p.balanced), plans[-1])
+    g = data.cfg.groups
+    rule, groups = assign_groups(main.counts, g.rule, g.many_above, g.few_below)
+    return SeedDraw(seed, plans, subsets, groups, rule)
+
+
+def _plan(data: StudyData, order_seed: int | None = None) -> list[SubsetPlan]:
+    pool_counts = np.bincount(data.labels[data.indices("train")], minlength=data.num_classes)
+    pretrain_counts = np.bincount(data.labels[data.pretrain_pool], minlength=data.num_classes)
+    return plan_subsets(
+        pretrain_counts,
+        data.cfg.imbalance,
+        data.class_names,
+        natural_counts=pool_counts,
+        order_seed=order_seed,
+    )
 
 
 def data_key(cfg: DataConfig) -> str:
@@ -70,8 +168,10 @@ def prepare_data(
     cfg: DataConfig,
     directory: Path,
     evaluation: EvaluationConfig | None = None,
+    seeds: list[int] | None = None,
 ) -> StudyData:
-    """Load, decode (cached), split, draw subsets and groups; write manifests and stats."""
+    """Load, decode (cached), split, carve the probe set and plan the subsets; write the
+    manifests and stats of the given study seeds (default [0])."""
     directory.mkdir(parents=True, exist_ok=True)
     lset = load_source(cfg)
     all_idx = np.arange(len(lset))
@@ -98,38 +198,84 @@ def prepare_data(
     empty = np.flatnonzero(pool_counts == 0)
     if len(empty):
         raise UserError(f"data: class '{lset.class_names[empty[0]]}' has no training images")
-    plans = plan_subsets(pool_counts, cfg.imbalance, lset.class_names)
-    order = per_class_order(lset.labels, pool, lset.num_classes, cfg.imbalance.seed)
-    subsets = {p.name: draw(order, p.counts) for p in plans}
-    per_class = int(pool_counts.min())
-    if evaluation is not None and evaluation.probe_per_class is not None:
-        if evaluation.probe_per_class > per_class:
-            raise UserError(
-                f"evaluation.probe_per_class: {evaluation.probe_per_class} exceeds the "
-                f"smallest class's training pool ({per_class})"
-            )
-        per_class = evaluation.probe_per_class
-    probe = draw(order, np.full(lset.num_classes, per_class))
-    main_counts = plans[1].counts
-    rule, groups = assign_groups(
-        main_counts, cfg.groups.rule, cfg.groups.many_above, cfg.groups.few_below
-    )
+    pool_order = per_class_order(lset.labels, pool, lset.num_classes, cfg.imbalance.seed)
+    protocol = evaluation.probe_set if evaluation is not None else "disjoint"
+    asked = evaluation.probe_per_class if evaluation is not None else None
+    probe = carve_probe(pool_order, pool_counts, cfg, protocol, asked, lset.class_names)
+    pretrain_pool = pool if protocol == "pool" else np.setdiff1d(pool, probe)
     data = StudyData(
-        lset.class_names,
-        lset.items,
-        lset.labels,
-        images,
-        split,
-        plans,
-        subsets,
-        probe,
-        groups,
-        rule,
-        directory,
-        bad,
+        class_names=lset.class_names,
+        items=lset.items,
+        labels=lset.labels,
+        images=images,
+        split=split,
+        probe_balanced=probe,
+        probe_protocol=protocol,
+        directory=directory,
+        cfg=cfg,
+        pretrain_pool=pretrain_pool,
+        pool_order=pool_order,
+        base_plans=[],
+        bad_images=bad,
+        source=lset,
     )
-    write_data_manifests(data)
+    data.base_plans = _plan(data)
+    write_data_manifests(data, seeds or [0])
     return data
+
+
+def carve_probe(
+    pool_order: list[np.ndarray],
+    pool_counts: np.ndarray,
+    cfg: DataConfig,
+    protocol: str,
+    asked: int | None,
+    class_names: list[str],
+) -> np.ndarray:
+    """The balanced labelled set of the probes, `asked` (or the largest allowed) per class.
+
+    disjoint: the tail of each class's fixed order, kept out of every pretraining subset, so
+    both arms are probed on images neither has seen. pool: Liu et al.'s protocol, a prefix of
+    the same order (it overlaps the subsets).
+    """
+    min_pool = int(pool_counts.min())
+    if protocol == "pool":
+        per_class = asked or min_pool
+        if per_class > min_pool:
+            raise UserError(
+                f"evaluation.probe_per_class: {per_class} exceeds the smallest class's training "
+                f"pool ({min_pool})"
+            )
+        return draw(pool_order, np.full(len(pool_counts), per_class))
+    imb = cfg.imbalance
+    if imb.n is not None or imb.n_max is not None:
+        # the subsets' size is fixed: the probe set gets what they leave
+        plans = [p for p in plan_subsets(pool_counts, imb, class_names) if p.matched]
+        need = np.max([p.counts for p in plans], axis=0)
+        spare = pool_counts - need
+        largest = int(spare.min())
+        per_class = asked or largest
+        tight = class_names[int(np.argmin(spare))]
+        if per_class > largest or per_class < 1:
+            raise UserError(
+                f"evaluation.probe_per_class: {per_class} images per class cannot be disjoint "
+                f"from the pretraining subsets (class '{tight}' has {int(pool_counts.min())}.."
+                f"{int(pool_counts.max())} in its pool and the subsets need "
+                f"{int(need[np.argmin(spare)])}); the largest disjoint size is {max(largest, 0)}. "
+                "Lower data.imbalance.n, or set evaluation.probe_set: pool (Liu et al.'s "
+                "overlapping protocol)"
+            )
+    else:
+        # the subsets' size follows from the pool: by default half of the smallest class
+        # goes to the probe set, the rest to pretraining
+        per_class = asked or max(min_pool // 2, 1)
+        if per_class >= min_pool:
+            raise UserError(
+                f"evaluation.probe_per_class: {per_class} leaves class "
+                f"'{class_names[int(np.argmin(pool_counts))]}' ({min_pool} training images) "
+                f"nothing to pretrain on; the largest disjoint size is {min_pool - 1}"
+            )
+    return np.sort(np.concatenate([o[len(o) - per_class :] for o in pool_order]))
 
 
 def _subset_lset(lset: LabelledSet, keep: np.ndarray) -> LabelledSet:
@@ -144,10 +290,27 @@ def _subset_lset(lset: LabelledSet, keep: np.ndarray) -> LabelledSet:
     )
 
 
-def write_data_manifests(data: StudyData) -> None:
+def interval_covers(data: StudyData) -> str:
+    """What varies across study seeds: the sentence the report puts beside every interval."""
+    imb = data.cfg.imbalance
+    parts = ["the initialisation and training randomness"]
+    if imb.resample_per_seed:
+        parts.append("which images each pretraining subset draws from the pool")
+    if imb.class_order_per_seed and imb.class_order == "random":
+        parts.append("which classes are rare")
+    fixed = "val, test and the probe set are fixed"
+    if not imb.resample_per_seed:
+        fixed = "the subsets, " + fixed
+    return f"95% intervals over seeds cover {', '.join(parts)}; {fixed}."
+
+
+def write_data_manifests(data: StudyData, seeds: list[int]) -> None:
+    """One manifest per split, per seed's subset and for the probe set; stats.json."""
     out = data.directory / "manifests"
     sets = {f"split-{s}": (data.indices(s), s, "") for s in ("train", "val", "test")}
-    sets.update({f"subset-{k}": (v, "train", k) for k, v in data.subsets.items()})
+    for seed in seeds:
+        for name, idx in data.draw(seed).subsets.items():
+            sets[f"subset-{name}-s{seed}"] = (idx, "train", name)
     sets["probe-balanced"] = (data.probe_balanced, "train", "probe-balanced")
     for name, (idx, split, subset) in sets.items():
         write_manifest(
@@ -158,29 +321,72 @@ def write_data_manifests(data: StudyData) -> None:
             split,
             subset,
         )
-    stats = {
+    write_json(data.directory / "stats.json", data_stats(data, seeds))
+
+
+def _counts(data: StudyData, idx: np.ndarray) -> dict[str, Any]:
+    counts = np.bincount(data.labels[idx], minlength=data.num_classes)
+    return {**count_stats(counts), "counts": [int(x) for x in counts]}
+
+
+def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
+    ref = data.draw(seeds[0])
+    probe = set(data.probe_balanced.tolist())
+    overlap = {
+        str(seed): {
+            name: np.bincount(
+                data.labels[[i for i in idx if i in probe]], minlength=data.num_classes
+            ).tolist()
+            for name, idx in data.draw(seed).subsets.items()
+        }
+        for seed in seeds
+    }
+    return {
         "classes": data.class_names,
         "splits": {
-            s: count_stats(np.bincount(data.labels[data.indices(s)], minlength=data.num_classes))
+            s: _counts(data, data.indices(s))
             for s in ("train", "val", "test")
             if len(data.indices(s))
         },
+        "test_balanced": data.test_balanced,
+        "pretrain_pool": _counts(data, data.pretrain_pool),
         "subsets": {
-            p.name: {"level": p.level, "balanced": p.balanced, **count_stats(p.counts)}
-            for p in data.plans
+            p.name: {
+                "level": p.level,
+                "balanced": p.balanced,
+                "matched": p.matched,
+                **_counts(data, ref.subsets[p.name]),
+            }
+            for p in ref.plans
         },
-        "probe_balanced": count_stats(
-            np.bincount(data.labels[data.probe_balanced], minlength=data.num_classes)
-        ),
-        "groups": {
-            "rule": data.group_rule,
-            "from_subset": data.imbalanced_name,
-            "per_class": [str(g) for g in data.groups],
-            "members": {
-                g: [data.class_names[i] for i in np.flatnonzero(data.groups == g)]
-                for g in ("head", "medium", "tail")
-            },
+        "probe_balanced": {
+            "protocol": data.probe_protocol,
+            "per_class": int(np.bincount(data.labels[data.probe_balanced]).max()),
+            **{k: v for k, v in _counts(data, data.probe_balanced).items() if k != "per_class"},
         },
+        "probe_overlap": overlap,
+        "groups": _groups(data, ref),
+        "seeds": {
+            str(seed): {
+                "subsets": {
+                    n: _counts(data, i)["counts"] for n, i in data.draw(seed).subsets.items()
+                },
+                "groups": _groups(data, data.draw(seed)),
+            }
+            for seed in seeds
+        },
+        "interval_covers": interval_covers(data),
         "bad_images": {"count": len(data.bad_images), "items": data.bad_images},
     }
-    write_json(data.directory / "stats.json", stats)
+
+
+def _groups(data: StudyData, d: SeedDraw) -> dict[str, Any]:
+    return {
+        "rule": d.group_rule,
+        "from_subset": d.imbalanced_name,
+        "per_class": [str(g) for g in d.groups],
+        "members": {
+            g: [data.class_names[i] for i in np.flatnonzero(d.groups == g)]
+            for g in ("head", "medium", "tail")
+        },
+    }

@@ -23,6 +23,7 @@ class SubsetPlan:
     level: float
     balanced: bool
     counts: np.ndarray
+    matched: bool = True  # False: the full natural pool, with no same-size balanced twin
 
     @property
     def size(self) -> int:
@@ -48,14 +49,29 @@ def level_name(profile: str, level: float, balanced: bool) -> str:
 
 
 def plan_subsets(
-    pool_counts: np.ndarray, cfg: ImbalanceConfig, class_names: list[str] | None = None
+    pool_counts: np.ndarray,
+    cfg: ImbalanceConfig,
+    class_names: list[str] | None = None,
+    *,
+    natural_counts: np.ndarray | None = None,
+    order_seed: int | None = None,
 ) -> list[SubsetPlan]:
-    """Per-class counts of every subset, all of the same size n; the balanced one first."""
+    """Per-class counts of every subset, all of the same size n; the balanced one first.
+
+    `pool_counts` is what each class can give to pretraining; `natural_counts` (default: the
+    same) sets the shape of `power`/`natural` profiles; `order_seed` (default
+    `cfg.seed`) draws a `random` class order.
+    """
     pool_counts = np.asarray(pool_counts, dtype=np.int64)
+    natural_counts = pool_counts if natural_counts is None else np.asarray(natural_counts)
     c = len(pool_counts)
     names = class_names or [str(i) for i in range(c)]
     natural = cfg.profile in ("power", "natural")
-    ranks = class_rank_order(pool_counts, "frequency" if natural else cfg.class_order, cfg.seed)
+    ranks = class_rank_order(
+        pool_counts,
+        "frequency" if natural else cfg.class_order,
+        cfg.seed if order_seed is None else order_seed,
+    )
     ranked_pool = pool_counts[ranks]
     levels = cfg.levels()
     balanced_level = levels[0]
@@ -64,7 +80,7 @@ def plan_subsets(
             np.ones(c)
             if lv == balanced_level
             else shape_weights(
-                cfg.profile, c, lv, pareto_alpha=cfg.pareto_alpha, natural_counts=pool_counts
+                cfg.profile, c, lv, pareto_alpha=cfg.pareto_alpha, natural_counts=natural_counts
             )
         )
         for lv in levels
@@ -92,6 +108,8 @@ def plan_subsets(
         plan = SubsetPlan(level_name(cfg.profile, lv, is_bal), float(lv), is_bal, counts)
         _check_feasible(plan, pool_counts, names)
         plans.append(plan)
+    if cfg.full_natural:
+        plans.append(SubsetPlan("natural-full", 1.0, False, pool_counts.copy(), matched=False))
     return plans
 
 
@@ -125,13 +143,14 @@ def _check_feasible(plan: SubsetPlan, pool_counts: np.ndarray, names: list[str])
 
 
 def per_class_order(
-    labels: np.ndarray, pool: np.ndarray, num_classes: int, seed: int
+    labels: np.ndarray, pool: np.ndarray, num_classes: int, seed: int | list[int]
 ) -> list[np.ndarray]:
     """For each class, its pool item indices in one fixed seeded order (shared by all subsets)."""
+    seeds = [seed] if isinstance(seed, int) else list(seed)
     out = []
     for k in range(num_classes):
         members = pool[labels[pool] == k]
-        out.append(np.random.default_rng([seed, k]).permutation(np.sort(members)))
+        out.append(np.random.default_rng([*seeds, k]).permutation(np.sort(members)))
     return out
 
 

@@ -18,7 +18,7 @@ from ..config import OptimizerConfig, TrainConfig
 from ..data.augment import SUPERVISED_VIEW, ViewSpec
 from ..data.prepare import StudyData
 from ..engine.batches import ArrayBatches
-from ..engine.loop import fit
+from ..engine.loop import fit, seed_everything
 from ..methods.longtail_losses import LongTailLoss
 from ..methods.supervised import Supervised
 from .features import extract_features
@@ -26,10 +26,9 @@ from .metrics import per_class_accuracy
 
 
 def predict_scores(
-    model: Supervised, data: StudyData, indices: np.ndarray, device: torch.device
+    model: Supervised, images: np.ndarray, indices: np.ndarray, device: torch.device
 ) -> np.ndarray:
-    head = _LogitsModule(model)
-    return extract_features(head, data.images, indices, device)
+    return extract_features(_LogitsModule(model), images, indices, device)
 
 
 class _LogitsModule(nn.Module):
@@ -59,9 +58,13 @@ def train_classifier(
     seed: int,
     device: torch.device,
     view: ViewSpec = SUPERVISED_VIEW,
+    images: np.ndarray | None = None,
 ) -> np.ndarray:
     """Train backbone + linear head on `train_idx`; return test-set scores of the best-on-val
-    epoch."""
+    epoch. `seed` sets everything random here (head, batches, augmentation): the caller
+    derives it from the evaluation's identity, so a rebuilt evaluation is the same."""
+    images = data.images if images is None else images
+    seed_everything(seed)
     counts = np.bincount(data.labels[train_idx], minlength=data.num_classes)
     model = Supervised(
         copy.deepcopy(backbone),
@@ -78,7 +81,7 @@ def train_classifier(
         if not len(val_idx):
             save_torch(best_file, m.state_dict())
             return {}
-        preds = predict_scores(m, data, val_idx, device).argmax(1)  # type: ignore[arg-type]
+        preds = predict_scores(m, images, val_idx, device).argmax(1)  # type: ignore[arg-type]
         score = float(np.nanmean(per_class_accuracy(data.labels[val_idx], preds, data.num_classes)))
         best = read_json(best_meta)["val_balanced_accuracy"] if best_meta.exists() else -1.0
         if score > best:
@@ -94,7 +97,7 @@ def train_classifier(
         optimizer=OptimizerConfig(name="sgd", lr=lr, weight_decay=weight_decay),
     )
     batches = ArrayBatches(
-        data.images,
+        images,
         data.labels,
         train_idx,
         batch_size,
@@ -105,4 +108,4 @@ def train_classifier(
     )
     fit(model, batches, cfg, run_dir, seed=seed, on_epoch_end=select, desc="finetune")
     model.load_state_dict(torch.load(best_file, map_location="cpu", weights_only=True))
-    return predict_scores(model, data, data.indices("test"), device)
+    return predict_scores(model, images, data.indices("test"), device)

@@ -1,4 +1,9 @@
-"""What an evaluation leaves in its directory: predictions, per-class table, metrics."""
+"""What an evaluation leaves in its directory, and the metrics read back from it.
+
+An evaluation saves its test-set predictions; everything that depends on the study's current
+view of the data (head/medium/tail groups, training counts) is derived from them when the
+tables are built, so no cached file can hold a stale grouping.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from ..data.prepare import StudyData
 from .metrics import classification_metrics, confusion, per_class_accuracy
 
 METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.csv"
 
 
 def write_evaluation(
@@ -22,31 +28,46 @@ def write_evaluation(
     scores: np.ndarray,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
+    """Predictions (label, prediction, top-5), confusion, and metrics.json written last."""
     labels = data.labels[test_idx]
     preds = scores.argmax(1)
-    top5 = np.argsort(-scores, axis=1)[:, :5]
-    groups = np.asarray(data.groups)
+    top5 = np.argsort(-scores, axis=1, kind="stable")[:, :5]
     pred_table = pd.DataFrame(
         {
             "item": [data.items[i] for i in test_idx],
             "label": labels,
             "prediction": preds,
             "top5": [" ".join(map(str, row)) for row in top5],
-            "group": groups[labels],
         }
     )
-    write_text(directory / "predictions.csv", pred_table.to_csv(index=False))
-    pc = per_class_accuracy(labels, preds, data.num_classes)
-    counts = data.train_counts()
-    per_class = pd.DataFrame(
-        {"class": data.class_names, "train_count": counts, "group": groups, "accuracy": pc}
-    )
-    write_text(directory / "per_class.csv", per_class.to_csv(index=False))
+    write_text(directory / PREDICTIONS_FILE, pred_table.to_csv(index=False))
     write_text(
         directory / "confusion.csv",
         pd.DataFrame(confusion(labels, preds, data.num_classes)).to_csv(index=False),
     )
-    metrics = classification_metrics(labels, scores, groups)
-    result = {"metrics": metrics, **extra}
+    no_groups = np.full(data.num_classes, "")
+    metrics = classification_metrics(labels, scores, no_groups)
+    result = {"metrics": {k: metrics[k] for k in ("top1", "top5", "balanced_accuracy", "macro_f1")}}
+    result.update(extra)
     write_json(directory / METRICS_FILE, result)  # written last: marks the evaluation done
     return result
+
+
+def read_predictions(directory: Path) -> pd.DataFrame:
+    return pd.read_csv(directory / PREDICTIONS_FILE, dtype={"top5": str})
+
+
+def prediction_metrics(
+    predictions: pd.DataFrame, groups: np.ndarray, num_classes: int
+) -> tuple[dict[str, float], np.ndarray]:
+    """(metrics, per-class accuracy) of saved predictions under the given class groups."""
+    labels = predictions["label"].to_numpy(dtype=np.int64)
+    preds = predictions["prediction"].to_numpy(dtype=np.int64)
+    top5 = [np.array(str(row).split(), dtype=np.int64) for row in predictions["top5"]]
+    # scores that rank each row's saved top-5 first: enough for top-1/top-5 and F1
+    scores = np.zeros((len(labels), num_classes), dtype=np.float32)
+    for i, row in enumerate(top5):
+        scores[i, row] = np.arange(len(row), 0, -1, dtype=np.float32)
+    scores[np.arange(len(labels)), preds] = 10.0
+    metrics = classification_metrics(labels, scores, groups)
+    return metrics, per_class_accuracy(labels, preds, num_classes)

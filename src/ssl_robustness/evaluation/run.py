@@ -1,4 +1,14 @@
-"""Run every configured evaluation of one representation, skipping those already done."""
+"""Run every configured evaluation of one representation, skipping those already done.
+
+Every evaluation says what it adapts on, and so which comparison its balanced-vs-imbalanced
+gap belongs to (DESIGN.md section 2):
+
+| adapts on | trained representation (arm = its subset) | fixed (imported, random init) |
+|---|---|---|
+| `balanced`: the probe set, disjoint from every subset | pretraining robustness | the floor |
+| `own`: the arm's own subset | end-to-end robustness | one run per subset: fixed representation |
+| `imbalanced`: the main imbalanced subset, for all | cross-scenario (no gap) | cross-scenario |
+"""
 
 from __future__ import annotations
 
@@ -12,7 +22,8 @@ import torch
 from torch import nn
 
 from ..atomic import read_json
-from ..config import AugmentationConfig, EvaluationConfig, SupervisedConfig, config_hash
+from ..config import AugmentationConfig, EvaluationConfig, config_hash
+from ..data.augment import SUPERVISED_VIEW, adjust_view
 from ..data.prepare import StudyData
 from .features import cached_features
 from .finetune import train_classifier
@@ -20,15 +31,54 @@ from .knn import knn_scores
 from .linear_probe import linear_probe
 from .outputs import METRICS_FILE, write_evaluation
 
+PROBE_SET = "probe-balanced"
+
 
 @dataclass(frozen=True)
 class EvaluationSpec:
-    name: str  # linear-balanced, linear-imbalanced, knn-k20, finetune, linear-sgd
+    """One configured evaluation: `kind` (linear, knn, finetune, linear_sgd) adapted on
+    `adapt` (balanced, own, imbalanced)."""
+
+    name: str  # linear-balanced, linear-own, knn-k20, finetune-own, finetune-imbalanced, ...
     kind: str
+    adapt: str
     settings: dict[str, Any]
 
-    def directory(self, rep_dir: Path) -> Path:
-        return rep_dir / "eval" / f"{self.name}-{config_hash(self.settings, 8)}"
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """An evaluation of one representation on one adaptation set."""
+
+    spec: EvaluationSpec
+    arm: str | None  # the subset this row stands for in a gap; None: no arm
+    adapt_on: str  # 'probe-balanced' or a subset name
+    comparison: str  # pretraining | end-to-end | fixed-representation | cross-scenario
+    indices: np.ndarray
+
+    @property
+    def label(self) -> str:
+        fixed_own = self.spec.adapt == "own" and self.comparison == "fixed-representation"
+        return f"{self.spec.name}-{self.arm}" if fixed_own else self.spec.name
+
+    def directory(self, rep_dir: Path, data: StudyData) -> Path:
+        """Keyed by the settings and by the very images adapted on and tested on, so a changed
+        probe set or draw can never be read back as this evaluation, and two jobs that adapt
+        on the same images (the imbalanced arm's `own` and `imbalanced`) share one run."""
+        own_name = self.spec.kind in ("knn", "linear_sgd")
+        base = self.spec.name if own_name else self.spec.name.rsplit("-", 1)[0]
+        key = config_hash(
+            {
+                **self.spec.settings,
+                "adapt_items": _items_key(data, self.indices),
+                "test_items": _items_key(data, data.indices("test")),
+            },
+            8,
+        )
+        return rep_dir / "eval" / f"{base}-on-{self.adapt_on}-{key}"
+
+
+def _items_key(data: StudyData, idx: np.ndarray) -> str:
+    return config_hash({"items": [data.items[i] for i in idx], "labels": data.labels[idx].tolist()})
 
 
 def evaluation_specs(
@@ -42,40 +92,67 @@ def evaluation_specs(
                 EvaluationSpec(
                     f"linear-{on}",
                     "linear",
-                    {
-                        "train_on": on,
-                        "l2_grid": cfg.linear.l2_grid,
-                        "max_iter": cfg.linear.max_iter,
-                        "probe_per_class": cfg.probe_per_class,
-                    },
+                    on,
+                    {"l2_grid": cfg.linear.l2_grid, "max_iter": cfg.linear.max_iter},
                 )
             )
     if cfg.knn.enabled:
         for k in dict.fromkeys(cfg.knn.k):
             specs.append(
                 EvaluationSpec(
-                    f"knn-k{k}",
-                    "knn",
-                    {
-                        "k": k,
-                        "temperature": cfg.knn.temperature,
-                        "probe_per_class": cfg.probe_per_class,
-                    },
+                    f"knn-k{k}", "knn", "balanced", {"k": k, "temperature": cfg.knn.temperature}
                 )
             )
     if cfg.finetune.enabled:
-        specs.append(
-            EvaluationSpec(
-                "finetune", "finetune", {**cfg.finetune.model_dump(), "augmentation": aug}
-            )
-        )
+        settings = {**cfg.finetune.model_dump(exclude={"train_on", "enabled"}), "augmentation": aug}
+        for on in dict.fromkeys(cfg.finetune.train_on):
+            specs.append(EvaluationSpec(f"finetune-{on}", "finetune", on, settings))
     if cfg.linear_sgd.enabled:
         specs.append(
             EvaluationSpec(
-                "linear-sgd", "linear_sgd", {**cfg.linear_sgd.model_dump(), "augmentation": aug}
+                "linear-sgd",
+                "linear_sgd",
+                "balanced",
+                {**cfg.linear_sgd.model_dump(exclude={"enabled"}), "augmentation": aug},
             )
         )
     return specs
+
+
+def evaluation_jobs(
+    specs: list[EvaluationSpec], data: StudyData, seed: int, subset: str | None
+) -> list[EvaluationJob]:
+    """What each evaluation adapts on for a representation trained on `subset` (None: a fixed
+    representation, adapted on each subset in turn where the evaluation adapts on `own`)."""
+    drawn = data.draw(seed)
+    jobs = []
+    for spec in specs:
+        if spec.adapt == "balanced":
+            comparison = "pretraining"
+            jobs.append(EvaluationJob(spec, subset, PROBE_SET, comparison, data.probe_balanced))
+        elif spec.adapt == "imbalanced":
+            main = drawn.imbalanced_name
+            jobs.append(EvaluationJob(spec, subset, main, "cross-scenario", drawn.subsets[main]))
+        elif subset is not None:
+            jobs.append(EvaluationJob(spec, subset, subset, "end-to-end", drawn.subsets[subset]))
+        else:
+            for plan in drawn.matched_plans:
+                jobs.append(
+                    EvaluationJob(
+                        spec,
+                        plan.name,
+                        plan.name,
+                        "fixed-representation",
+                        drawn.subsets[plan.name],
+                    )
+                )
+    return jobs
+
+
+def evaluation_seed(rep_dir: Path, job_dir: Path, seed: int) -> int:
+    """Every evaluation seeds itself from its own identity, never from global state, so a
+    resumed or rebuilt evaluation gives the numbers of an uninterrupted run."""
+    return int(config_hash({"rep": rep_dir.name, "eval": job_dir.name, "seed": seed}, 8), 16)
 
 
 def evaluate_representation(
@@ -86,61 +163,63 @@ def evaluate_representation(
     seed: int,
     device: torch.device,
     augmentation: AugmentationConfig | None = None,
-) -> Iterator[tuple[EvaluationSpec, dict[str, Any]]]:
-    """Yield (spec, result) for every evaluation; finished ones are read back, not rerun."""
+    *,
+    subset: str | None = None,
+    image_size: int | None = None,
+) -> Iterator[tuple[EvaluationJob, Path, dict[str, Any]]]:
+    """Yield (job, directory, metrics.json) for every evaluation; finished ones are read back,
+    not rerun. `image_size` is the representation's own input size (imported backbones)."""
+    images = data.images_at(image_size) if image_size else data.images
     feats_dir = rep_dir / "features"
-    sets = {
-        "probe-balanced": data.probe_balanced,
-        "imbalanced": data.subsets[data.imbalanced_name],
-        "val": data.indices("val"),
-        "test": data.indices("test"),
-    }
+    test_idx = data.indices("test")
 
-    def features(name: str) -> np.ndarray:
-        return cached_features(feats_dir, name, backbone, data.images, sets[name], device)
+    def features(name: str, idx: np.ndarray) -> np.ndarray:
+        return cached_features(feats_dir, name, backbone, images, idx, device)
 
-    test_idx = sets["test"]
-    from ..methods import method_views
-
-    view = method_views(SupervisedConfig(), augmentation)[0]
-    for spec in evaluation_specs(cfg, augmentation):
-        out = spec.directory(rep_dir)
+    view = SUPERVISED_VIEW
+    if augmentation is not None:
+        view = adjust_view(view, augmentation.crop_min_scale, augmentation.flip, augmentation.color)
+    for job in evaluation_jobs(evaluation_specs(cfg, augmentation), data, seed, subset):
+        out = job.directory(rep_dir, data)
         if (out / METRICS_FILE).exists():
-            yield spec, read_json(out / METRICS_FILE)
+            yield job, out, read_json(out / METRICS_FILE)
             continue
+        spec = job.spec
         s = spec.settings
-        extra: dict[str, Any] = {"evaluation": spec.name, "settings": s}
+        extra: dict[str, Any] = {
+            "kind": spec.kind,
+            "adapt_on": job.adapt_on,
+            "train_size": len(job.indices),
+            "settings": s,
+        }
+        train_name = PROBE_SET if job.adapt_on == PROBE_SET else f"subset-{job.adapt_on}"
         if spec.kind == "linear":
-            train = "probe-balanced" if s["train_on"] == "balanced" else "imbalanced"
             model, curve = linear_probe(
-                features(train),
-                data.labels[sets[train]],
-                features("val"),
-                data.labels[sets["val"]],
+                features(train_name, job.indices),
+                data.labels[job.indices],
+                features("val", data.indices("val")),
+                data.labels[data.indices("val")],
                 data.num_classes,
                 s["l2_grid"],
                 max_iter=s["max_iter"],
                 device=device,
             )
-            scores = model.scores(features("test"))
-            extra.update(l2=model.l2, val_curve=curve, train_size=len(sets[train]))
+            scores = model.scores(features("test", test_idx))
+            extra.update(l2=model.l2, val_curve=curve)
         elif spec.kind == "knn":
             scores = knn_scores(
-                features("probe-balanced"),
-                data.labels[sets["probe-balanced"]],
-                features("test"),
+                features(train_name, job.indices),
+                data.labels[job.indices],
+                features("test", test_idx),
                 s["k"],
                 s["temperature"],
                 data.num_classes,
             )
-            extra.update(train_size=len(sets["probe-balanced"]))
         else:
-            frozen = spec.kind == "linear_sgd"
-            train_idx = sets["probe-balanced"] if frozen else sets["imbalanced"]
             scores = train_classifier(
                 backbone,
                 data,
-                train_idx,
+                job.indices,
                 out,
                 epochs=s["epochs"],
                 batch_size=s["batch_size"],
@@ -149,13 +228,12 @@ def evaluate_representation(
                 backbone_lr_mult=s.get("backbone_lr_mult", 0.0),
                 loss=s.get("loss", "ce"),
                 sampler=s.get("sampler", "instance"),
-                freeze_backbone=frozen,
-                seed=seed,
+                freeze_backbone=spec.kind == "linear_sgd",
+                seed=evaluation_seed(rep_dir, out, seed),
                 device=device,
                 view=view,
+                images=images,
             )
-            extra.update(
-                train_size=len(train_idx),
-                selected=read_json(out / "best.json") if (out / "best.json").exists() else None,
-            )
-        yield spec, write_evaluation(out, data, test_idx, scores, extra)
+            best = out / "best.json"
+            extra.update(selected=read_json(best) if best.exists() else None, epochs=s["epochs"])
+        yield job, out, write_evaluation(out, data, test_idx, scores, extra)

@@ -12,10 +12,11 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..data.prepare import StudyData
 from ..evaluation.metrics import gap, seed_summary
+from ..evaluation.outputs import prediction_metrics, read_predictions
 
 METRICS = ("top1", "top5", "balanced_accuracy", "macro_f1", "head", "medium", "tail")
 GAP_METRICS = ("top1", "balanced_accuracy", "head", "medium", "tail")
-KEYS = ["scenario", "method", "subset", "evaluation"]
+KEYS = ["scenario", "method", "subset", "evaluation", "comparison"]
 
 
 @dataclass
@@ -30,43 +31,55 @@ class StudyTables:
 def build_tables(
     records: list[dict[str, Any]], data: StudyData, failures: list[dict[str, Any]] | None = None
 ) -> StudyTables:
-    levels = {p.name: p for p in data.plans}
+    """Tables from the saved predictions: every metric (groups, per-class, balanced accuracy)
+    is derived here from the current data plan, never read from a cached summary."""
     rows, pc_rows = [], []
     for r in records:
-        spec, info, res = r["spec"], r["info"], r["result"]
-        plan = levels.get(spec.subset)
-        row = {
+        spec, info, job = r["spec"], r["info"], r["job"]
+        drawn = data.draw(spec.seed)
+        plan = next((p for p in drawn.plans if p.name == job.arm), None)
+        metrics, per_class = prediction_metrics(
+            read_predictions(Path(r["directory"])), drawn.groups, data.num_classes
+        )
+        common = {
             "representation": spec.name,
-            "rep_dir": Path(r["directory"]).parent.parent.name,
             "scenario": spec.scenario,
             "method": spec.method,
-            "subset": spec.subset or "-",
+            "subset": job.arm or "-",
+            "seed": spec.seed,
+            "evaluation": job.spec.name,
+            "comparison": job.comparison,
+        }
+        row = {
+            **common,
+            "rep_dir": Path(r["directory"]).parent.parent.name,
             "level": plan.level if plan else np.nan,
             "balanced": plan.balanced if plan else None,
+            "matched": plan.matched if plan else None,
             "n": plan.size if plan else np.nan,
-            "seed": spec.seed,
-            "evaluation": r["evaluation"],
+            "adapt_on": job.adapt_on,
             "status": "ok",
             "collapsed": bool(info.get("collapsed", False)),
             "collapse_ratio": info.get("collapse_ratio"),
             "error": "",
+            **{m: metrics.get(m, np.nan) for m in METRICS},
         }
-        row.update({m: res["metrics"].get(m, np.nan) for m in METRICS})
         rows.append(row)
-        pc = pd.read_csv(Path(r["directory"]) / "per_class.csv")
-        for c in pc.itertuples():
+        main_counts = drawn.counts(drawn.imbalanced_name, data.labels, data.num_classes)
+        arm_counts = (
+            drawn.counts(job.arm, data.labels, data.num_classes)
+            if plan
+            else np.zeros_like(main_counts)
+        )
+        for c, name in enumerate(data.class_names):
             pc_rows.append(
                 {
-                    "representation": spec.name,
-                    "scenario": spec.scenario,
-                    "method": spec.method,
-                    "subset": spec.subset or "-",
-                    "seed": spec.seed,
-                    "evaluation": r["evaluation"],
-                    "class": c[1],
-                    "train_count": c.train_count,
-                    "group": c.group,
-                    "accuracy": c.accuracy,
+                    **common,
+                    "class": name,
+                    "train_count": int(main_counts[c]),
+                    "arm_count": int(arm_counts[c]),
+                    "group": str(drawn.groups[c]),
+                    "accuracy": per_class[c],
                 }
             )
     for f in failures or []:
@@ -78,46 +91,48 @@ def build_tables(
                 "error": f["error"],
             }
         )
-    results = pd.DataFrame(rows, columns=list(_result_columns()))
-    per_class = pd.DataFrame(
-        pc_rows,
-        columns=[
-            "representation",
-            "scenario",
-            "method",
-            "subset",
-            "seed",
-            "evaluation",
-            "class",
-            "train_count",
-            "group",
-            "accuracy",
-        ],
-    )
+    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    per_class = pd.DataFrame(pc_rows, columns=PER_CLASS_COLUMNS)
     ok = results[results["status"] == "ok"]
     aggregate = aggregate_over_seeds(ok)
-    gap_runs, gaps = gap_tables(ok, data)
+    gap_runs, gaps = gap_tables(ok, data.balanced_name)
     return StudyTables(results, per_class, aggregate, gaps, gap_runs)
 
 
-def _result_columns() -> list[str]:
-    return [
-        "representation",
-        "rep_dir",
-        "scenario",
-        "method",
-        "subset",
-        "level",
-        "balanced",
-        "n",
-        "seed",
-        "evaluation",
-        "status",
-        *METRICS,
-        "collapsed",
-        "collapse_ratio",
-        "error",
-    ]
+RESULT_COLUMNS = [
+    "representation",
+    "rep_dir",
+    "scenario",
+    "method",
+    "subset",
+    "level",
+    "balanced",
+    "matched",
+    "n",
+    "seed",
+    "evaluation",
+    "adapt_on",
+    "comparison",
+    "status",
+    *METRICS,
+    "collapsed",
+    "collapse_ratio",
+    "error",
+]
+PER_CLASS_COLUMNS = [
+    "representation",
+    "scenario",
+    "method",
+    "subset",
+    "seed",
+    "evaluation",
+    "comparison",
+    "class",
+    "train_count",
+    "arm_count",
+    "group",
+    "accuracy",
+]
 
 
 def aggregate_over_seeds(results: pd.DataFrame) -> pd.DataFrame:
@@ -132,26 +147,26 @@ def aggregate_over_seeds(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def gap_tables(results: pd.DataFrame, data: StudyData) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per seed: A(n,1) - A(n,r) and its relative form; then summarised over seeds."""
-    bal = data.balanced_name
-    trained = results[results["subset"] != "-"]
+GAP_KEYS = ["scenario", "method", "evaluation", "comparison"]
+NO_GAP = ("cross-scenario",)
+
+
+def gap_tables(results: pd.DataFrame, balanced: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per seed: A(n,1) - A(n,r) and its relative form, only where the two arms differ in
+    balance alone (matched subsets; not the cross-scenario evaluations); then over seeds."""
+    armed = results[
+        (results["subset"] != "-")
+        & ~results["comparison"].isin(NO_GAP)
+        & (results["matched"].astype(str) != "False")
+    ]
     run_rows = []
-    for (scenario, method, evaluation, seed), grp in trained.groupby(
-        ["scenario", "method", "evaluation", "seed"], sort=False
-    ):
-        ref = grp[grp["subset"] == bal]
+    for key, grp in armed.groupby([*GAP_KEYS, "seed"], sort=False):
+        ref = grp[grp["subset"] == balanced]
         if ref.empty:
             continue
-        for _, other in grp[grp["subset"] != bal].iterrows():
-            row = {
-                "scenario": scenario,
-                "method": method,
-                "evaluation": evaluation,
-                "seed": seed,
-                "subset": other["subset"],
-                "level": other["level"],
-            }
+        for _, other in grp[grp["subset"] != balanced].iterrows():
+            row = dict(zip([*GAP_KEYS, "seed"], key, strict=True))
+            row.update(subset=other["subset"], level=other["level"])
             for m in GAP_METRICS:
                 a, r = gap(float(ref.iloc[0][m]), float(other[m]))
                 row[f"{m}_gap"], row[f"{m}_rel_gap"] = a, r
@@ -159,10 +174,8 @@ def gap_tables(results: pd.DataFrame, data: StudyData) -> tuple[pd.DataFrame, pd
     gap_runs = pd.DataFrame(run_rows)
     rows = []
     if not gap_runs.empty:
-        for key, grp in gap_runs.groupby(
-            ["scenario", "method", "evaluation", "subset"], sort=False
-        ):
-            row = dict(zip(["scenario", "method", "evaluation", "subset"], key, strict=True))
+        for key, grp in gap_runs.groupby([*GAP_KEYS, "subset"], sort=False):
+            row = dict(zip([*GAP_KEYS, "subset"], key, strict=True))
             row["level"], row["seeds"] = grp["level"].iloc[0], len(grp)
             for m in GAP_METRICS:
                 for kind in ("gap", "rel_gap"):

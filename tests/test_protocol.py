@@ -1,0 +1,204 @@
+"""The study protocol: what each gap compares is matched (DESIGN.md section 2)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_study
+from ssl_robustness.config import validate_config
+from ssl_robustness.data.prepare import prepare_data
+from ssl_robustness.errors import UserError
+from ssl_robustness.evaluation.run import (
+    evaluate_representation,
+    evaluation_jobs,
+    evaluation_specs,
+)
+from ssl_robustness.models.backbones import build_backbone
+from ssl_robustness.report.tables import gap_tables
+from ssl_robustness.study import run_study
+
+
+def _data(tmp_path, **overrides):
+    cfg = validate_config(tiny_study(tmp_path, **overrides))
+    return cfg, prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
+
+
+def test_probe_set_is_disjoint_from_every_subset_of_every_seed(tmp_path):
+    cfg, data = _data(tmp_path, seeds=[0, 1, 2])
+    probe = set(data.probe_balanced.tolist())
+    counts = np.bincount(data.labels[data.probe_balanced], minlength=10)
+    assert counts.min() == counts.max() > 0  # balanced
+    for seed in cfg.seeds:
+        for idx in data.draw(seed).subsets.values():
+            assert probe.isdisjoint(idx.tolist())
+    stats = json.loads((cfg.out / "data" / "stats.json").read_text())
+    assert stats["probe_balanced"]["protocol"] == "disjoint"
+    for seed in ("0", "1", "2"):
+        assert all(sum(v) == 0 for v in stats["probe_overlap"][seed].values())
+
+
+def test_probe_size_that_cannot_be_disjoint_names_the_largest_that_can(tmp_path):
+    cfg, data = _data(tmp_path)
+    pool = np.bincount(data.labels[data.indices("train")], minlength=10)
+    need = np.max([p.counts for p in data.plans], axis=0)
+    largest = int((pool - need).min())
+    assert len(data.probe_balanced) == 10 * largest  # the default: the largest disjoint set
+    with pytest.raises(UserError, match=rf"probe_per_class.*largest disjoint size is {largest}"):
+        _data(tmp_path, **{"evaluation.probe_per_class": largest + 1})
+
+
+def test_pool_protocol_is_liu_et_al_and_reports_its_overlap(tmp_path):
+    over = {"evaluation.probe_set": "pool", "data.imbalance.resample_per_seed": False}
+    cfg, data = _data(tmp_path, **over)
+    pool = np.bincount(data.labels[data.indices("train")], minlength=10)
+    assert len(data.probe_balanced) == 10 * pool.min()
+    stats = json.loads((cfg.out / "data" / "stats.json").read_text())
+    overlap = stats["probe_overlap"]["0"]
+    assert sum(overlap["balanced"]) == 300  # the whole balanced subset is in the probe set
+    assert stats["probe_balanced"]["protocol"] == "pool"
+    cfg, data = _data(tmp_path / "r", **{"evaluation.probe_set": "pool"})
+    stats = json.loads((cfg.out / "data" / "stats.json").read_text())
+    assert 0 < sum(stats["probe_overlap"]["0"]["exp-r0.2"]) < 300
+
+
+def test_seeds_draw_their_own_nested_subsets_with_fixed_val_test_probe(tmp_path):
+    _, data = _data(tmp_path, seeds=[0, 1])
+    a, b = data.draw(0), data.draw(1)
+    assert [p.counts.tolist() for p in a.plans] == [p.counts.tolist() for p in b.plans]
+    for name in a.subsets:
+        assert not np.array_equal(a.subsets[name], b.subsets[name])
+    for d in (a, b):  # within a seed, per class, the smaller subset is inside the larger
+        bal, imb = d.subsets["balanced"], d.subsets["exp-r0.2"]
+        for k in range(10):
+            small, big = sorted((set(s[data.labels[s] == k].tolist()) for s in (bal, imb)), key=len)
+            assert small <= big
+    _, fixed = _data(tmp_path / "f", seeds=[0, 1], **{"data.imbalance.resample_per_seed": False})
+    for name in fixed.draw(0).subsets:
+        assert np.array_equal(fixed.draw(0).subsets[name], fixed.draw(1).subsets[name])
+
+
+def test_class_order_can_be_drawn_per_seed(tmp_path):
+    imb = {"profile": "exp", "ratio": 0.2, "n": 300, "class_order": "random"}
+    _, data = _data(tmp_path, seeds=[0, 1, 2, 3], **{"data.imbalance": imb})
+    assert len({tuple(data.draw(s).plans[1].counts) for s in range(4)}) == 1
+    imb["class_order_per_seed"] = True
+    _, data = _data(tmp_path / "o", seeds=[0, 1, 2, 3], **{"data.imbalance": imb})
+    rarest = {int(np.argmin(data.draw(s).plans[1].counts)) for s in range(4)}
+    assert len(rarest) > 1
+
+
+def test_each_evaluation_adapts_on_what_its_comparison_needs(tmp_path):
+    raw = tiny_study(tmp_path)
+    raw["evaluation"]["linear"]["train_on"] = ["balanced", "own", "imbalanced"]
+    raw["evaluation"]["finetune"]["train_on"] = ["own", "imbalanced"]
+    cfg = validate_config(raw)
+    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation)
+    specs = evaluation_specs(cfg.evaluation)
+    d = data.draw(0)
+    trained = {(j.spec.name, j.adapt_on): j for j in evaluation_jobs(specs, data, 0, "balanced")}
+    assert trained["linear-balanced", "probe-balanced"].comparison == "pretraining"
+    assert trained["knn-k5", "probe-balanced"].comparison == "pretraining"
+    own = trained["finetune-own", "balanced"]
+    assert own.comparison == "end-to-end" and np.array_equal(own.indices, d.subsets["balanced"])
+    cross = trained["finetune-imbalanced", "exp-r0.2"]
+    assert cross.comparison == "cross-scenario" and cross.arm == "balanced"
+    fixed = evaluation_jobs(specs, data, 0, None)
+    fixed_own = [j for j in fixed if j.spec.name == "finetune-own"]
+    assert [(j.arm, j.comparison) for j in fixed_own] == [
+        ("balanced", "fixed-representation"),
+        ("exp-r0.2", "fixed-representation"),
+    ]
+    assert [j.arm for j in fixed if j.spec.name == "linear-balanced"] == [None]
+
+
+def _row(method, subset, comparison, seed, top1, scenario="SL", evaluation="e"):
+    return {
+        "scenario": scenario,
+        "method": method,
+        "subset": subset,
+        "evaluation": evaluation,
+        "comparison": comparison,
+        "seed": seed,
+        "level": 1.0 if subset == "balanced" else 0.1,
+        "matched": True,
+        "top1": top1,
+        **{m: top1 for m in ("balanced_accuracy", "head", "medium", "tail")},
+    }
+
+
+def test_gaps_only_where_the_arms_differ_in_balance_alone():
+    rows = [
+        _row("sl", "balanced", "pretraining", 0, 0.8),
+        _row("sl", "exp-r0.1", "pretraining", 0, 0.6),
+        _row("sl", "balanced", "cross-scenario", 0, 0.7),
+        _row("sl", "exp-r0.1", "cross-scenario", 0, 0.6),
+        _row("rand", "balanced", "fixed-representation", 0, 0.5, "random-init"),
+        _row("rand", "exp-r0.1", "fixed-representation", 0, 0.4, "random-init"),
+        _row("rand", "-", "pretraining", 0, 0.3, "random-init"),
+    ]
+    runs, gaps = gap_tables(pd.DataFrame(rows), "balanced")
+    got = {(r.method, r.comparison): r.top1_gap for r in runs.itertuples()}
+    assert got == {
+        ("sl", "pretraining"): pytest.approx(0.2),
+        ("rand", "fixed-representation"): pytest.approx(0.1),
+    }
+    assert runs.loc[runs["method"] == "sl", "top1_rel_gap"].iloc[0] == pytest.approx(0.25)
+
+
+def test_a_rebuilt_finetune_gives_the_same_numbers(tmp_path):
+    cfg, data = _data(tmp_path)
+    cfg.evaluation.linear.enabled = cfg.evaluation.knn.enabled = False
+    backbone = build_backbone(cfg.backbone, cfg.data.image_size)
+    rep = tmp_path / "rep"
+
+    def run():
+        ((job, out, _),) = list(
+            evaluate_representation(
+                backbone, data, cfg.evaluation, rep, 0, torch.device("cpu"), subset="exp-r0.2"
+            )
+        )
+        return out, pd.read_csv(out / "predictions.csv")
+
+    out, first = run()
+    torch.manual_seed(12345)  # a different global random state, as in a resumed process
+    np.random.seed(999)
+    import shutil
+
+    shutil.rmtree(out)
+    _, again = run()
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_changing_the_grouping_regroups_every_number(tmp_path):
+    raw = tiny_study(tmp_path, methods=[{"name": "supervised"}], random_init=False)
+    raw["pretrain"]["epochs"] = 1
+    raw["evaluation"] = {"knn": {"enabled": False}, "finetune": {"enabled": False}}
+    raw["report"] = {"tsne": False}
+    raw["data"]["groups"] = {"rule": "oltr"}
+    first = run_study(validate_config(raw), log=lambda *_: None).tables
+    raw["data"]["groups"] = {"rule": "thirds"}
+    second = run_study(validate_config(raw), log=lambda *_: None).tables
+    pc = second.per_class[second.per_class["representation"] == "supervised_exp-r0.2_s0"]
+    pc = pc[pc["evaluation"] == "linear-balanced"]
+    counts = pc["train_count"].to_numpy()
+    head = pc["class"].to_numpy()[np.argsort(-counts, kind="stable")[:4]]
+    assert set(pc.loc[pc["group"] == "head", "class"]) == set(head)
+    row = second.results[
+        (second.results["representation"] == "supervised_exp-r0.2_s0")
+        & (second.results["evaluation"] == "linear-balanced")
+    ]
+    expected = pc.loc[pc["group"] == "head", "accuracy"].mean()
+    assert row["head"].iloc[0] == pytest.approx(expected)
+    assert not first.per_class["group"].equals(second.per_class["group"])
+
+
+def test_full_natural_set_is_trained_but_has_no_gap(tmp_path):
+    imb = {"profile": "natural", "full_natural": True}
+    _, data = _data(tmp_path, **{"data.imbalance": imb})
+    plans = data.plans
+    assert [p.name for p in plans] == ["balanced", "natural", "natural-full"]
+    assert not plans[2].matched
+    assert plans[2].size == len(data.draw(0).subsets["natural-full"]) > plans[1].size
