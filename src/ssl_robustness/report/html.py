@@ -1,80 +1,308 @@
-"""The study report: one self-contained HTML file (figures embedded) and a Markdown summary."""
+"""The study report: one self-contained HTML file (figures embedded) and a Markdown summary,
+built from the run directory alone (`write_report(run_dir)`)."""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from ..atomic import write_text
-from ..config import StudyConfig
-from ..data.prepare import StudyData
-from .plots import class_counts_figure, gap_figure, group_bars_figure, per_class_figure, plt
-from .tables import StudyTables
+from ..atomic import write_text, write_with
+from . import verdict as V
+from .plots import (
+    METRIC_LABELS,
+    class_counts_figure,
+    class_gaps,
+    gap_figure,
+    group_bars_figure,
+    plt,
+    which_classes_pay_figure,
+)
+from .rundir import RunDir, load_run
 from .tsne import tsne_figure
 
-HEADLINE_EVALS = ("linear-balanced", "linear-imbalanced", "knn-k20", "finetune")
+TRAINED = ("SL", "SSL-in-domain")  # scenarios whose subset column is the pretraining subset
 
 
-def headline_evaluation(tables: StudyTables) -> str | None:
-    evals = list(dict.fromkeys(tables.results.get("evaluation", pd.Series(dtype=str)).dropna()))
-    for name in HEADLINE_EVALS:
-        if name in evals:
-            return name
-    return evals[0] if evals else None
+@dataclass
+class Figures:
+    """PNG figures: written under report/figures/ and embedded as base64 in the HTML."""
+
+    directory: Path
+    images: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (caption, b64)
+
+    def add(self, name: str, fig: Figure, caption: str) -> None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        data = buf.getvalue()
+        write_with(self.directory / f"{name}.png", lambda tmp: tmp.write_bytes(data))
+        self.images[name] = (caption, base64.b64encode(data).decode())
 
 
-def headline(tables: StudyTables, evaluation: str | None) -> list[str]:
-    """Plain sentences: how much each method loses to imbalance, and whether SSL loses less."""
-    gaps = tables.gaps
-    if evaluation is None or gaps.empty:
+@dataclass
+class ReportContent:
+    """Everything both renderings (HTML and Markdown) show, as plain values."""
+
+    title: str
+    metric: str
+    metric_reason: str
+    headline: tuple[str, str] | None  # (evaluation, comparison) the figures show
+    verdict_lines: list[str]
+    other_lines: list[str]
+    gap_lines: list[str]
+    data_lines: list[str]
+    probe_overlap: pd.DataFrame
+    interval_covers: str
+    gaps: pd.DataFrame
+    aggregate: pd.DataFrame
+    collapsed: list[str]
+    failures: list[dict[str, Any]]
+    figures: Figures
+    tsne: list[str]
+    notes: list[str]
+    seeds: Any
+    environment: dict[str, Any]
+    config_text: str
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write report/report.html, report/summary.md and report/figures/*.png under `run_dir`
+    from the files the study left there; return the HTML path."""
+    run = load_run(run_dir)
+    c = report_content(run)
+    write_text(run.path / "report" / "summary.md", markdown(c))
+    return write_text(run.path / "report" / "report.html", render_html(c))
+
+
+def headline_lines(run_dir: str | Path) -> list[str]:
+    """The verdict sentences (headline first), for the CLI after a run."""
+    run = load_run(run_dir)
+    metric, reason = V.verdict_metric(run.stats)
+    return V.render(V.verdicts(run.tables["gap_runs"], run.results, metric), reason)
+
+
+def headline_choice(gaps: pd.DataFrame) -> tuple[str, str] | None:
+    """Liu et al.'s pretraining gap on linear-balanced when present, else the first gap."""
+    if gaps.empty:
+        return None
+    comparisons = (
+        gaps["comparison"] if "comparison" in gaps else pd.Series("pretraining", gaps.index)
+    )
+    pairs = list(dict.fromkeys(zip(gaps["evaluation"], comparisons, strict=True)))
+    return V.HEADLINE if V.HEADLINE in pairs else pairs[0]
+
+
+def report_content(run: RunDir) -> ReportContent:
+    metric, reason = V.verdict_metric(run.stats)
+    vs = V.verdicts(run.tables["gap_runs"], run.results, metric)
+    gaps, aggregate = run.tables["gaps"], run.tables["aggregate"]
+    headline = headline_choice(gaps)
+    top = [v for v in vs if (v.evaluation, v.comparison) == headline] or vs[:1]
+    rest = [v for v in vs if all(v is not t for t in top)]
+    figures = Figures(run.path / "report" / "figures")
+    notes: list[str] = []
+    _draw(run, figures, headline, metric, notes)
+    tsne = _tsne(run, figures, notes) if run.report_setting("tsne", True) else []
+    res = run.results
+    collapsed = (
+        sorted(set(res.loc[V.truthy(res, "collapsed"), "representation"]))
+        if "collapsed" in res
+        else []
+    )
+    return ReportContent(
+        title=f"Study '{run.config.get('name', run.path.name)}'",
+        metric=metric,
+        metric_reason=reason,
+        headline=headline,
+        verdict_lines=V.render(top, reason),
+        other_lines=[line for v in rest for line in V.verdict_sentences(v)],
+        gap_lines=gap_sentences(gaps, headline, metric)
+        + (
+            [
+                "These summaries are the gap table's, over every seed; the verdict above leaves "
+                "out the seed pairs of collapsed or failed representations."
+            ]
+            if any(v.left_out for v in top)
+            else []
+        ),
+        data_lines=data_lines(run.stats),
+        probe_overlap=probe_overlap_table(run.stats),
+        interval_covers=str(
+            run.stats.get("interval_covers")
+            or "not recorded in this run's stats.json (an older run)"
+        ),
+        gaps=_columns(gaps, _gap_columns(metric)),
+        aggregate=_columns(aggregate, _aggregate_columns(metric)),
+        collapsed=collapsed,
+        failures=_failures(run),
+        figures=figures,
+        tsne=tsne,
+        notes=notes,
+        seeds=run.config.get(
+            "seeds", sorted(set(res["seed"].dropna().astype(int))) if "seed" in res else []
+        ),
+        environment=run.environment,
+        config_text=yaml.safe_dump(run.config, sort_keys=False)
+        if run.config
+        else "(no config.yaml)",
+    )
+
+
+# -- sentences and tables --------------------------------------------------------------------
+
+
+def gap_sentences(gaps: pd.DataFrame, headline: tuple[str, str] | None, metric: str) -> list[str]:
+    """How much each method loses under imbalance, in the headline evaluation and gap kind."""
+    if headline is None:
         return ["No balanced-vs-imbalanced comparison was run (no trained method finished)."]
-    g = gaps[gaps["evaluation"] == evaluation]
+    g = _rows(gaps, *headline)
+    words = METRIC_LABELS.get(metric, metric)
     lines = []
-    for subset, grp in g.groupby("subset", sort=False):
-        sl = grp[grp["scenario"] == "SL"]
-        ssl = grp[grp["scenario"] == "SSL-in-domain"]
-        parts = [_gap_words(r) for r in grp.itertuples()]
-        lines.append(f"**{evaluation}, balanced vs {subset}:** " + "; ".join(parts) + ".")
-        if not sl.empty and not ssl.empty:
-            ref = sl.iloc[0]
-            for r in ssl.itertuples():
-                less = r.top1_rel_gap_mean < ref["top1_rel_gap_mean"]
-                overlap = _intervals_overlap(
-                    r.top1_rel_gap_mean,
-                    r.top1_rel_gap_ci95,
-                    ref["top1_rel_gap_mean"],
-                    ref["top1_rel_gap_ci95"],
-                )
-                verdict = "loses less than" if less else "does not lose less than"
-                caveat = (
-                    " (the 95% intervals over seeds overlap: not conclusive)" if overlap else ""
-                )
-                lines.append(
-                    f"→ {r.method} {verdict} {ref['method']}: relative gap "
-                    f"{_pct(r.top1_rel_gap_mean)} vs {_pct(ref['top1_rel_gap_mean'])}"
-                    f"{caveat}."
-                )
+    for r in g.itertuples():
+        d = r._asdict()
+        mean, ci = d[f"{metric}_gap_mean"], d.get(f"{metric}_gap_ci95", math.nan)
+        rel, rel_ci = d[f"{metric}_rel_gap_mean"], d.get(f"{metric}_rel_gap_ci95", math.nan)
+        verb = "loses" if mean >= 0 else "gains"
+        seeds = int(d.get("seeds", 1))
+        spread = (
+            f", 95% t-interval ± {100 * ci:.1f} points over {seeds} seeds"
+            if seeds > 1 and not _nan(ci)
+            else ", one seed: no interval"
+        )
+        lines.append(
+            f"{r.method} ({r.scenario}) {verb} {100 * abs(mean):.1f} points {words} "
+            f"from balanced to {r.subset}{spread} (Δ = {_pct(rel)}"
+            + ("" if _nan(rel_ci) or seeds < 2 else f" ± {_pct(rel_ci)}")
+            + ")."
+        )
     return lines
 
 
-def _gap_words(r: Any) -> str:
-    ci = "" if _nan(r.top1_gap_ci95) else f" ± {100 * r.top1_gap_ci95:.1f}"
-    verb = "loses" if r.top1_gap_mean >= 0 else "gains"
+def data_lines(stats: dict[str, Any]) -> list[str]:
+    """The data section's sentences from data/stats.json (older runs: fewer keys)."""
+    lines = []
+    splits = stats.get("splits", {})
+    sizes = ", ".join(f"{s} {_total(d)}" for s, d in splits.items())
+    lines.append(f"{len(stats.get('classes', []))} classes; {sizes or 'split sizes not recorded'}.")
+    test = _counts(splits.get("test", {}))
+    if not V.test_is_balanced(stats):
+        span = f" ({min(test)}..{max(test)} images per class)" if test else ""
+        lines.append(
+            f"The test split is NOT balanced{span}: balanced accuracy leads, and the verdict "
+            "uses it."
+        )
+    elif test:
+        lines.append(f"The test split is balanced ({test[0]} images per class).")
+    for name, s in stats.get("subsets", {}).items():
+        c = _counts(s)
+        span = f", per class {min(c)}..{max(c)} (ratio {min(c) / max(c):.3f})" if c else ""
+        kind = "balanced" if s.get("balanced") else f"level {s.get('level')}"
+        lines.append(f"subset {name} ({kind}): n = {s.get('n', sum(c))}{span}.")
+    groups = stats.get("groups", {})
+    if groups:
+        members = {g: len(v) for g, v in groups.get("members", {}).items()}
+        lines.append(
+            f"head/medium/tail by the '{groups.get('rule')}' rule from "
+            f"{groups.get('from_subset')}'s counts: {members}."
+        )
+    lines.append(_probe_line(stats.get("probe_balanced", {})))
+    bad = stats.get("bad_images", {})
+    count = bad.get("count", 0) if isinstance(bad, dict) else len(bad)
+    if count:
+        lines.append(f"{count} unreadable images were left out.")
+    return lines
+
+
+def _probe_line(probe: dict[str, Any]) -> str:
+    protocol = probe.get("protocol")
+    how = {
+        "disjoint": "disjoint from every pretraining subset",
+        "pool": "drawn from the same pool as the subsets, so it can overlap them",
+    }.get(protocol, "protocol not recorded (an older run)")
+    per_class = probe.get("per_class")
+    if isinstance(per_class, list):
+        per_class = f"{min(per_class)}..{max(per_class)}" if per_class else "?"
     return (
-        f"{r.method} ({r.scenario}) {verb} {100 * abs(r.top1_gap_mean):.1f}{ci} points top-1 "
-        f"under imbalance (Δ = {_pct(r.top1_rel_gap_mean)})"
+        f"balanced labelled set for probes and kNN: {probe.get('n', '?')} images, "
+        f"{per_class} per class, {how}."
     )
+
+
+def probe_overlap_table(stats: dict[str, Any]) -> pd.DataFrame:
+    """Per seed and subset: how many probe images are also in the subset (disjoint: 0)."""
+    rows = [
+        {
+            "seed": seed,
+            "subset": subset,
+            "overlap_images": int(sum(counts)),
+            "classes_overlapping": int(sum(1 for c in counts if c)),
+        }
+        for seed, by_subset in (stats.get("probe_overlap") or {}).items()
+        for subset, counts in by_subset.items()
+    ]
+    return pd.DataFrame(rows, columns=["seed", "subset", "overlap_images", "classes_overlapping"])
+
+
+def _gap_columns(metric: str) -> list[str]:
+    cols = ["scenario", "method", "evaluation", "comparison", "subset", "seeds"]
+    for m in dict.fromkeys([metric, "tail"]):
+        cols += [f"{m}_gap_mean", f"{m}_gap_ci95", f"{m}_rel_gap_mean", f"{m}_rel_gap_ci95"]
+    return cols
+
+
+def _aggregate_columns(metric: str) -> list[str]:
+    cols = ["scenario", "method", "subset", "evaluation", "comparison", "seeds"]
+    for m in dict.fromkeys([metric, "top1", "balanced_accuracy", "head", "medium", "tail"]):
+        cols += [f"{m}_mean", f"{m}_ci95"]
+    return cols
+
+
+def _columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    return df[[c for c in cols if c in df]] if not df.empty else df
+
+
+def _rows(df: pd.DataFrame, evaluation: str, comparison: str) -> pd.DataFrame:
+    out = df[df["evaluation"] == evaluation]
+    return out[out["comparison"] == comparison] if "comparison" in out else out
+
+
+def _failures(run: RunDir) -> list[dict[str, Any]]:
+    if run.failures:
+        return [
+            {"representation": str(f.get("representation")), "error": str(f.get("error", ""))}
+            for f in run.failures
+        ]
+    res = run.results
+    if "status" not in res:
+        return []
+    failed = res[res["status"] == "failed"].drop_duplicates("representation")
+    return [
+        {"representation": str(r.representation), "error": str(getattr(r, "error", ""))}
+        for r in failed.itertuples()
+    ]
+
+
+def _counts(d: dict[str, Any]) -> list[int]:
+    for key in ("counts", "per_class"):
+        if isinstance(d.get(key), list):
+            return [int(x) for x in d[key]]
+    return []
+
+
+def _total(d: dict[str, Any]) -> int:
+    return int(d.get("n", sum(_counts(d))))
 
 
 def _pct(x: float) -> str:
@@ -85,20 +313,124 @@ def _nan(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def _intervals_overlap(m1: float, c1: float, m2: float, c2: float) -> bool:
-    if _nan(c1) or _nan(c2):
-        return True
-    return abs(m1 - m2) <= c1 + c2
+# -- figures ---------------------------------------------------------------------------------
 
 
-def _png(fig: Figure, path: Path) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    data = buf.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return base64.b64encode(data).decode()
+def _main_subset(run: RunDir) -> str | None:
+    """The main imbalanced subset D(n,r): the one the groups come from."""
+    main = run.stats.get("groups", {}).get("from_subset")
+    if main:
+        return str(main)
+    names = [n for n, s in run.stats.get("subsets", {}).items() if not s.get("balanced")]
+    return names[0] if names else None
+
+
+def _balanced_twin(run: RunDir, subset: str) -> str | None:
+    """The balanced subset of the same size n as `subset`."""
+    subsets = run.stats.get("subsets", {})
+    n = subsets.get(subset, {}).get("n")
+    balanced = [k for k, s in subsets.items() if s.get("balanced")]
+    same = [k for k in balanced if n is None or subsets[k].get("n") == n]
+    if same or balanced:
+        return (same or balanced)[0]
+    res = run.results
+    if "balanced" in res:
+        names = res.loc[V.truthy(res, "balanced"), "subset"].dropna().unique()
+        return str(names[0]) if len(names) else None
+    return None
+
+
+def _draw(
+    run: RunDir,
+    figures: Figures,
+    headline: tuple[str, str] | None,
+    metric: str,
+    notes: list[str],
+) -> None:
+    stats, main = run.stats, _main_subset(run)
+    groups = stats.get("groups", {}).get("per_class")
+    counts = _counts(stats.get("subsets", {}).get(main, {})) if main else []
+    if counts and groups and stats.get("classes"):
+        c = np.asarray(counts)
+        figures.add(
+            "class_counts",
+            class_counts_figure(
+                stats["classes"],
+                c,
+                np.asarray(groups),
+                f"{main}: {int(c.sum())} images, ratio {c.min() / max(c.max(), 1):.3f}",
+            ),
+            "training images per class in the main imbalanced subset",
+        )
+    if headline is None:
+        return
+    ev, comparison = headline
+    gaps, agg, pc = run.tables["gaps"], run.tables["aggregate"], run.tables["per_class"]
+    if not gaps.empty:
+        figures.add(
+            "gap",
+            gap_figure(gaps, ev, metric, comparison if "comparison" in gaps else None),
+            f"{ev}, {comparison} gap",
+        )
+    if not agg.empty and not _rows(agg, ev, comparison).empty:
+        figures.add(
+            "groups",
+            group_bars_figure(agg, ev, metric, comparison if "comparison" in agg else None),
+            f"{ev}: accuracy by group",
+        )
+    twin = _balanced_twin(run, main) if main else None
+    if pc.empty or main is None or twin is None:
+        notes.append("which classes pay: no per-class table or no balanced twin subset.")
+        return
+    bad = set(V.left_out_representations(run.results)["representation"])
+    pc = pc[~pc["representation"].isin(bad)] if "representation" in pc else pc
+    by_class = class_gaps(pc, ev, main, twin, comparison if "comparison" in pc else None)
+    if by_class.empty:
+        notes.append(f"which classes pay: no method has both arms ({twin}, {main}) on {ev}.")
+        return
+    figures.add(
+        "which_classes_pay",
+        which_classes_pay_figure(by_class, ev, main),
+        f"{ev}: per-class gap against training count in {main}",
+    )
+    if bad:
+        notes.append(
+            "which classes pay leaves out collapsed or failed representations: "
+            + ", ".join(sorted(bad))
+        )
+
+
+def _tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
+    """One t-SNE per representation of the first seed: trained ones on the main imbalanced
+    subset, fixed ones (imported, random init) as they are; from the cached test features."""
+    res, labels = run.results, run.test_labels()
+    groups = run.stats.get("groups", {}).get("per_class")
+    if res.empty or "rep_dir" not in res or labels is None or not groups:
+        notes.append("t-SNE: no test manifest, groups or representation folders recorded.")
+        return []
+    ok = res[(res["status"] == "ok") & ~V.truthy(res, "collapsed")].dropna(subset=["rep_dir"])
+    if ok.empty:
+        return []
+    ok = ok[ok["seed"] == ok["seed"].min()]
+    main = _main_subset(run)
+    pick = ok[~ok["scenario"].isin(TRAINED) | (ok["subset"] == main)]
+    names = []
+    limit = int(run.report_setting("tsne_max_points", 2000))
+    for rep, rep_dir in dict(zip(pick["representation"], pick["rep_dir"], strict=True)).items():
+        feats = run.test_features(str(rep_dir))
+        if feats is None or len(feats) != len(labels):
+            notes.append(f"t-SNE {rep}: no test features matching the test manifest.")
+            continue
+        figures.add(
+            f"tsne-{rep}",
+            tsne_figure(feats, labels, np.asarray(groups), str(rep), limit),
+            f"t-SNE of {rep}",
+        )
+        names.append(f"tsne-{rep}")
+    return names
+
+
+# -- renderings ------------------------------------------------------------------------------
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
@@ -117,165 +449,41 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return "\n".join(lines)
 
 
-def write_report(
-    out: Path,
-    cfg: StudyConfig,
-    data: StudyData,
-    tables: StudyTables,
-    failures: list[dict[str, Any]],
-) -> Path:
-    """Write report/report.html and report/summary.md under `out`; return the HTML path."""
-    rdir = out / "report"
-    figs: dict[str, str] = {}
-    counts = data.train_counts()
-    figs["class_counts"] = _png(
-        class_counts_figure(
-            data.class_names,
-            counts,
-            data.groups,
-            f"{data.imbalanced_name}: {int(counts.sum())} images, ratio "
-            f"{counts.min() / counts.max():.3f}",
-        ),
-        rdir / "figures" / "class_counts.png",
-    )
-    ev = headline_evaluation(tables)
-    if ev is not None and not tables.gaps.empty:
-        figs["gap"] = _png(gap_figure(tables.gaps, ev), rdir / "figures" / "gap.png")
-    if ev is not None and not tables.aggregate.empty:
-        figs["groups"] = _png(
-            group_bars_figure(tables.aggregate, ev), rdir / "figures" / "groups.png"
-        )
-    if ev is not None and not tables.per_class.empty:
-        figs["per_class"] = _png(
-            per_class_figure(tables.per_class, ev, data.imbalanced_name),
-            rdir / "figures" / "per_class.png",
-        )
-    tsne = _tsne_figures(out, cfg, data, tables, rdir) if cfg.report.tsne else {}
-    agg, gaps = _summary_frames(tables)
-    res = tables.results
-    collapsed = sorted(set(res.loc[res["collapsed"] == True, "representation"]))  # noqa: E712
-    content = ReportContent(
-        cfg, data, tables, failures, headline(tables, ev), figs, tsne, agg, gaps, collapsed
-    )
-    write_text(rdir / "summary.md", _markdown(content))
-    return write_text(rdir / "report.html", _html(content))
-
-
-def _tsne_figures(
-    out: Path, cfg: StudyConfig, data: StudyData, tables: StudyTables, rdir: Path
-) -> dict[str, str]:
-    """One t-SNE per representation of the first seed on the imbalanced subset (plus imported
-    and random init), from the cached test features."""
-    res = tables.results
-    if res.empty or "rep_dir" not in res:
-        return {}
-    seed = cfg.seeds[0]
-    pick = res[
-        (res["seed"] == seed)
-        & (res["status"] == "ok")
-        & res["subset"].isin([data.imbalanced_name, "-"])
-    ]
-    labels = data.labels[data.indices("test")]
-    figs = {}
-    for rep, rep_dir in dict(zip(pick["representation"], pick["rep_dir"], strict=True)).items():
-        path = out / "representations" / str(rep_dir) / "features" / "test.npy"
-        if path.exists():
-            figs[rep] = _png(
-                tsne_figure(np.load(path), labels, data.groups, rep, cfg.report.tsne_max_points),
-                rdir / "figures" / f"tsne-{rep}.png",
-            )
-    return figs
-
-
-def _data_lines(data: StudyData) -> list[str]:
-    lines = [
-        f"{data.num_classes} classes; train pool {len(data.indices('train'))}, "
-        f"val {len(data.indices('val'))}, test {len(data.indices('test'))} images."
-    ]
-    for p in data.plans:
-        lines.append(
-            f"subset {p.name}: n = {p.size}, per class {int(p.counts.min())}.."
-            f"{int(p.counts.max())} (ratio {p.counts.min() / p.counts.max():.3f})"
-        )
-    members = {g: int((data.groups == g).sum()) for g in ("head", "medium", "tail")}
-    lines.append(
-        f"groups by the '{data.group_rule}' rule from {data.imbalanced_name}'s counts: {members}"
-    )
-    lines.append(f"balanced labelled set for probes: {len(data.probe_balanced)} images.")
-    return lines
-
-
-def _summary_frames(tables: StudyTables) -> tuple[pd.DataFrame, pd.DataFrame]:
-    agg = tables.aggregate
-    cols = [
-        "scenario",
-        "method",
-        "subset",
-        "evaluation",
-        "seeds",
-        "top1_mean",
-        "top1_std",
-        "balanced_accuracy_mean",
-        "head_mean",
-        "medium_mean",
-        "tail_mean",
-    ]
-    agg = agg[[c for c in cols if c in agg]] if not agg.empty else agg
-    gaps = tables.gaps
-    gcols = [
-        "scenario",
-        "method",
-        "evaluation",
-        "subset",
-        "seeds",
-        "top1_gap_mean",
-        "top1_gap_ci95",
-        "top1_rel_gap_mean",
-        "top1_rel_gap_ci95",
-        "tail_gap_mean",
-    ]
-    gaps = gaps[[c for c in gcols if c in gaps]] if not gaps.empty else gaps
-    return agg, gaps
-
-
-@dataclass
-class ReportContent:
-    """Everything both renderings (HTML and Markdown) show."""
-
-    cfg: StudyConfig
-    data: StudyData
-    tables: StudyTables
-    failures: list[dict[str, Any]]
-    sentences: list[str]
-    figs: dict[str, str]
-    tsne: dict[str, str]
-    agg: pd.DataFrame
-    gaps: pd.DataFrame
-    collapsed: list[str]
-
-
-def _markdown(c: ReportContent) -> str:
+def markdown(c: ReportContent) -> str:
+    bullets = lambda xs: [f"- {x}" for x in xs]  # noqa: E731
+    figs = [k for k in c.figures.images if not k.startswith("tsne-")]
     parts = [
-        f"# Study '{c.cfg.name}': is SSL more robust to class imbalance than SL?",
+        f"# {c.title}: is SSL more robust to class imbalance than SL?",
         "",
-        "## Headline",
-        *[f"- {s}" for s in c.sentences],
+        "## Verdict",
+        *bullets(c.verdict_lines),
+        "",
+        "### How much each method loses",
+        *bullets(c.gap_lines),
+        "",
+        "### Other comparisons",
+        *(bullets(c.other_lines) or ["_(none)_"]),
         "",
         "## Data",
-        *[f"- {s}" for s in _data_lines(c.data)],
+        *bullets(c.data_lines),
+        "",
+        "### Probe set overlap with each arm's subsets",
+        markdown_table(c.probe_overlap) if not c.probe_overlap.empty else "_(not recorded)_",
         "",
         "## Balanced-vs-imbalanced gap",
+        f"_What an interval covers:_ {c.interval_covers}",
+        "",
         markdown_table(c.gaps),
         "",
-        "## Accuracy (mean over seeds)",
-        markdown_table(c.agg),
+        "## Accuracy (mean and 95% t-interval over seeds)",
+        markdown_table(c.aggregate),
         "",
         "## Figures",
-        *[f"![{k}](figures/{k}.png)" for k in c.figs],
-        *[f"![t-SNE {k}](figures/tsne-{k}.png)" for k in c.tsne],
+        *[f"![{k}](figures/{k}.png)" for k in figs + c.tsne],
+        *bullets(c.notes),
         "",
         "## Collapse and failures",
-        f"- collapsed representations: {c.collapsed}"
+        f"- collapsed representations: {', '.join(c.collapsed)}"
         if c.collapsed
         else "- no representation collapsed",
         *[f"- FAILED {f['representation']}: {f['error']}" for f in c.failures],
@@ -284,82 +492,26 @@ def _markdown(c: ReportContent) -> str:
     return "\n".join(parts)
 
 
-def _html(c: ReportContent) -> str:
+def _template() -> jinja2.Template:
+    text = resources.files(__package__).joinpath("template.html").read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(text)
+
+
+def render_html(c: ReportContent) -> str:
     from .. import __version__
-    from ..study import environment
-
-    figs = c.figs
-
-    def img(b64: str, alt: str) -> str:
-        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
-
-    def bullets(lines: list[str]) -> str:
-        return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
-
-    def bold(s: str) -> str:
-        s = html.escape(s)
-        while "**" in s:
-            s = s.replace("**", "<b>", 1).replace("**", "</b>", 1)
-        return s
 
     def table(df: pd.DataFrame) -> str:
         return df.to_html(index=False, float_format="%.3f", na_rep="", border=0)
 
-    collapse = (
-        [f"collapsed: {html.escape(str(c.collapsed))}"]
-        if c.collapsed
-        else ["no representation collapsed"]
+    return _template().render(
+        c=c,
+        fig=c.figures.images,
+        tables={
+            "gaps": table(c.gaps),
+            "aggregate": table(c.aggregate),
+            "probe_overlap": table(c.probe_overlap) if not c.probe_overlap.empty else "",
+        },
+        environment=json.dumps(c.environment, indent=2),
+        version=__version__,
     )
-    failed = [
-        f"<span class='fail'>FAILED {html.escape(f['representation'])}:</span> "
-        f"<pre>{html.escape(f['error'])}</pre>"
-        for f in c.failures
-    ]
-    config = yaml.safe_dump(c.cfg.model_dump(mode="json"), sort_keys=False)
-    sections = [
-        (
-            "Headline",
-            bullets([bold(s) for s in c.sentences])
-            + (img(figs["gap"], "gap chart") if "gap" in figs else ""),
-        ),
-        (
-            "Data",
-            bullets([html.escape(s) for s in _data_lines(c.data)])
-            + img(figs["class_counts"], "class counts"),
-        ),
-        ("Balanced-vs-imbalanced gap", table(c.gaps)),
-        (
-            "Accuracy by group",
-            (img(figs["groups"], "group accuracy") if "groups" in figs else "") + table(c.agg),
-        ),
-        (
-            "Per-class accuracy",
-            img(figs["per_class"], "per-class accuracy") if "per_class" in figs else "<p>none</p>",
-        ),
-        ("t-SNE of test features", "".join(img(v, k) for k, v in c.tsne.items()) or "<p>none</p>"),
-        ("Collapse and failures", bullets(collapse + failed)),
-        (
-            "Reproducibility",
-            f"<p>seeds {c.cfg.seeds}; ssl-robustness {__version__}</p><pre>"
-            + html.escape(json.dumps(environment(), indent=2))
-            + "</pre><h3>config</h3><pre>"
-            + html.escape(config)
-            + "</pre>",
-        ),
-    ]
-    body = "".join(
-        f"<section id='{html.escape(t.lower().replace(' ', '-'))}'><h2>"
-        f"{html.escape(t)}</h2>{body}</section>"
-        for t, body in sections
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(c.cfg.name)}: SSL vs SL under
-imbalance</title><style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; font-size: 12px; margin: 1em 0; }}
-td, th {{ padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
-img {{ max-width: 100%; margin: 0.5em 0; }} pre {{ background: #f6f6f6; padding: 0.6em;
-overflow-x: auto; font-size: 12px; }} .fail {{ color: #b00; }}
-</style></head><body><h1>Study '{html.escape(c.cfg.name)}': is SSL more robust to class imbalance
-than SL?</h1>{body}</body></html>
-"""

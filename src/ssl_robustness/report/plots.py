@@ -1,6 +1,11 @@
-"""The report's figures, each a function from tables to a matplotlib Figure."""
+"""The report's figures, each a function from tables to a matplotlib Figure.
+
+Error bars are the tables' 95% t-intervals over seeds (`*_ci95`), the same numbers the text
+quotes; head/medium/tail keep one colour in every chart (GROUP_COLORS)."""
 
 from __future__ import annotations
+
+import textwrap
 
 import matplotlib
 
@@ -11,6 +16,16 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 GROUP_COLORS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#d62728"}
+OVERALL_COLOR = "#4d4d4d"
+SCENARIO_COLORS = {
+    "SL": "#7f7f7f",
+    "SSL-in-domain": "#2ca02c",
+    "SSL-ImageNet": "#9467bd",
+    "random-init": "#c7c7c7",
+}
+# method colours for point charts: none of them a group colour
+METHOD_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+METRIC_LABELS = {"top1": "top-1", "balanced_accuracy": "balanced accuracy"}
 
 
 def class_counts_figure(
@@ -28,75 +43,155 @@ def class_counts_figure(
         ax.set_xticks(range(len(order)), [class_names[i] for i in order], rotation=90, fontsize=7)
     else:
         ax.set_xlabel("classes, sorted by count")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in GROUP_COLORS.values()]
-    ax.legend(handles, list(GROUP_COLORS), loc="upper right", fontsize=8)
+    _group_legend(ax)
     fig.tight_layout()
     return fig
 
 
-def gap_figure(gaps: pd.DataFrame, evaluation: str, metric: str = "top1") -> Figure:
-    """Absolute and relative balanced-vs-imbalanced gap per method, error bars over seeds."""
-    g = gaps[gaps["evaluation"] == evaluation]
+def _group_legend(ax: plt.Axes, loc: str = "upper right") -> None:
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in GROUP_COLORS.values()]
+    ax.legend(handles, list(GROUP_COLORS), loc=loc, fontsize=8)
+
+
+def _select(df: pd.DataFrame, evaluation: str, comparison: str | None) -> pd.DataFrame:
+    out = df[df["evaluation"] == evaluation]
+    if comparison is not None and "comparison" in out:
+        out = out[out["comparison"] == comparison]
+    return out
+
+
+def _label(method: str, subset: str) -> str:
+    """A bar's tick label, long method names wrapped so neighbours do not overlap."""
+    return textwrap.fill(str(method).replace("_", "_ "), 16).replace("_ ", "_") + f"\n{subset}"
+
+
+def _ci(df: pd.DataFrame, column: str, scale: float) -> np.ndarray:
+    """Half-widths of the 95% t-intervals; 0 (no bar) where one seed gives none."""
+    if column not in df:
+        return np.zeros(len(df))
+    return np.nan_to_num(df[column].to_numpy(dtype=float) * scale)
+
+
+def gap_figure(
+    gaps: pd.DataFrame, evaluation: str, metric: str = "top1", comparison: str | None = None
+) -> Figure:
+    """Absolute and relative balanced-vs-imbalanced gap per method, 95% t-interval bars."""
+    g = _select(gaps, evaluation, comparison)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    labels = [
+        _label(r.method, r.subset) + ("\n(1 seed)" if int(r.seeds) < 2 else "")
+        for r in g.itertuples()
+    ]
+    colors = [SCENARIO_COLORS.get(str(s), "#17becf") for s in g["scenario"]]
     for ax, kind, label in (
         (axes[0], "gap", "A(n,1) - A(n,r)  [points]"),
-        (axes[1], "rel_gap", "relative gap Δ"),
+        (axes[1], "rel_gap", "relative gap Δ  [%]"),
     ):
-        labels = [f"{r.method}\n{r.subset}" for r in g.itertuples()]
-        scale = 100.0 if kind == "gap" else 1.0
-        vals = g[f"{metric}_{kind}_mean"].to_numpy() * scale
-        err = np.nan_to_num(g[f"{metric}_{kind}_std"].to_numpy() * scale)
-        colors = ["#7f7f7f" if s == "SL" else "#2ca02c" for s in g["scenario"]]
-        ax.bar(range(len(g)), vals, yerr=err, color=colors, capsize=3)
+        vals = g[f"{metric}_{kind}_mean"].to_numpy(dtype=float) * 100
+        ax.bar(
+            range(len(g)), vals, yerr=_ci(g, f"{metric}_{kind}_ci95", 100), color=colors, capsize=3
+        )
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(range(len(g)), labels, fontsize=7)
         ax.set_ylabel(label)
-    axes[0].set_title(f"{evaluation}: loss from imbalance ({metric}; grey SL, green SSL)")
+    shown = [s for s in SCENARIO_COLORS if s in set(g["scenario"])]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=SCENARIO_COLORS[s]) for s in shown]
+    axes[1].legend(handles, shown, fontsize=7)
+    kind = f", {comparison}" if comparison else ""
+    fig.suptitle(
+        f"{evaluation}{kind}: loss from imbalance in {METRIC_LABELS.get(metric, metric)} "
+        "(bars: 95% t-interval over seeds)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
 
-def group_bars_figure(aggregate: pd.DataFrame, evaluation: str) -> Figure:
-    """Overall / head / medium / tail accuracy per method and subset."""
-    a = aggregate[aggregate["evaluation"] == evaluation]
-    metrics = ["top1", "head", "medium", "tail"]
-    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(a) + 3), 3.8))
-    width = 0.8 / len(metrics)
-    for j, m in enumerate(metrics):
+def group_bars_figure(
+    aggregate: pd.DataFrame, evaluation: str, metric: str = "top1", comparison: str | None = None
+) -> Figure:
+    """Overall / head / medium / tail accuracy per method and subset, 95% t-interval bars."""
+    a = _select(aggregate, evaluation, comparison)
+    series = [(metric, OVERALL_COLOR)] + list(GROUP_COLORS.items())
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(a) + 3), 4.2))
+    width = 0.8 / len(series)
+    for j, (m, color) in enumerate(series):
         ax.bar(
             np.arange(len(a)) + j * width,
-            a[f"{m}_mean"] * 100,
+            a[f"{m}_mean"].to_numpy(dtype=float) * 100,
             width,
-            yerr=np.nan_to_num(a[f"{m}_std"] * 100),
-            label=m,
+            yerr=_ci(a, f"{m}_ci95", 100),
+            label=METRIC_LABELS.get(m, m),
+            color=color,
             capsize=2,
         )
     ax.set_xticks(
         np.arange(len(a)) + 0.4 - width / 2,
-        [f"{r.method}\n{r.subset}" for r in a.itertuples()],
+        [_label(r.method, r.subset) for r in a.itertuples()],
         fontsize=7,
     )
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"{evaluation}: overall / head / medium / tail")
-    ax.legend(fontsize=8, ncol=4)
+    ax.set_title(f"{evaluation}: overall / head / medium / tail (bars: 95% t-interval)")
+    ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
     fig.tight_layout()
     return fig
 
 
-def per_class_figure(per_class: pd.DataFrame, evaluation: str, subset: str) -> Figure:
-    """Per-class accuracy against training count (log x), one series per method."""
-    pc = per_class[(per_class["evaluation"] == evaluation) & (per_class["subset"] == subset)]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for method, grp in pc.groupby("method", sort=False):
-        mean = grp.groupby("class", sort=False).agg(
-            count=("train_count", "first"), acc=("accuracy", "mean")
+def class_gaps(
+    per_class: pd.DataFrame,
+    evaluation: str,
+    subset: str,
+    balanced_subset: str,
+    comparison: str | None = None,
+) -> pd.DataFrame:
+    """Per method and class: A_c(n,1) − A_c(n,r), the balanced arm's accuracy minus the
+    imbalanced arm's on the same class, evaluation and seed, then the mean over seeds; with
+    the class's training count in D(n,r) and its group."""
+    pc = _select(per_class, evaluation, comparison)
+    keys = ["scenario", "method", "seed", "class"]
+    bal = pc[pc["subset"] == balanced_subset].set_index(keys)["accuracy"]
+    imb = pc[pc["subset"] == subset].set_index(keys)
+    both = imb.join(bal.rename("balanced_accuracy"), how="inner")
+    both["gap"] = both["balanced_accuracy"] - both["accuracy"]
+    out = (
+        both.reset_index()
+        .groupby(["scenario", "method", "class"], sort=False)
+        .agg(
+            gap=("gap", "mean"),
+            train_count=("train_count", "mean"),
+            group=("group", "first"),
+            seeds=("seed", "nunique"),
         )
-        mean = mean.sort_values("count")
-        ax.plot(mean["count"], mean["acc"] * 100, "o-", ms=3, label=str(method), alpha=0.8)
+        .reset_index()
+    )
+    return out
+
+
+def which_classes_pay_figure(gaps_by_class: pd.DataFrame, evaluation: str, subset: str) -> Figure:
+    """Per-class gap against the class's training count in D(n,r): one colour per method,
+    log x; the ticks along the bottom give each class's group in the group colours."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    shown = gaps_by_class[gaps_by_class["train_count"] > 0]
+    methods = list(dict.fromkeys(zip(shown["scenario"], shown["method"], strict=True)))
+    for i, (scenario, method) in enumerate(methods):
+        m = shown[(shown["scenario"] == scenario) & (shown["method"] == method)]
+        ax.scatter(
+            m["train_count"],
+            m["gap"] * 100,
+            s=16,
+            alpha=0.8,
+            color=METHOD_COLORS[i % len(METHOD_COLORS)],
+            label=f"{method} ({scenario})",
+        )
+    per_class = shown.drop_duplicates("class")
+    for group, color in GROUP_COLORS.items():
+        x = per_class.loc[per_class["group"] == group, "train_count"]
+        ax.plot(x, np.zeros(len(x)), "|", ms=12, color=color, transform=ax.get_xaxis_transform())
+    ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel(f"training images of the class in {subset}")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{evaluation}: which classes pay for the imbalance")
+    ax.set_xlabel(f"training images of the class in {subset} (ticks: head / medium / tail)")
+    ax.set_ylabel("A_c(n,1) - A_c(n,r)  [points]")
+    ax.set_title(f"{evaluation}: which classes pay for the imbalance (mean over seeds)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

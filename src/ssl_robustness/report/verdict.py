@@ -111,7 +111,7 @@ def left_out_representations(results: pd.DataFrame) -> pd.DataFrame:
     """Rows of representations that collapsed or failed, with a `why` column."""
     if results.empty or "representation" not in results:
         return pd.DataFrame(columns=["representation", "scenario", "why"])
-    collapsed = _truthy(results, "collapsed")
+    collapsed = truthy(results, "collapsed")
     failed = results.get("status", pd.Series("ok", index=results.index)).astype(str) == "failed"
     bad = results[collapsed | failed].copy()
     bad["why"] = np.where(failed[collapsed | failed], "failed", "collapsed")
@@ -247,7 +247,7 @@ def _order(v: Verdict) -> tuple[int, int, str, str]:
     return (0 if v.headline else 1, kind, v.evaluation, v.subset)
 
 
-def _truthy(df: pd.DataFrame, column: str) -> pd.Series:
+def truthy(df: pd.DataFrame, column: str) -> pd.Series:
     """A boolean column read back from CSV may hold True/False, 'True'/'False' or NaN."""
     if column not in df:
         return pd.Series(False, index=df.index)
@@ -290,7 +290,7 @@ def paired_sentence(p: Paired) -> str:
             f"of Δ; {gaps})."
         )
     verb = {LESS: "loses less than", MORE: "loses more than"}.get(p.words)
-    head = f"{who} {verb} {p.sl_method}" if verb else f"{who} vs {p.sl_method}: {SAME}"
+    head = f"{who} {verb or 'shows ' + SAME + ' from'} {p.sl_method}"
     return (
         f"{head}: paired difference d = {_pp(p.mean)} points of Δ, 95% CI "
         f"[{_pp(p.low)}, {_pp(p.high)}] over {len(p.seeds)} seeds ({gaps})."

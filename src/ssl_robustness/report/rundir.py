@@ -1,0 +1,92 @@
+"""What a finished study left in its run directory, read back for the report.
+
+The report needs nothing else: no study objects, no data preparation, no config validation.
+Optional files (environment, failures, manifests, keys added after a run was made) may be
+missing; the report then says less."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..errors import UserError
+
+TABLES = ("results", "per_class", "aggregate", "gaps", "gap_runs")
+
+
+@dataclass
+class RunDir:
+    path: Path
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    failures: list[dict[str, Any]]
+    stats: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def results(self) -> pd.DataFrame:
+        return self.tables["results"]
+
+    def report_setting(self, key: str, default: Any) -> Any:
+        section = self.config.get("report") or {}
+        return section.get(key, default) if isinstance(section, dict) else default
+
+    def test_labels(self) -> np.ndarray | None:
+        """Labels of the test split in the manifest's order (the order of test.npy rows)."""
+        path = self.path / "data" / "manifests" / "split-test.csv"
+        if not path.exists():
+            return None
+        return pd.read_csv(path, usecols=["label"])["label"].to_numpy()
+
+    def test_features(self, rep_dir: str) -> np.ndarray | None:
+        path = self.path / "representations" / rep_dir / "features" / "test.npy"
+        return np.load(path) if path.exists() else None
+
+
+def load_run(run_dir: str | Path) -> RunDir:
+    """Read config.yaml, environment.json, failures.json, data/stats.json and tables/*.csv."""
+    path = Path(run_dir)
+    if not (path / "tables" / "results.csv").exists():
+        raise UserError(
+            f"{path}: no tables/results.csv; is this a finished study's output directory?"
+        )
+    return RunDir(
+        path=path,
+        config=_yaml(path / "config.yaml"),
+        environment=_json(path / "environment.json", {}),
+        failures=_json(path / "failures.json", []),
+        stats=_json(path / "data" / "stats.json", {}),
+        tables={name: _csv(path / "tables" / f"{name}.csv") for name in TABLES},
+    )
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _json(path: Path, default: Any) -> Any:
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame()
