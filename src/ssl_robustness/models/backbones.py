@@ -18,16 +18,29 @@ SMALL_IMAGE_MAX = 64
 
 class ResNet(tv_resnet.ResNet):
     """torchvision's ResNet with a configurable base width and an optional small-image stem
-    (3x3 stride-1 conv, no max-pool), and no classifier: `forward` returns pooled features."""
+    (3x3 stride-1 conv, no max-pool), and no classifier: `forward` returns pooled features.
+
+    `stem_padding` is the small stem's padding: 1 for ours, 2 for solo-learn's CIFAR stem.
+    `width_per_group` 128 gives torchvision's wide_resnet50_2 / wide_resnet101_2."""
 
     def __init__(
-        self, block: type[nn.Module], layers: list[int], width: int = 64, small_stem: bool = False
+        self,
+        block: type[nn.Module],
+        layers: list[int],
+        width: int = 64,
+        small_stem: bool = False,
+        *,
+        width_per_group: int = 64,
+        stem_padding: int = 1,
     ) -> None:
         nn.Module.__init__(self)
         self._norm_layer = nn.BatchNorm2d
-        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
+        self.inplanes, self.dilation, self.groups = width, 1, 1
+        self.base_width = width_per_group
         if small_stem:
-            self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(
+                3, width, kernel_size=3, stride=1, padding=stem_padding, bias=False
+            )
             self.maxpool = nn.Identity()
         else:
             self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
@@ -47,6 +60,11 @@ class ResNet(tv_resnet.ResNet):
             "width": width,
             "small_stem": small_stem,
         }
+        # recorded only when not the default, so older arch records stay valid as they are
+        if width_per_group != 64:
+            self.arch["width_per_group"] = width_per_group
+        if small_stem and stem_padding != 1:
+            self.arch["stem_padding"] = stem_padding
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -80,6 +98,17 @@ ARCHS: dict[str, tuple[type[nn.Module], list[int], int]] = {
     "resnet50": (tv_resnet.Bottleneck, [3, 4, 6, 3], 64),
 }
 
+# torchvision's standard ResNets: (block, blocks per stage, width per group), smallest first
+STANDARD_RESNETS: dict[str, tuple[type[nn.Module], list[int], int]] = {
+    "resnet18": (tv_resnet.BasicBlock, [2, 2, 2, 2], 64),
+    "resnet34": (tv_resnet.BasicBlock, [3, 4, 6, 3], 64),
+    "resnet50": (tv_resnet.Bottleneck, [3, 4, 6, 3], 64),
+    "resnet101": (tv_resnet.Bottleneck, [3, 4, 23, 3], 64),
+    "resnet152": (tv_resnet.Bottleneck, [3, 8, 36, 3], 64),
+    "wide_resnet50_2": (tv_resnet.Bottleneck, [3, 4, 6, 3], 128),
+    "wide_resnet101_2": (tv_resnet.Bottleneck, [3, 4, 23, 3], 128),
+}
+
 
 def build_backbone(cfg: BackboneConfig, image_size: int) -> nn.Module:
     """The configured backbone; the small stem is chosen automatically for images <= 64 px."""
@@ -99,4 +128,11 @@ def backbone_from_arch(arch: dict) -> nn.Module:
     if "timm" in arch:
         return TimmBackbone(arch["timm"])
     block = {"BasicBlock": tv_resnet.BasicBlock, "Bottleneck": tv_resnet.Bottleneck}[arch["block"]]
-    return ResNet(block, arch["layers"], arch["width"], arch["small_stem"])
+    return ResNet(
+        block,
+        arch["layers"],
+        arch["width"],
+        arch["small_stem"],
+        width_per_group=arch.get("width_per_group", 64),
+        stem_padding=arch.get("stem_padding", 1),
+    )

@@ -3,6 +3,13 @@
 A checkpoint file is untrusted input: it is read with `torch.load(weights_only=True)`, which
 refuses pickled code. Keys are mapped to torchvision names, the projection/classifier heads
 are dropped, and the load is strict: any missing or unexpected key refuses the file.
+
+The network built is never guessed from whichever keys happen to be present: the file's own
+`arch` field (MoCo's "resnet50", or our arch record) or the caller's `arch` names it, else the
+keys are matched against torchvision's standard ResNets. A file whose keys are a standard
+ResNet's less some (a ResNet-18 without `layer4.1.*`) is refused with the missing keys listed,
+not loaded as a smaller network. A 3x3 `conv1` is solo-learn's CIFAR stem (stride 1,
+padding 2, no max-pool), and that is the stem built.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..atomic import pickled_code_detail
 from ..errors import UserError
-from .backbones import ResNet, TimmBackbone
+from .backbones import STANDARD_RESNETS, TimmBackbone, backbone_from_arch
 
 FORMATS = ("torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl")
 FORMAT_PREFIX = {
@@ -31,6 +39,9 @@ FORMAT_PREFIX = {
     "timm": "",
 }
 HEAD_PREFIXES = ("fc.", "head.", "classifier.")
+# `arch` values that are not torchvision names: build the ResNet the keys describe
+CUSTOM_ARCH = "resnet_tiny"
+SOLO_CIFAR_STEM_PADDING = 2
 # an nn.Sequential of torchvision ResNet children (lightly's usual backbone)
 _CHILD_NAMES = {
     "0": "conv1",
@@ -48,21 +59,25 @@ class ImportReport:
     format: str
     state_dict: dict[str, torch.Tensor]
     dropped: list[str] = field(default_factory=list)
-    arch: dict[str, Any] | None = None
+    arch: dict[str, Any] | None = None  # the ResNet structure the keys describe
+    file_arch: str | dict[str, Any] | None = None  # the file's own `arch` field, if any
 
-    def summary(self) -> str:
+    def summary(self, arch: str | None = None) -> str:
         groups = Counter(k.split(".")[0] for k in self.dropped)
         dropped = ", ".join(f"{k}.* ({n})" for k, n in sorted(groups.items())) or "none"
         n = sum(v.numel() for v in self.state_dict.values())
-        return "\n".join(
-            [
-                f"file:      {self.path}",
-                f"format:    {self.format}",
-                f"arch:      {self.arch}",
-                f"backbone:  {len(self.state_dict)} tensors, {n:,} values (torchvision key names)",
-                f"dropped:   {dropped}",
-            ]
-        )
+        lines = [
+            f"file:      {self.path}",
+            f"format:    {self.format}",
+            f"arch:      {arch_in_words(self, arch)}",
+        ]
+        if self.arch is not None:
+            lines.append(f"structure: {describe_structure(self.arch)}")
+        lines += [
+            f"backbone:  {len(self.state_dict)} tensors, {n:,} values (torchvision key names)",
+            f"dropped:   {dropped}",
+        ]
+        return "\n".join(lines)
 
 
 def read_checkpoint(path: Path) -> Any:
@@ -73,12 +88,11 @@ def read_checkpoint(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        blocked = [line for line in str(exc).splitlines() if "GLOBAL" in line]
-        if blocked:
+        detail = pickled_code_detail(exc)
+        if detail:
             raise UserError(
-                f"{path}: refused: the file holds Python objects beyond tensors and plain "
-                f"data, which could run code when loaded (weights_only=True). If you trust "
-                f"it, re-save just its state_dict. Detail: {blocked[0].strip()[:200]}"
+                f"{path}: carries pickled code; refused: weights_only load. If you trust the "
+                f"file, re-save just its state_dict. Detail: {detail}"
             ) from None
         raise UserError(
             f"{path}: cannot read checkpoint (truncated or not a PyTorch file): "
@@ -156,21 +170,157 @@ def _children_to_names(key: str) -> str:
 
 
 def infer_resnet_arch(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """Block type, blocks per stage, base width and stem of a torchvision-keyed ResNet."""
+    """Block type, blocks per stage, base width and stem of a torchvision-keyed ResNet.
+
+    A 3x3 conv1 is taken as solo-learn's CIFAR stem (stride 1, padding 2, no max-pool)."""
     if "conv1.weight" not in sd:
         raise UserError("cannot infer the architecture: no conv1.weight (set the arch explicitly)")
     conv1 = sd["conv1.weight"]
+    width = int(conv1.shape[0])
     bottleneck = any(k.startswith("layer1.0.conv3.") for k in sd)
     layers = []
     for stage in range(1, 5):
         blocks = {int(m.group(1)) for k in sd if (m := re.match(rf"layer{stage}\.(\d+)\.", k))}
         layers.append(max(blocks) + 1 if blocks else 0)
-    return {
+    arch: dict[str, Any] = {
         "block": "Bottleneck" if bottleneck else "BasicBlock",
         "layers": layers,
-        "width": int(conv1.shape[0]),
+        "width": width,
         "small_stem": conv1.shape[-1] == 3,
     }
+    inner = sd.get("layer1.0.conv1.weight")
+    if bottleneck and inner is not None and int(inner.shape[0]) != width:
+        arch["width_per_group"] = int(inner.shape[0]) * 64 // width
+    if arch["small_stem"]:
+        arch["stem_padding"] = SOLO_CIFAR_STEM_PADDING
+    return arch
+
+
+def describe_structure(arch: dict[str, Any]) -> str:
+    """An arch record in words: block, blocks per stage, widths and stem."""
+    if "timm" in arch:
+        return f"timm model {arch['timm']}"
+    wide = f", width per group {arch['width_per_group']}" if "width_per_group" in arch else ""
+    if arch.get("small_stem"):
+        pad = arch.get("stem_padding", 1)
+        who = " (solo-learn CIFAR)" if pad == SOLO_CIFAR_STEM_PADDING else ""
+        stem = f"3x3 stem{who}: stride 1, padding {pad}, no max-pool"
+    else:
+        stem = "ImageNet stem: 7x7 conv stride 2, 3x3 max-pool"
+    return f"{arch['block']} {arch['layers']}, width {arch['width']}{wide}; {stem}"
+
+
+def match_standard(arch: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the standard ResNet the structure is, the smallest one it is a truncated copy of)."""
+    if arch.get("width") != 64:
+        return None, None
+    same_kind = [
+        (name, layers)
+        for name, (block, layers, per_group) in STANDARD_RESNETS.items()
+        if block.__name__ == arch["block"] and per_group == arch.get("width_per_group", 64)
+    ]
+    for name, layers in same_kind:
+        if layers == arch["layers"]:
+            return name, None
+    for name, layers in same_kind:
+        if all(a <= b for a, b in zip(arch["layers"], layers, strict=True)):
+            return None, name
+    return None, None
+
+
+def standard_arch(name: str, stem_from: dict[str, Any]) -> dict[str, Any]:
+    """The arch record of torchvision's `name`, with the stem found in the file."""
+    block, layers, per_group = STANDARD_RESNETS[name]
+    arch: dict[str, Any] = {
+        "block": block.__name__,
+        "layers": list(layers),
+        "width": 64,
+        "small_stem": bool(stem_from.get("small_stem")),
+    }
+    if per_group != 64:
+        arch["width_per_group"] = per_group
+    if arch["small_stem"]:
+        arch["stem_padding"] = stem_from.get("stem_padding", 1)
+    return arch
+
+
+def arch_in_words(report: ImportReport, arch: str | None = None) -> str:
+    """What the file is, named: "resnet50", "resnet18 (the file's arch field)", ..."""
+    wanted, source = _wanted_arch(report, arch)
+    if isinstance(wanted, str) and wanted.startswith("timm:"):
+        return f"{wanted} ({source})"
+    if report.arch is None:
+        return "not a ResNet (set arch: timm:<name> for other models)"
+    if isinstance(wanted, dict):
+        name = match_standard(wanted)[0] or "custom ResNet"
+        return f"{name} ({source}: {describe_structure(wanted)})"
+    if wanted == CUSTOM_ARCH:
+        return f"custom ResNet ({source})"
+    if wanted in STANDARD_RESNETS:
+        return f"{wanted} ({source})"
+    name, truncated_of = match_standard(report.arch)
+    if name:
+        return name
+    if truncated_of:
+        return f"{truncated_of} with blocks missing (refused: see load)"
+    return "custom ResNet (not a torchvision architecture)"
+
+
+def _wanted_arch(report: ImportReport, arch: str | None) -> tuple[str | dict | None, str]:
+    """The architecture asked for: the caller's `arch`, else the file's own field."""
+    if arch:
+        return arch, "as asked"
+    fa = report.file_arch
+    if isinstance(fa, dict) or (
+        isinstance(fa, str) and (fa in STANDARD_RESNETS or fa.startswith("timm:"))
+    ):
+        return fa, "the file's arch field"
+    return None, "from the keys"
+
+
+def resolve_arch(report: ImportReport, arch: str | None = None) -> dict[str, Any]:
+    """The arch record to build: named by `arch` or the file, else a standard ResNet the keys
+    match exactly; a standard one with blocks missing is refused, listing the missing keys."""
+    path = Path(report.path)
+    wanted, _ = _wanted_arch(report, arch)
+    if isinstance(wanted, dict):
+        if not {"block", "layers", "width", "small_stem"} <= set(wanted):
+            raise UserError(f"{path}: the file's arch record is incomplete: {wanted}")
+        return wanted
+    if report.arch is None:
+        raise UserError(f"{path}: not a ResNet; set arch: timm:<name> for other models")
+    if wanted == CUSTOM_ARCH:
+        return report.arch
+    if wanted is not None and wanted not in STANDARD_RESNETS:
+        names = ", ".join([*STANDARD_RESNETS, CUSTOM_ARCH])
+        raise UserError(f"arch: unknown '{wanted}' (one of {names}, or timm:<name>)")
+    name = wanted or match_standard(report.arch)[0]
+    if name is None:
+        truncated_of = match_standard(report.arch)[1]
+        if truncated_of is None:
+            return report.arch  # not a torchvision architecture: a custom width or depth
+        missing = _missing_keys(standard_arch(truncated_of, report.arch), report.state_dict)
+        more = f" ... and {len(missing) - 30} more" if len(missing) > 30 else ""
+        raise UserError(
+            f"{path}: a {truncated_of} with {len(missing)} key(s) missing (blocks per stage "
+            f"{report.arch['layers']}, {truncated_of} has {STANDARD_RESNETS[truncated_of][1]}): "
+            f"{missing[:30]}{more}. If it really is a smaller custom ResNet, set arch: "
+            f"{CUSTOM_ARCH}"
+        )
+    a = report.arch
+    block, _, per_group = STANDARD_RESNETS[name]
+    if (
+        a["block"] != block.__name__
+        or a["width"] != 64
+        or a.get("width_per_group", 64) != per_group
+    ):
+        raise UserError(f"{path}: holds a {describe_structure(a)}, not {name}")
+    return standard_arch(name, a)
+
+
+def _missing_keys(arch: dict[str, Any], sd: dict[str, torch.Tensor]) -> list[str]:
+    own = backbone_from_arch(arch).state_dict()
+    return [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
 
 
 def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
@@ -183,6 +333,8 @@ def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
     if not kept:
         raise UserError(f"{path}: no backbone tensors found for format {fmt}")
     report = ImportReport(str(path), fmt, kept, dropped)
+    if isinstance(obj, dict) and isinstance(obj.get("arch"), (str, dict)):
+        report.file_arch = obj["arch"]
     if "conv1.weight" in kept:
         report.arch = infer_resnet_arch(kept)
     return report
@@ -199,19 +351,12 @@ def load_backbone(
 def backbone_from_report(report: ImportReport, arch: str | None = None) -> nn.Module:
     """The backbone an inspected file describes, loaded strictly (refuses partial loads)."""
     path = Path(report.path)
-    if arch and arch.startswith("timm:"):
-        model: nn.Module = TimmBackbone(arch.removeprefix("timm:"))
+    wanted, _ = _wanted_arch(report, arch)
+    if isinstance(wanted, str) and wanted.startswith("timm:"):
+        model: nn.Module = TimmBackbone(wanted.removeprefix("timm:"))
         strict_load(model.model, report.state_dict, path, allow_missing_head=True)
         return model
-    if report.arch is None:
-        raise UserError(f"{path}: not a ResNet; set arch: timm:<name> for other models")
-    from torchvision.models import resnet as tv
-
-    a = report.arch
-    if arch in ("resnet18", "resnet50") and (a["block"] == "Bottleneck") != (arch == "resnet50"):
-        raise UserError(f"{path}: holds a {a['block']} ResNet {a['layers']}, not {arch}")
-    block = tv.Bottleneck if a["block"] == "Bottleneck" else tv.BasicBlock
-    model = ResNet(block, a["layers"], a["width"], a["small_stem"])
+    model = backbone_from_arch(resolve_arch(report, arch))
     strict_load(model, report.state_dict, path)
     return model
 
@@ -236,7 +381,7 @@ def strict_load(
     if missing or unexpected:
         raise UserError(
             f"{path}: refusing a partial load: {len(missing)} missing key(s) "
-            f"{missing[:10]}, {len(unexpected)} unexpected key(s) {unexpected[:10]}"
+            f"{missing[:20]}, {len(unexpected)} unexpected key(s) {unexpected[:20]}"
         )
     model.load_state_dict(sd, strict=False)
 
