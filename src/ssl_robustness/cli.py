@@ -262,17 +262,27 @@ FORMAT = click.option(
 )
 
 
+ARCH = click.option(
+    "--arch",
+    default=None,
+    help="The network to build: a torchvision ResNet name (resnet18 ... wide_resnet101_2), "
+    "resnet_tiny (the ResNet the keys describe) or timm:<name>. Default: the file's own arch "
+    "field, else the standard ResNet the keys match.",
+)
+
+
 @checkpoint.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path))
 @FORMAT
-def checkpoint_inspect(file: Path, fmt: str) -> None:
+@ARCH
+def checkpoint_inspect(file: Path, fmt: str, arch: str | None) -> None:
     """Say what FILE is and what would be loaded from it."""
     from .models.checkpoints import backbone_from_report, inspect_checkpoint
 
     report = inspect_checkpoint(file, fmt)  # reads the file once
-    click.echo(report.summary())
+    click.echo(report.summary(arch))
     try:
-        backbone_from_report(report)
+        backbone_from_report(report, arch)
         click.echo("load:      ok (strict)")
     except UserError as exc:
         click.echo(f"load:      refused: {exc}")
@@ -283,11 +293,12 @@ def checkpoint_inspect(file: Path, fmt: str) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @FORMAT
-def checkpoint_export(file: Path, out: Path, fmt: str) -> None:
+@ARCH
+def checkpoint_export(file: Path, out: Path, fmt: str, arch: str | None) -> None:
     """Write FILE's backbone to OUT with torchvision key names (after a strict test load)."""
     from .models.checkpoints import export_backbone, load_backbone
 
-    _, report = load_backbone(file, fmt)
+    _, report = load_backbone(file, fmt, arch)
     export_backbone(report, out)
     click.echo(f"wrote {out} ({len(report.state_dict)} tensors, format {report.format})")
 
