@@ -138,14 +138,7 @@ class _Pool(torch.nn.Module):
         return x.float().mean(dim=(2, 3))
 
 
-def _features(tmp_path, images, idx, calls, monkeypatch):
-    real = feats_mod.extract_features
-
-    def spy(*args, **kw):
-        calls.append(1)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(feats_mod, "extract_features", spy)
+def _features(tmp_path, images, idx):
     return cached_features(tmp_path, "train", _Pool(), images, idx, torch.device("cpu"))
 
 
@@ -154,10 +147,12 @@ def test_damaged_features_file_is_rebuilt(tmp_path, damage, monkeypatch):
     images = np.random.default_rng(0).integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
     idx = np.array([0, 2, 5])
     calls = []
-    first = _features(tmp_path, images, idx, calls, monkeypatch)
-    assert _features(
-        tmp_path, images, idx, calls, monkeypatch
-    ).tolist() == first.tolist() and calls == [1]
+    real = feats_mod.extract_features
+    monkeypatch.setattr(
+        feats_mod, "extract_features", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    first = _features(tmp_path, images, idx)
+    assert _features(tmp_path, images, idx).tolist() == first.tolist() and calls == [1]
     path = tmp_path / ("train.index.npy" if damage == "index" else "train.npy")
     data = path.read_bytes()
     if damage == "truncate":
@@ -165,7 +160,7 @@ def test_damaged_features_file_is_rebuilt(tmp_path, damage, monkeypatch):
     else:
         _rewrite(path, 128, bytes(len(data) - 128))
     with pytest.warns(CacheWarning, match=rf"{path.name}: .*rebuilding it"):
-        again = _features(tmp_path, images, idx, calls, monkeypatch)
+        again = _features(tmp_path, images, idx)
     assert again.tolist() == first.tolist() and calls == [1, 1]
 
 
