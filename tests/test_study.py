@@ -97,7 +97,7 @@ def test_report_sections_and_embedded_images(finished):
         "data",
         "balanced-vs-imbalanced-gap",
         "accuracy-by-group",
-        "per-class-accuracy",
+        "which-classes-pay",
         "t-sne-of-test-features",
         "collapse-and-failures",
         "reproducibility",

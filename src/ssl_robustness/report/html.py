@@ -411,7 +411,11 @@ def _tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
     ok = res[(res["status"] == "ok") & ~V.truthy(res, "collapsed")].dropna(subset=["rep_dir"])
     if ok.empty:
         return []
-    ok = ok[ok["seed"] == ok["seed"].min()]
+    seed = ok["seed"].min()
+    ok = ok[ok["seed"] == seed]
+    # groups can differ per seed when subsets are drawn per seed: take this seed's
+    seeded = run.stats.get("seeds", {}).get(str(int(seed)), {}).get("groups", {})
+    groups = seeded.get("per_class") or groups
     main = _main_subset(run)
     pick = ok[~ok["scenario"].isin(TRAINED) | (ok["subset"] == main)]
     names = []
