@@ -202,3 +202,49 @@ def test_full_natural_set_is_trained_but_has_no_gap(tmp_path):
     assert [p.name for p in plans] == ["balanced", "natural", "natural-full"]
     assert not plans[2].matched
     assert plans[2].size == len(data.draw(0).subsets["natural-full"]) > plans[1].size
+
+
+def test_truncated_outputs_are_rebuilt_not_failed(tmp_path):
+    raw = tiny_study(tmp_path, methods=[{"name": "supervised"}], random_init=False)
+    raw["pretrain"]["epochs"] = 1
+    raw["evaluation"] = {"knn": {"enabled": False}, "finetune": {"enabled": False}}
+    raw["report"] = {"tsne": False}
+    cfg = validate_config(raw)
+    first = run_study(cfg, log=lambda *_: None)
+    rep = next(p for p in (cfg.out / "representations").iterdir() if "exp" in p.name)
+    backbone = rep / "backbone.pt"
+    backbone.write_bytes(backbone.read_bytes()[:100])
+    ev = next((rep / "eval").iterdir())
+    (ev / "metrics.json").write_text('{"metrics": {"top1": ')
+    preds = ev / "predictions.csv"
+    preds.write_text("\n".join(preds.read_text().splitlines()[:5]))
+    again = run_study(cfg, log=lambda *_: None)
+    assert not again.failures
+    cols = ["representation", "evaluation", "top1", "head", "tail"]
+    pd.testing.assert_frame_equal(first.tables.results[cols], again.tables.results[cols])
+
+
+def test_imported_backbone_sees_images_at_its_own_input_size(tmp_path, monkeypatch):
+    import torchvision
+
+    weights = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    raw = tiny_study(tmp_path, methods=[], random_init=False)
+    raw["imported"] = [{"name": "in1k", "path": str(weights), "image_size": 32}]
+    raw["evaluation"] = {"knn": {"enabled": False}, "finetune": {"enabled": False}}
+    raw["report"] = {"tsne": False}
+    cfg = validate_config(raw)
+    seen = []
+    import ssl_robustness.evaluation.features as features
+
+    real = features.extract_features
+
+    def spy(backbone, images, indices, device, batch_size=512):
+        seen.append(images.shape[1:])
+        return real(backbone, images, indices, device, batch_size)
+
+    monkeypatch.setattr(features, "extract_features", spy)
+    result = run_study(cfg, log=lambda *_: None)
+    assert not result.failures
+    assert seen and set(seen) == {(32, 32, 3)}  # not the study's 8 px
+    assert list((cfg.out / "data").glob("images-*-32px.npy"))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import read_json, save_torch, write_json
+from .atomic import load_torch_or_none, read_json_or_none, save_torch, write_json
 from .config import SSL_METHODS, ImportedConfig, StudyConfig, TrainConfig, config_hash
 from .data.prepare import StudyData, data_key
 from .engine.batches import ArrayBatches
@@ -150,16 +150,17 @@ def obtain_representation(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The spec's backbone: read back when done, else trained/imported/initialised now."""
     d = spec.directory(cfg.out)
-    if (d / DONE_FILE).exists():
-        info = read_json(d / DONE_FILE)
+    info = read_json_or_none(d / DONE_FILE)
+    if info is not None:
         if spec.scenario == "SSL-ImageNet":
             imp = ImportedConfig.model_validate(spec.settings["imported"])
             return load_backbone(imp.path, imp.format, imp.arch)[0], info
-        backbone = backbone_from_arch(info["arch"])
-        backbone.load_state_dict(
-            torch.load(d / "backbone.pt", map_location="cpu", weights_only=True)
-        )
-        return backbone, info
+        state = load_torch_or_none(d / "backbone.pt", warn_missing=True)
+        if state is not None:
+            backbone = backbone_from_arch(info["arch"])
+            backbone.load_state_dict(state)
+            return backbone, info
+        # a truncated or lost backbone.pt is rebuilt (from the training checkpoint if any)
     d.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     info: dict[str, Any] = {

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from . import __version__
-from .atomic import write_json, write_text
+from .atomic import remove_orphan_temps, write_json, write_text
 from .config import StudyConfig
 from .data.prepare import StudyData, prepare_data
 from .engine.device import resolve_device
@@ -99,6 +99,7 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
     from .report.html import write_report
 
     save_study_config(cfg)
+    remove_orphan_temps(cfg.out, min_age_s=0)  # a killed run's; this run holds the directory
     device = resolve_device(cfg.device)
     data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
     specs = expand_representations(cfg, data)

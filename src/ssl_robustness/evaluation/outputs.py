@@ -53,6 +53,16 @@ def write_evaluation(
     return result
 
 
+def predictions_readable(directory: Path, rows: int) -> bool:
+    """Whether the saved predictions parse, whole (a truncated file is rebuilt)."""
+    try:
+        table = read_predictions(directory)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return False
+    columns = {"label", "prediction", "top5"}
+    return columns <= set(table.columns) and len(table) == rows and not table.isna().any().any()
+
+
 def read_predictions(directory: Path) -> pd.DataFrame:
     return pd.read_csv(directory / PREDICTIONS_FILE, dtype={"top5": str})
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import read_json
+from ..atomic import read_json, read_json_or_none
 from ..config import AugmentationConfig, EvaluationConfig, config_hash
 from ..data.augment import SUPERVISED_VIEW, adjust_view
 from ..data.prepare import StudyData
@@ -29,7 +29,7 @@ from .features import cached_features
 from .finetune import train_classifier
 from .knn import knn_scores
 from .linear_probe import linear_probe
-from .outputs import METRICS_FILE, write_evaluation
+from .outputs import METRICS_FILE, predictions_readable, write_evaluation
 
 PROBE_SET = "probe-balanced"
 
@@ -181,8 +181,9 @@ def evaluate_representation(
         view = adjust_view(view, augmentation.crop_min_scale, augmentation.flip, augmentation.color)
     for job in evaluation_jobs(evaluation_specs(cfg, augmentation), data, seed, subset):
         out = job.directory(rep_dir, data)
-        if (out / METRICS_FILE).exists():
-            yield job, out, read_json(out / METRICS_FILE)
+        done = read_json_or_none(out / METRICS_FILE)
+        if done is not None and predictions_readable(out, len(test_idx)):
+            yield job, out, done
             continue
         spec = job.spec
         s = spec.settings
