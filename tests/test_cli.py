@@ -29,7 +29,7 @@ def test_data_stats_prints_table_and_writes_chart_and_manifests(tmp_path, monkey
     assert "balanced" in out.out and "exp-r0.2" in out.out and "Gini" in out.out
     data_dir = tmp_path / "study" / "data"
     assert (data_dir / "class_counts.png").stat().st_size > 1000
-    assert (data_dir / "manifests" / "subset-exp-r0.2.csv").exists()
+    assert (data_dir / "manifests" / "subset-exp-r0.2-s0.csv").exists()  # seed 0's draw
     assert (data_dir / "stats.json").exists()
 
 
@@ -122,13 +122,13 @@ def _source_config(kind: str, tmp_path, image_folder) -> dict:
         base = tmp_path / "Animals_with_Attributes2"
         base.mkdir()
         (base / "classes.txt").write_text("1\tzebra\n2\tmole\n")
-        for c, n in (("zebra", 9), ("mole", 5)):
+        for c, n in (("zebra", 12), ("mole", 8)):  # pools of 9 and 5 after val and test
             for i in range(n):
                 write_image(base / "JPEGImages" / c / f"{c}_{i:04d}.jpg", i)
         return {"source": "awa2", "root": str(tmp_path), **small}
     if kind == "list":
         lines = []
-        for i in range(12):
+        for i in range(24):  # 8 per class: a disjoint probe set leaves pretraining images
             write_image(tmp_path / "imgs" / f"{i}.png", i)
             lines.append(f"imgs/{i}.png {i % 3}")
         (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
@@ -160,3 +160,49 @@ def test_data_stats_for_every_source(kind, tmp_path, image_folder, monkeypatch, 
     assert code == 0, out.err
     assert "total" in out.out and "groups: rule" in out.out
     assert (tmp_path / "study" / "data" / "stats.json").exists()
+
+
+def test_read_only_data_folder_is_only_read(tmp_path, image_folder, monkeypatch, capsys):
+    raw = tiny_study(tmp_path)
+    raw["data"] = _source_config("folder", tmp_path, image_folder)
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    before = sorted(image_folder.rglob("*"))
+    for p in [image_folder, *before]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        code, out = _run(["data", "stats", str(cfg)], monkeypatch, capsys)
+    finally:
+        for p in [image_folder, *before]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+    assert code == 0, out.err
+    assert sorted(image_folder.rglob("*")) == before  # caches and manifests go to output_dir
+    assert (tmp_path / "study" / "data" / "stats.json").exists()
+
+
+def test_data_stats_over_a_finished_study_needs_its_data_settings(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_study(tmp_path)))
+    out_dir = tmp_path / "study"
+    (out_dir / "tables").mkdir(parents=True)
+    (out_dir / "tables" / "results.csv").write_text("representation\nx\n")
+    (out_dir / "config.yaml").write_text(cfg.read_text())
+    code, out = _run(
+        ["data", "stats", str(cfg), "--set", "data.imbalance.n=200"], monkeypatch, capsys
+    )
+    assert code == 2 and "whose data differ from this config" in out.err
+    assert not (out_dir / "data").exists()
+    # other settings (here the training length) do not touch data/: allowed
+    code, out = _run(["data", "stats", str(cfg), "--set", "pretrain.epochs=1"], monkeypatch, capsys)
+    assert code == 0, out.err
+    assert (out_dir / "data" / "stats.json").exists()
+
+
+def test_help_documents_the_lock_and_the_data_stats_guard():
+    def text(*args: str) -> str:
+        return " ".join(CliRunner().invoke(cli, [*args, "--help"]).output.split())
+
+    stats = text("data", "stats")
+    assert "--wait" in stats and "--set output_dir=<another folder>" in stats
+    assert "refuses rather than overwrite that study's files" in stats
+    assert "or waits for it with --wait" in text("run")

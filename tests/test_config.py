@@ -87,3 +87,75 @@ def test_duplicate_method_labels_and_seeds_are_refused():
         validate_config({"methods": [{"name": "mocov2"}, {"name": "mocov2"}]})
     with pytest.raises(UserError, match="seeds must be distinct"):
         validate_config({"seeds": [0, 0]})
+
+
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        ({"data": {"imbalance": {"seed": -1}}}, r"data\.imbalance\.seed: a seed must be >= 0"),
+        ({"data": {"split": {"seed": -2}}}, r"data\.split\.seed: a seed must be >= 0"),
+        ({"seeds": [0, -1]}, r"seeds: every seed must be >= 0 \(got \[0, -1\]\)"),
+        ({"evaluation": {"knn": {"k": [20, 0]}}}, r"evaluation\.knn\.k: every k must be >= 1"),
+        ({"evaluation": {"knn": {"k": [5, 5]}}}, r"evaluation\.knn\.k: k values must be distinct"),
+        ({"backbone": {"layers": [0, 0, 0, 0]}}, r"backbone\.layers: needs 4 block counts"),
+        ({"backbone": {"layers": [1, 1, 1, 1, 1]}}, r"backbone\.layers: needs 4 block counts"),
+        ({"backbone": {"name": "timm:"}}, r"backbone\.name: timm: needs a model name"),
+    ],
+)
+def test_values_that_used_to_pass_silently_are_refused(raw, message):
+    with pytest.raises(UserError, match=message):
+        validate_config(raw)
+
+
+def test_imported_arch_must_be_known(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    entry = {"name": "in1k", "path": str(weights)}
+    with pytest.raises(UserError, match=r"imported\.0\.arch: must be one of resnet18, resnet50"):
+        validate_config({"imported": [{**entry, "arch": "bogus"}]})
+    for arch in ("resnet50", "timm:vit_small_patch16_224", None):
+        assert validate_config({"imported": [{**entry, "arch": arch}]}).imported[0].arch == arch
+
+
+def test_duplicate_yaml_keys_name_the_key_and_both_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("name: a\ndata:\n  image_size: 8\n  source: digits\n  image_size: 16\n")
+    with pytest.raises(UserError, match=r"dup\.yaml:5: .*duplicate key 'image_size' \(first set"):
+        load_config(path)
+    path.write_text("seeds: [0]\nreport: {tsne: true, tsne: false}\n")
+    with pytest.raises(UserError, match=r"dup\.yaml:2: .*duplicate key 'tsne'"):
+        load_config(path)
+    path.write_text("base: &b {epochs: 2}\npretrain:\n  <<: *b\n  batch_size: 8\n")
+    with pytest.raises(UserError, match=r"base: unknown key"):  # merge keys still work
+        load_config(path)
+
+
+def test_config_that_is_not_utf8_names_file_and_line(tmp_path):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes("name: x\ndata:\n  root: /caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin\.yaml:3: not UTF-8 text \(byte 0xe9"):
+        load_config(path)
+    with pytest.raises(UserError, match="is a folder, not a config file"):
+        load_config(tmp_path)
+
+
+def test_override_below_a_value_or_with_an_empty_part_is_refused():
+    raw = {"name": "x", "seeds": [0]}
+    with pytest.raises(UserError, match=r"--set name\.x\.y: name is a value \('x'\), not a"):
+        apply_override(raw, "name.x.y=1")
+    with pytest.raises(UserError, match=r"--set name\.x: name is a value"):
+        apply_override(raw, "name.x=1")
+    with pytest.raises(UserError, match=r"--set seeds\.0\.x: seeds\.0 is a value \(0\)"):
+        apply_override(raw, "seeds.0.x=1")
+    with pytest.raises(UserError, match="empty key part"):
+        apply_override(raw, "data..seed=1")
+    assert raw == {"name": "x", "seeds": [0]}
+
+
+def test_config_module_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, ssl_robustness.config, ssl_robustness.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

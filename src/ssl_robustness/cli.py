@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
-import numpy as np
 
 from .config import StudyConfig, load_config
 from .errors import UserError
+from .lock import output_lock
 
 CONFIG = click.argument("config", required=False, type=click.Path(path_type=Path))
 OVERRIDES = click.option(
@@ -18,6 +21,11 @@ OVERRIDES = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     help="Override a config value, e.g. --set data.image_size=32.",
+)
+WAIT = click.option(
+    "--wait",
+    is_flag=True,
+    help="If another process is using the output directory, wait for it instead of failing.",
 )
 
 
@@ -33,10 +41,142 @@ def REPRESENTATION(fn):  # noqa: N802 - used as a decorator, like CONFIG and OVE
 
 
 def _load(config: Path | None, overrides: tuple[str, ...]) -> StudyConfig:
+    """Read and validate the config; torch is not imported yet, so a typo fails in a blink."""
     return load_config(config, overrides)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _check_output_dir(out: Path) -> None:
+    """Refuse an output_dir that is a file or lies in a folder we cannot write, before any work."""
+    existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"output_dir: {existing} is a file, not a folder (output_dir: {out})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"output_dir: cannot write into {existing} (permission denied); "
+            "choose a writable output_dir"
+        )
+
+
+def _check_device(name: str) -> None:
+    """A device this machine lacks fails at the start, not after data preparation."""
+    if name not in ("cuda", "mps"):
+        return
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "device: 'cuda' asked for, but torch finds no CUDA device on this machine; "
+            "use device: auto or cpu"
+        )
+    mps = getattr(torch.backends, "mps", None)
+    if name == "mps" and not (mps is not None and mps.is_available()):
+        raise UserError(
+            "device: 'mps' asked for, but this machine has no MPS (Apple GPU) backend; "
+            "use device: auto or cpu"
+        )
+
+
+def _hold_lock(out: Path, command: str, wait: bool) -> None:
+    """Hold the output directory's lock until the command ends (see lock.py)."""
+    click.get_current_context().with_resource(
+        output_lock(
+            out,
+            command,
+            wait=wait,
+            on_wait=lambda who: click.echo(f"waiting for {who} to release {out} ...", err=True),
+        )
+    )
+
+
+# what prepare_data reads: when these differ, `data stats` would rewrite another study's data/
+DATA_KEYS = ("data", "seeds", "evaluation.probe_set", "evaluation.probe_per_class")
+
+
+def _refuse_other_study(cfg: StudyConfig) -> None:
+    """`data stats` rewrites <output_dir>/data; never under a finished study (its tables are
+    built from that data) made with other data settings."""
+    saved = cfg.out / "config.yaml"
+    if not (saved.is_file() and (cfg.out / "tables" / "results.csv").is_file()):
+        return
+    import yaml
+    from pydantic import ValidationError
+
+    old: Any = {}
+    try:
+        old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+        old = StudyConfig.model_validate(old).model_dump(mode="json")
+    except (OSError, ValueError, yaml.YAMLError, ValidationError):
+        old = old if isinstance(old, dict) else {}  # compare what is there, raw
+    new = cfg.model_dump(mode="json")
+    differ = [k for k in DATA_KEYS if _get(old, k) != _get(new, k)]
+    if differ:
+        raise UserError(
+            f"{cfg.out} holds a finished study ({saved}) whose {', '.join(differ)} differ "
+            "from this config; data stats would overwrite that study's data/ (stats.json, "
+            "manifests). "
+            "Use the study's own config, or write elsewhere: --set output_dir=<another folder>"
+        )
+
+
+def _get(raw: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    return raw
+
+
+def _finished_run_dir(ctx: click.Context, param: click.Parameter, run_dir: Path) -> Path:
+    """`report` needs a finished study: refuse a folder without tables before any work."""
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir}: no config.yaml; is this a study's output directory?")
+    if (run_dir / "tables" / "results.csv").is_file():
+        return run_dir
+    config = run_dir / "config.yaml"
+    hint = (
+        f"the study has not finished: run it (ssl-robustness run {config}) to make them"
+        if config.is_file()
+        else "is this a study's output directory?"
+    )
+    raise UserError(f"{run_dir}: no tables/results.csv; {hint}")
+
+
+class _Fault(click.ClickException):
+    """A UserError (or a refused file operation) as click shows it: `error: ...`, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+# file operations the OS refused for a reason the user can fix: no traceback for these
+_USER_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+}
+
+
+class _Cli(click.Group):
+    """The command group; turns user errors into `error: ...` and exit 2 in every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            raise _Fault(str(exc)) from None
+        except OSError as exc:
+            if exc.errno not in _USER_ERRNOS or exc.filename is None:
+                raise
+            target = exc.filename2 if exc.filename2 is not None else exc.filename
+            raise _Fault(f"{target}: {exc.strerror}") from None
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ssl-robustness")
 def cli() -> None:
     """Is self-supervised learning more robust to class imbalance than supervised learning,
@@ -49,14 +189,19 @@ def cli() -> None:
 @click.option(
     "--plan", is_flag=True, help="Print the runs, what is cached, and the work; run nothing."
 )
-def run(config: Path | None, overrides: tuple[str, ...], plan: bool) -> None:
-    """Run a whole study from CONFIG (default: the built-in digits quick start)."""
-    from .data.prepare import prepare_data
-    from .study import plan_rows, run_study
+@WAIT
+def run(config: Path | None, overrides: tuple[str, ...], plan: bool, wait: bool) -> None:
+    """Run a whole study from CONFIG (default: the built-in digits quick start).
 
+    One run per output directory: a second `run` (or `data stats`) on it stops with an error
+    naming the process that holds it, or waits for it with --wait."""
     cfg = _load(config, overrides)
+    _check_output_dir(cfg.out)
     if plan:
-        data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation)
+        from .data.prepare import prepare_data
+        from .study import plan_rows
+
+        data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
         rows = plan_rows(cfg, data)
         click.echo(
             f"{'representation':40s} {'scenario':14s} {'seed':>4s} {'status':8s} "
@@ -74,13 +219,17 @@ def run(config: Path | None, overrides: tuple[str, ...], plan: bool) -> None:
             f"{passes:,} image passes to go{_cpu_estimate(cfg, passes)}"
         )
         return
+    _check_device(cfg.device)
+    _hold_lock(cfg.out, "run", wait)
+    from .study import run_study
+
     result = run_study(cfg, log=click.echo)
     click.echo(f"report: {result.report}")
     click.echo(f"tables: {cfg.out / 'tables'}")
-    from .report.html import headline, headline_evaluation
+    from .report.html import headline_lines
 
-    for line in headline(result.tables, headline_evaluation(result.tables)):
-        click.echo(line.replace("**", ""))
+    for line in headline_lines(cfg.out):
+        click.echo(line)
     if result.failures:
         raise UserError(f"{len(result.failures)} run(s) failed; see {result.report}")
 
@@ -106,14 +255,27 @@ def data() -> None:
 @data.command("stats")
 @CONFIG
 @OVERRIDES
-def data_stats(config: Path | None, overrides: tuple[str, ...]) -> None:
-    """Per-class counts of every split and subset, groups, and a class-count chart."""
+@WAIT
+def data_stats(config: Path | None, overrides: tuple[str, ...], wait: bool) -> None:
+    """Per-class counts of every split and subset, groups, and a class-count chart.
+
+    Writes stats.json, manifests and the chart under <output_dir>/data. If output_dir holds
+    a finished study made with other data settings (data, seeds, evaluation.probe_set,
+    evaluation.probe_per_class), it refuses rather than overwrite that study's files: use
+    the study's own config, or --set output_dir=<another folder>. Waits for, or refuses
+    (without --wait), an output directory another run is using."""
+    cfg = _load(config, overrides)
+    _check_output_dir(cfg.out)
+    _hold_lock(cfg.out, "data stats", wait)
+    _refuse_other_study(cfg)
+    import numpy as np
+
     from .data.prepare import prepare_data
     from .data.profiles import gini
     from .report.plots import class_counts_figure, plt
 
-    cfg = _load(config, overrides)
-    d = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation)
+    d = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
+    ref = d.draw(cfg.seeds[0])
     names = [p.name for p in d.plans]
     header = (
         f"{'class':24s} {'pool':>6s} {'val':>5s} {'test':>5s} "
@@ -128,8 +290,8 @@ def data_stats(config: Path | None, overrides: tuple[str, ...]) -> None:
     for c, name in enumerate(d.class_names):
         click.echo(
             f"{name[:24]:24s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} "
-            + " ".join(f"{int(p.counts[c]):12d}" for p in d.plans)
-            + f"  {d.groups[c]}"
+            + " ".join(f"{int(p.counts[c]):12d}" for p in ref.plans)
+            + f"  {ref.groups[c]}"
         )
     click.echo(
         f"{'total':24s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} "
@@ -139,11 +301,14 @@ def data_stats(config: Path | None, overrides: tuple[str, ...]) -> None:
         ratio = p.counts.min() / p.counts.max()
         click.echo(f"{p.name}: n={p.size}, imbalance ratio {ratio:.4f}, Gini {gini(p.counts):.3f}")
     click.echo(
-        f"groups: rule '{d.group_rule}' from {d.imbalanced_name}; "
+        f"groups: rule '{ref.group_rule}' from {d.imbalanced_name}; "
         f"bad images skipped: {len(d.bad_images)}"
     )
     fig = class_counts_figure(
-        d.class_names, d.train_counts(), d.groups, f"{cfg.name}: {d.imbalanced_name}"
+        d.class_names,
+        ref.counts(d.imbalanced_name, d.labels, d.num_classes),
+        ref.groups,
+        f"{cfg.name}: {d.imbalanced_name}",
     )
     chart = d.directory / "class_counts.png"
     fig.savefig(chart, dpi=110)
@@ -168,9 +333,10 @@ def pretrain(
     """Train one representation of a study and save its backbone (torchvision key names).
 
     Launched by torchrun, it trains data-parallel (DDP) across the processes."""
+    cfg = _load(config, overrides)
+    _check_device(cfg.device)
     from .engine.distributed import init_from_env
 
-    cfg = _load(config, overrides)
     init_from_env()
     spec, data, device = _find_spec(cfg, method, subset, seed)
     from .representations import obtain_representation
@@ -193,17 +359,28 @@ def evaluate(
 ) -> None:
     """Run the configured evaluations of one representation (trained first if needed)."""
     cfg = _load(config, overrides)
+    _check_device(cfg.device)
     spec, data, device = _find_spec(cfg, method, subset, seed)
+    from .evaluation.outputs import prediction_metrics, read_predictions
     from .evaluation.run import evaluate_representation
     from .representations import obtain_representation
 
     backbone, _ = obtain_representation(spec, cfg, data, device)
-    for ev, result in evaluate_representation(
-        backbone, data, cfg.evaluation, spec.directory(cfg.out), spec.seed, device, cfg.augmentation
+    groups = data.draw(spec.seed).groups
+    for job, directory, _ in evaluate_representation(
+        backbone,
+        data,
+        cfg.evaluation,
+        spec.directory(cfg.out),
+        spec.seed,
+        device,
+        cfg.augmentation,
+        subset=spec.subset,
+        image_size=spec.settings.get("input_size"),
     ):
-        m = result["metrics"]
+        m, _ = prediction_metrics(read_predictions(directory), groups, data.num_classes)
         click.echo(
-            f"{ev.name:20s} top1 {m['top1']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
+            f"{job.label:24s} top1 {m['top1']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
             f"head {m['head']:.4f}  medium {m['medium']:.4f}  tail {m['tail']:.4f}"
         )
 
@@ -213,7 +390,7 @@ def _find_spec(cfg: StudyConfig, method: str, subset: str | None, seed: int | No
     from .engine.device import resolve_device
     from .representations import expand_representations
 
-    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation)
+    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
     seed = cfg.seeds[0] if seed is None else seed
     specs = expand_representations(cfg, data)
     want_subset = subset or data.imbalanced_name
@@ -228,23 +405,16 @@ def _find_spec(cfg: StudyConfig, method: str, subset: str | None, seed: int | No
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument(
+    "run_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    callback=_finished_run_dir,
+)
 def report(run_dir: Path) -> None:
-    """Rebuild the HTML/Markdown report of a finished study from its tables."""
-    from .atomic import read_json
-    from .data.prepare import prepare_data
+    """Rebuild the HTML/Markdown report of a finished study from its run directory alone."""
     from .report.html import write_report
-    from .report.tables import load_tables
 
-    config = run_dir / "config.yaml"
-    if not config.exists():
-        raise UserError(f"{run_dir}: no config.yaml; is this a study's output directory?")
-    cfg = load_config(config)
-    cfg.output_dir = run_dir
-    data = prepare_data(cfg.data, run_dir / "data", cfg.evaluation)
-    tables = load_tables(run_dir / "tables")
-    failures = read_json(run_dir / "failures.json") if (run_dir / "failures.json").exists() else []
-    click.echo(f"report: {write_report(run_dir, cfg, data, tables, failures)}")
+    click.echo(f"report: {write_report(run_dir)}")
 
 
 @cli.group()

@@ -33,7 +33,14 @@ def load_source(cfg: DataConfig) -> LabelledSet:
         "cifar100": lambda c: load_cifar(_root(c), 100, c.download),
         "npz": lambda c: load_npz(_root(c)),
     }
-    return loaders[cfg.source](cfg)
+    lset = loaders[cfg.source](cfg)
+    if lset.num_classes < 2:  # checked here, not in the readers, which also serve tools
+        kind = "class folder" if cfg.source in ("folder", "agrinet", "awa2") else "class"
+        raise UserError(
+            f"data.root: {cfg.root}: only one {kind} ({', '.join(lset.class_names)}); "
+            "a study compares classes, so it needs at least 2"
+        )
+    return lset
 
 
 def _root(cfg: DataConfig) -> Path:

@@ -1,0 +1,401 @@
+"""Every bad input ends in `error: ...` naming the fault, exit status 2, no traceback, and
+before any training: one row per input (configs, --set values, arguments, data layouts)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from conftest import tiny_study, write_image
+from ssl_robustness.cli import cli
+from ssl_robustness.lock import LOCK_NAME
+
+Builder = Callable[[Path, pytest.MonkeyPatch], list[str]]
+DROP = object()  # a change that removes the key
+
+
+def _write_config(tmp: Path, changes: dict | None = None, text: str | None = None) -> str:
+    """tiny_study with dotted-key changes (or raw text) written to tmp/study.yaml."""
+    path = tmp / "study.yaml"
+    if text is not None:
+        path.write_text(text)
+        return str(path)
+    raw = tiny_study(tmp)
+    for key, value in (changes or {}).items():
+        node = raw
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        if value is DROP:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def cfg(command: str = "run", **changes) -> Builder:
+    """A case: `command` on tiny_study with changes (keys use __ for dots)."""
+    dotted = {k.replace("__", "."): v for k, v in changes.items()}
+    return lambda tmp, mp: [*command.split(), _write_config(tmp, dotted)]
+
+
+def text(body: str, command: str = "run") -> Builder:
+    return lambda tmp, mp: [*command.split(), _write_config(tmp, text=body)]
+
+
+def sets(*items: str, command: str = "run") -> Builder:
+    """A case: valid tiny_study with --set items."""
+    return lambda tmp, mp: [
+        *command.split(),
+        _write_config(tmp),
+        *[x for item in items for x in ("--set", item)],
+    ]
+
+
+def _no_device(name: str) -> Builder:
+    def build(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+        import torch
+
+        mp.setattr(torch.cuda, "is_available", lambda: False)
+        mp.setattr(torch.backends.mps, "is_available", lambda: False)
+        return ["run", _write_config(tmp, {"device": name})]
+
+    return build
+
+
+def _imported_arch(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "w.pt").write_bytes(b"x")
+    entry = {"name": "in1k", "path": str(tmp / "w.pt"), "arch": "bogus"}
+    return ["run", _write_config(tmp, {"imported": [entry]})]
+
+
+def _folder(classes: dict[str, int], split: str = "") -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        root = tmp / "imgs"
+        root.mkdir(exist_ok=True)
+        for name, n in classes.items():
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                write_image(root / split / name / f"{i}.png", i, size=8)
+        return root
+
+    return make
+
+
+def data_layout(make: Callable[[Path], Path], command: str = "data stats", **data) -> Builder:
+    """A case: `command` on a folder/list/npz source the test writes."""
+
+    def build(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+        root = make(tmp)
+        section = {
+            "source": "folder",
+            "root": str(root),
+            "image_size": 8,
+            "split": {"val_per_class": 1, "test_per_class": 1},
+            "imbalance": {"profile": "natural"},
+            **data,
+        }
+        return [*command.split(), _write_config(tmp, {"data": section})]
+
+    return build
+
+
+def _list_files(lines: list[str]) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        for i in range(4):
+            write_image(tmp / "l" / f"{i}.png", i, size=8)
+        (tmp / "train.txt").write_text("\n".join(lines) + "\n")
+        return tmp
+
+    return make
+
+
+def _list_source(lines: list[str]) -> Builder:
+    return lambda tmp, mp: data_layout(
+        _list_files(lines), source="list", list={"train": str(tmp / "train.txt")}
+    )(tmp, mp)
+
+
+def _bad_npz(tmp: Path) -> Path:
+    np.savez(tmp / "x.npz", train_images=np.zeros((2, 4, 4), np.uint8))
+    return tmp / "x.npz"
+
+
+def _output_is_file(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "taken").write_text("a file")
+    return ["run", _write_config(tmp, {"output_dir": str(tmp / "taken")})]
+
+
+def _output_below_file(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "taken").write_text("a file")
+    return ["data", "stats", _write_config(tmp, {"output_dir": str(tmp / "taken" / "sub")})]
+
+
+def _unwritable(command: str) -> Builder:
+    """No write permission, simulated (tests may run as root, who may write anywhere)."""
+
+    def build(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+        import ssl_robustness.cli as cli_module
+
+        real = os.access
+        mp.setattr(
+            cli_module.os,
+            "access",
+            lambda p, mode: False if Path(p) == tmp and mode & os.W_OK else real(p, mode),
+        )
+        return [*command.split(), _write_config(tmp, {"output_dir": str(tmp / "out")})]
+
+    return build
+
+
+def _report_without_tables(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    run_dir = tmp / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(tiny_study(tmp)))
+    return ["report", str(run_dir)]
+
+
+def _export_to_folder(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    import torch
+    from torchvision.models import resnet as tv
+
+    from ssl_robustness.models.backbones import ResNet
+
+    torch.save(ResNet(tv.BasicBlock, [1, 1, 1, 1], 4, True).state_dict(), tmp / "tiny.pt")
+    (tmp / "folder").mkdir()
+    return ["checkpoint", "export", str(tmp / "tiny.pt"), str(tmp / "folder")]
+
+
+def _stats_over_finished_study(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    out = tmp / "study"
+    (out / "tables").mkdir(parents=True)
+    (out / "tables" / "results.csv").write_text("representation\nx\n")
+    (out / "config.yaml").write_text(yaml.safe_dump(tiny_study(tmp)))
+    return ["data", "stats", _write_config(tmp), "--set", "data.imbalance.ratio=0.5"]
+
+
+def _latin1(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "l1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    return ["run", str(tmp / "l1.yaml")]
+
+
+CASES: list[tuple[str, Builder, str]] = [
+    # -- the config file itself
+    ("missing file", lambda t, m: ["run", str(t / "nope.yaml")], r"nope\.yaml: config file not"),
+    ("config is a folder", lambda t, m: ["run", str(t)], r": is a folder, not a config file"),
+    ("not UTF-8", _latin1, r"l1\.yaml:1: not UTF-8 text \(byte 0xe9"),
+    ("YAML syntax", text("name: x\ndata: [digits\n"), r"study\.yaml:\d+: not valid YAML"),
+    (
+        "duplicate top key",
+        text("name: a\nseeds: [0]\nseeds: [1]\n"),
+        r"study\.yaml:3: .*duplicate key 'seeds' \(first set on line 2\)",
+    ),
+    (
+        "duplicate nested key",
+        text("data:\n  image_size: 8\n  split: {seed: 1}\n  image_size: 16\n"),
+        r"study\.yaml:4: .*duplicate key 'image_size' \(first set on line 2\)",
+    ),
+    ("not a mapping", text("- a\n- b\n"), r"must be a mapping of keys, got list"),
+    # -- validation: key path and reason
+    ("unknown key", cfg(nmae="x"), r"nmae: unknown key"),
+    ("unknown nested key", cfg(data__imbalanse=1), r"data\.imbalanse: unknown key"),
+    ("wrong type", cfg(pretrain__epochs="many"), r"pretrain\.epochs: .*integer"),
+    ("ratio out of range", cfg(data__imbalance__ratio=1.5), r"data\.imbalance\.ratio: must be in"),
+    ("negative imbalance seed", cfg(data__imbalance__seed=-1), r"data\.imbalance\.seed: a seed"),
+    ("negative split seed", cfg(data__split__seed=-3), r"data\.split\.seed: a seed must be >= 0"),
+    ("negative seed", cfg(seeds=[-1]), r"seeds: every seed must be >= 0 \(got \[-1\]\)"),
+    ("no seeds", cfg(seeds=[]), r"seeds: must list at least one seed"),
+    ("duplicate seeds", cfg(seeds=[1, 1]), r"seeds: seeds must be distinct"),
+    ("knn k zero", cfg(evaluation__knn__k=[0]), r"evaluation\.knn\.k: every k must be >= 1"),
+    ("knn k twice", cfg(evaluation__knn__k=[5, 5]), r"evaluation\.knn\.k: k values must be"),
+    ("zero layers", cfg(backbone__layers=[0, 0, 0, 0]), r"backbone\.layers: needs 4 block"),
+    ("three layers", cfg(backbone__layers=[1, 1, 1]), r"backbone\.layers: needs 4 block counts"),
+    ("unknown backbone", cfg(backbone__name="vgg"), r"backbone\.name: must be resnet18"),
+    ("timm without name", cfg(backbone__name="timm:"), r"backbone\.name: timm: needs a model"),
+    ("imported arch", _imported_arch, r"imported\.0\.arch: must be one of resnet18, resnet50"),
+    (
+        "imported file missing",
+        cfg(imported=[{"name": "x", "path": "/nowhere/w.pt"}]),
+        r"imported\.0\.path: file does not exist: /nowhere/w\.pt",
+    ),
+    ("unknown method", cfg(methods=[{"name": "dino"}]), r"methods\.0: .*tag 'dino'"),
+    (
+        "same method twice",
+        cfg(methods=[{"name": "simclr"}, {"name": "simclr"}]),
+        r"methods: two methods share the label \['simclr'\]",
+    ),
+    ("unknown device", cfg(device="tpu"), r"device: Input should be 'auto', 'cpu'"),
+    ("cuda without CUDA", _no_device("cuda"), r"device: 'cuda' asked for, but torch finds no"),
+    ("mps without MPS", _no_device("mps"), r"device: 'mps' asked for, but this machine has no"),
+    (
+        "folder without root",
+        cfg(data={"source": "folder"}),
+        r"data: .*root: required for source 'folder'",
+    ),
+    (
+        "root missing",
+        cfg(data={"source": "folder", "root": "/nowhere/imgs"}),
+        r"root: path does not exist: /nowhere/imgs",
+    ),
+    ("image size too small", cfg(data__image_size=4), r"data\.image_size: .*greater than or"),
+    # -- --set values
+    ("--set without =", sets("data.image_size"), r"--set 'data\.image_size': expected KEY=VALUE"),
+    ("--set below a scalar", sets("name.x.y=1"), r"--set name\.x\.y: name is a value \('tiny'\)"),
+    ("--set below a list item", sets("seeds.0.x=1"), r"--set seeds\.0\.x: seeds\.0 is a value"),
+    (
+        "--set missing item",
+        sets("methods.5.lr=1"),
+        r"--set methods\.5\.lr: no list item methods\.5",
+    ),
+    ("--set bad YAML", sets("seeds=[1"), r"--set 'seeds=\[1': value is not valid YAML"),
+    ("--set empty key part", sets("data..seed=1"), r"--set 'data\.\.seed=1': empty key part"),
+    ("--set negative seed", sets("data.imbalance.seed=-1"), r"data\.imbalance\.seed: a seed must"),
+    (
+        "--set on --plan",
+        sets("evaluation.knn.k=[0]", command="run --plan"),
+        r"evaluation\.knn\.k: every k must be >= 1",
+    ),
+    # -- output directory and arguments
+    ("output_dir is a file", _output_is_file, r"output_dir: .*taken is a file, not a folder"),
+    ("output_dir below a file", _output_below_file, r"output_dir: .*taken is a file, not a"),
+    ("run: output not writable", _unwritable("run"), r"output_dir: cannot write into .*denied"),
+    (
+        "stats: output not writable",
+        _unwritable("data stats"),
+        r"output_dir: cannot write into .*permission denied",
+    ),
+    ("report without tables", _report_without_tables, r"run: no tables/results\.csv; the study"),
+    ("report on nothing", lambda t, m: ["report", str(t / "none")], r"'RUN_DIR'.*does not exist"),
+    ("export to a folder", _export_to_folder, r"folder: Is a directory"),
+    ("unknown option", lambda t, m: ["run", "--sed", "1"], r"No such option '--sed'"),
+    ("unknown command", lambda t, m: ["train"], r"No such command 'train'"),
+    (
+        "stats over another finished study",
+        _stats_over_finished_study,
+        r"study holds a finished study .* whose data differ from this config; data stats would "
+        r"overwrite",
+    ),
+    # -- data layouts
+    (
+        "folder with one class",
+        data_layout(_folder({"ant": 6})),
+        r"data\.root: .*imgs: only one class folder \(ant\); .* at least 2",
+    ),
+    (
+        "one class on --plan",
+        data_layout(_folder({"ant": 6}), command="run --plan"),
+        r"data\.root: .*imgs: only one class folder \(ant\)",
+    ),
+    (
+        "empty class folder",
+        data_layout(_folder({"ant": 4, "bee": 0})),
+        r"imgs/bee: empty class folder",
+    ),
+    ("no class folders", data_layout(_folder({})), r"imgs: no class folders found"),
+    (
+        "splits without train",
+        data_layout(_folder({"ant": 2, "bee": 2}, split="test")),
+        r"imgs: has \['test'\] split folders but no train/",
+    ),
+    (
+        "list label out of range",
+        _list_source(["l/0.png 0", "l/1.png 1", "l/2.png -1"]),
+        r"train\.txt:3: label -1 out of range",
+    ),
+    (
+        "list duplicate path",
+        _list_source(["l/0.png 0", "l/1.png 1", "l/0.png 1"]),
+        r"train\.txt:3: duplicate path 'l/0\.png'",
+    ),
+    (
+        "list with one class",
+        _list_source(["l/0.png 0", "l/1.png 0"]),
+        r"data\.root: .*: only one class \(0\)",
+    ),
+    (
+        "npz missing arrays",
+        data_layout(_bad_npz, source="npz"),
+        r"x\.npz: missing arrays \['train_labels', 'test_images', 'test_labels'\]",
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def _never_train(monkeypatch):
+    """Bad inputs are caught before a study starts: reaching run_study fails the case."""
+    import ssl_robustness.study as study
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("run_study reached: the bad input was not caught up front")
+
+    monkeypatch.setattr(study, "run_study", refuse)
+
+
+@pytest.mark.parametrize("build,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_naming_the_fault(build, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = build(tmp_path, monkeypatch)
+    before = set(tmp_path.rglob("*"))
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit)  # handled, not a crash
+    assert "Traceback" not in result.output
+    assert re.search(message, result.stderr, re.S), result.stderr
+    # nothing written but the output folder, its lock file and (data-layout errors) data/
+    new = {p.relative_to(tmp_path).as_posix() for p in set(tmp_path.rglob("*")) - before}
+    assert new <= {"study", f"study/{LOCK_NAME}", "study/data"}, new
+
+
+def test_cases_are_distinct_and_many():
+    assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+@pytest.mark.parametrize("command", ["run", "data stats"])
+def test_read_only_output_folder_is_refused(command, tmp_path):
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        args = [*command.split(), _write_config(tmp_path, {"output_dir": str(locked / "out")})]
+        result = CliRunner().invoke(cli, args)
+    finally:
+        locked.chmod(0o755)
+    assert result.exit_code == 2 and "output_dir: cannot write into" in result.stderr
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from ssl_robustness.cli import main
+    sys.argv = ["ssl-robustness", *sys.argv[1:]]
+    try:
+        main()
+    except SystemExit as exc:
+        print(f"exit={exc.code} torch={'torch' in sys.modules}")
+    """
+)
+
+
+@pytest.mark.parametrize("command", ["run", "run --plan", "data stats"])
+def test_config_errors_fail_without_importing_torch(command, tmp_path):
+    path = _write_config(tmp_path, {"data.imbalanse": {"ratio": 0.1}})
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, *command.split(), path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "exit=2 torch=False", out.stderr
+    assert "data.imbalanse: unknown key" in out.stderr
