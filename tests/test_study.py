@@ -30,7 +30,7 @@ def test_run_expansion_counts(tmp_path):
     raw["data"]["imbalance"]["sweep"] = [0.5]
     raw["methods"].append({"name": "mocov2"})
     cfg = validate_config(raw)
-    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation)
+    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
     specs = expand_representations(cfg, data)
     # 3 methods x 3 subsets (balanced, r=0.2, r=0.5) x 3 seeds + random init x 3 seeds
     assert len(specs) == 3 * 3 * 3 + 3
@@ -43,7 +43,9 @@ def test_tables_have_the_documented_columns(finished):
     _, result = finished
     t = result.tables
     ok = t.results[t.results["status"] == "ok"]
-    assert len(ok) == 5 * 3  # 5 representations x (linear, knn, finetune)
+    # 4 trained representations x (linear, knn, fine-tune on their own subset), and random
+    # init with linear and kNN on the probe set plus a fine-tune on each subset
+    assert len(ok) == 4 * 3 + 4
     for col in (
         "representation",
         "scenario",
