@@ -23,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..atomic import atomic_path, file_sha256, read_json_or_none, warn_rebuild, write_json
 from ..errors import UserError
+from ..faults import reached
 from .labelled import LabelledSet
 
 CACHE_VERSION = 2
@@ -233,6 +234,7 @@ def _decode_into(
     bad_errors = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
 
     def work(j: int) -> BadImage | None:
+        reached("image-cache")  # failpoint: tests kill the build here (faults.py)
         index = int(indices[j])
         path = root / lset.items[index]
         try:

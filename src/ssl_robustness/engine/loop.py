@@ -16,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
+from ..faults import reached
 from ..methods.base import COLLAPSE_RATIO, Method, StepContext, collapse_ratio, collapse_std
 from .batches import ArrayBatches
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -101,6 +102,7 @@ def fit(
             disable=None,
         )
         for i, (images, labels) in enumerate(bar):
+            reached("train-step")  # failpoint: tests kill training here (faults.py)
             step = epoch * steps_per_epoch + i
             ctx = StepContext(aug_gen, step / total)
             with autocast(device):

@@ -19,6 +19,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from ..atomic import write_text, write_with
+from ..faults import reached
 from . import verdict as V
 from .plots import (
     METRIC_LABELS,
@@ -47,6 +48,7 @@ class Figures:
         fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
         data = buf.getvalue()
+        reached("report")  # failpoint: tests kill between two figures (faults.py)
         write_with(self.directory / f"{name}.png", lambda tmp: tmp.write_bytes(data))
         self.images[name] = (caption, base64.b64encode(data).decode())
 

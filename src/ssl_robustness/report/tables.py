@@ -13,6 +13,7 @@ from ..atomic import atomic_path
 from ..data.prepare import StudyData
 from ..evaluation.metrics import gap, seed_summary
 from ..evaluation.outputs import prediction_metrics, read_predictions
+from ..faults import reached
 
 METRICS = ("top1", "top5", "balanced_accuracy", "macro_f1", "head", "medium", "tail")
 GAP_METRICS = ("top1", "balanced_accuracy", "head", "medium", "tail")
@@ -194,6 +195,7 @@ def gap_tables(results: pd.DataFrame, balanced: str) -> tuple[pd.DataFrame, pd.D
 def write_tables(tables: StudyTables, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("results", "per_class", "aggregate", "gaps", "gap_runs"):
+        reached("tables")  # failpoint: tests kill between two table files (faults.py)
         df: pd.DataFrame = getattr(tables, name)
         with atomic_path(directory / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)
