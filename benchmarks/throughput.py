@@ -27,10 +27,10 @@ from ssl_robustness.config import (
     SupervisedConfig,
     TrainConfig,
 )
-from ssl_robustness.data.augment import MOCOV2_VIEW, augment
 from ssl_robustness.engine.batches import ArrayBatches
 from ssl_robustness.engine.loop import fit
 from ssl_robustness.methods import build_method
+from ssl_robustness.methods.augment import MOCOV2_VIEW, augment
 from ssl_robustness.models.backbones import ResNet
 
 

@@ -11,7 +11,8 @@ from ssl_robustness.config import (
     SimSiamConfig,
     SupervisedConfig,
 )
-from ssl_robustness.data.augment import (
+from ssl_robustness.methods import build_method, method_views
+from ssl_robustness.methods.augment import (
     BYOL_VIEWS,
     MOCOV2_VIEW,
     ViewSpec,
@@ -22,7 +23,6 @@ from ssl_robustness.data.augment import (
     resized_crop,
     to_float,
 )
-from ssl_robustness.methods import build_method, method_views
 from ssl_robustness.models.backbones import ResNet
 
 

@@ -7,12 +7,8 @@ import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock
 
 from ssl_robustness.config import BYOLConfig, MocoV2Config
-from ssl_robustness.methods.base import (
-    collapse_ratio,
-    collapse_std,
-    cosine_momentum,
-    momentum_update,
-)
+from ssl_robustness.engine.step import collapse_ratio, collapse_std
+from ssl_robustness.methods.base import cosine_momentum, momentum_update
 from ssl_robustness.methods.byol import BYOL, byol_loss
 from ssl_robustness.methods.longtail_losses import (
     LongTailLoss,
@@ -92,7 +88,7 @@ def test_momentum_update_and_byol_schedule():
 
 
 def test_byol_target_receives_no_gradient():
-    from ssl_robustness.methods.base import StepContext
+    from ssl_robustness.engine.step import StepContext
 
     model = BYOL(_tiny_backbone(), BYOLConfig(proj_dim=8, hidden_dim=16))
     images = torch.randint(0, 255, (4, 8, 8, 3), dtype=torch.uint8)

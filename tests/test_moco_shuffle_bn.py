@@ -9,8 +9,8 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from ssl_robustness.config import MocoV2Config
-from ssl_robustness.data.augment import ViewSpec
-from ssl_robustness.methods.base import StepContext
+from ssl_robustness.engine.step import StepContext
+from ssl_robustness.methods.augment import ViewSpec
 from ssl_robustness.methods.mocov2 import MocoV2
 from ssl_robustness.methods.shuffle_bn import key_permutation, split_batchnorm, split_sizes
 from ssl_robustness.models.backbones import ResNet

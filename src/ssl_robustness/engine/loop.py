@@ -17,13 +17,13 @@ from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..faults import reached
-from ..methods.base import COLLAPSE_RATIO, Method, StepContext, collapse_ratio, collapse_std
 from .batches import ArrayBatches
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .device import autocast, make_scaler, prepare_model
 from .distributed import is_distributed, rank
 from .logger import MetricsLogger
 from .optim import build_optimizer, warmup_cosine
+from .step import COLLAPSE_RATIO, Method, StepContext, collapse_ratio, collapse_std
 
 CHECKPOINT_NAME = "checkpoint.pt"
 EpochCallback = Callable[[int, Method], dict[str, float]]

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path, file_sha256, read_json_or_none, warn_rebuild, write_json
-from ..data.augment import eval_view
 from ..engine.device import autocast, prepare_model
+from ..methods.augment import eval_view
 
 
 @torch.no_grad()

@@ -15,10 +15,10 @@ from torch import nn
 
 from ..atomic import read_json, save_torch, write_json
 from ..config import OptimizerConfig, TrainConfig
-from ..data.augment import SUPERVISED_VIEW, ViewSpec
 from ..data.prepare import StudyData
 from ..engine.batches import ArrayBatches
 from ..engine.loop import fit, seed_everything
+from ..methods.augment import SUPERVISED_VIEW, ViewSpec
 from ..methods.longtail_losses import LongTailLoss
 from ..methods.supervised import Supervised
 from .features import extract_features

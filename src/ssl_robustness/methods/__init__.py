@@ -13,7 +13,7 @@ from ..config import (
     SimSiamConfig,
     SupervisedConfig,
 )
-from ..data.augment import (
+from .augment import (
     BYOL_VIEWS,
     MOCOV2_VIEW,
     SIMCLR_VIEW,

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import BYOLConfig
-from ..data.augment import BYOL_VIEWS, ViewSpec, augment
 from ..models.heads import mlp
+from .augment import BYOL_VIEWS, ViewSpec, augment
 from .base import Method, StepContext, StepOutput, cosine_momentum, frozen_copy, momentum_update
 
 

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import MocoV2Config
-from ..data.augment import MOCOV2_VIEW, ViewSpec, augment
 from ..engine.distributed import (
     broadcast,
     gather,
@@ -18,6 +17,7 @@ from ..engine.distributed import (
     world_size,
 )
 from ..models.heads import mlp
+from .augment import MOCOV2_VIEW, ViewSpec, augment
 from .base import Method, StepContext, StepOutput, frozen_copy, momentum_update
 from .shuffle_bn import key_permutation, split_batchnorm, split_sizes
 

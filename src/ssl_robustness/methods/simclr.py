@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SimCLRConfig
-from ..data.augment import SIMCLR_VIEW, ViewSpec, augment
 from ..engine.distributed import gather_with_grad, rank
 from ..models.heads import mlp
+from .augment import SIMCLR_VIEW, ViewSpec, augment
 from .base import Method, StepContext, StepOutput
 
 

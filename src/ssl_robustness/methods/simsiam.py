@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SimSiamConfig
-from ..data.augment import MOCOV2_VIEW, ViewSpec, augment
 from ..models.heads import mlp
+from .augment import MOCOV2_VIEW, ViewSpec, augment
 from .base import Method, StepContext, StepOutput
 
 

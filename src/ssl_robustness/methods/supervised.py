@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SupervisedConfig
-from ..data.augment import SUPERVISED_VIEW, ViewSpec, augment
+from .augment import SUPERVISED_VIEW, ViewSpec, augment
 from .base import Method, StepContext, StepOutput
 from .longtail_losses import LongTailLoss
 

@@ -1,4 +1,5 @@
-"""Batched, per-sample image augmentations on uint8 tensors (on CPU or GPU).
+"""Batched, per-sample image augmentations on uint8 tensors (on CPU or GPU): the views
+methods train on and the eval view the evaluations read features through.
 
 Each sample draws its own crop, flip, jitter, grey, blur and solarize parameters, but the
 work is done as a few batched tensor ops (crops through `roi_align`), not a Python loop

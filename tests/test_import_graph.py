@@ -1,0 +1,141 @@
+"""The package's floors: a module imports only from its own floor or below, never upward, and
+no set of modules imports itself round (lazy imports inside functions count too).
+
+Floors, bottom to top (the `FLOORS` table is the one place they are declared):
+
+0  errors, atomic, faults, lock, layout, config   no torch; what every floor may use
+1  data, models                                   the images and the networks
+2  engine                                         the training loop and the step protocol
+3  methods                                        one file per method, registered by config
+4  evaluation                                     probes, kNN, fine-tuning
+5  representations, report                        a study's runs; the report reads files only
+6  plan, study                                    the whole study
+7  cli                                            the command line
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ssl_robustness
+
+PACKAGE = "ssl_robustness"
+ROOT = Path(ssl_robustness.__file__).parent
+
+# first dotted part below the package -> floor
+FLOORS = {
+    "__init__": 0,
+    "errors": 0,
+    "atomic": 0,
+    "faults": 0,
+    "lock": 0,
+    "layout": 0,
+    "config": 0,
+    "data": 1,
+    "models": 1,
+    "engine": 2,
+    "methods": 3,
+    "evaluation": 4,
+    "representations": 5,
+    "report": 5,
+    "plan": 6,
+    "study": 6,
+    "cli": 7,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join([PACKAGE, *parts])
+
+
+def floor(module: str) -> int:
+    top = module.split(".")[1] if "." in module else "__init__"
+    assert top in FLOORS, f"{module}: no floor declared for '{top}' in FLOORS"
+    return FLOORS[top]
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every first-party module `path` imports, at the top or inside a function."""
+    me = module_name(path)
+    is_pkg = path.name == "__init__.py"
+    package = me if is_pkg else me.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            # `from . import x` may name a submodule: keep it when one exists
+            names = [prefix]
+            for a in node.names:
+                candidate = f"{prefix}.{a.name}"
+                if _exists(candidate):
+                    names.append(candidate)
+        else:
+            continue
+        found.update(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
+    found.discard(me)
+    return {n for n in found if _exists(n)}
+
+
+def _exists(module: str) -> bool:
+    rel = Path(*module.split(".")[1:]) if "." in module else Path()
+    return (ROOT / rel).with_suffix(".py").is_file() or (ROOT / rel / "__init__.py").is_file()
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports_of(p) for p in sorted(ROOT.rglob("*.py"))}
+
+
+def test_every_module_has_a_floor():
+    for module in graph():
+        floor(module)
+
+
+def test_imports_only_run_downward():
+    upward = [
+        f"{m} (floor {floor(m)}) imports {d} (floor {floor(d)})"
+        for m, deps in graph().items()
+        for d in sorted(deps)
+        if floor(d) > floor(m) and d != PACKAGE
+    ]
+    assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_no_import_cycles():
+    g = graph()
+    # a package's __init__ is imported by its own submodules implicitly: count explicit edges only
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(g.get(node, ())):
+            if state.get(dep) == 1:
+                cycles.append([*stack[stack.index(dep) :], dep])
+            elif dep not in state:
+                visit(dep, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(g):
+        if node not in state:
+            visit(node, [])
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
+    """The walker reads imports inside functions and resolves `..` against the package."""
+    deps = imports_of(ROOT / "cli.py")
+    assert f"{PACKAGE}.study" in deps  # imported inside a command function
+    assert f"{PACKAGE}.config" in deps
