@@ -114,7 +114,8 @@ def sgd_epoch_time(device: str) -> None:
     """One epoch of the literature's probe: 50k augmented 32 px images through a frozen
     ResNet-50 and a linear head, for contrast with the full-batch probe on cached features."""
     from ssl_robustness.config import BackboneConfig
-    from ssl_robustness.methods.augment import SUPERVISED_VIEW, augment
+    from ssl_robustness.methods.augment import augment
+    from ssl_robustness.methods.supervised import SUPERVISED_VIEW
     from ssl_robustness.models.backbones import build_backbone
 
     dev = torch.device(device)

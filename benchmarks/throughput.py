@@ -30,7 +30,8 @@ from ssl_robustness.config import (
 from ssl_robustness.engine.batches import ArrayBatches
 from ssl_robustness.engine.loop import fit
 from ssl_robustness.methods import build_method
-from ssl_robustness.methods.augment import MOCOV2_VIEW, augment
+from ssl_robustness.methods.augment import augment
+from ssl_robustness.methods.mocov2 import MOCOV2_VIEW
 from ssl_robustness.models.backbones import ResNet
 
 

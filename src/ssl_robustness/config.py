@@ -10,10 +10,11 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from .errors import UserError
 
@@ -211,14 +212,59 @@ class AugmentationConfig(Strict):
     color: bool = True
 
 
+# Every method's settings subclass MethodBase and name themselves with a `name` literal; the
+# subclass registers itself here, and the study config's `methods` list accepts exactly the
+# registered names (a discriminated union rebuilt on each registration). The classes stay in
+# torch-free modules, so a config validates before torch is imported; the method's code,
+# views and kind are registered by its own file under `methods/` (see methods/registry.py).
+_METHOD_CONFIGS: dict[str, type[MethodBase]] = {}
+
+
+def _method_union() -> Any:
+    """What one `methods` item validates as: the registered settings, told apart by `name`."""
+    types = tuple(_METHOD_CONFIGS.values())
+    if len(types) == 1:
+        return types[0]
+    return Annotated[Union[types], Field(discriminator="name")]  # noqa: UP007 - a runtime tuple
+
+
+def _rebuild_study_config() -> None:
+    study = globals().get("StudyConfig")
+    if study is None or not _METHOD_CONFIGS:  # still being defined: done once it is
+        return
+    study.model_fields["methods"] = FieldInfo.from_annotated_attribute(
+        list[_method_union()], Field(default_factory=list)
+    )
+    study.model_rebuild(force=True)
+
+
 class MethodBase(Strict):
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=2)
     lr: float | None = Field(None, gt=0)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        field = cls.model_fields.get("name")
+        if field is not None and isinstance(field.default, str):
+            _METHOD_CONFIGS[field.default] = cls
+            _rebuild_study_config()
+
     @property
     def label(self) -> str:
         return self.name  # type: ignore[attr-defined]
+
+
+def method_config_types() -> dict[str, type[MethodBase]]:
+    """The registered method settings by method name, in registration order."""
+    return dict(_METHOD_CONFIGS)
+
+
+def unregister_method_config(name: str) -> None:
+    """Forget a registered method (tests that register a method of their own clean up)."""
+    _METHOD_CONFIGS.pop(name, None)
+    _rebuild_study_config()
 
 
 LossName = Literal["ce", "cb", "balanced_softmax", "logit_adjusted", "ldam_drw"]
@@ -281,13 +327,6 @@ class BYOLConfig(MethodBase):
     proj_dim: int = Field(128, ge=2)
     hidden_dim: int | None = Field(None, ge=2)
     momentum_base: float = Field(0.99, ge=0, lt=1)
-
-
-MethodConfig = Annotated[
-    SupervisedConfig | MocoV2Config | SimSiamConfig | SimCLRConfig | BYOLConfig,
-    Field(discriminator="name"),
-]
-SSL_METHODS = ("mocov2", "simsiam", "simclr", "byol")
 
 
 IMPORT_ARCHS = ("resnet18", "resnet50")  # what models.checkpoints can check a file against
@@ -398,7 +437,7 @@ class StudyConfig(Strict):
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
     pretrain: TrainConfig = Field(default_factory=TrainConfig)
-    methods: list[MethodConfig] = Field(default_factory=list)
+    methods: list[MethodBase] = Field(default_factory=list)  # the registered kinds: see below
     imported: list[ImportedConfig] = Field(default_factory=list)
     random_init: bool = True
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
@@ -429,6 +468,9 @@ class StudyConfig(Strict):
     def out(self) -> Path:
         assert self.output_dir is not None
         return self.output_dir
+
+
+_rebuild_study_config()
 
 
 # ----------------------------------------------------------------------------- loading
@@ -536,7 +578,7 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def _is_union_tag(x: Any) -> bool:
-    return isinstance(x, str) and x in ("supervised", "mocov2", "simsiam", "simclr", "byol")
+    return isinstance(x, str) and x in _METHOD_CONFIGS
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from .atomic import load_torch_or_none, read_json_or_none, save_torch, write_json
-from .config import SSL_METHODS, ImportedConfig, StudyConfig, TrainConfig, config_hash
+from .config import ImportedConfig, StudyConfig, TrainConfig, config_hash
 from .data.prepare import StudyData, data_key
 from .engine.batches import ArrayBatches
 from .engine.loop import fit, seed_everything
-from .methods import build_method
+from .methods import build_method, is_self_supervised
 from .models.backbones import backbone_from_arch, build_backbone
 from .models.checkpoints import load_backbone
 
@@ -70,7 +70,7 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
     for seed in cfg.seeds:
         drawn = data.draw(seed)
         for m in cfg.methods:
-            scenario = "SSL-in-domain" if m.name in SSL_METHODS else "SL"
+            scenario = "SSL-in-domain" if is_self_supervised(m) else "SL"
             train = _train_config(cfg, m).model_dump(mode="json")
             for plan in drawn.plans:
                 specs.append(

@@ -18,9 +18,9 @@ from ..config import OptimizerConfig, TrainConfig
 from ..data.prepare import StudyData
 from ..engine.batches import ArrayBatches
 from ..engine.loop import fit, seed_everything
-from ..methods.augment import SUPERVISED_VIEW, ViewSpec
+from ..methods.augment import ViewSpec
 from ..methods.longtail_losses import LongTailLoss
-from ..methods.supervised import Supervised
+from ..methods.supervised import SUPERVISED_VIEW, Supervised
 from .features import extract_features
 from .metrics import per_class_accuracy
 

@@ -24,7 +24,8 @@ from torch import nn
 from ..atomic import read_json, read_json_or_none
 from ..config import AugmentationConfig, EvaluationConfig, config_hash
 from ..data.prepare import StudyData
-from ..methods.augment import SUPERVISED_VIEW, adjust_view
+from ..methods.augment import adjust_view
+from ..methods.supervised import SUPERVISED_VIEW
 from .features import cached_features
 from .finetune import train_classifier
 from .knn import knn_scores

@@ -24,7 +24,8 @@ _LUMA = (0.299, 0.587, 0.114)
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """Parameters of one augmented view (defaults: MoCo v2 / SimSiam)."""
+    """Parameters of one augmented view (defaults: MoCo v2 / SimSiam). Each method declares
+    its own views in its file."""
 
     crop_scale: tuple[float, float] = (0.2, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -39,14 +40,7 @@ class ViewSpec:
     solarize_p: float = 0.0
 
 
-MOCOV2_VIEW = ViewSpec()  # SimSiam's too: crops from 0.2 of the image (MoCo v2's recipe)
-PAPER_CROP = (0.08, 1.0)  # SimCLR's and BYOL's papers keep Inception's crop scale
-SIMCLR_VIEW = ViewSpec(crop_scale=PAPER_CROP, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
-BYOL_VIEWS = (
-    ViewSpec(crop_scale=PAPER_CROP, saturation=0.2, blur_p=1.0),
-    ViewSpec(crop_scale=PAPER_CROP, saturation=0.2, blur_p=0.1, solarize_p=0.2),
-)
-SUPERVISED_VIEW = ViewSpec(crop_scale=(0.35, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0)
+PAPER_CROP = (0.08, 1.0)  # Inception's crop scale, kept by SimCLR's and BYOL's papers
 
 MIN_BLUR_SIZE = 64  # CIFAR-scale recipes skip blur; at >= 64 px the kernel is >= 7 px
 

@@ -9,15 +9,49 @@ import torch
 from torch import nn
 
 from ..engine.step import Method, StepContext, StepOutput
+from .augment import ViewSpec, augment
 
 __all__ = [
     "Method",
+    "MomentumTargets",
     "StepContext",
     "StepOutput",
+    "TwoViewMethod",
     "cosine_momentum",
     "frozen_copy",
     "momentum_update",
 ]
+
+
+class TwoViewMethod(Method):
+    """A method trained on two augmented views of each image (the SSL methods)."""
+
+    views: tuple[ViewSpec, ...]
+
+    def two_views(
+        self, images: torch.Tensor, ctx: StepContext
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both views of `images`, drawn in order from the step's generator."""
+        v1 = augment(images, self.views[0], ctx.generator)
+        v2 = augment(images, self.views[1], ctx.generator)
+        return v1, v2
+
+
+class MomentumTargets:
+    """Momentum (target) copies of a method's online networks, e.g. MoCo's key encoder and
+    BYOL's target network: `add_targets(backbone_k="backbone")` makes the frozen copies,
+    `update_targets(m)` moves each toward its online network after a step."""
+
+    _targets: tuple[tuple[str, str], ...] = ()
+
+    def add_targets(self, **target_of: str) -> None:
+        for target, online in target_of.items():
+            setattr(self, target, frozen_copy(getattr(self, online)))
+        self._targets = (*self._targets, *target_of.items())
+
+    def update_targets(self, momentum: float) -> None:
+        for target, online in self._targets:
+            momentum_update(getattr(self, online), getattr(self, target), momentum)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:

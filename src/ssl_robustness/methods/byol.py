@@ -8,8 +8,15 @@ from torch import nn
 
 from ..config import BYOLConfig
 from ..models.heads import mlp
-from .augment import BYOL_VIEWS, ViewSpec, augment
-from .base import Method, StepContext, StepOutput, cosine_momentum, frozen_copy, momentum_update
+from .augment import PAPER_CROP, ViewSpec
+from .base import MomentumTargets, StepContext, StepOutput, TwoViewMethod, cosine_momentum
+from .registry import MethodSetup, register_method
+
+# asymmetric: the first view always blurred, the second rarely and sometimes solarized
+BYOL_VIEWS = (
+    ViewSpec(crop_scale=PAPER_CROP, saturation=0.2, blur_p=1.0),
+    ViewSpec(crop_scale=PAPER_CROP, saturation=0.2, blur_p=0.1, solarize_p=0.2),
+)
 
 
 def byol_loss(p: torch.Tensor, z_target: torch.Tensor) -> torch.Tensor:
@@ -18,7 +25,8 @@ def byol_loss(p: torch.Tensor, z_target: torch.Tensor) -> torch.Tensor:
     return (2 - 2 * F.cosine_similarity(p, z_target.detach(), dim=1)).mean()
 
 
-class BYOL(Method):
+@register_method(BYOLConfig, views=BYOL_VIEWS, self_supervised=True)
+class BYOL(MomentumTargets, TwoViewMethod):
     name = "byol"
 
     def __init__(
@@ -31,13 +39,15 @@ class BYOL(Method):
         self.backbone = backbone
         self.projector = mlp(dim, hidden, cfg.proj_dim)
         self.predictor = mlp(cfg.proj_dim, hidden, cfg.proj_dim)
-        self.backbone_t = frozen_copy(backbone)
-        self.projector_t = frozen_copy(self.projector)
+        self.add_targets(backbone_t="backbone", projector_t="projector")
         self.momentum_base = cfg.momentum_base
 
+    @classmethod
+    def from_setup(cls, backbone: nn.Module, cfg: BYOLConfig, setup: MethodSetup) -> BYOL:
+        return cls(backbone, cfg, setup.views)  # type: ignore[arg-type]
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
-        v1 = augment(images, self.views[0], ctx.generator)
-        v2 = augment(images, self.views[1], ctx.generator)
+        v1, v2 = self.two_views(images, ctx)
         both = torch.cat([v1, v2])
         z = self.projector(self.backbone(both))
         p1, p2 = self.predictor(z).chunk(2)
@@ -48,5 +58,4 @@ class BYOL(Method):
 
     def after_step(self, progress: float) -> None:
         m = cosine_momentum(self.momentum_base, progress)
-        momentum_update(self.backbone, self.backbone_t, m)
-        momentum_update(self.projector, self.projector_t, m)
+        self.update_targets(m)

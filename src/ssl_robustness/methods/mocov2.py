@@ -17,9 +17,12 @@ from ..engine.distributed import (
     world_size,
 )
 from ..models.heads import mlp
-from .augment import MOCOV2_VIEW, ViewSpec, augment
-from .base import Method, StepContext, StepOutput, frozen_copy, momentum_update
+from .augment import ViewSpec
+from .base import MomentumTargets, StepContext, StepOutput, TwoViewMethod
+from .registry import MethodSetup, register_method
 from .shuffle_bn import key_permutation, split_batchnorm, split_sizes
+
+MOCOV2_VIEW = ViewSpec()  # crops from 0.2 of the image, jitter, grey, blur (SimSiam's too)
 
 
 def info_nce(
@@ -38,7 +41,8 @@ def info_nce(
     return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 
-class MocoV2(Method):
+@register_method(MocoV2Config, views=(MOCOV2_VIEW, MOCOV2_VIEW), self_supervised=True)
+class MocoV2(MomentumTargets, TwoViewMethod):
     name = "mocov2"
 
     def __init__(
@@ -53,8 +57,7 @@ class MocoV2(Method):
         dim = backbone.feature_dim  # type: ignore[attr-defined]
         self.backbone = backbone
         self.projector = mlp(dim, cfg.hidden_dim or dim, cfg.proj_dim, bn_hidden=cfg.projector_bn)
-        self.backbone_k = frozen_copy(backbone)
-        self.projector_k = frozen_copy(self.projector)
+        self.add_targets(backbone_k="backbone", projector_k="projector")
         self.temperature, self.momentum, self.symmetric = (
             cfg.temperature,
             cfg.momentum,
@@ -65,6 +68,10 @@ class MocoV2(Method):
         size = max(1, min(cfg.queue_size, train_size // 2))
         self.register_buffer("queue", F.normalize(torch.randn(cfg.proj_dim, size), dim=0))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def from_setup(cls, backbone: nn.Module, cfg: MocoV2Config, setup: MethodSetup) -> MocoV2:
+        return cls(backbone, cfg, setup.train_size, setup.views)  # type: ignore[arg-type]
 
     def _split(self) -> int:
         """Sub-batches per process: one under DDP, where the shuffle across processes does
@@ -109,8 +116,7 @@ class MocoV2(Method):
         self.queue_ptr.copy_((self.queue_ptr + len(keys)) % size)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
-        v1 = augment(images, self.views[0], ctx.generator)
-        v2 = augment(images, self.views[1], ctx.generator)
+        v1, v2 = self.two_views(images, ctx)
         queue = self.queue.clone().detach()
         q1, k2 = self._query(v1), self._key(v2, ctx.generator)
         loss = info_nce(q1, k2, queue, self.temperature)
@@ -123,5 +129,4 @@ class MocoV2(Method):
         return StepOutput(loss, q1)
 
     def after_step(self, progress: float) -> None:
-        momentum_update(self.backbone, self.backbone_k, self.momentum)
-        momentum_update(self.projector, self.projector_k, self.momentum)
+        self.update_targets(self.momentum)

@@ -9,8 +9,11 @@ from torch import nn
 from ..config import SimCLRConfig
 from ..engine.distributed import gather_with_grad, rank
 from ..models.heads import mlp
-from .augment import SIMCLR_VIEW, ViewSpec, augment
-from .base import Method, StepContext, StepOutput
+from .augment import PAPER_CROP, ViewSpec
+from .base import StepContext, StepOutput, TwoViewMethod
+from .registry import MethodSetup, register_method
+
+SIMCLR_VIEW = ViewSpec(crop_scale=PAPER_CROP, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -28,7 +31,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(logits, partner)
 
 
-class SimCLR(Method):
+@register_method(SimCLRConfig, views=(SIMCLR_VIEW, SIMCLR_VIEW), self_supervised=True)
+class SimCLR(TwoViewMethod):
     name = "simclr"
 
     def __init__(
@@ -44,9 +48,12 @@ class SimCLR(Method):
         self.projector = mlp(dim, cfg.hidden_dim or dim, cfg.proj_dim)
         self.temperature = cfg.temperature
 
+    @classmethod
+    def from_setup(cls, backbone: nn.Module, cfg: SimCLRConfig, setup: MethodSetup) -> SimCLR:
+        return cls(backbone, cfg, setup.views)  # type: ignore[arg-type]
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
-        v1 = augment(images, self.views[0], ctx.generator)
-        v2 = augment(images, self.views[1], ctx.generator)
+        v1, v2 = self.two_views(images, ctx)
         z = self.projector(self.backbone(torch.cat([v1, v2])))
         z1, z2 = z.float().chunk(2)
         return StepOutput(nt_xent(z1, z2, self.temperature), z1)

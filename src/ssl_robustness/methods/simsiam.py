@@ -8,8 +8,10 @@ from torch import nn
 
 from ..config import SimSiamConfig
 from ..models.heads import mlp
-from .augment import MOCOV2_VIEW, ViewSpec, augment
-from .base import Method, StepContext, StepOutput
+from .augment import ViewSpec
+from .base import StepContext, StepOutput, TwoViewMethod
+from .mocov2 import MOCOV2_VIEW
+from .registry import MethodSetup, register_method
 
 
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -17,7 +19,9 @@ def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return -F.cosine_similarity(p, z.detach(), dim=1).mean()
 
 
-class SimSiam(Method):
+# SimSiam trains on MoCo v2's views (Chen & He 2021, appendix A)
+@register_method(SimSiamConfig, views=(MOCOV2_VIEW, MOCOV2_VIEW), self_supervised=True)
+class SimSiam(TwoViewMethod):
     name = "simsiam"
 
     def __init__(
@@ -35,9 +39,12 @@ class SimSiam(Method):
         self.predictor = mlp(proj, cfg.pred_hidden_dim or max(proj // 4, 32), proj)
         self.fix_predictor_lr = cfg.fix_predictor_lr
 
+    @classmethod
+    def from_setup(cls, backbone: nn.Module, cfg: SimSiamConfig, setup: MethodSetup) -> SimSiam:
+        return cls(backbone, cfg, setup.views)  # type: ignore[arg-type]
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
-        v1 = augment(images, self.views[0], ctx.generator)
-        v2 = augment(images, self.views[1], ctx.generator)
+        v1, v2 = self.two_views(images, ctx)
         z = self.projector(self.backbone(torch.cat([v1, v2])))
         p = self.predictor(z)
         z1, z2 = z.chunk(2)

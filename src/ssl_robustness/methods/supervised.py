@@ -8,9 +8,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SupervisedConfig
-from .augment import SUPERVISED_VIEW, ViewSpec, augment
+from .augment import ViewSpec, augment
 from .base import Method, StepContext, StepOutput
 from .longtail_losses import LongTailLoss
+from .registry import MethodSetup, register_method
+
+# milder than the SSL recipes: crops from 0.35 of the image, flips, no colour changes
+SUPERVISED_VIEW = ViewSpec(crop_scale=(0.35, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0)
 
 
 class NormedLinear(nn.Module):
@@ -24,6 +28,7 @@ class NormedLinear(nn.Module):
         return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).t()
 
 
+@register_method(SupervisedConfig, views=(SUPERVISED_VIEW,), self_supervised=False)
 class Supervised(Method):
     name = "supervised"
 
@@ -68,6 +73,12 @@ class Supervised(Method):
             drw_start=cfg.drw_start,
         )
         return cls(backbone, num_classes, loss, view)
+
+    @classmethod
+    def from_setup(
+        cls, backbone: nn.Module, cfg: SupervisedConfig, setup: MethodSetup
+    ) -> Supervised:
+        return cls.from_config(backbone, cfg, setup.num_classes, setup.class_counts, setup.views[0])
 
     def train(self, mode: bool = True) -> Supervised:
         super().train(mode)
