@@ -12,6 +12,7 @@ import click
 
 from .config import StudyConfig, load_config
 from .errors import UserError
+from .layout import RunLayout
 from .lock import output_lock
 
 CONFIG = click.argument("config", required=False, type=click.Path(path_type=Path))
@@ -95,8 +96,8 @@ DATA_KEYS = ("data", "seeds", "evaluation.probe_set", "evaluation.probe_per_clas
 def _refuse_other_study(cfg: StudyConfig) -> None:
     """`data stats` rewrites <output_dir>/data; never under a finished study (its tables are
     built from that data) made with other data settings."""
-    saved = cfg.out / "config.yaml"
-    if not (saved.is_file() and (cfg.out / "tables" / "results.csv").is_file()):
+    saved = cfg.layout.config
+    if not (saved.is_file() and cfg.layout.results.is_file()):
         return
     import yaml
     from pydantic import ValidationError
@@ -126,11 +127,12 @@ def _get(raw: Any, dotted: str) -> Any:
 
 def _finished_run_dir(ctx: click.Context, param: click.Parameter, run_dir: Path) -> Path:
     """`report` needs a finished study: refuse a folder without tables before any work."""
-    if not (run_dir / "config.yaml").is_file():
+    run = RunLayout(run_dir)
+    if not run.config.is_file():
         raise UserError(f"{run_dir}: no config.yaml; is this a study's output directory?")
-    if (run_dir / "tables" / "results.csv").is_file():
+    if run.results.is_file():
         return run_dir
-    config = run_dir / "config.yaml"
+    config = run.config
     hint = (
         f"the study has not finished: run it (ssl-robustness run {config}) to make them"
         if config.is_file()
@@ -199,25 +201,11 @@ def run(config: Path | None, overrides: tuple[str, ...], plan: bool, wait: bool)
     _check_output_dir(cfg.out)
     if plan:
         from .data.prepare import prepare_data
-        from .study import plan_rows
+        from .plan import plan_lines, plan_rows
 
-        data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
-        rows = plan_rows(cfg, data)
-        click.echo(
-            f"{'representation':40s} {'scenario':14s} {'seed':>4s} {'status':8s} "
-            f"{'image passes':>12s}"
-        )
-        for r in rows:
-            click.echo(
-                f"{r['representation']:40s} {r['scenario']:14s} {r['seed']:4d} "
-                f"{r['status']:8s} {r['image_passes']:12,d}"
-            )
-        todo = [r for r in rows if r["status"] != "done"]
-        passes = sum(r["image_passes"] for r in todo)
-        click.echo(
-            f"{len(rows)} representations, {len(rows) - len(todo)} cached; "
-            f"{passes:,} image passes to go{_cpu_estimate(cfg, passes)}"
-        )
+        data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+        for line in plan_lines(cfg, plan_rows(cfg, data)):
+            click.echo(line)
         return
     _check_device(cfg.device)
     _hold_lock(cfg.out, "run", wait)
@@ -225,26 +213,13 @@ def run(config: Path | None, overrides: tuple[str, ...], plan: bool, wait: bool)
 
     result = run_study(cfg, log=click.echo)
     click.echo(f"report: {result.report}")
-    click.echo(f"tables: {cfg.out / 'tables'}")
+    click.echo(f"tables: {cfg.layout.tables}")
     from .report.html import headline_lines
 
     for line in headline_lines(cfg.out):
         click.echo(line)
     if result.failures:
         raise UserError(f"{len(result.failures)} run(s) failed; see {result.report}")
-
-
-# image passes per second on 2 CPU cores for resnet_tiny at width 16 and 16 px, measured on
-# the quick start; cost grows about with pixels x width^2
-_CPU_PASSES_PER_S = 2000.0
-
-
-def _cpu_estimate(cfg: StudyConfig, passes: int) -> str:
-    if cfg.backbone.name != "resnet_tiny":
-        return " (full-size backbone: plan for a GPU)"
-    scale = (cfg.data.image_size / 16) ** 2 * (cfg.backbone.width / 16) ** 2
-    minutes = passes * scale / _CPU_PASSES_PER_S / 60
-    return f" (roughly {minutes:.0f} min of training on 2 CPU cores, evaluation extra)"
 
 
 @cli.group()
@@ -268,13 +243,12 @@ def data_stats(config: Path | None, overrides: tuple[str, ...], wait: bool) -> N
     _check_output_dir(cfg.out)
     _hold_lock(cfg.out, "data stats", wait)
     _refuse_other_study(cfg)
-    import numpy as np
 
     from .data.prepare import prepare_data
-    from .data.profiles import gini
+    from .data.profiles import gini, imbalance_ratio
     from .report.plots import class_counts_figure, plt
 
-    d = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
+    d = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     ref = d.draw(cfg.seeds[0])
     names = [p.name for p in d.plans]
     header = (
@@ -283,10 +257,7 @@ def data_stats(config: Path | None, overrides: tuple[str, ...], wait: bool) -> N
         + "  group"
     )
     click.echo(header)
-    pool, val, test = (
-        np.bincount(d.labels[d.indices(s)], minlength=d.num_classes)
-        for s in ("train", "val", "test")
-    )
+    pool, val, test = (d.split_counts(s) for s in ("train", "val", "test"))
     for c, name in enumerate(d.class_names):
         click.echo(
             f"{name[:24]:24s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} "
@@ -298,8 +269,10 @@ def data_stats(config: Path | None, overrides: tuple[str, ...], wait: bool) -> N
         + " ".join(f"{p.size:12d}" for p in d.plans)
     )
     for p in d.plans:
-        ratio = p.counts.min() / p.counts.max()
-        click.echo(f"{p.name}: n={p.size}, imbalance ratio {ratio:.4f}, Gini {gini(p.counts):.3f}")
+        click.echo(
+            f"{p.name}: n={p.size}, imbalance ratio {imbalance_ratio(p.counts):.4f}, "
+            f"Gini {gini(p.counts):.3f}"
+        )
     click.echo(
         f"groups: rule '{ref.group_rule}' from {d.imbalanced_name}; "
         f"bad images skipped: {len(d.bad_images)}"
@@ -310,13 +283,11 @@ def data_stats(config: Path | None, overrides: tuple[str, ...], wait: bool) -> N
         ref.groups,
         f"{cfg.name}: {d.imbalanced_name}",
     )
-    chart = d.directory / "class_counts.png"
+    files = cfg.layout.data
+    chart = files.class_counts_chart
     fig.savefig(chart, dpi=110)
     plt.close(fig)
-    click.echo(
-        f"manifests: {d.directory / 'manifests'}\nstats: {d.directory / 'stats.json'}\n"
-        f"chart: {chart}"
-    )
+    click.echo(f"manifests: {files.manifests}\nstats: {files.stats}\nchart: {chart}")
 
 
 @cli.command()
@@ -342,7 +313,7 @@ def pretrain(
     from .representations import obtain_representation
 
     _, info = obtain_representation(spec, cfg, data, device)
-    click.echo(f"backbone: {spec.directory(cfg.out) / 'backbone.pt'}")
+    click.echo(f"backbone: {spec.layout(cfg.layout).backbone}")
     click.echo(f"collapsed: {info.get('collapsed')}  collapse ratio: {info.get('collapse_ratio')}")
 
 
@@ -371,12 +342,12 @@ def evaluate(
         backbone,
         data,
         cfg.evaluation,
-        spec.directory(cfg.out),
+        spec.layout(cfg.layout).path,
         spec.seed,
         device,
         cfg.augmentation,
         subset=spec.subset,
-        image_size=spec.settings.get("input_size"),
+        image_size=spec.input_size,
     ):
         m, _ = prediction_metrics(read_predictions(directory), groups, data.num_classes)
         click.echo(
@@ -390,7 +361,7 @@ def _find_spec(cfg: StudyConfig, method: str, subset: str | None, seed: int | No
     from .engine.device import resolve_device
     from .representations import expand_representations
 
-    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
+    data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     seed = cfg.seeds[0] if seed is None else seed
     specs = expand_representations(cfg, data)
     want_subset = subset or data.imbalanced_name

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 
 from .errors import UserError
+from .layout import RunLayout
 
 SOURCES_WITH_ROOT = ("folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz")
 
@@ -468,6 +469,11 @@ class StudyConfig(Strict):
     def out(self) -> Path:
         assert self.output_dir is not None
         return self.output_dir
+
+    @property
+    def layout(self) -> RunLayout:
+        """Where the run's files are (layout.py owns every name under output_dir)."""
+        return RunLayout(self.out)
 
 
 _rebuild_study_config()

@@ -12,30 +12,85 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from .atomic import load_torch_or_none, read_json_or_none, save_torch, write_json
-from .config import ImportedConfig, StudyConfig, TrainConfig, config_hash
+from .config import (
+    AugmentationConfig,
+    BackboneConfig,
+    DataConfig,
+    ImportedConfig,
+    MethodBase,
+    StudyConfig,
+    TrainConfig,
+    config_hash,
+)
 from .data.prepare import StudyData, data_key
 from .engine.batches import ArrayBatches
 from .engine.loop import fit, seed_everything
+from .layout import RepresentationLayout, RunLayout
 from .methods import build_method, is_self_supervised
 from .models.backbones import backbone_from_arch, build_backbone
 from .models.checkpoints import load_backbone
 
-DONE_FILE = "representation.json"
-SCENARIOS = ("SL", "SSL-in-domain", "SSL-ImageNet", "random-init")
-
 
 @dataclass(frozen=True)
 class RepresentationSpec:
-    scenario: str
-    method: str
+    """One representation of a study, with the typed settings that make it. Its key hashes a
+    canonical JSON dump of them (`settings`), so the directory of a run made earlier stays
+    its directory."""
+
+    scenario: str  # SL, SSL-in-domain, SSL-ImageNet, random-init
+    method: str  # the method's label, the imported name, or random-init
     subset: str | None
     seed: int
-    settings: dict[str, Any] = field(hash=False, compare=False)
+    data: DataConfig = field(hash=False, compare=False)
+    # trained (SL, SSL-in-domain)
+    method_config: MethodBase | None = field(default=None, hash=False, compare=False)
+    train: TrainConfig | None = field(default=None, hash=False, compare=False)
+    augmentation: AugmentationConfig | None = field(default=None, hash=False, compare=False)
+    images: str | None = None  # items_key of the very images it trains on
+    # trained and random init
+    backbone: BackboneConfig | None = field(default=None, hash=False, compare=False)
+    # imported (SSL-ImageNet): the checkpoint, and its file's size and mtime when expanded
+    imported: ImportedConfig | None = field(default=None, hash=False, compare=False)
+    imported_file: tuple[int, float] | None = None
+
+    @property
+    def input_size(self) -> int | None:
+        """The representation's own input size where it is not the study's (imported)."""
+        return self.imported.image_size if self.imported is not None else None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The canonical JSON dump of what makes this representation (hashed into `key`)."""
+        base = {
+            "data": data_key(self.data),
+            "split": _dump(self.data.split),
+            "imbalance": _dump(self.data.imbalance),
+            "image_size": self.data.image_size,
+        }
+        if self.imported is not None:
+            assert self.imported_file is not None
+            size, mtime = self.imported_file
+            return {
+                **base,
+                "input_size": self.imported.image_size,
+                "imported": _dump(self.imported),
+                "size": size,
+                "mtime": mtime,
+            }
+        if self.method_config is not None:
+            return {
+                **base,
+                "images": self.images,
+                "method": _dump(self.method_config),
+                "train": _dump(self.train),
+                "augmentation": _dump(self.augmentation),
+                "backbone": _dump(self.backbone),
+            }
+        return {**base, "backbone": _dump(self.backbone)}
 
     @property
     def key(self) -> str:
@@ -53,25 +108,30 @@ class RepresentationSpec:
     def name(self) -> str:
         return f"{self.method}_{self.subset or 'none'}_s{self.seed}"
 
+    @property
+    def dirname(self) -> str:
+        return f"{self.name}-{self.key}"
+
+    def layout(self, run: RunLayout) -> RepresentationLayout:
+        return run.representation(self.dirname)
+
     def directory(self, out: Path) -> Path:
-        return out / "representations" / f"{self.name}-{self.key}"
+        return self.layout(RunLayout(out)).path
+
+
+def _dump(model: Any) -> Any:
+    return model.model_dump(mode="json") if model is not None else None
 
 
 def expand_representations(cfg: StudyConfig, data: StudyData) -> list[RepresentationSpec]:
     """Every representation of the study: trained methods x subsets x seeds, imported
     checkpoints and random init x seeds."""
-    base = {
-        "data": data_key(cfg.data),
-        "split": cfg.data.split.model_dump(mode="json"),
-        "imbalance": cfg.data.imbalance.model_dump(mode="json"),
-        "image_size": cfg.data.image_size,
-    }
     specs = []
     for seed in cfg.seeds:
         drawn = data.draw(seed)
         for m in cfg.methods:
             scenario = "SSL-in-domain" if is_self_supervised(m) else "SL"
-            train = _train_config(cfg, m).model_dump(mode="json")
+            train = train_config(cfg, m)
             for plan in drawn.plans:
                 specs.append(
                     RepresentationSpec(
@@ -79,15 +139,13 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                         m.label,
                         plan.name,
                         seed,
-                        {
-                            **base,
-                            # keyed by the very images it trains on, not by how they were drawn
-                            "images": items_key(data, drawn.subsets[plan.name]),
-                            "method": m.model_dump(mode="json"),
-                            "train": train,
-                            "augmentation": cfg.augmentation.model_dump(mode="json"),
-                            "backbone": cfg.backbone.model_dump(mode="json"),
-                        },
+                        cfg.data,
+                        method_config=m,
+                        train=train,
+                        augmentation=cfg.augmentation,
+                        # keyed by the very images it trains on, not by how they were drawn
+                        images=data.items_key(drawn.subsets[plan.name]),
+                        backbone=cfg.backbone,
                     )
                 )
         for imp in cfg.imported:
@@ -98,34 +156,22 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                     imp.name,
                     None,
                     seed,
-                    {
-                        **base,
-                        "input_size": imp.image_size,
-                        "imported": imp.model_dump(mode="json"),
-                        "size": st.st_size,
-                        "mtime": st.st_mtime,
-                    },
+                    cfg.data,
+                    imported=imp,
+                    imported_file=(st.st_size, st.st_mtime),
                 )
             )
         if cfg.random_init:
             specs.append(
                 RepresentationSpec(
-                    "random-init",
-                    "random-init",
-                    None,
-                    seed,
-                    {**base, "backbone": cfg.backbone.model_dump(mode="json")},
+                    "random-init", "random-init", None, seed, cfg.data, backbone=cfg.backbone
                 )
             )
     return specs
 
 
-def items_key(data: StudyData, idx: np.ndarray) -> str:
-    """A hash of the items (and labels) an index set holds."""
-    return config_hash({"items": [data.items[i] for i in idx], "labels": data.labels[idx].tolist()})
-
-
-def _train_config(cfg: StudyConfig, method: Any) -> TrainConfig:
+def train_config(cfg: StudyConfig, method: MethodBase) -> TrainConfig:
+    """The study's pretraining settings with the method's own epochs, batch size and lr."""
     train = cfg.pretrain.model_copy(deep=True)
     if method.epochs is not None:
         train.epochs = method.epochs
@@ -137,10 +183,10 @@ def _train_config(cfg: StudyConfig, method: Any) -> TrainConfig:
 
 
 def representation_status(spec: RepresentationSpec, out: Path) -> str:
-    d = spec.directory(out)
-    if (d / DONE_FILE).exists():
+    rep = spec.layout(RunLayout(out))
+    if rep.done.exists():
         return "done"
-    if (d / "train" / "checkpoint.pt").exists():
+    if rep.checkpoint.exists():
         return "partial"
     return "todo"
 
@@ -149,19 +195,19 @@ def obtain_representation(
     spec: RepresentationSpec, cfg: StudyConfig, data: StudyData, device: torch.device
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The spec's backbone: read back when done, else trained/imported/initialised now."""
-    d = spec.directory(cfg.out)
-    info = read_json_or_none(d / DONE_FILE)
+    rep = spec.layout(cfg.layout)
+    info = read_json_or_none(rep.done)
     if info is not None:
-        if spec.scenario == "SSL-ImageNet":
-            imp = ImportedConfig.model_validate(spec.settings["imported"])
+        if spec.imported is not None:
+            imp = spec.imported
             return load_backbone(imp.path, imp.format, imp.arch)[0], info
-        state = load_torch_or_none(d / "backbone.pt", warn_missing=True)
+        state = load_torch_or_none(rep.backbone, warn_missing=True)
         if state is not None:
             backbone = backbone_from_arch(info["arch"])
             backbone.load_state_dict(state)
             return backbone, info
         # a truncated or lost backbone.pt is rebuilt (from the training checkpoint if any)
-    d.mkdir(parents=True, exist_ok=True)
+    rep.path.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     info: dict[str, Any] = {
         "scenario": spec.scenario,
@@ -170,41 +216,39 @@ def obtain_representation(
         "seed": spec.seed,
         "collapsed": False,
     }
-    if spec.scenario == "SSL-ImageNet":
-        imp = ImportedConfig.model_validate(spec.settings["imported"])
+    if spec.imported is not None:
+        imp = spec.imported
         backbone, report = load_backbone(imp.path, imp.format, imp.arch)
         info.update(format=report.format, arch=report.arch, path=str(imp.path))
     else:
         seed_everything(spec.seed)
         backbone = build_backbone(cfg.backbone, cfg.data.image_size)
         if spec.scenario != "random-init":
-            info.update(_train(spec, cfg, data, backbone, d, device))
-        save_torch(d / "backbone.pt", backbone.state_dict())
+            info.update(_train(spec, data, backbone, rep, device))
+        save_torch(rep.backbone, backbone.state_dict())
         info["arch"] = backbone.arch  # type: ignore[attr-defined]
     info["seconds"] = time.perf_counter() - started
-    write_json(d / DONE_FILE, info)
+    write_json(rep.done, info)
     return backbone, info
 
 
 def _train(
     spec: RepresentationSpec,
-    cfg: StudyConfig,
     data: StudyData,
     backbone: nn.Module,
-    d: Path,
+    rep: RepresentationLayout,
     device: torch.device,
 ) -> dict[str, Any]:
-    method_cfg = next(m for m in cfg.methods if m.label == spec.method)
-    train = TrainConfig.model_validate(spec.settings["train"])
+    method_cfg, train = spec.method_config, spec.train
+    assert method_cfg is not None and train is not None
     idx = data.draw(spec.seed).subsets[spec.subset]  # type: ignore[index]
-    counts = np.bincount(data.labels[idx], minlength=data.num_classes)
     method = build_method(
         method_cfg,
         backbone,
         num_classes=data.num_classes,
-        class_counts=counts,
+        class_counts=data.class_counts(idx),
         train_size=len(idx),
-        augmentation=cfg.augmentation,
+        augmentation=spec.augmentation,
     )
     sampler = getattr(method_cfg, "sampler", "instance")
     batches = ArrayBatches(
@@ -216,7 +260,7 @@ def _train(
         sampler=sampler,
         num_classes=data.num_classes,
     )
-    result = fit(method, batches, train, d / "train", seed=spec.seed, desc=spec.name)
+    result = fit(method, batches, train, rep.train, seed=spec.seed, desc=spec.name)
     last = result.history[-1] if result.history else {}
     return {
         "collapsed": result.collapsed,

@@ -20,7 +20,7 @@ from .atomic import remove_orphan_temps, write_json, write_text
 from .config import StudyConfig
 from .data.prepare import StudyData, prepare_data
 from .engine.device import resolve_device
-from .evaluation.run import evaluate_representation, evaluation_jobs, evaluation_specs
+from .evaluation.run import evaluate_representation
 from .report.tables import StudyTables, build_tables, write_tables
 from .representations import (
     RepresentationSpec,
@@ -38,11 +38,10 @@ class StudyResult:
 
 
 def save_study_config(cfg: StudyConfig) -> None:
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    write_text(
-        cfg.out / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-    )
-    write_json(cfg.out / "environment.json", environment())
+    run = cfg.layout
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_text(run.config, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    write_json(run.environment, environment())
 
 
 def environment() -> dict[str, Any]:
@@ -62,38 +61,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-def plan_rows(cfg: StudyConfig, data: StudyData) -> list[dict[str, Any]]:
-    """One row per representation: what it is, whether it is cached, and its work in image
-    passes (pretraining views x epochs x images, plus fine-tuning)."""
-    rows = []
-    evals = evaluation_specs(cfg.evaluation)
-    for spec in expand_representations(cfg, data):
-        jobs = evaluation_jobs(evals, data, spec.seed, spec.subset)
-        n_evals = len(jobs)
-        ft_work = sum(
-            j.spec.settings["epochs"] * len(j.indices)
-            for j in jobs
-            if j.spec.kind != "linear" and j.spec.kind != "knn"
-        )
-        work = 0
-        if spec.subset is not None:
-            views = 1 if spec.scenario == "SL" else 2
-            size = len(data.draw(spec.seed).subsets[spec.subset])
-            work = views * spec.settings["train"]["epochs"] * size
-        rows.append(
-            {
-                "representation": spec.name,
-                "scenario": spec.scenario,
-                "subset": spec.subset or "-",
-                "seed": spec.seed,
-                "status": representation_status(spec, cfg.out),
-                "evaluations": n_evals,
-                "image_passes": work + ft_work,
-            }
-        )
-    return rows
-
-
 def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
     """Run (or resume) every representation and evaluation; write tables and the report."""
     from .report.html import write_report
@@ -101,7 +68,8 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
     save_study_config(cfg)
     remove_orphan_temps(cfg.out, min_age_s=0)  # a killed run's; this run holds the directory
     device = resolve_device(cfg.device)
-    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
+    run = cfg.layout
+    data = prepare_data(cfg.data, run.data.path, cfg.evaluation, cfg.seeds)
     specs = expand_representations(cfg, data)
     log(
         f"study '{cfg.name}': {len(specs)} representations on {device}, "
@@ -127,8 +95,8 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
             )
             log(f"    FAILED: {type(exc).__name__}: {exc}")
     tables = build_tables(records, data, failures)
-    write_tables(tables, cfg.out / "tables")
-    write_json(cfg.out / "failures.json", failures)
+    write_tables(tables, run.tables)
+    write_json(run.failures, failures)
     report = write_report(cfg.out)
     return StudyResult(tables, failures, report)
 
@@ -143,11 +111,11 @@ def _run_one(
             backbone,
             data,
             cfg.evaluation,
-            spec.directory(cfg.out),
+            spec.layout(cfg.layout).path,
             spec.seed,
             device,
             cfg.augmentation,
             subset=spec.subset,
-            image_size=spec.settings.get("input_size"),
+            image_size=spec.input_size,
         )
     ]

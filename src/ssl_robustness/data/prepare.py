@@ -11,6 +11,7 @@ import numpy as np
 from ..atomic import write_json
 from ..config import DataConfig, EvaluationConfig, config_hash
 from ..errors import UserError
+from ..layout import DataLayout
 from .groups import assign_groups
 from .images import build_image_cache
 from .labelled import LabelledSet
@@ -81,7 +82,7 @@ class StudyData:
                 self.source,
                 np.arange(len(self.source)),
                 size,
-                self.directory / f"images-{listing}-{size}px.npy",
+                DataLayout(self.directory).image_cache(listing, size),
                 skip_bad=self.cfg.skip_bad_images,
                 workers=self.cfg.decode_workers,
             )
@@ -94,8 +95,18 @@ class StudyData:
     def indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
 
+    def class_counts(self, idx: np.ndarray) -> np.ndarray:
+        """Images per class among `idx`."""
+        return np.bincount(self.labels[idx], minlength=self.num_classes)
+
+    def items_key(self, idx: np.ndarray) -> str:
+        """A hash of the items (and labels) an index set holds: keys runs by their images."""
+        return config_hash(
+            {"items": [self.items[i] for i in idx], "labels": self.labels[idx].tolist()}
+        )
+
     def split_counts(self, split: str) -> np.ndarray:
-        return np.bincount(self.labels[self.indices(split)], minlength=self.num_classes)
+        return self.class_counts(self.indices(split))
 
     @property
     def test_balanced(self) -> bool:
@@ -145,8 +156,8 @@ def _draw_for_seed(data: StudyData, seed: int) -> SeedDraw:
 
 
 def _plan(data: StudyData, order_seed: int | None = None) -> list[SubsetPlan]:
-    pool_counts = np.bincount(data.labels[data.indices("train")], minlength=data.num_classes)
-    pretrain_counts = np.bincount(data.labels[data.pretrain_pool], minlength=data.num_classes)
+    pool_counts = data.split_counts("train")
+    pretrain_counts = data.class_counts(data.pretrain_pool)
     return plan_subsets(
         pretrain_counts,
         data.cfg.imbalance,
@@ -177,7 +188,7 @@ def prepare_data(
     all_idx = np.arange(len(lset))
     # keyed by the item list too: adding or removing an image file makes a new cache
     listing = config_hash({"data": data_key(cfg), "items": lset.items})
-    cache_file = directory / f"images-{listing}-{cfg.image_size}px.npy"
+    cache_file = DataLayout(directory).image_cache(listing, cfg.image_size)
     images, bad_records = build_image_cache(
         lset,
         all_idx,
@@ -306,7 +317,7 @@ def interval_covers(data: StudyData) -> str:
 
 def write_data_manifests(data: StudyData, seeds: list[int]) -> None:
     """One manifest per split, per seed's subset and for the probe set; stats.json."""
-    out = data.directory / "manifests"
+    layout = DataLayout(data.directory)
     sets = {f"split-{s}": (data.indices(s), s, "") for s in ("train", "val", "test")}
     for seed in seeds:
         for name, idx in data.draw(seed).subsets.items():
@@ -314,29 +325,26 @@ def write_data_manifests(data: StudyData, seeds: list[int]) -> None:
     sets["probe-balanced"] = (data.probe_balanced, "train", "probe-balanced")
     for name, (idx, split, subset) in sets.items():
         write_manifest(
-            out / f"{name}.csv",
+            layout.manifest(name),
             [data.items[i] for i in idx],
             data.labels[idx],
             data.class_names,
             split,
             subset,
         )
-    write_json(data.directory / "stats.json", data_stats(data, seeds))
+    write_json(layout.stats, data_stats(data, seeds))
 
 
 def _counts(data: StudyData, idx: np.ndarray) -> dict[str, Any]:
-    counts = np.bincount(data.labels[idx], minlength=data.num_classes)
+    counts = data.class_counts(idx)
     return {**count_stats(counts), "counts": [int(x) for x in counts]}
 
 
 def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
     ref = data.draw(seeds[0])
-    probe = set(data.probe_balanced.tolist())
     overlap = {
         str(seed): {
-            name: np.bincount(
-                data.labels[[i for i in idx if i in probe]], minlength=data.num_classes
-            ).tolist()
+            name: data.class_counts(idx[np.isin(idx, data.probe_balanced)]).tolist()
             for name, idx in data.draw(seed).subsets.items()
         }
         for seed in seeds

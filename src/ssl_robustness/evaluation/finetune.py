@@ -65,7 +65,7 @@ def train_classifier(
     derives it from the evaluation's identity, so a rebuilt evaluation is the same."""
     images = data.images if images is None else images
     seed_everything(seed)
-    counts = np.bincount(data.labels[train_idx], minlength=data.num_classes)
+    counts = data.class_counts(train_idx)
     model = Supervised(
         copy.deepcopy(backbone),
         data.num_classes,

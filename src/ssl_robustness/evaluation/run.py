@@ -24,6 +24,7 @@ from torch import nn
 from ..atomic import read_json, read_json_or_none
 from ..config import AugmentationConfig, EvaluationConfig, config_hash
 from ..data.prepare import StudyData
+from ..layout import RepresentationLayout
 from ..methods.augment import adjust_view
 from ..methods.supervised import SUPERVISED_VIEW
 from .features import cached_features
@@ -70,16 +71,12 @@ class EvaluationJob:
         key = config_hash(
             {
                 **self.spec.settings,
-                "adapt_items": _items_key(data, self.indices),
-                "test_items": _items_key(data, data.indices("test")),
+                "adapt_items": data.items_key(self.indices),
+                "test_items": data.items_key(data.indices("test")),
             },
             8,
         )
-        return rep_dir / "eval" / f"{base}-on-{self.adapt_on}-{key}"
-
-
-def _items_key(data: StudyData, idx: np.ndarray) -> str:
-    return config_hash({"items": [data.items[i] for i in idx], "labels": data.labels[idx].tolist()})
+        return RepresentationLayout(rep_dir).evaluation(f"{base}-on-{self.adapt_on}-{key}")
 
 
 def evaluation_specs(
@@ -171,7 +168,7 @@ def evaluate_representation(
     """Yield (job, directory, metrics.json) for every evaluation; finished ones are read back,
     not rerun. `image_size` is the representation's own input size (imported backbones)."""
     images = data.images_at(image_size) if image_size else data.images
-    feats_dir = rep_dir / "features"
+    feats_dir = RepresentationLayout(rep_dir).features
     test_idx = data.indices("test")
 
     def features(name: str, idx: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from ..atomic import write_text, write_with
 from ..faults import reached
+from ..layout import RunLayout
 from . import verdict as V
 from .plots import (
     METRIC_LABELS,
@@ -84,8 +85,9 @@ def write_report(run_dir: str | Path) -> Path:
     from the files the study left there; return the HTML path."""
     run = load_run(run_dir)
     c = report_content(run)
-    write_text(run.path / "report" / "summary.md", markdown(c))
-    return write_text(run.path / "report" / "report.html", render_html(c))
+    layout = RunLayout(run.path)
+    write_text(layout.summary, markdown(c))
+    return write_text(layout.report_html, render_html(c))
 
 
 def headline_lines(run_dir: str | Path) -> list[str]:
@@ -113,7 +115,7 @@ def report_content(run: RunDir) -> ReportContent:
     headline = headline_choice(gaps)
     top = [v for v in vs if (v.evaluation, v.comparison) == headline] or vs[:1]
     rest = [v for v in vs if all(v is not t for t in top)]
-    figures = Figures(run.path / "report" / "figures")
+    figures = Figures(RunLayout(run.path).figures)
     notes: list[str] = []
     _draw(run, figures, headline, metric, notes)
     tsne = _tsne(run, figures, notes) if run.report_setting("tsne", True) else []

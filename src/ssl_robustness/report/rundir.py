@@ -16,8 +16,7 @@ import pandas as pd
 import yaml
 
 from ..errors import UserError
-
-TABLES = ("results", "per_class", "aggregate", "gaps", "gap_runs")
+from ..layout import TABLES, RunLayout
 
 
 @dataclass
@@ -39,30 +38,31 @@ class RunDir:
 
     def test_labels(self) -> np.ndarray | None:
         """Labels of the test split in the manifest's order (the order of test.npy rows)."""
-        path = self.path / "data" / "manifests" / "split-test.csv"
+        path = RunLayout(self.path).data.manifest("split-test")
         if not path.exists():
             return None
         return pd.read_csv(path, usecols=["label"])["label"].to_numpy()
 
     def test_features(self, rep_dir: str) -> np.ndarray | None:
-        path = self.path / "representations" / rep_dir / "features" / "test.npy"
+        path = RunLayout(self.path).representation(rep_dir).test_features()
         return np.load(path) if path.exists() else None
 
 
 def load_run(run_dir: str | Path) -> RunDir:
     """Read config.yaml, environment.json, failures.json, data/stats.json and tables/*.csv."""
     path = Path(run_dir)
-    if not (path / "tables" / "results.csv").exists():
+    run = RunLayout(path)
+    if not run.results.exists():
         raise UserError(
             f"{path}: no tables/results.csv; is this a finished study's output directory?"
         )
     return RunDir(
         path=path,
-        config=_yaml(path / "config.yaml"),
-        environment=_json(path / "environment.json", {}),
-        failures=_json(path / "failures.json", []),
-        stats=_json(path / "data" / "stats.json", {}),
-        tables={name: _csv(path / "tables" / f"{name}.csv") for name in TABLES},
+        config=_yaml(run.config),
+        environment=_json(run.environment, {}),
+        failures=_json(run.failures, []),
+        stats=_json(run.data.stats, {}),
+        tables={name: _csv(run.table(name)) for name in TABLES},
     )
 
 

@@ -14,6 +14,7 @@ from ..data.prepare import StudyData
 from ..evaluation.metrics import gap, seed_summary
 from ..evaluation.outputs import prediction_metrics, read_predictions
 from ..faults import reached
+from ..layout import TABLES, RepresentationLayout, table_file
 
 METRICS = ("top1", "top5", "balanced_accuracy", "macro_f1", "head", "medium", "tail")
 GAP_METRICS = ("top1", "balanced_accuracy", "head", "medium", "tail")
@@ -53,7 +54,7 @@ def build_tables(
         }
         row = {
             **common,
-            "rep_dir": Path(r["directory"]).parent.parent.name,
+            "rep_dir": RepresentationLayout.of_evaluation(Path(r["directory"])).name,
             "level": plan.level if plan else np.nan,
             "balanced": plan.balanced if plan else None,
             "matched": plan.matched if plan else None,
@@ -194,12 +195,12 @@ def gap_tables(results: pd.DataFrame, balanced: str) -> tuple[pd.DataFrame, pd.D
 
 def write_tables(tables: StudyTables, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    for name in ("results", "per_class", "aggregate", "gaps", "gap_runs"):
+    for name in TABLES:
         reached("tables")  # failpoint: tests kill between two table files (faults.py)
         df: pd.DataFrame = getattr(tables, name)
-        with atomic_path(directory / f"{name}.csv") as tmp:
+        with atomic_path(table_file(directory, name, "csv")) as tmp:
             df.to_csv(tmp, index=False)
-        with atomic_path(directory / f"{name}.parquet") as tmp:
+        with atomic_path(table_file(directory, name, "parquet")) as tmp:
             _for_parquet(df).to_parquet(tmp, index=False)
 
 
@@ -215,12 +216,7 @@ def _for_parquet(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_tables(directory: Path) -> StudyTables:
     """Read a finished study's tables (CSV) back, e.g. for `report` or a notebook."""
-    return StudyTables(
-        *(
-            _read_csv(directory / f"{n}.csv")
-            for n in ("results", "per_class", "aggregate", "gaps", "gap_runs")
-        )
-    )
+    return StudyTables(*(_read_csv(table_file(directory, n)) for n in TABLES))
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
