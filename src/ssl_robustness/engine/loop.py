@@ -1,4 +1,8 @@
-"""The one training loop: every method, fine-tuning and the SGD probe train through `fit`."""
+"""The one training loop: every method, fine-tuning and the SGD probe train through `fit`.
+
+Shaped like torchvision's reference scripts: `fit` is the outer loop (resume, epochs,
+checkpoints), `train_one_epoch` the steps of one epoch, `TrainState` what a checkpoint holds.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..faults import reached
+from ..layout import CHECKPOINT_FILE
 from .batches import ArrayBatches
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .device import autocast, make_scaler, prepare_model
@@ -25,7 +30,6 @@ from .logger import MetricsLogger
 from .optim import build_optimizer, warmup_cosine
 from .step import COLLAPSE_RATIO, Method, StepContext, collapse_ratio, collapse_std
 
-CHECKPOINT_NAME = "checkpoint.pt"
 EpochCallback = Callable[[int, Method], dict[str, float]]
 
 
@@ -44,6 +48,42 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint holds: the model and what drives its updates and randomness."""
+
+    model: Method
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: Any  # torch.amp.GradScaler (a no-op one on CPU)
+    sample_rng: np.random.Generator  # batch order
+    aug_gen: torch.Generator  # augmentations
+
+    def save(self, path: Path, epoch: int) -> None:
+        """Write the state after `epoch` atomically (temp file + rename)."""
+        save_checkpoint(
+            path,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict(),
+            rng=capture_rng(self.sample_rng, self.aug_gen),
+            epoch=epoch,
+        )
+
+    def resume(self, path: Path) -> int:
+        """Load the state saved at `path` if there is one; the first epoch still to run."""
+        if not path.exists():
+            return 0
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"], self.sample_rng, self.aug_gen)
+        return int(state["epoch"]) + 1
 
 
 def fit(
@@ -71,19 +111,16 @@ def fit(
         raise ValueError("no full batch: the training set is smaller than one batch")
     total = cfg.epochs * steps_per_epoch
     scheduler = warmup_cosine(optimizer, round(cfg.warmup_epochs * steps_per_epoch), total)
-    scaler = make_scaler(device)
-    sample_rng = np.random.default_rng([seed, 1])
-    aug_gen = torch.Generator().manual_seed(seed)
-    start_epoch = 0
-    ckpt_path = run_dir / CHECKPOINT_NAME
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"], sample_rng, aug_gen)
-        start_epoch = int(state["epoch"]) + 1
+    state = TrainState(
+        model,
+        optimizer,
+        scheduler,
+        make_scaler(device),
+        np.random.default_rng([seed, 1]),
+        torch.Generator().manual_seed(seed),
+    )
+    ckpt_path = run_dir / CHECKPOINT_FILE
+    start_epoch = state.resume(ckpt_path)
     step_model: nn.Module = model
     if is_distributed():
         if device.type == "cuda":  # batch statistics over the global batch
@@ -92,79 +129,15 @@ def fit(
     logger = MetricsLogger(run_dir, start_epoch) if rank() == 0 else None
     ratio: float | None = None
     for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        losses, stds, seen, t0 = [], [], 0, time.perf_counter()
-        bar = tqdm(
-            batches.epoch(sample_rng),
-            total=steps_per_epoch,
-            leave=False,
-            desc=f"{desc} {epoch + 1}/{cfg.epochs}",
-            disable=None,
-        )
-        for i, (images, labels) in enumerate(bar):
-            reached("train-step")  # failpoint: tests kill training here (faults.py)
-            step = epoch * steps_per_epoch + i
-            ctx = StepContext(aug_gen, step / total)
-            with autocast(device):
-                out: Any = step_model(images, labels, ctx)
-            if not torch.isfinite(out.loss):
-                raise TrainingDiverged(
-                    f"loss is {out.loss.item()} at epoch {epoch + 1}, step {i}; "
-                    "lower the learning rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out.loss).backward()
-            if cfg.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            model.after_step((step + 1) / total)
-            loss = float(out.loss.detach())
-            losses.append(loss)
-            seen += len(images)
-            if out.embedding is not None:
-                stds.append(collapse_std(out.embedding))
-            ips = seen / max(time.perf_counter() - t0, 1e-9)
-            lr_now = optimizer.param_groups[0]["lr"]
-            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr_now:.3g}", img_s=f"{ips:.0f}")
-            if logger is not None and (step % cfg.log_every == 0 or i == steps_per_epoch - 1):
-                logger.step(
-                    {
-                        "step": step,
-                        "epoch": epoch,
-                        "loss": loss,
-                        "lr": lr_now,
-                        "images_per_s": ips,
-                        **{k: float(v) for k, v in out.logs.items()},
-                    }
-                )
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "loss": float(np.mean(losses)),
-            "lr": optimizer.param_groups[0]["lr"],
-            "images_per_s": seen / max(time.perf_counter() - t0, 1e-9),
-        }
-        if stds:
-            dim = out.embedding.shape[1]
-            ratio = collapse_ratio(float(np.mean(stds)), dim)
-            row.update(collapse_std=float(np.mean(stds)), collapse_ratio=ratio)
+        row = train_one_epoch(state, step_model, batches, cfg, epoch, logger, desc)
+        ratio = row.get("collapse_ratio", ratio)
         if on_epoch_end is not None:
             row.update(on_epoch_end(epoch, model))
         if logger is not None:
             logger.epoch(row)
         last = epoch == cfg.epochs - 1
         if rank() == 0 and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
-            save_checkpoint(
-                ckpt_path,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                scaler=scaler.state_dict(),
-                rng=capture_rng(sample_rng, aug_gen),
-                epoch=epoch,
-            )
+            state.save(ckpt_path, epoch)
     history = logger.epochs if logger is not None else []
     if logger is not None:
         logger.close()
@@ -172,3 +145,76 @@ def fit(
         ratio = float(history[-1]["collapse_ratio"])
     collapsed = ratio is not None and not (ratio >= COLLAPSE_RATIO and math.isfinite(ratio))
     return FitResult(history, collapsed, ratio)
+
+
+def train_one_epoch(
+    state: TrainState,
+    step_model: nn.Module,
+    batches: ArrayBatches,
+    cfg: TrainConfig,
+    epoch: int,
+    logger: MetricsLogger | None,
+    desc: str,
+) -> dict[str, Any]:
+    """One pass over `batches`: a step per batch, logged every `cfg.log_every` steps; the
+    epoch's row (mean loss, lr, throughput, collapse statistic of SSL methods)."""
+    model, optimizer, device = state.model, state.optimizer, batches.device
+    steps_per_epoch = len(batches)
+    total = cfg.epochs * steps_per_epoch
+    model.train()
+    losses, stds, seen, t0 = [], [], 0, time.perf_counter()
+    bar = tqdm(
+        batches.epoch(state.sample_rng),
+        total=steps_per_epoch,
+        leave=False,
+        desc=f"{desc} {epoch + 1}/{cfg.epochs}",
+        disable=None,
+    )
+    for i, (images, labels) in enumerate(bar):
+        reached("train-step")  # failpoint: tests kill training here (faults.py)
+        step = epoch * steps_per_epoch + i
+        ctx = StepContext(state.aug_gen, step / total)
+        with autocast(device):
+            out: Any = step_model(images, labels, ctx)
+        if not torch.isfinite(out.loss):
+            raise TrainingDiverged(
+                f"loss is {out.loss.item()} at epoch {epoch + 1}, step {i}; lower the learning rate"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(out.loss).backward()
+        if cfg.grad_clip is not None:
+            state.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        state.scaler.step(optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        model.after_step((step + 1) / total)
+        loss = float(out.loss.detach())
+        losses.append(loss)
+        seen += len(images)
+        if out.embedding is not None:
+            stds.append(collapse_std(out.embedding))
+        ips = seen / max(time.perf_counter() - t0, 1e-9)
+        lr_now = optimizer.param_groups[0]["lr"]
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr_now:.3g}", img_s=f"{ips:.0f}")
+        if logger is not None and (step % cfg.log_every == 0 or i == steps_per_epoch - 1):
+            logger.step(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": loss,
+                    "lr": lr_now,
+                    "images_per_s": ips,
+                    **{k: float(v) for k, v in out.logs.items()},
+                }
+            )
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "loss": float(np.mean(losses)),
+        "lr": optimizer.param_groups[0]["lr"],
+        "images_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+    }
+    if stds:
+        std = float(np.mean(stds))
+        row.update(collapse_std=std, collapse_ratio=collapse_ratio(std, out.embedding.shape[1]))
+    return row
