@@ -3,7 +3,8 @@ no set of modules imports itself round (lazy imports inside functions count too)
 
 Floors, bottom to top (the `FLOORS` table is the one place they are declared):
 
-0  errors, atomic, faults, lock, layout, config   no torch; what every floor may use
+0  errors, atomic, faults, lock, names, layout,  no torch; what every floor may use
+   config
 1  data, models                                   the images and the networks
 2  engine                                         the training loop and the step protocol
 3  methods                                        one file per method, registered by config
@@ -31,6 +32,7 @@ FLOORS = {
     "faults": 0,
     "lock": 0,
     "layout": 0,
+    "names": 0,
     "config": 0,
     "data": 1,
     "models": 1,

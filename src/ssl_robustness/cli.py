@@ -14,6 +14,7 @@ from .config import StudyConfig, load_config
 from .errors import UserError
 from .layout import RunLayout
 from .lock import output_lock
+from .names import CHECKPOINT_FORMATS
 
 CONFIG = click.argument("config", required=False, type=click.Path(path_type=Path))
 OVERRIDES = click.option(
@@ -397,9 +398,7 @@ FORMAT = click.option(
     "--format",
     "fmt",
     default="auto",
-    type=click.Choice(
-        ["auto", "torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl"]
-    ),
+    type=click.Choice(["auto", *CHECKPOINT_FORMATS]),
 )
 
 

@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 
 from .errors import UserError
 from .layout import RunLayout
+from .names import CHECKPOINT_FORMATS
 
 SOURCES_WITH_ROOT = ("folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz")
 
@@ -338,9 +339,7 @@ class ImportedConfig(Strict):
 
     name: str
     path: Path
-    format: Literal[
-        "auto", "torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl"
-    ] = "auto"
+    format: Literal[("auto", *CHECKPOINT_FORMATS)] = "auto"  # type: ignore[valid-type]
     arch: str | None = None  # resnet18 / resnet50 / timm:<name>; inferred from the keys if None
     # The input size the weights were trained at: its own decoded cache, never the study's
     # (tiny) image size, which would leave an ImageNet stem a 1x1 map.

@@ -33,6 +33,7 @@ from .layout import RepresentationLayout, RunLayout
 from .methods import build_method, is_self_supervised
 from .models.backbones import backbone_from_arch, build_backbone
 from .models.checkpoints import load_backbone
+from .names import RANDOM_INIT, SL, SSL_IMAGENET, SSL_IN_DOMAIN
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
     for seed in cfg.seeds:
         drawn = data.draw(seed)
         for m in cfg.methods:
-            scenario = "SSL-in-domain" if is_self_supervised(m) else "SL"
+            scenario = SSL_IN_DOMAIN if is_self_supervised(m) else SL
             train = train_config(cfg, m)
             for plan in drawn.plans:
                 specs.append(
@@ -152,7 +153,7 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
             st = imp.path.stat()
             specs.append(
                 RepresentationSpec(
-                    "SSL-ImageNet",
+                    SSL_IMAGENET,
                     imp.name,
                     None,
                     seed,
@@ -164,7 +165,7 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
         if cfg.random_init:
             specs.append(
                 RepresentationSpec(
-                    "random-init", "random-init", None, seed, cfg.data, backbone=cfg.backbone
+                    RANDOM_INIT, RANDOM_INIT, None, seed, cfg.data, backbone=cfg.backbone
                 )
             )
     return specs
@@ -223,7 +224,7 @@ def obtain_representation(
     else:
         seed_everything(spec.seed)
         backbone = build_backbone(cfg.backbone, cfg.data.image_size)
-        if spec.scenario != "random-init":
+        if spec.scenario != RANDOM_INIT:
             info.update(_train(spec, data, backbone, rep, device))
         save_torch(rep.backbone, backbone.state_dict())
         info["arch"] = backbone.arch  # type: ignore[attr-defined]

@@ -26,10 +26,10 @@ from torch import nn
 
 from ..atomic import pickled_code_detail
 from ..errors import UserError
+from ..names import CHECKPOINT_FORMATS
 from .backbones import STANDARD_RESNETS, TimmBackbone, backbone_from_arch
 
-FORMATS = ("torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl")
-FORMAT_PREFIX = {
+FORMAT_PREFIX = {  # the backbone's key prefix in each of names.CHECKPOINT_FORMATS
     "moco": "encoder_q.",
     "simsiam": "encoder.",
     "lightning": "backbone.",
@@ -38,6 +38,7 @@ FORMAT_PREFIX = {
     "torchvision": "",
     "timm": "",
 }
+assert set(FORMAT_PREFIX) == set(CHECKPOINT_FORMATS), "a format without its prefix"
 HEAD_PREFIXES = ("fc.", "head.", "classifier.")
 # `arch` values that are not torchvision names: build the ResNet the keys describe
 CUSTOM_ARCH = "resnet_tiny"

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from ..atomic import write_text, write_with
 from ..faults import reached
 from ..layout import RunLayout
+from ..names import TRAINED_SCENARIOS
 from . import verdict as V
 from .plots import (
     METRIC_LABELS,
@@ -33,8 +34,6 @@ from .plots import (
 )
 from .rundir import RunDir, load_run
 from .tsne import tsne_figure
-
-TRAINED = ("SL", "SSL-in-domain")  # scenarios whose subset column is the pretraining subset
 
 
 @dataclass
@@ -421,7 +420,7 @@ def _tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
     seeded = run.stats.get("seeds", {}).get(str(int(seed)), {}).get("groups", {})
     groups = seeded.get("per_class") or groups
     main = _main_subset(run)
-    pick = ok[~ok["scenario"].isin(TRAINED) | (ok["subset"] == main)]
+    pick = ok[~ok["scenario"].isin(TRAINED_SCENARIOS) | (ok["subset"] == main)]
     names = []
     limit = int(run.report_setting("tsne_max_points", 2000))
     for rep, rep_dir in dict(zip(pick["representation"], pick["rep_dir"], strict=True)).items():

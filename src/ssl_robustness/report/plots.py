@@ -15,13 +15,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..names import RANDOM_INIT, SL, SSL_IMAGENET, SSL_IN_DOMAIN  # noqa: E402
+
 GROUP_COLORS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#d62728"}
 OVERALL_COLOR = "#4d4d4d"
 SCENARIO_COLORS = {
-    "SL": "#7f7f7f",
-    "SSL-in-domain": "#2ca02c",
-    "SSL-ImageNet": "#9467bd",
-    "random-init": "#c7c7c7",
+    SL: "#7f7f7f",
+    SSL_IN_DOMAIN: "#2ca02c",
+    SSL_IMAGENET: "#9467bd",
+    RANDOM_INIT: "#c7c7c7",
 }
 # method colours for point charts: none of them a group colour
 METHOD_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

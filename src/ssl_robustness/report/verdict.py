@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-SSL_SCENARIOS = ("SSL-in-domain", "SSL-ImageNet")
-SL_SCENARIO = "SL"
+from ..names import SL, SSL_SCENARIOS
+
+SL_SCENARIO = SL
 HEADLINE = ("linear-balanced", "pretraining")  # Liu et al.'s protocol
 COMPARISON_ORDER = ("pretraining", "end-to-end", "fixed-representation")
 

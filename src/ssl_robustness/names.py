@@ -1,0 +1,19 @@
+"""The words every floor shares, spelled once: the scenarios a representation belongs to
+(a column of every table) and the checkpoint formats an imported backbone may have.
+
+Torch-free and import-free, so the config, the models and the report all take them from here.
+"""
+
+from __future__ import annotations
+
+# how a representation was made
+SL = "SL"  # a supervised method, trained on a study subset
+SSL_IN_DOMAIN = "SSL-in-domain"  # a self-supervised method, trained on a study subset
+SSL_IMAGENET = "SSL-ImageNet"  # an imported SSL checkpoint (pretrained elsewhere)
+RANDOM_INIT = "random-init"  # the untrained backbone: the floor
+SCENARIOS = (SL, SSL_IN_DOMAIN, SSL_IMAGENET, RANDOM_INIT)
+SSL_SCENARIOS = (SSL_IN_DOMAIN, SSL_IMAGENET)
+TRAINED_SCENARIOS = (SL, SSL_IN_DOMAIN)  # their subset column is the pretraining subset
+
+# the key layouts models/checkpoints.py reads (each with its prefix there); "auto" detects one
+CHECKPOINT_FORMATS = ("torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl")
