@@ -16,6 +16,7 @@ def mlp(
 ) -> nn.Sequential:
     """Linear(-BN)-ReLU blocks then a Linear; `bn_last` adds SimSiam's affine-free output BN.
 
+    >>> import torch
     >>> mlp(512, 2048, 128)(torch.randn(4, 512)).shape
     torch.Size([4, 128])
     """

@@ -19,6 +19,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from ..atomic import write_text, write_with
+from ..data.profiles import imbalance_ratio
 from ..faults import reached
 from ..layout import RunLayout
 from ..names import TRAINED_SCENARIOS
@@ -361,7 +362,7 @@ def _draw(
                 stats["classes"],
                 c,
                 np.asarray(groups),
-                f"{main}: {int(c.sum())} images, ratio {c.min() / max(c.max(), 1):.3f}",
+                f"{main}: {int(c.sum())} images, ratio {imbalance_ratio(c):.3f}",
             ),
             "training images per class in the main imbalanced subset",
         )
