@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+LOCK_FILE = ".ssl-robustness.lock"
 CHECKPOINT_FILE = "checkpoint.pt"  # the training loop's resumable state, in its run folder
 TABLES = ("results", "per_class", "aggregate", "gaps", "gap_runs")  # tables/<name>.csv|.parquet
 
@@ -107,6 +108,11 @@ class RunLayout:
     """<output_dir>: one study's run."""
 
     root: Path
+
+    @property
+    def lock(self) -> Path:
+        """The lock file of the one process using the run (lock.py)."""
+        return self.root / LOCK_FILE
 
     @property
     def config(self) -> Path:

@@ -22,12 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import UserError
+from .layout import LOCK_FILE, RunLayout
 
-LOCK_NAME = ".ssl-robustness.lock"
+LOCK_NAME = LOCK_FILE
 
 
 def lock_path(directory: Path) -> Path:
-    return Path(directory) / LOCK_NAME
+    return RunLayout(Path(directory)).lock
 
 
 def describe_holder(directory: Path) -> str:

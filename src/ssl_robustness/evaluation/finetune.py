@@ -24,6 +24,9 @@ from ..methods.supervised import SUPERVISED_VIEW, Supervised
 from .features import extract_features
 from .metrics import per_class_accuracy
 
+# a fine-tuning run keeps its best-on-val epoch beside its outputs
+BEST_WEIGHTS, BEST_META = "best.pt", "best.json"
+
 
 def predict_scores(
     model: Supervised, images: np.ndarray, indices: np.ndarray, device: torch.device
@@ -75,7 +78,7 @@ def train_classifier(
         freeze_backbone=freeze_backbone,
     )
     val_idx = data.indices("val")
-    best_file, best_meta = run_dir / "best.pt", run_dir / "best.json"
+    best_file, best_meta = run_dir / BEST_WEIGHTS, run_dir / BEST_META
 
     def select(epoch: int, m: nn.Module) -> dict[str, float]:
         if not len(val_idx):

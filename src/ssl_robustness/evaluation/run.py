@@ -28,7 +28,7 @@ from ..layout import RepresentationLayout
 from ..methods.augment import adjust_view
 from ..methods.supervised import SUPERVISED_VIEW
 from .features import cached_features
-from .finetune import train_classifier
+from .finetune import BEST_META, train_classifier
 from .knn import knn_scores
 from .linear_probe import linear_probe
 from .outputs import METRICS_FILE, predictions_readable, write_evaluation
@@ -233,6 +233,6 @@ def evaluate_representation(
                 view=view,
                 images=images,
             )
-            best = out / "best.json"
+            best = out / BEST_META
             extra.update(selected=read_json(best) if best.exists() else None, epochs=s["epochs"])
         yield job, out, write_evaluation(out, data, test_idx, scores, extra)
