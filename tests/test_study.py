@@ -136,7 +136,7 @@ def test_interrupted_study_resumes(tmp_path, monkeypatch):
     raw = tiny_study(tmp_path, methods=[{"name": "simclr"}], random_init=False)
     raw["pretrain"]["epochs"] = 3
     raw["evaluation"] = {
-        "linear": {"l2_grid": [1e-3]},
+        "linear": {"train_on": ["balanced"], "l2_grid": [1e-3]},
         "knn": {"enabled": False},
         "finetune": {"enabled": False},
     }
