@@ -245,39 +245,13 @@ def data_stats(config: Path | None, overrides: tuple[str, ...], wait: bool) -> N
     _hold_lock(cfg.out, "data stats", wait)
     _refuse_other_study(cfg)
 
-    from .data.prepare import prepare_data
-    from .data.profiles import gini, imbalance_ratio
+    from .data.prepare import prepare_data, stats_lines
     from .report.plots import class_counts_figure, plt
 
     d = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     ref = d.draw(cfg.seeds[0])
-    names = [p.name for p in d.plans]
-    header = (
-        f"{'class':24s} {'pool':>6s} {'val':>5s} {'test':>5s} "
-        + " ".join(f"{n[:12]:>12s}" for n in names)
-        + "  group"
-    )
-    click.echo(header)
-    pool, val, test = (d.split_counts(s) for s in ("train", "val", "test"))
-    for c, name in enumerate(d.class_names):
-        click.echo(
-            f"{name[:24]:24s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} "
-            + " ".join(f"{int(p.counts[c]):12d}" for p in ref.plans)
-            + f"  {ref.groups[c]}"
-        )
-    click.echo(
-        f"{'total':24s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} "
-        + " ".join(f"{p.size:12d}" for p in d.plans)
-    )
-    for p in d.plans:
-        click.echo(
-            f"{p.name}: n={p.size}, imbalance ratio {imbalance_ratio(p.counts):.4f}, "
-            f"Gini {gini(p.counts):.3f}"
-        )
-    click.echo(
-        f"groups: rule '{ref.group_rule}' from {d.imbalanced_name}; "
-        f"bad images skipped: {len(d.bad_images)}"
-    )
+    for line in stats_lines(d, cfg.seeds[0]):
+        click.echo(line)
     fig = class_counts_figure(
         d.class_names,
         ref.counts(d.imbalanced_name, d.labels, d.num_classes),

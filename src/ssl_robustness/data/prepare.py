@@ -16,6 +16,7 @@ from .groups import assign_groups
 from .images import build_image_cache
 from .labelled import LabelledSet
 from .manifest import count_stats, write_manifest
+from .profiles import gini, imbalance_ratio
 from .sources import load_source
 from .splits import make_splits
 from .subsets import SubsetPlan, draw, per_class_order, plan_subsets
@@ -338,6 +339,39 @@ def write_data_manifests(data: StudyData, seeds: list[int]) -> None:
 def _counts(data: StudyData, idx: np.ndarray) -> dict[str, Any]:
     counts = data.class_counts(idx)
     return {**count_stats(counts), "counts": [int(x) for x in counts]}
+
+
+def stats_lines(data: StudyData, seed: int) -> list[str]:
+    """`data stats` as printed: per-class counts of every split and subset (of `seed`'s
+    draw) with the class's group, totals, each subset's imbalance, and the groups' rule."""
+    ref = data.draw(seed)
+    names = [p.name for p in data.plans]
+    lines = [
+        f"{'class':24s} {'pool':>6s} {'val':>5s} {'test':>5s} "
+        + " ".join(f"{n[:12]:>12s}" for n in names)
+        + "  group"
+    ]
+    pool, val, test = (data.split_counts(s) for s in ("train", "val", "test"))
+    for c, name in enumerate(data.class_names):
+        lines.append(
+            f"{name[:24]:24s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} "
+            + " ".join(f"{int(p.counts[c]):12d}" for p in ref.plans)
+            + f"  {ref.groups[c]}"
+        )
+    lines.append(
+        f"{'total':24s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} "
+        + " ".join(f"{p.size:12d}" for p in data.plans)
+    )
+    for p in data.plans:
+        lines.append(
+            f"{p.name}: n={p.size}, imbalance ratio {imbalance_ratio(p.counts):.4f}, "
+            f"Gini {gini(p.counts):.3f}"
+        )
+    lines.append(
+        f"groups: rule '{ref.group_rule}' from {data.imbalanced_name}; "
+        f"bad images skipped: {len(data.bad_images)}"
+    )
+    return lines
 
 
 def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
