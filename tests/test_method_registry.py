@@ -122,6 +122,23 @@ def test_a_method_in_one_new_file_validates_plans_and_reports(plugin, tmp_path):
     assert "narrowclr (SSL-in-domain)" in page
 
 
+def test_a_method_name_is_registered_once():
+    from typing import Literal
+
+    from ssl_robustness.config import MethodBase
+
+    class Variant(SupervisedConfig):  # keeps its parent's name: not a new method
+        pass
+
+    assert method_config_types()["supervised"] is SupervisedConfig
+    with pytest.raises(TypeError, match="'supervised' is taken"):
+
+        class Impostor(MethodBase):
+            name: Literal["supervised"] = "supervised"
+
+    assert method_config_types()["supervised"] is SupervisedConfig
+
+
 def test_an_unregistered_method_name_is_refused_naming_the_known_ones():
     with pytest.raises(UserError, match="'supervised', 'mocov2', 'simsiam', 'simclr', 'byol'"):
         validate_config({"methods": [{"name": "narrowclr"}]})

@@ -249,9 +249,18 @@ class MethodBase(Strict):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         field = cls.model_fields.get("name")
-        if field is not None and isinstance(field.default, str):
-            _METHOD_CONFIGS[field.default] = cls
-            _rebuild_study_config()
+        # a method names itself; a subclass that keeps its parent's name is not a new method
+        if "name" not in cls.__dict__.get("__annotations__", {}) or field is None:
+            return
+        name = field.default
+        held = _METHOD_CONFIGS.get(name)
+        if held is not None and (held.__module__, held.__qualname__) != (
+            cls.__module__,
+            cls.__qualname__,
+        ):
+            raise TypeError(f"method name {name!r} is taken by {held.__module__}.{held.__name__}")
+        _METHOD_CONFIGS[name] = cls
+        _rebuild_study_config()
 
     @property
     def label(self) -> str:
