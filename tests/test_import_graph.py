@@ -136,8 +136,20 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
-def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
+def test_the_checker_sees_lazy_and_relative_imports():
     """The walker reads imports inside functions and resolves `..` against the package."""
     deps = imports_of(ROOT / "cli.py")
     assert f"{PACKAGE}.study" in deps  # imported inside a command function
     assert f"{PACKAGE}.config" in deps
+
+
+def test_the_ground_floor_imports_torch_at_most_lazily():
+    """Floor 0 (the config among it) loads without torch, so a config validates in a blink."""
+    for path in sorted(ROOT.glob("*.py")):
+        if floor(module_name(path)) != 0:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        names = {a.name for n in top if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module or "" for n in top if isinstance(n, ast.ImportFrom)}
+        assert not {n for n in names if n.split(".")[0] in ("torch", "torchvision")}, path.name
