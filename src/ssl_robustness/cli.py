@@ -308,22 +308,11 @@ def evaluate(
     _check_device(cfg.device)
     spec, data, device = _find_spec(cfg, method, subset, seed)
     from .evaluation.outputs import prediction_metrics, read_predictions
-    from .evaluation.run import evaluate_representation
-    from .representations import obtain_representation
+    from .study import run_representation
 
-    backbone, _ = obtain_representation(spec, cfg, data, device)
     groups = data.draw(spec.seed).groups
-    for job, directory, _ in evaluate_representation(
-        backbone,
-        data,
-        cfg.evaluation,
-        spec.layout(cfg.layout).path,
-        spec.seed,
-        device,
-        cfg.augmentation,
-        subset=spec.subset,
-        image_size=spec.input_size,
-    ):
+    for record in run_representation(spec, cfg, data, device):
+        job, directory = record["job"], record["directory"]
         m, _ = prediction_metrics(read_predictions(directory), groups, data.num_classes)
         click.echo(
             f"{job.label:24s} top1 {m['top1']:.4f}  balanced {m['balanced_accuracy']:.4f}  "

@@ -81,7 +81,7 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
         status = representation_status(spec, cfg.out)
         log(f"[{i}/{len(specs)}] {spec.scenario:13s} {spec.name} ({status})")
         try:
-            records += _run_one(spec, cfg, data, device)
+            records += run_representation(spec, cfg, data, device)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
@@ -101,9 +101,11 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
     return StudyResult(tables, failures, report)
 
 
-def _run_one(
+def run_representation(
     spec: RepresentationSpec, cfg: StudyConfig, data: StudyData, device: torch.device
 ) -> list[dict[str, Any]]:
+    """Obtain one representation (trained, imported or read back) and run its evaluations;
+    one record per evaluation job."""
     backbone, info = obtain_representation(spec, cfg, data, device)
     return [
         {"spec": spec, "info": info, "job": job, "directory": directory, "result": result}
