@@ -248,3 +248,33 @@ def test_imported_backbone_sees_images_at_its_own_input_size(tmp_path, monkeypat
     assert not result.failures
     assert seen and set(seen) == {(32, 32, 3)}  # not the study's 8 px
     assert list((cfg.out / "data").glob("images-*-32px.npy"))
+
+
+def test_an_unbalanced_official_test_split_is_reported_as_such(tmp_path):
+    from conftest import write_image
+    from ssl_robustness.data.prepare import stats_lines
+
+    root = tmp_path / "official"
+    for c, (train, test) in enumerate({"ant": (24, 6), "bee": (20, 3), "cat": (18, 2)}.values()):
+        name = ["ant", "bee", "cat"][c]
+        for i in range(train):
+            write_image(root / "train" / name / f"{i}.png", 100 * c + i)
+        for i in range(test):
+            write_image(root / "test" / name / f"{i}.png", 1000 + 100 * c + i)
+    raw = tiny_study(tmp_path, **{"data.source": "folder", "data.root": str(root)})
+    raw["data"]["imbalance"] = {"profile": "exp", "ratio": 0.5}
+    raw["data"]["split"] = {"val_per_class": 2}
+    cfg = validate_config(raw)
+    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
+    assert not data.test_balanced
+    assert "test split: NOT balanced (2..6 per class)" in "\n".join(stats_lines(data, 0))
+    stats = json.loads((cfg.out / "data" / "stats.json").read_text())
+    assert stats["test_balanced"] is False
+
+
+def test_default_n_fits_every_level_when_pools_differ():
+    from ssl_robustness.config import ImbalanceConfig
+    from ssl_robustness.data.subsets import plan_subsets
+
+    plans = plan_subsets(np.array([14, 10, 8]), ImbalanceConfig(profile="exp", ratio=0.5))
+    assert [p.counts.tolist() for p in plans] == [[8, 8, 8], [11, 8, 5]]

@@ -362,11 +362,25 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
         f"{'total':24s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} "
         + " ".join(f"{p.size:12d}" for p in data.plans)
     )
+    pool = len(data.indices("train"))
     for p in data.plans:
         lines.append(
-            f"{p.name}: n={p.size}, imbalance ratio {imbalance_ratio(p.counts):.4f}, "
-            f"Gini {gini(p.counts):.3f}"
+            f"{p.name}: n={p.size} ({p.size / pool:.0%} of the train pool), imbalance ratio "
+            f"{imbalance_ratio(p.counts):.4f}, Gini {gini(p.counts):.3f}"
         )
+    probe = data.class_counts(data.probe_balanced)
+    where = "disjoint from every subset" if data.probe_protocol == "disjoint" else "overlapping"
+    lines.append(
+        f"probe set ({data.probe_protocol}): {int(probe.sum())} images, {int(probe.max())} per "
+        f"class, {where}"
+    )
+    test = data.split_counts("test")
+    lines.append(
+        "test split: balanced"
+        if data.test_balanced
+        else f"test split: NOT balanced ({int(test.min())}..{int(test.max())} per class); "
+        "the verdict uses balanced accuracy"
+    )
     lines.append(
         f"groups: rule '{ref.group_rule}' from {data.imbalanced_name}; "
         f"bad images skipped: {len(data.bad_images)}"

@@ -97,6 +97,12 @@ def plan_subsets(
         )
         exact[most] = counts_from_n_max(weights[most], n_max)
         n = int(exact[most].sum())
+        if cfg.n_max is None and any(
+            (allocate(w, n) > ranked_pool).any() for w in weights.values()
+        ):
+            # unequal pools: the balanced set (or a milder level) cannot take n; the largest
+            # total every level can take, instead of an error the user did not ask for
+            n, exact = _largest_feasible_total(weights.values(), ranked_pool), {}
     plans = []
     for lv in levels:
         ranked = exact.get(lv)
