@@ -345,7 +345,7 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
     """`data stats` as printed: per-class counts of every split and subset (of `seed`'s
     draw) with the class's group, totals, each subset's imbalance, and the groups' rule."""
     ref = data.draw(seed)
-    names = [p.name for p in data.plans]
+    names = [p.name for p in ref.plans]
     lines = [
         f"{'class':24s} {'pool':>6s} {'val':>5s} {'test':>5s} "
         + " ".join(f"{n[:12]:>12s}" for n in names)
@@ -360,10 +360,10 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
         )
     lines.append(
         f"{'total':24s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} "
-        + " ".join(f"{p.size:12d}" for p in data.plans)
+        + " ".join(f"{p.size:12d}" for p in ref.plans)
     )
     pool = len(data.indices("train"))
-    for p in data.plans:
+    for p in ref.plans:
         lines.append(
             f"{p.name}: n={p.size} ({p.size / pool:.0%} of the train pool), imbalance ratio "
             f"{imbalance_ratio(p.counts):.4f}, Gini {gini(p.counts):.3f}"
