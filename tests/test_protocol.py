@@ -278,3 +278,36 @@ def test_default_n_fits_every_level_when_pools_differ():
 
     plans = plan_subsets(np.array([14, 10, 8]), ImbalanceConfig(profile="exp", ratio=0.5))
     assert [p.counts.tolist() for p in plans] == [[8, 8, 8], [11, 8, 5]]
+
+
+def test_trained_representations_are_measured_against_the_random_init_floor():
+    from ssl_robustness.report.tables import with_floor
+    from ssl_robustness.report.verdict import near_floor
+
+    def row(scenario, subset, evaluation, comparison, top1, rep):
+        return {
+            "representation": rep,
+            "scenario": scenario,
+            "subset": subset,
+            "seed": 0,
+            "evaluation": evaluation,
+            "comparison": comparison,
+            "status": "ok",
+            "top1": top1,
+        }
+
+    rows = [
+        row("random-init", "-", "linear-balanced", "pretraining", 0.30, "rand"),
+        row("random-init", "exp-r0.1", "linear-own", "fixed-representation", 0.20, "rand"),
+        row("random-init", "balanced", "linear-own", "fixed-representation", 0.25, "rand"),
+        row("SL", "exp-r0.1", "linear-balanced", "pretraining", 0.50, "sl"),
+        row("SSL-in-domain", "exp-r0.1", "linear-balanced", "pretraining", 0.32, "ssl"),
+        row("SSL-in-domain", "exp-r0.1", "linear-own", "end-to-end", 0.21, "ssl"),
+    ]
+    out = with_floor(pd.DataFrame(rows))
+    assert out["floor_top1"].tolist()[3:] == pytest.approx([0.30, 0.30, 0.20])
+    assert out["over_floor"].tolist()[3:] == pytest.approx([0.20, 0.02, 0.01])
+    assert out["floor_top1"].iloc[:3].isna().all()
+    lines = near_floor(out)
+    assert len(lines) == 2 and all(line.startswith("ssl on ") for line in lines)
+    assert "+2.0 points" in lines[0]

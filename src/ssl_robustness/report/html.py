@@ -71,6 +71,7 @@ class ReportContent:
     gaps: pd.DataFrame
     aggregate: pd.DataFrame
     collapsed: list[str]
+    near_floor: list[str]
     failures: list[dict[str, Any]]
     figures: Figures
     tsne: list[str]
@@ -130,7 +131,11 @@ def report_content(run: RunDir) -> ReportContent:
         metric=metric,
         metric_reason=reason,
         headline=headline,
-        verdict_lines=V.render(top, reason),
+        verdict_lines=V.render(top, reason)
+        + [
+            f"Caveat, near the random-init floor: {line}"
+            for line in V.near_floor(res[res["evaluation"] == headline[0]] if headline else res)
+        ],
         other_lines=[line for v in rest for line in V.verdict_sentences(v)],
         gap_lines=gap_sentences(gaps, headline, metric)
         + (
@@ -150,6 +155,7 @@ def report_content(run: RunDir) -> ReportContent:
         gaps=_columns(gaps, _gap_columns(metric)),
         aggregate=_columns(aggregate, _aggregate_columns(metric)),
         collapsed=collapsed,
+        near_floor=V.near_floor(res),
         failures=_failures(run),
         figures=figures,
         tsne=tsne,
@@ -494,6 +500,7 @@ def markdown(c: ReportContent) -> str:
         f"- collapsed representations: {', '.join(c.collapsed)}"
         if c.collapsed
         else "- no representation collapsed",
+        *[f"- near the random-init floor: {line}" for line in c.near_floor],
         *[f"- FAILED {f['representation']}: {f['error']}" for f in c.failures],
         "",
     ]

@@ -93,7 +93,7 @@ def build_tables(
                 "error": f["error"],
             }
         )
-    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    results = with_floor(pd.DataFrame(rows, columns=RESULT_COLUMNS))
     per_class = pd.DataFrame(pc_rows, columns=PER_CLASS_COLUMNS)
     ok = results[results["status"] == "ok"]
     aggregate = aggregate_over_seeds(ok)
@@ -119,6 +119,8 @@ RESULT_COLUMNS = [
     *METRICS,
     "collapsed",
     "collapse_ratio",
+    "floor_top1",
+    "over_floor",
     "error",
 ]
 PER_CLASS_COLUMNS = [
@@ -135,6 +137,26 @@ PER_CLASS_COLUMNS = [
     "group",
     "accuracy",
 ]
+
+
+def with_floor(results: pd.DataFrame) -> pd.DataFrame:
+    """Each trained representation's row gets the random-init floor of the same seed,
+    evaluation and adaptation (`floor_top1`) and its margin over it (`over_floor`)."""
+    out = results.copy()
+    floor = out[(out["scenario"] == "random-init") & (out["status"] == "ok")]
+    key = {}
+    for r in floor.itertuples():
+        # a probe or cross-scenario floor has no arm; an own-subset floor has one per subset
+        arm = r.subset if r.comparison == "fixed-representation" else "-"
+        key[(r.seed, r.evaluation, arm)] = r.top1
+    values = []
+    for r in out.itertuples():
+        arm = r.subset if r.comparison == "end-to-end" else "-"
+        trained = r.scenario in ("SL", "SSL-in-domain") and r.status == "ok"
+        values.append(key.get((r.seed, r.evaluation, arm), np.nan) if trained else np.nan)
+    out["floor_top1"] = values
+    out["over_floor"] = out["top1"].astype(float) - out["floor_top1"].astype(float)
+    return out
 
 
 def aggregate_over_seeds(results: pd.DataFrame) -> pd.DataFrame:

@@ -326,3 +326,21 @@ def render(vs: list[Verdict], metric_reason: str | None = None) -> list[str]:
     for v in vs:
         lines += verdict_sentences(v)
     return lines
+
+
+NEAR_FLOOR = 0.03  # a trained representation within 3 points of random init learned ~nothing
+
+
+def near_floor(results: pd.DataFrame, margin: float = NEAR_FLOOR) -> list[str]:
+    """Sentences naming every trained representation and evaluation that beats the random-init
+    floor of the same seed and adaptation by less than `margin` (top-1)."""
+    if "over_floor" not in results:
+        return []
+    over = pd.to_numeric(results["over_floor"], errors="coerce")
+    rows = results[over < margin]
+    return [
+        f"{r.representation} on {r.evaluation}: top-1 {100 * r.top1:.1f}% vs random init "
+        f"{100 * r.floor_top1:.1f}% ({100 * r.over_floor:+.1f} points): within "
+        f"{100 * margin:.0f} points of the floor, it learned little"
+        for r in rows.itertuples()
+    ]
