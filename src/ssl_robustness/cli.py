@@ -307,13 +307,13 @@ def evaluate(
     cfg = _load(config, overrides)
     _check_device(cfg.device)
     spec, data, device = _find_spec(cfg, method, subset, seed)
-    from .evaluation.outputs import prediction_metrics, read_predictions
+    from .evaluation.outputs import read_predictions, saved_prediction_metrics
     from .study import run_representation
 
     groups = data.draw(spec.seed).groups
     for record in run_representation(spec, cfg, data, device):
         job, directory = record["job"], record["directory"]
-        m, _ = prediction_metrics(read_predictions(directory), groups, data.num_classes)
+        m, _ = saved_prediction_metrics(read_predictions(directory), groups, data.num_classes)
         click.echo(
             f"{job.label:24s} top1 {m['top1']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
             f"head {m['head']:.4f}  medium {m['medium']:.4f}  tail {m['tail']:.4f}"

@@ -20,10 +20,15 @@ def per_class_accuracy(labels: np.ndarray, preds: np.ndarray, num_classes: int) 
         return np.where(total > 0, hit / total, np.nan)
 
 
-def topk_accuracy(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
+def topk_hits(labels: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row: whether the label is among the k highest scores."""
     k = min(k, scores.shape[1])
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return float((top == np.asarray(labels)[:, None]).any(1).mean())
+    return (top == np.asarray(labels)[:, None]).any(1)
+
+
+def topk_accuracy(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
+    return float(topk_hits(labels, scores, k).mean())
 
 
 def group_accuracy(per_class: np.ndarray, groups: np.ndarray) -> dict[str, float]:
@@ -39,20 +44,32 @@ def classification_metrics(
     labels: np.ndarray, scores: np.ndarray, groups: np.ndarray
 ) -> dict[str, float]:
     """top-1, top-5, balanced accuracy, macro-F1 and head/medium/tail accuracy."""
-    labels = np.asarray(labels)
-    num_classes = scores.shape[1]
-    preds = scores.argmax(1)
+    hit5 = topk_hits(labels, scores, 5)
+    return prediction_metrics(labels, scores.argmax(1), hit5, groups, scores.shape[1])[0]
+
+
+def prediction_metrics(
+    labels: np.ndarray,
+    preds: np.ndarray,
+    top5_hit: np.ndarray,
+    groups: np.ndarray,
+    num_classes: int,
+) -> tuple[dict[str, float], np.ndarray]:
+    """(metrics, per-class accuracy) from predictions and whether each label was in the top 5:
+    what a saved predictions file holds, so tables can be rebuilt without the scores."""
+    labels, preds = np.asarray(labels), np.asarray(preds)
     pc = per_class_accuracy(labels, preds, num_classes)
     present = np.unique(labels)
-    return {
+    metrics = {
         "top1": float((preds == labels).mean()),
-        "top5": topk_accuracy(labels, scores, 5),
+        "top5": float(np.mean(top5_hit)),
         "balanced_accuracy": float(np.nanmean(pc)),
         "macro_f1": float(
             f1_score(labels, preds, labels=present, average="macro", zero_division=0)
         ),
         **group_accuracy(pc, groups),
     }
+    return metrics, pc
 
 
 def confusion(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..atomic import write_json, write_text
 from ..data.prepare import StudyData
-from .metrics import classification_metrics, confusion, per_class_accuracy
+from .metrics import classification_metrics, confusion, prediction_metrics
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -67,17 +67,19 @@ def read_predictions(directory: Path) -> pd.DataFrame:
     return pd.read_csv(directory / PREDICTIONS_FILE, dtype={"top5": str})
 
 
-def prediction_metrics(
+def saved_prediction_metrics(
     predictions: pd.DataFrame, groups: np.ndarray, num_classes: int
 ) -> tuple[dict[str, float], np.ndarray]:
     """(metrics, per-class accuracy) of saved predictions under the given class groups."""
     labels = predictions["label"].to_numpy(dtype=np.int64)
-    preds = predictions["prediction"].to_numpy(dtype=np.int64)
-    top5 = [np.array(str(row).split(), dtype=np.int64) for row in predictions["top5"]]
-    # scores that rank each row's saved top-5 first: enough for top-1/top-5 and F1
-    scores = np.zeros((len(labels), num_classes), dtype=np.float32)
-    for i, row in enumerate(top5):
-        scores[i, row] = np.arange(len(row), 0, -1, dtype=np.float32)
-    scores[np.arange(len(labels)), preds] = 10.0
-    metrics = classification_metrics(labels, scores, groups)
-    return metrics, per_class_accuracy(labels, preds, num_classes)
+    hit5 = [
+        str(label) in str(row).split()
+        for label, row in zip(labels, predictions["top5"], strict=True)
+    ]
+    return prediction_metrics(
+        labels,
+        predictions["prediction"].to_numpy(dtype=np.int64),
+        np.array(hit5),
+        groups,
+        num_classes,
+    )

@@ -12,7 +12,7 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..data.prepare import StudyData
 from ..evaluation.metrics import gap, seed_summary
-from ..evaluation.outputs import prediction_metrics, read_predictions
+from ..evaluation.outputs import read_predictions, saved_prediction_metrics
 from ..faults import reached
 from ..layout import TABLES, RepresentationLayout, table_file
 
@@ -40,7 +40,7 @@ def build_tables(
         spec, info, job = r["spec"], r["info"], r["job"]
         drawn = data.draw(spec.seed)
         plan = next((p for p in drawn.plans if p.name == job.arm), None)
-        metrics, per_class = prediction_metrics(
+        metrics, per_class = saved_prediction_metrics(
             read_predictions(Path(r["directory"])), drawn.groups, data.num_classes
         )
         common = {
