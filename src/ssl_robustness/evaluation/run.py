@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import read_json, read_json_or_none
+from ..atomic import read_json_or_none
 from ..config import AugmentationConfig, EvaluationConfig, config_hash
 from ..data.prepare import StudyData
 from ..layout import RepresentationLayout
@@ -233,6 +233,5 @@ def evaluate_representation(
                 view=view,
                 images=images,
             )
-            best = out / BEST_META
-            extra.update(selected=read_json(best) if best.exists() else None, epochs=s["epochs"])
+            extra.update(selected=read_json_or_none(out / BEST_META), epochs=s["epochs"])
         yield job, out, write_evaluation(out, data, test_idx, scores, extra)
