@@ -24,7 +24,12 @@ SOURCES_WITH_ROOT = ("folder", "list", "cifar10", "cifar100", "awa2", "agrinet",
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    """Unknown keys are errors; the docstring under each field is its documentation
+    (`ssl-robustness config` prints it, and a test checks that every key has one)."""
+
+    model_config = ConfigDict(
+        extra="forbid", protected_namespaces=(), use_attribute_docstrings=True
+    )
 
 
 def _non_negative_seed(v: int) -> int:
