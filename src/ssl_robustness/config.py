@@ -13,12 +13,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from .errors import UserError
 from .layout import RunLayout
-from .names import CHECKPOINT_FORMATS
+from .names import CHECKPOINT_FORMATS, PUBLISHED_WEIGHTS
 
 SOURCES_WITH_ROOT = ("folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz")
 
@@ -43,22 +52,46 @@ def _non_negative_seed(v: int) -> int:
 class ListFilesConfig(Strict):
     """Split files: `path label` lines (ImageNet-LT style) or CSV/TSV with named columns."""
 
-    train: Path
-    val: Path | None = None
-    test: Path | None = None
+    train: Path | list[Path]
+    """The training list: a file, a glob (`Images/*/GT-*.csv`) or a list of files and globs."""
+    val: Path | list[Path] | None = None
+    """The validation list (file, glob or list), if the data ships one."""
+    test: Path | list[Path] | None = None
+    """The test list (file, glob or list), if the data ships one."""
     path_column: str | int = 0
+    """Column of the image path: an index, or a header name in a CSV/TSV with a header."""
     label_column: str | int = 1
-    delimiter: str | None = None  # None: whitespace for .txt, ',' for .csv, tab for .tsv
-    classes: Path | None = None  # optional file of class names, one per line, in label order
+    """Column of the label (integer index or class name): an index or a header name."""
+    delimiter: str | None = None
+    """Column separator; None: whitespace for .txt, ',' for .csv, tab for .tsv."""
+    classes: Path | None = None
+    """Optional file of class names, one per line, in label order."""
+    label_from: Literal["column", "folder"] = "column"
+    """`folder`: lines carry only a path and the label is its parent folder
+    (`accordion/image_0002.jpg` is class `accordion`); `column`: the label column."""
+    relative_to: Literal["root", "list"] = "root"
+    """Listed paths are relative to `data.root` (`root`) or to the folder of the list file
+    that names them (`list`: GTSRB's one CSV per class folder)."""
+    roots: dict[Literal["train", "val", "test"], Path] = Field(default_factory=dict)
+    """A root per split (`{test: GTSRB/Final_Test/Images}`): that split's paths are relative
+    to it; it wins over `relative_to` for its split."""
 
 
 class SplitConfig(Strict):
     """Carving val/test out of sources without official splits; both balanced per class."""
 
     val_per_class: int = Field(10, ge=0)
+    """Validation images per class carved from the train pool when the source has no official val
+    split (used for model selection)."""
     test_per_class: int = Field(30, ge=1)
+    """Test images per class carved from the train pool when the source has no official test
+    split."""
     seed: int = 0
+    """Seed of the stratified val/test carving (fixed across study seeds, so every run shares one
+    test set)."""
     use_official: bool = True
+    """Use the source's official train/val/test splits where it has them; false: carve val and test
+    from the whole pool instead."""
 
     @field_validator("seed")
     @classmethod
@@ -70,22 +103,38 @@ class ImbalanceConfig(Strict):
     """The long-tail profile of the pretraining subsets D(n, r) and the matched balanced D(n, 1)."""
 
     profile: Literal["natural", "exp", "step", "pareto", "power"] = "exp"
+    """Long-tail profile of the pretraining subsets: exp (Cui et al.), step (half the classes n_max,
+    half n_max*r), pareto, power (natural counts to the power exponent) or natural (the data's own
+    skew)."""
     ratio: float = 0.1
+    """Imbalance ratio r = n_min / n_max of the main imbalanced subset (exp, step, pareto); 1 is
+    balanced."""
     exponent: float = 1.0
+    """Exponent a of the power profile: class sizes proportional to natural_count ** a (0 balanced,
+    1 the natural skew)."""
     sweep: list[float] = Field(default_factory=list)
+    """Further imbalance levels (ratios, or exponents for power), each drawn at the same size n."""
     pareto_alpha: float = Field(6.0, gt=0)
+    """Shape alpha of the pareto profile (ImageNet-LT: 6)."""
     n: int | None = Field(None, ge=1)
+    """Images per pretraining subset (every level and the balanced set have this size); None: the
+    largest the pool, less the probe set, allows."""
     n_max: int | None = Field(None, ge=1)
+    """Images of the largest class (exp/step/pareto); None: the largest the pool allows. Sets n
+    through the profile."""
     class_order: Literal["frequency", "random", "index"] = "frequency"
+    """Which classes become rare: frequency (the least frequent in the pool), random (seeded) or
+    index (the last labels)."""
     seed: int = 0
-    # Each study seed draws its own nested subsets from the pool (val, test and the probe set
-    # stay fixed), so an interval over seeds covers the sampling of the rare images too.
+    """Seed of the draws of the subsets (combined with the study seed when resample_per_seed)."""
     resample_per_seed: bool = True
-    # With class_order 'random': also draw which classes are rare anew for every study seed.
+    """Each study seed draws its own nested subsets from the pool (val, test and the probe set stay
+    fixed), so an interval over seeds covers the sampling of the rare images too."""
     class_order_per_seed: bool = False
-    # profile natural/power: also pretrain on the whole (unmatched) pretraining pool, the data
-    # as it is; it has no same-size balanced twin, so it gets no gap.
+    """With class_order 'random': also draw which classes are rare anew for every study seed."""
     full_natural: bool = False
+    """Profile natural/power: also pretrain on the whole (unmatched) pretraining pool, the data as
+    it is; it has no same-size balanced twin, so it gets no gap."""
 
     @field_validator("seed")
     @classmethod
@@ -132,23 +181,54 @@ class GroupsConfig(Strict):
     """head/medium/tail: OLTR thresholds (many > 100, few < 20) or frequency thirds."""
 
     rule: Literal["auto", "oltr", "thirds"] = "auto"
+    """How classes are grouped into head/medium/tail: oltr (thresholds below), thirds (frequency
+    thirds), or auto (oltr unless it leaves a group empty, then thirds)."""
     many_above: int = Field(100, ge=1)
+    """oltr: a class with more training images than this is head (many-shot)."""
     few_below: int = Field(20, ge=1)
+    """oltr: a class with fewer training images than this is tail (few-shot)."""
+
+
+class ClassesConfig(Strict):
+    """Which classes a study keeps; labels are re-indexed densely, class names kept."""
+
+    include: list[str] = Field(default_factory=list)
+    """Keep only these classes (names); empty: every class."""
+    exclude: list[str] = Field(default_factory=list)
+    """Drop these classes (names), e.g. a `BACKGROUND_Google` or `Other` class."""
+    min_count: int | None = Field(None, ge=1)
+    """Keep only classes with at least this many images in the train pool (what is left
+    for training once val/test are carved out), as `data stats` counts it."""
 
 
 class DataConfig(Strict):
     source: Literal["digits", "folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz"] = (
         "digits"
     )
+    """Where the images come from: digits (built in), folder, list, cifar10, cifar100, awa2, agrinet
+    or npz (see the README's Data formats)."""
     root: Path | None = None
+    """Folder (or .npz file) of the data; required by every source but digits."""
     download: bool = False
+    """cifar10/cifar100: fetch the dataset into root if it is not there."""
     list: ListFilesConfig | None = None
+    """Split files of source 'list' (required for it)."""
     image_size: int = Field(16, ge=8, le=1024)
+    """Side in pixels the images are decoded to (shorter side resized, centre crop), once, into a
+    cache."""
     split: SplitConfig = Field(default_factory=SplitConfig)
+    """How val and test are carved out when the source has no official splits."""
     imbalance: ImbalanceConfig = Field(default_factory=ImbalanceConfig)
+    """The long-tail profile of the pretraining subsets and the matched balanced set."""
     groups: GroupsConfig = Field(default_factory=GroupsConfig)
+    """The head/medium/tail grouping of classes used by the per-group results."""
+    classes: ClassesConfig = Field(default_factory=ClassesConfig)
+    """Class filters (`include`, `exclude`, `min_count`), applied to the listing before
+    anything is split or decoded."""
     skip_bad_images: bool = False
+    """Skip unreadable images (counted in stats.json) instead of failing with their paths."""
     decode_workers: int = Field(4, ge=1)
+    """Processes decoding images into the cache."""
 
     @model_validator(mode="after")
     def _needs(self) -> DataConfig:
@@ -164,31 +244,48 @@ class DataConfig(Strict):
 # ----------------------------------------------------------------------------- training
 class OptimizerConfig(Strict):
     name: Literal["sgd", "lars", "adamw"] = "sgd"
+    """Optimizer: sgd, lars or adamw."""
     lr: float = Field(0.05, gt=0)
+    """Base learning rate (warm-up then cosine decay over the steps)."""
     momentum: float = Field(0.9, ge=0, lt=1)
+    """Momentum of sgd and lars (adamw: beta1)."""
     nesterov: bool = False
+    """Nesterov momentum (sgd)."""
     weight_decay: float = Field(5e-4, ge=0)
+    """Weight decay."""
 
 
 class TrainConfig(Strict):
     """Settings of the one training loop; a method may override epochs, batch size and lr."""
 
     epochs: int = Field(20, ge=1)
+    """Pretraining epochs (a method may override)."""
     batch_size: int = Field(128, ge=2)
+    """Images per step, over all processes (a method may override)."""
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    """The optimizer and its settings."""
     warmup_epochs: float = Field(0.0, ge=0)
+    """Epochs of linear learning-rate warm-up before the cosine decay (may be fractional)."""
     grad_clip: float | None = Field(None, gt=0)
+    """Clip the gradient norm to this value; None: no clipping."""
     checkpoint_every: int = Field(5, ge=1)
+    """Write a resumable checkpoint every this many epochs (and at the end)."""
     log_every: int = Field(10, ge=1)
+    """Write a row to steps.csv every this many steps (and at each epoch's last step)."""
 
 
 class BackboneConfig(Strict):
     """resnet18 / resnet50 (torchvision), resnet_tiny (reduced, CPU-sized) or timm:<name>."""
 
     name: str = "resnet_tiny"
+    """The network: resnet18, resnet50 (torchvision), resnet_tiny (reduced, CPU-sized) or
+    timm:<name> (needs the timm extra)."""
     width: int = Field(16, ge=4)
+    """resnet_tiny: channels of the first stage (doubling at each stage)."""
     layers: list[int] = Field(default_factory=lambda: [1, 1, 1, 1])
-    small_stem: bool | None = None  # None: automatic, 3x3 stride-1 stem for images <= 64 px
+    """resnet_tiny: residual blocks in each of the 4 stages."""
+    small_stem: bool | None = None
+    """3x3 stride-1 stem without max-pool; None: automatic, on for images <= 64 px."""
 
     @field_validator("name")
     @classmethod
@@ -215,8 +312,35 @@ class AugmentationConfig(Strict):
     """
 
     crop_min_scale: float | None = Field(None, gt=0, le=1)
+    """Lower bound of the random-resized-crop scale for every method; None: each method's
+    default."""
     flip: bool = True
+    """Random horizontal flips; false for orientation-sensitive data (digits, text)."""
     color: bool = True
+    """Colour jitter and random grayscale (where a method uses them)."""
+
+
+class SAMConfig(Strict):
+    """Sharpness-aware minimisation around any method's step (Foret et al. 2021; engine/sam.py),
+    and rwSAM (Liu et al. 2022): the inner maximisation re-weighted towards rare examples."""
+
+    rho: float = Field(0.05, gt=0)
+    """Radius of the weight perturbation (Foret et al. use 0.05; adaptive SAM needs larger)."""
+    adaptive: bool = False
+    """ASAM (Kwon et al. 2021): the perturbation scaled per weight by T = |w|:
+    e = rho T^2 g / ||T g||."""
+    weights: Literal["none", "kde", "label"] = "none"
+    """Per-example weights of the inner maximisation only: none (plain SAM), kde (rwSAM: inverse
+    kernel density of each example's embedding, no labels) or label (oracle inverse class
+    frequency, an ablation)."""
+    alpha: float = Field(1.0, ge=0)
+    """Weights are density ** -alpha (kde) or class frequency ** -alpha (label), normalised to
+    mean 1 over the batch."""
+    memory: int = Field(4096, ge=1)
+    """kde: how many recent L2-normalised embeddings the density is estimated against."""
+    bandwidth: float | None = Field(None, gt=0)
+    """kde: Gaussian kernel width; None: the median distance of the batch to the memory (the
+    median heuristic), re-estimated every step."""
 
 
 # Every method's settings subclass MethodBase and name themselves with a `name` literal; the
@@ -240,15 +364,29 @@ def _rebuild_study_config() -> None:
     if study is None or not _METHOD_CONFIGS:  # still being defined: done once it is
         return
     study.model_fields["methods"] = FieldInfo.from_annotated_attribute(
-        list[_method_union()], Field(default_factory=list)
+        list[_method_union()],
+        Field(default_factory=list, description=study.model_fields["methods"].description),
     )
     study.model_rebuild(force=True)
 
 
 class MethodBase(Strict):
     epochs: int | None = Field(None, ge=1)
+    """Training epochs of this method; None: pretrain.epochs."""
     batch_size: int | None = Field(None, ge=2)
+    """Batch size of this method; None: pretrain.batch_size."""
     lr: float | None = Field(None, gt=0)
+    """Learning rate of this method; None: pretrain.optimizer.lr."""
+    sam: SAMConfig | None = None
+    """Train with SAM / rwSAM (two passes per step); None: plain training."""
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_sam(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without SAM the dump (and so every cache key) is what it was before `sam` existed."""
+        data = handler(self)
+        if self.sam is None:
+            data.pop("sam", None)
+        return data
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -269,7 +407,15 @@ class MethodBase(Strict):
 
     @property
     def label(self) -> str:
-        return self.name  # type: ignore[attr-defined]
+        return self.name + self.sam_suffix  # type: ignore[attr-defined]
+
+    @property
+    def sam_suffix(self) -> str:
+        """`-sam`, `-asam`, `-rwsam_kde` ...: set apart in tables from the plain method."""
+        if self.sam is None:
+            return ""
+        kind = "asam" if self.sam.adaptive else "sam"
+        return f"-rw{kind}_{self.sam.weights}" if self.sam.weights != "none" else f"-{kind}"
 
 
 def method_config_types() -> dict[str, type[MethodBase]]:
@@ -289,13 +435,23 @@ SamplerName = Literal["instance", "class_balanced", "sqrt"]
 
 class SupervisedConfig(MethodBase):
     name: Literal["supervised"] = "supervised"
+    """Supervised training with labels (scenario SL)."""
     loss: LossName = "ce"
+    """Loss: ce, cb (class-balanced CE), balanced_softmax, logit_adjusted or ldam_drw."""
     sampler: SamplerName = "instance"
+    """Batch sampling: instance (uniform over images), class_balanced, or sqrt (class frequency **
+    0.5)."""
     cb_beta: float = Field(0.9999, gt=0, lt=1)
+    """cb loss: beta of the effective number of samples (Cui et al. 2019)."""
     tau: float = Field(1.0, ge=0)
+    """logit_adjusted loss: scale tau of the log class prior added to the logits."""
     ldam_max_margin: float = Field(0.5, gt=0)
+    """ldam_drw loss: the largest class margin (the rarest class's)."""
     ldam_scale: float = Field(30.0, gt=0)
+    """ldam_drw loss: scale of the normalised logits."""
     drw_start: float = Field(0.8, ge=0, le=1)
+    """ldam_drw loss: fraction of training after which the class weights are re-weighted (deferred
+    re-weighting)."""
 
     @property
     def label(self) -> str:
@@ -312,37 +468,59 @@ class SupervisedConfig(MethodBase):
 
 class MocoV2Config(MethodBase):
     name: Literal["mocov2"] = "mocov2"
+    """MoCo v2 (He et al. 2020; Chen et al. 2020): contrastive against a queue of momentum-encoded
+    keys."""
     proj_dim: int = Field(128, ge=2)
+    """Output size of the projection head."""
     hidden_dim: int | None = Field(None, ge=2)
-    projector_bn: bool = True  # False: the original MoCo v2 head (collapsed at CPU scale here)
+    """Hidden size of the projection head; None: the backbone's feature size."""
+    projector_bn: bool = True
+    """Batch norm in the projection head; false: the original MoCo v2 head (collapsed at CPU scale
+    here)."""
     queue_size: int = Field(4096, ge=1)
+    """Negative keys in the queue (capped at half the training set)."""
     temperature: float = Field(0.2, gt=0)
+    """Softmax temperature of the contrastive loss."""
     momentum: float = Field(0.99, ge=0, lt=1)
+    """Momentum of the key encoder's moving average."""
     symmetric: bool = True
-    # One process has no shuffle-BN: keys are batch-normalised in this many sub-batches, shuffled
-    # against the queries' (He et al. 2020, 3.3; the official CIFAR demo); 1 turns it off.
+    """Symmetrised loss (both views as queries)."""
     shuffle_bn_splits: int = Field(8, ge=1)
+    """One process has no shuffle-BN: keys are batch-normalised in this many sub-batches, shuffled
+    against the queries' (He et al. 2020, 3.3; the official CIFAR demo); 1 turns it off."""
 
 
 class SimSiamConfig(MethodBase):
     name: Literal["simsiam"] = "simsiam"
+    """SimSiam (Chen & He 2021): a predictor and a stop-gradient, no negatives."""
     proj_dim: int | None = Field(None, ge=2)
+    """Output size of the projector; None: the backbone's feature size, at least 128."""
     pred_hidden_dim: int | None = Field(None, ge=2)
+    """Hidden size of the predictor; None: a quarter of proj_dim, at least 32."""
     fix_predictor_lr: bool = True
+    """Keep the predictor's learning rate fixed (no cosine decay), as in the paper."""
 
 
 class SimCLRConfig(MethodBase):
     name: Literal["simclr"] = "simclr"
+    """SimCLR (Chen et al. 2020): contrastive with the other images of the batch as negatives."""
     proj_dim: int = Field(128, ge=2)
+    """Output size of the projection head."""
     hidden_dim: int | None = Field(None, ge=2)
+    """Hidden size of the projection head; None: the backbone's feature size."""
     temperature: float = Field(0.2, gt=0)
+    """Softmax temperature of the NT-Xent loss."""
 
 
 class BYOLConfig(MethodBase):
     name: Literal["byol"] = "byol"
+    """BYOL (Grill et al. 2020): an online network predicts a momentum target network."""
     proj_dim: int = Field(128, ge=2)
+    """Output size of the projector and the predictor."""
     hidden_dim: int | None = Field(None, ge=2)
+    """Hidden size of the projector and the predictor; None: twice the backbone's feature size."""
     momentum_base: float = Field(0.99, ge=0, lt=1)
+    """Starting momentum of the target network (raised to 1 on a cosine schedule)."""
 
 
 IMPORT_ARCHS = ("resnet18", "resnet50")  # what models.checkpoints can check a file against
@@ -352,12 +530,21 @@ class ImportedConfig(Strict):
     """An SSL backbone pretrained elsewhere (scenario SSL-ImageNet)."""
 
     name: str
-    path: Path
+    """Label of the imported representation in the tables and the report."""
+    path: Path | None = None
+    """The checkpoint file; give exactly one of path and weights."""
+    weights: str | None = None
+    """A published ImageNet checkpoint by name (mocov2_800ep, simsiam_100ep_256bs, byol_200ep,
+    swav_800ep, dino_resnet50, barlowtwins_resnet50): downloaded once into
+    $SSL_ROBUSTNESS_CACHE (else torch.hub's checkpoints folder) and checksum-verified on every
+    use; its format and arch come with the name."""
     format: Literal[("auto", *CHECKPOINT_FORMATS)] = "auto"  # type: ignore[valid-type]
-    arch: str | None = None  # resnet18 / resnet50 / timm:<name>; inferred from the keys if None
-    # The input size the weights were trained at: its own decoded cache, never the study's
-    # (tiny) image size, which would leave an ImageNet stem a 1x1 map.
+    """Checkpoint format; auto: detected from the file's keys (or the published one's)."""
+    arch: str | None = None
+    """resnet18, resnet50 or timm:<name>; None: inferred from the keys (or the published one's)."""
     image_size: int = Field(224, ge=8, le=1024)
+    """The input size the weights were trained at: its own decoded cache, never the study's (tiny)
+    image size, which would leave an ImageNet stem a 1x1 map."""
 
     @field_validator("arch")
     @classmethod
@@ -368,38 +555,71 @@ class ImportedConfig(Strict):
 
     @field_validator("path")
     @classmethod
-    def _exists(cls, v: Path) -> Path:
-        if not v.exists():
+    def _exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.exists():
             raise ValueError(f"file does not exist: {v}")
         return v
+
+    @field_validator("weights")
+    @classmethod
+    def _published(cls, v: str | None) -> str | None:
+        if v is None or v in PUBLISHED_WEIGHTS:
+            return v
+        raise ValueError(f"unknown '{v}' (known: {', '.join(PUBLISHED_WEIGHTS)})")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImportedConfig:
+        if (self.path is None) == (self.weights is None):
+            raise ValueError("give exactly one of path (a file) and weights (a published name)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_source(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A path entry dumps (and so keys its cache) as it did before `weights` existed."""
+        data = handler(self)
+        if self.weights is None:
+            data.pop("weights", None)
+        if self.path is None:
+            data.pop("path", None)
+        return data
 
 
 # ----------------------------------------------------------------------------- evaluation
 class LinearProbeConfig(Strict):
     enabled: bool = True
-    # balanced: the probe set, disjoint from every pretraining subset (pretraining robustness);
-    # own: the arm's own subset (end-to-end); imbalanced: every representation on the main
-    # imbalanced subset (a cross-scenario comparison, no gap).
+    """Run the linear probe (L2-regularised logistic regression on frozen features)."""
     train_on: list[Literal["balanced", "own", "imbalanced"]] = Field(
         default_factory=lambda: ["balanced", "own"]
     )
+    """Training sets of the probe. balanced: the probe set, disjoint from every pretraining subset
+    (pretraining robustness); own: the arm's own subset (end-to-end); imbalanced: every
+    representation on the main imbalanced subset (a cross-scenario comparison, no gap)."""
     l2_grid: list[float] = Field(default_factory=lambda: [1e-2, 1e-3, 1e-4, 1e-5])
+    """L2 penalties tried; the best on val is kept."""
     max_iter: int = Field(300, ge=1)
+    """Iterations of the solver at most."""
 
 
 class LinearSGDConfig(Strict):
     """The literature's augmented-SGD probe (frozen backbone, augmented images); slow, off."""
 
     enabled: bool = False
+    """Run the augmented-SGD linear probe."""
     epochs: int = Field(10, ge=1)
+    """Training epochs of the SGD probe."""
     lr: float = Field(0.1, gt=0)
+    """Learning rate of the SGD probe."""
     batch_size: int = Field(256, ge=2)
+    """Batch size of the SGD probe."""
 
 
 class KNNConfig(Strict):
     enabled: bool = True
+    """Run the weighted cosine kNN classifier on frozen features of the probe set."""
     k: list[int] = Field(default_factory=lambda: [20, 200])
+    """Neighbour counts, one result each."""
     temperature: float = Field(0.07, gt=0)
+    """Temperature of the neighbours' similarity weights."""
 
     @field_validator("k")
     @classmethod
@@ -413,49 +633,82 @@ class KNNConfig(Strict):
 
 class FinetuneConfig(Strict):
     enabled: bool = True
+    """Fine-tune the whole network with a linear head (Liu et al.'s OOD protocol)."""
     epochs: int = Field(10, ge=1)
+    """Fine-tuning epochs; the epoch kept is the best on val (balanced accuracy)."""
     batch_size: int = Field(128, ge=2)
+    """Fine-tuning batch size."""
     lr: float = Field(0.05, gt=0)
+    """Learning rate of the head."""
     backbone_lr_mult: float = Field(0.1, ge=0)
+    """The backbone's learning rate as a multiple of lr."""
     weight_decay: float = Field(5e-4, ge=0)
+    """Weight decay of fine-tuning."""
     loss: LossName = "ce"
+    """Fine-tuning loss (as methods[supervised].loss)."""
     sampler: SamplerName = "instance"
-    # own: fine-tune on the arm's own subset (end-to-end gap); imbalanced: every representation
-    # on the main imbalanced subset (cross-scenario comparison, no gap).
+    """Fine-tuning batch sampling (as methods[supervised].sampler)."""
     train_on: list[Literal["own", "imbalanced"]] = Field(default_factory=lambda: ["own"])
+    """own: fine-tune on the arm's own subset (end-to-end gap); imbalanced: every representation on
+    the main imbalanced subset (cross-scenario comparison, no gap)."""
 
 
 class EvaluationConfig(Strict):
     linear: LinearProbeConfig = Field(default_factory=LinearProbeConfig)
+    """The linear probe on frozen features."""
     linear_sgd: LinearSGDConfig = Field(default_factory=LinearSGDConfig)
+    """The literature's augmented-SGD probe (frozen backbone); slow, off by default."""
     knn: KNNConfig = Field(default_factory=KNNConfig)
+    """The weighted kNN classifier on frozen features."""
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
-    # The balanced labelled set of the linear probe and kNN. disjoint: drawn apart from every
-    # pretraining subset; pool: Liu et al.'s protocol, the largest balanced set of the whole
-    # train pool (it overlaps the subsets).
+    """Full fine-tuning."""
     probe_set: Literal["disjoint", "pool"] = "disjoint"
-    probe_per_class: int | None = Field(None, ge=1)  # None: the largest the protocol allows
+    """The balanced labelled set of the linear probe and kNN. disjoint: drawn apart from every
+    pretraining subset; pool: Liu et al.'s protocol, the largest balanced set of the whole train
+    pool (it overlaps the subsets)."""
+    probe_per_class: int | None = Field(None, ge=1)
+    """Images per class of the probe set; None: the largest the protocol allows (disjoint with n
+    unset: half the smallest class)."""
 
 
 class ReportConfig(Strict):
     tsne: bool = True
+    """Draw t-SNE maps of the cached test features (openTSNE, seeded): per method, its balanced
+    and imbalanced representation of the first seed side by side."""
     tsne_max_points: int = Field(2000, ge=10)
+    """Test images per t-SNE map at most (a seeded subsample above it)."""
 
 
 class StudyConfig(Strict):
     name: str = "study"
+    """Name of the study (the report's title; default output folder runs/<name>)."""
     output_dir: Path | None = None
+    """Where everything goes; None: runs/<name>."""
     seeds: list[int] = Field(default_factory=lambda: [0])
+    """Study seeds: one representation of each arm per seed; more seeds give intervals."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """auto (cuda, then mps, then cpu), cpu, cuda or mps."""
     data: DataConfig = Field(default_factory=DataConfig)
+    """The images, splits, long-tail subsets and class groups."""
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    """The network every trained representation uses."""
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    """Study-wide adjustments of every method's augmentations."""
     pretrain: TrainConfig = Field(default_factory=TrainConfig)
-    methods: list[MethodBase] = Field(default_factory=list)  # the registered kinds: see below
+    """Settings of the training loop of every method."""
+    methods: list[MethodBase] = Field(default_factory=list)
+    """Methods to train on every subset: a list of items with a name (the method kinds below) and
+    their settings."""
     imported: list[ImportedConfig] = Field(default_factory=list)
+    """SSL backbones pretrained elsewhere (scenario SSL-ImageNet), evaluated like the trained
+    ones."""
     random_init: bool = True
+    """Evaluate a randomly initialised backbone too: the floor every trained representation must
+    beat."""
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    """How each representation is evaluated."""
     report: ReportConfig = Field(default_factory=ReportConfig)
+    """What the report draws."""
 
     @field_validator("seeds")
     @classmethod
