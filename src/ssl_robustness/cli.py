@@ -201,10 +201,10 @@ def run(config: Path | None, overrides: tuple[str, ...], plan: bool, wait: bool)
     cfg = _load(config, overrides)
     _check_output_dir(cfg.out)
     if plan:
-        from .data.prepare import prepare_data
+        from .data.prepare import list_data
         from .plan import plan_lines, plan_rows
 
-        data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+        data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)  # decodes nothing
         for line in plan_lines(cfg, plan_rows(cfg, data)):
             click.echo(line)
         return
@@ -221,6 +221,16 @@ def run(config: Path | None, overrides: tuple[str, ...], plan: bool, wait: bool)
         click.echo(line)
     if result.failures:
         raise UserError(f"{len(result.failures)} run(s) failed; see {result.report}")
+
+
+@cli.command("config")
+@click.option("--section", default=None, help="Only this section, e.g. data or data.imbalance.")
+@click.option("--markdown", is_flag=True, help="The reference as Markdown (docs/config.md).")
+def config_reference(section: str | None, markdown: bool) -> None:
+    """Print every config key with its default and its meaning, as annotated YAML."""
+    from .config_docs import config_markdown, config_yaml
+
+    click.echo(config_markdown() if markdown else config_yaml(section), nl=False)
 
 
 @cli.group()
