@@ -17,3 +17,14 @@ TRAINED_SCENARIOS = (SL, SSL_IN_DOMAIN)  # their subset column is the pretrainin
 
 # the key layouts models/checkpoints.py reads (each with its prefix there); "auto" detects one
 CHECKPOINT_FORMATS = ("torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl")
+
+# published ImageNet SSL checkpoints an `imported` entry may name as `weights:` (their URLs,
+# formats and checksums are in models/hub.py)
+PUBLISHED_WEIGHTS = (
+    "mocov2_800ep",
+    "simsiam_100ep_256bs",
+    "byol_200ep",
+    "swav_800ep",
+    "dino_resnet50",
+    "barlowtwins_resnet50",
+)

@@ -39,7 +39,9 @@ FORMAT_PREFIX = {  # the backbone's key prefix in each of names.CHECKPOINT_FORMA
     "timm": "",
 }
 assert set(FORMAT_PREFIX) == set(CHECKPOINT_FORMATS), "a format without its prefix"
-HEAD_PREFIXES = ("fc.", "head.", "classifier.")
+# heads, dropped: classifiers, and SwAV's projection head and prototypes (its published file is
+# a torchvision ResNet-50's keys plus these)
+HEAD_PREFIXES = ("fc.", "head.", "classifier.", "projection_head.", "prototypes.")
 # `arch` values that are not torchvision names: build the ResNet the keys describe
 CUSTOM_ARCH = "resnet_tiny"
 SOLO_CIFAR_STEM_PADDING = 2
@@ -327,7 +329,8 @@ def _missing_keys(arch: dict[str, Any], sd: dict[str, torch.Tensor]) -> list[str
 def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
     obj = read_checkpoint(path)
     detected, raw = detect_format(obj)
-    if fmt not in ("auto", detected) and not (fmt == "timm" and detected == "torchvision"):
+    # formats with one key prefix read alike (lightning/mmselfsup: a file's `meta` field may go)
+    if fmt not in ("auto", detected) and FORMAT_PREFIX[fmt] != FORMAT_PREFIX[detected]:
         raise UserError(f"{path}: looks like {detected}, not {fmt} (keys: {list(raw)[:5]})")
     fmt = detected if fmt == "auto" else fmt
     kept, dropped = to_backbone_keys(fmt, raw)

@@ -1,0 +1,246 @@
+"""Well-known ImageNet SSL checkpoints by name: fetched once, verified on every use.
+
+An `imported` entry may name one of `REGISTRY` (`weights: mocov2_800ep`) instead of giving a
+`path:`. The file is downloaded once with torch.hub's `download_url_to_file` into
+`$SSL_ROBUSTNESS_CACHE` (else torch.hub's `<hub dir>/checkpoints`), under `<name>-<file name>`
+(SimSiam's `checkpoint_0099.pth.tar` and Barlow Twins' `resnet50.pth` say nothing alone).
+
+Checksums: where the authors published one it is checked (a sha256 prefix by torch.hub during
+the download, an md5 prefix here), at the download and at every later use. Where none is
+published, the sha256 of the first download is recorded in a sidecar `<file>.sha256` and every
+later use (and any later re-download) must match it: a changed file is an error naming it, not a
+silent swap of the backbone under a study's cached results. The file is then read like any
+other: `weights_only=True` and the strict loader of `checkpoints.py`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.error import URLError
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from ..atomic import file_sha256, write_text
+from ..config import ImportedConfig
+from ..errors import UserError
+from ..names import PUBLISHED_WEIGHTS
+from .checkpoints import ImportReport, load_backbone
+
+CACHE_ENV = "SSL_ROBUSTNESS_CACHE"
+SIDECAR_SUFFIX = ".sha256"
+
+
+@dataclass(frozen=True)
+class Published:
+    """A checkpoint file as its authors (or a named conversion) published it."""
+
+    url: str
+    format: str  # one of names.CHECKPOINT_FORMATS: the converter that reads it
+    arch: str | None  # what the strict loader checks the file against
+    checksum: str | None  # "sha256:<prefix>" or "md5:<prefix>" as published; None: none is
+    source: str  # who published it, in words (the README's table)
+
+
+REGISTRY: dict[str, Published] = {
+    "mocov2_800ep": Published(
+        "https://dl.fbaipublicfiles.com/moco/moco_checkpoints/moco_v2_800ep/"
+        "moco_v2_800ep_pretrain.pth.tar",
+        "moco",
+        "resnet50",
+        "md5:a04e12f8",  # facebookresearch/moco README, Models table
+        "MoCo v2, 800 epochs (facebookresearch/moco)",
+    ),
+    "simsiam_100ep_256bs": Published(
+        "https://dl.fbaipublicfiles.com/simsiam/models/100ep-256bs/pretrain/checkpoint_0099.pth.tar",
+        "simsiam",
+        "resnet50",
+        None,
+        "SimSiam, 100 epochs, batch 256 (facebookresearch/simsiam)",
+    ),
+    "byol_200ep": Published(
+        "https://download.openmmlab.com/mmselfsup/1.x/byol/byol_resnet50_16xb256-coslr-200e_in1k/"
+        "byol_resnet50_16xb256-coslr-200e_in1k_20220825-de817331.pth",
+        "mmselfsup",
+        "resnet50",
+        "sha256:de817331",  # OpenMMLab names a published file by its sha256 prefix
+        "BYOL, 200 epochs, batch 4096, trained by OpenMMLab mmselfsup 1.x (DeepMind's own "
+        "1000-epoch release is a JAX file)",
+    ),
+    "swav_800ep": Published(
+        "https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar",
+        "torchvision",
+        "resnet50",
+        None,
+        "SwAV, 800 epochs, multi-crop (facebookresearch/swav)",
+    ),
+    "dino_resnet50": Published(
+        "https://dl.fbaipublicfiles.com/dino/dino_resnet50_pretrain/dino_resnet50_pretrain.pth",
+        "torchvision",
+        "resnet50",
+        None,
+        "DINO ResNet-50 (facebookresearch/dino)",
+    ),
+    "barlowtwins_resnet50": Published(
+        "https://dl.fbaipublicfiles.com/barlowtwins/ep1000_bs2048_lrw0.2_lrb0.0048_lambd0.0051/"
+        "resnet50.pth",
+        "torchvision",
+        "resnet50",
+        None,
+        "Barlow Twins, 1000 epochs, batch 2048 (facebookresearch/barlowtwins)",
+    ),
+}
+assert tuple(REGISTRY) == PUBLISHED_WEIGHTS, "names.PUBLISHED_WEIGHTS lists the registry"
+
+
+def published(name: str) -> Published:
+    """The registry's entry, or an error listing the known names."""
+    if name not in REGISTRY:
+        raise UserError(f"weights: unknown '{name}' (known: {', '.join(REGISTRY)})")
+    return REGISTRY[name]
+
+
+def published_settings(name: str) -> dict[str, Any]:
+    """What identifies a named checkpoint in a representation's cache key (no download)."""
+    entry = published(name)
+    return {"url": entry.url, "checksum": entry.checksum}
+
+
+def cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cached_path(name: str) -> Path:
+    url_name = Path(urlparse(published(name).url).path).name
+    return cache_dir() / f"{name}-{url_name}"
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def fetch(name: str) -> Path:
+    """The named checkpoint's file in the cache: downloaded if absent, verified every time."""
+    entry = published(name)
+    path = cached_path(name)
+    with _lock(path):  # two processes of one study download it once
+        if not path.is_file():
+            _download(name, entry, path)
+    verify(name, entry, path)
+    return path
+
+
+def verify(name: str, entry: Published, path: Path) -> None:
+    """The published checksum where there is one, else the one recorded at first download."""
+    if entry.checksum is not None:
+        _check_published(name, entry, path)
+        return
+    record = sidecar(path)
+    if not record.is_file():
+        raise UserError(
+            f"{path}: no recorded checksum ({record} is missing), so the file of weights '{name}' "
+            f"cannot be trusted; delete it to download it again"
+        )
+    expected = record.read_text(encoding="utf-8").strip()
+    got = file_sha256(path)
+    if got != expected:
+        raise UserError(
+            f"{path}: changed since it was downloaded (sha256 {got}, recorded {expected} in "
+            f"{record}); delete both files to download weights '{name}' again"
+        )
+
+
+def _check_published(name: str, entry: Published, path: Path) -> None:
+    assert entry.checksum is not None
+    algo, _, prefix = entry.checksum.partition(":")
+    got = _digest(path, algo)
+    if not got.startswith(prefix):
+        raise UserError(
+            f"{path}: {algo} {got} does not match the published {entry.checksum} of weights "
+            f"'{name}' ({entry.url}); delete the file to download it again"
+        )
+
+
+def _digest(path: Path, algo: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algo).hexdigest()
+
+
+def _download(name: str, entry: Published, path: Path) -> None:
+    """Download to `<path>.part`, check it, record its sha256 if none is published, move in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    algo, _, prefix = (entry.checksum or "").partition(":")
+    print(f"downloading weights '{name}' from {entry.url} to {path}", file=sys.stderr)
+    try:
+        torch.hub.download_url_to_file(
+            entry.url,
+            str(part),
+            hash_prefix=prefix if algo == "sha256" else None,
+            progress=sys.stderr.isatty(),
+        )
+    except RuntimeError as exc:  # torch.hub's "invalid hash value"
+        part.unlink(missing_ok=True)
+        raise UserError(f"weights '{name}': {entry.url}: {exc}; nothing was cached") from None
+    except (URLError, OSError, ValueError) as exc:
+        part.unlink(missing_ok=True)
+        raise UserError(f"weights '{name}': cannot download {entry.url}: {exc}") from None
+    try:
+        if entry.checksum is not None:
+            _check_published(name, entry, part)
+        else:
+            _record(name, entry, part, sidecar(path))
+    except UserError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, path)
+
+
+def _record(name: str, entry: Published, part: Path, record: Path) -> None:
+    """Record the first download's sha256; a re-download must match an earlier record."""
+    got = file_sha256(part)
+    if record.is_file():
+        expected = record.read_text(encoding="utf-8").strip()
+        if got != expected:
+            raise UserError(
+                f"weights '{name}': {entry.url} now has sha256 {got}, not the {expected} recorded "
+                f"at its first download ({record}); refused"
+            )
+        return
+    write_text(record, got + "\n")
+
+
+@contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def imported_source(imp: ImportedConfig) -> tuple[Path, str, str | None]:
+    """(file, format, arch) of an `imported` entry; a named one is fetched first."""
+    if imp.weights is None:
+        assert imp.path is not None
+        return imp.path, imp.format, imp.arch
+    entry = published(imp.weights)
+    fmt = entry.format if imp.format == "auto" else imp.format
+    return fetch(imp.weights), fmt, imp.arch or entry.arch
+
+
+def load_imported(imp: ImportedConfig) -> tuple[nn.Module, ImportReport]:
+    """The backbone of an `imported` entry, read with weights_only and loaded strictly."""
+    return load_backbone(*imported_source(imp))
