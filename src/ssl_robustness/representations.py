@@ -32,7 +32,7 @@ from .engine.loop import fit, seed_everything
 from .layout import RepresentationLayout, RunLayout
 from .methods import build_method, is_self_supervised
 from .models.backbones import backbone_from_arch, build_backbone
-from .models.checkpoints import load_backbone
+from .models.hub import load_imported, published_settings
 from .names import RANDOM_INIT, SL, SSL_IMAGENET, SSL_IN_DOMAIN
 
 
@@ -54,7 +54,8 @@ class RepresentationSpec:
     images: str | None = None  # items_key of the very images it trains on
     # trained and random init
     backbone: BackboneConfig | None = field(default=None, hash=False, compare=False)
-    # imported (SSL-ImageNet): the checkpoint, and its file's size and mtime when expanded
+    # imported (SSL-ImageNet): the checkpoint, and its file's size and mtime when expanded (a
+    # `path:`; a published `weights:` name is keyed by its URL and checksum, unfetched)
     imported: ImportedConfig | None = field(default=None, hash=False, compare=False)
     imported_file: tuple[int, float] | None = None
 
@@ -72,6 +73,13 @@ class RepresentationSpec:
             "imbalance": _dump(self.data.imbalance),
             "image_size": self.data.image_size,
         }
+        if self.imported is not None and self.imported.weights is not None:
+            return {
+                **base,
+                "input_size": self.imported.image_size,
+                "imported": _dump(self.imported),
+                "published": published_settings(self.imported.weights),
+            }
         if self.imported is not None:
             assert self.imported_file is not None
             size, mtime = self.imported_file
@@ -150,7 +158,7 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                     )
                 )
         for imp in cfg.imported:
-            st = imp.path.stat()
+            st = imp.path.stat() if imp.path is not None else None
             specs.append(
                 RepresentationSpec(
                     SSL_IMAGENET,
@@ -159,7 +167,7 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                     seed,
                     cfg.data,
                     imported=imp,
-                    imported_file=(st.st_size, st.st_mtime),
+                    imported_file=(st.st_size, st.st_mtime) if st is not None else None,
                 )
             )
         if cfg.random_init:
@@ -200,8 +208,7 @@ def obtain_representation(
     info = read_json_or_none(rep.done)
     if info is not None:
         if spec.imported is not None:
-            imp = spec.imported
-            return load_backbone(imp.path, imp.format, imp.arch)[0], info
+            return load_imported(spec.imported)[0], info
         state = load_torch_or_none(rep.backbone, warn_missing=True)
         if state is not None:
             backbone = backbone_from_arch(info["arch"])
@@ -218,9 +225,8 @@ def obtain_representation(
         "collapsed": False,
     }
     if spec.imported is not None:
-        imp = spec.imported
-        backbone, report = load_backbone(imp.path, imp.format, imp.arch)
-        info.update(format=report.format, arch=report.arch, path=str(imp.path))
+        backbone, report = load_imported(spec.imported)
+        info.update(format=report.format, arch=report.arch, path=report.path)
     else:
         seed_everything(spec.seed)
         backbone = build_backbone(cfg.backbone, cfg.data.image_size)
