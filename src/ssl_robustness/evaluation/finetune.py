@@ -89,7 +89,11 @@ def train_classifier(
         best = read_json(best_meta)["val_balanced_accuracy"] if best_meta.exists() else -1.0
         if score > best:
             save_torch(best_file, m.state_dict())
-            write_json(best_meta, {"epoch": epoch, "val_balanced_accuracy": score})
+            # epoch counts from 0; `epochs` beside it says whether it was the last one
+            # (then the run is flagged "possibly undertrained" in the tables)
+            write_json(
+                best_meta, {"epoch": epoch, "epochs": epochs, "val_balanced_accuracy": score}
+            )
         m.train()
         return {"val_balanced_accuracy": score}
 

@@ -24,6 +24,7 @@ from ..faults import reached
 from ..layout import RunLayout
 from ..names import TRAINED_SCENARIOS
 from . import verdict as V
+from .classes import class_table
 from .plots import (
     METRIC_LABELS,
     class_counts_figure,
@@ -72,7 +73,10 @@ class ReportContent:
     aggregate: pd.DataFrame
     collapsed: list[str]
     near_floor: list[str]
+    undertrained: list[str]
     failures: list[dict[str, Any]]
+    class_table: pd.DataFrame
+    class_table_caption: str
     figures: Figures
     tsne: list[str]
     notes: list[str]
@@ -116,11 +120,13 @@ def report_content(run: RunDir) -> ReportContent:
     headline = headline_choice(gaps)
     top = [v for v in vs if (v.evaluation, v.comparison) == headline] or vs[:1]
     rest = [v for v in vs if all(v is not t for t in top)]
+    classes, classes_caption = _class_table(run, headline)
     figures = Figures(RunLayout(run.path).figures)
     notes: list[str] = []
     _draw(run, figures, headline, metric, notes)
     tsne = _tsne(run, figures, notes) if run.report_setting("tsne", True) else []
     res = run.results
+    shown = res[res["evaluation"] == headline[0]] if headline and "evaluation" in res else res
     collapsed = (
         sorted(set(res.loc[V.truthy(res, "collapsed"), "representation"]))
         if "collapsed" in res
@@ -132,10 +138,8 @@ def report_content(run: RunDir) -> ReportContent:
         metric_reason=reason,
         headline=headline,
         verdict_lines=V.render(top, reason)
-        + [
-            f"Caveat, near the random-init floor: {line}"
-            for line in V.near_floor(res[res["evaluation"] == headline[0]] if headline else res)
-        ],
+        + [f"Caveat, near the random-init floor: {line}" for line in V.near_floor(shown)]
+        + [f"Caveat, {line}" for line in undertrained_lines(shown)],
         other_lines=[line for v in rest for line in V.verdict_sentences(v)],
         gap_lines=gap_sentences(gaps, headline, metric)
         + (
@@ -156,7 +160,10 @@ def report_content(run: RunDir) -> ReportContent:
         aggregate=_columns(aggregate, _aggregate_columns(metric)),
         collapsed=collapsed,
         near_floor=V.near_floor(res),
+        undertrained=undertrained_lines(res),
         failures=_failures(run),
+        class_table=classes,
+        class_table_caption=classes_caption,
         figures=figures,
         tsne=tsne,
         notes=notes,
@@ -265,6 +272,22 @@ def probe_overlap_table(stats: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["seed", "subset", "overlap_images", "classes_overlapping"])
 
 
+def undertrained_lines(results: pd.DataFrame) -> list[str]:
+    """One sentence per evaluation and representation set whose fine-tune kept its last epoch
+    as the best on validation: still improving when it stopped."""
+    flagged = results[V.truthy(results, "possibly_undertrained")]
+    lines = []
+    for (ev, scenario, method, subset), g in flagged.groupby(
+        ["evaluation", "scenario", "method", "subset"], sort=False
+    ):
+        seeds = ", ".join(str(int(s)) for s in sorted(g["seed"].unique()))
+        lines.append(
+            f"possibly undertrained: {ev} of {method} ({scenario}, {subset}, seed {seeds}) kept "
+            "its last epoch as the best on validation; more epochs may raise its accuracy."
+        )
+    return lines
+
+
 def _gap_columns(metric: str) -> list[str]:
     cols = ["scenario", "method", "evaluation", "comparison", "subset", "seeds"]
     for m in dict.fromkeys([metric, "tail"]):
@@ -276,11 +299,16 @@ def _aggregate_columns(metric: str) -> list[str]:
     cols = ["scenario", "method", "subset", "evaluation", "comparison", "seeds"]
     for m in dict.fromkeys([metric, "top1", "balanced_accuracy", "head", "medium", "tail"]):
         cols += [f"{m}_mean", f"{m}_ci95"]
-    return cols
+    return [*cols, "undertrained_seeds"]
 
 
 def _columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-    return df[[c for c in cols if c in df]] if not df.empty else df
+    """The columns the report shows; an undertrained count only where a seed was flagged."""
+    if df.empty:
+        return df
+    out = df[[c for c in cols if c in df]]
+    flags = pd.to_numeric(out.get("undertrained_seeds", pd.Series(dtype=float)), errors="coerce")
+    return out if flags.fillna(0).any() else out.drop(columns="undertrained_seeds", errors="ignore")
 
 
 def _rows(df: pd.DataFrame, evaluation: str, comparison: str) -> pd.DataFrame:
@@ -375,7 +403,7 @@ def _draw(
     if headline is None:
         return
     ev, comparison = headline
-    gaps, agg, pc = run.tables["gaps"], run.tables["aggregate"], run.tables["per_class"]
+    gaps, agg = run.tables["gaps"], run.tables["aggregate"]
     if not gaps.empty:
         figures.add(
             "gap",
@@ -388,16 +416,12 @@ def _draw(
             group_bars_figure(agg, ev, metric, comparison if "comparison" in agg else None),
             f"{ev}: accuracy by group",
         )
-    twin = _balanced_twin(run, main) if main else None
-    if pc.empty or main is None or twin is None:
-        notes.append("which classes pay: no per-class table or no balanced twin subset.")
+    chosen = _per_class_rows(run, ev, comparison)
+    if isinstance(chosen, str):
+        notes.append(f"which classes pay: {chosen}")
         return
-    bad = set(V.left_out_representations(run.results)["representation"])
-    pc = pc[~pc["representation"].isin(bad)] if "representation" in pc else pc
+    pc, main, twin, bad = chosen
     by_class = class_gaps(pc, ev, main, twin, comparison if "comparison" in pc else None)
-    if by_class.empty:
-        notes.append(f"which classes pay: no method has both arms ({twin}, {main}) on {ev}.")
-        return
     figures.add(
         "which_classes_pay",
         which_classes_pay_figure(by_class, ev, main),
@@ -410,9 +434,50 @@ def _draw(
         )
 
 
+def _per_class_rows(
+    run: RunDir, ev: str, comparison: str
+) -> tuple[pd.DataFrame, str, str, set[str]] | str:
+    """The headline evaluation's per-class rows without collapsed or failed representations,
+    the main imbalanced subset and its balanced twin; or why there are none."""
+    pc, main = run.tables["per_class"], _main_subset(run)
+    twin = _balanced_twin(run, main) if main else None
+    if pc.empty or main is None or twin is None:
+        return "no per-class table or no balanced twin subset."
+    bad = set(V.left_out_representations(run.results)["representation"])
+    pc = pc[~pc["representation"].isin(bad)] if "representation" in pc else pc
+    pc = pc[pc["evaluation"] == ev]
+    if "comparison" in pc:
+        pc = pc[pc["comparison"] == comparison]
+    arms = set(pc["subset"])
+    if twin not in arms or main not in arms:
+        return f"no method has both arms ({twin}, {main}) on {ev}."
+    return pc, main, twin, bad
+
+
+def _class_table(run: RunDir, headline: tuple[str, str] | None) -> tuple[pd.DataFrame, str]:
+    """The per-class table of the headline evaluation, and its caption."""
+    if headline is None:
+        return pd.DataFrame(), "no balanced-vs-imbalanced comparison was run."
+    chosen = _per_class_rows(run, *headline)
+    if isinstance(chosen, str):
+        return pd.DataFrame(), chosen
+    pc, main, twin, _ = chosen
+    names = run.stats.get("classes") or []
+    counts = _counts(run.stats.get("subsets", {}).get(twin, {}))
+    table = class_table(pc, main, twin, dict(zip(names, counts, strict=False)))
+    seeds = pc["seed"].nunique() if "seed" in pc else 1
+    return table, (
+        f"{headline[0]}, {headline[1]}: per class, its training images in the balanced arm "
+        f"{twin} and the imbalanced arm {main}, and each method's test accuracy (%) in both "
+        f"arms and the gap ({twin} minus {main}, points), mean over {seeds} seed(s). "
+        "Click a column header to sort."
+    )
+
+
 def _tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
-    """One t-SNE per representation of the first seed: trained ones on the main imbalanced
-    subset, fixed ones (imported, random init) as they are; from the cached test features."""
+    """One t-SNE figure per method of the first seed: a trained method's balanced and main
+    imbalanced representations side by side, a fixed one (imported, random init) alone; from
+    the cached test features."""
     res, labels = run.results, run.test_labels()
     groups = run.stats.get("groups", {}).get("per_class")
     if res.empty or "rep_dir" not in res or labels is None or not groups:
@@ -426,22 +491,36 @@ def _tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
     # groups can differ per seed when subsets are drawn per seed: take this seed's
     seeded = run.stats.get("seeds", {}).get(str(int(seed)), {}).get("groups", {})
     groups = seeded.get("per_class") or groups
+    names = run.stats.get("classes") or [str(c) for c in range(int(labels.max()) + 1)]
     main = _main_subset(run)
-    pick = ok[~ok["scenario"].isin(TRAINED_SCENARIOS) | (ok["subset"] == main)]
-    names = []
+    twin = _balanced_twin(run, main) if main else None
+    trained = ok["scenario"].isin(TRAINED_SCENARIOS)
+    pick = ok[~trained | ok["subset"].isin([twin, main])].drop_duplicates("representation")
     limit = int(run.report_setting("tsne_max_points", 2000))
-    for rep, rep_dir in dict(zip(pick["representation"], pick["rep_dir"], strict=True)).items():
-        feats = run.test_features(str(rep_dir))
-        if feats is None or len(feats) != len(labels):
-            notes.append(f"t-SNE {rep}: no test features matching the test manifest.")
+    out = []
+    for (scenario, method), reps in pick.groupby(["scenario", "method"], sort=False):
+        if scenario in TRAINED_SCENARIOS and main not in set(reps["subset"]):
             continue
+        reps = reps.sort_values("subset", key=lambda s: s != twin, kind="stable")
+        arms = []
+        for r in reps.itertuples():
+            feats = run.test_features(str(r.rep_dir))
+            if feats is None or len(feats) != len(labels):
+                notes.append(f"t-SNE {r.representation}: no test features matching the manifest.")
+                continue
+            arms.append((str(r.subset) if scenario in TRAINED_SCENARIOS else "fixed", feats))
+        if not arms:
+            continue
+        rep = str(reps["representation"].iloc[-1])
+        title = f"{method} ({scenario}), seed {int(seed)}: test features"
         figures.add(
             f"tsne-{rep}",
-            tsne_figure(feats, labels, np.asarray(groups), str(rep), limit),
-            f"t-SNE of {rep}",
+            tsne_figure(arms, labels, np.asarray(groups), list(names), title, limit, int(seed)),
+            f"t-SNE of {method} ({scenario}), seed {int(seed)}: "
+            + " | ".join(name for name, _ in arms),
         )
-        names.append(f"tsne-{rep}")
-    return names
+        out.append(f"tsne-{rep}")
+    return out
 
 
 # -- renderings ------------------------------------------------------------------------------
@@ -492,6 +571,11 @@ def markdown(c: ReportContent) -> str:
         "## Accuracy (mean and 95% t-interval over seeds)",
         markdown_table(c.aggregate),
         "",
+        "## Which classes pay",
+        f"_{c.class_table_caption}_".replace("Click a column header to sort.", "").strip(),
+        "",
+        markdown_table(c.class_table, "{:.1f}") if not c.class_table.empty else "_(none)_",
+        "",
         "## Figures",
         *[f"![{k}](figures/{k}.png)" for k in figs + c.tsne],
         *bullets(c.notes),
@@ -501,6 +585,7 @@ def markdown(c: ReportContent) -> str:
         if c.collapsed
         else "- no representation collapsed",
         *[f"- near the random-init floor: {line}" for line in c.near_floor],
+        *[f"- {line}" for line in c.undertrained],
         *[f"- FAILED {f['representation']}: {f['error']}" for f in c.failures],
         "",
     ]
@@ -516,8 +601,8 @@ def _template() -> jinja2.Template:
 def render_html(c: ReportContent) -> str:
     from .. import __version__
 
-    def table(df: pd.DataFrame) -> str:
-        return df.to_html(index=False, float_format="%.3f", na_rep="", border=0)
+    def table(df: pd.DataFrame, fmt: str = "%.3f") -> str:
+        return df.to_html(index=False, float_format=fmt, na_rep="", border=0, classes="sortable")
 
     return _template().render(
         c=c,
@@ -526,6 +611,7 @@ def render_html(c: ReportContent) -> str:
             "gaps": table(c.gaps),
             "aggregate": table(c.aggregate),
             "probe_overlap": table(c.probe_overlap) if not c.probe_overlap.empty else "",
+            "classes": table(c.class_table, "%.1f") if not c.class_table.empty else "",
         },
         environment=json.dumps(c.environment, indent=2),
         version=__version__,

@@ -27,6 +27,15 @@ SCENARIO_COLORS = {
 }
 # method colours for point charts: none of them a group colour
 METHOD_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+# class colours (t-SNE): tab20 less the group colours and their near twins, so a class is never
+# drawn in a group's colour; above this many classes the maps colour by group only
+CLASS_COLORS = tuple(
+    matplotlib.colors.to_hex(c)
+    for c in plt.get_cmap("tab20").colors
+    if matplotlib.colors.to_hex(c) not in {*GROUP_COLORS.values(), "#aec7e8", "#ffbb78", "#ff9896"}
+)
+# class names under the class-count chart up to this many classes (unreadable above)
+MAX_NAMED_CLASSES = 60
 METRIC_LABELS = {"top1": "top-1", "balanced_accuracy": "balanced accuracy"}
 
 
@@ -35,19 +44,30 @@ def class_counts_figure(
 ) -> Figure:
     """Training images per class, sorted, log scale, coloured by head/medium/tail."""
     order = np.argsort(-np.asarray(counts), kind="stable")
-    fig, ax = plt.subplots(figsize=(max(6, min(0.25 * len(order) + 2, 16)), 3.6))
+    named = len(order) <= MAX_NAMED_CLASSES
+    width = max(6.0, min(0.22 * len(order) + 2, 16.0))
+    fig, ax = plt.subplots(figsize=(width, 4.6 if named else 3.6))
     colors = [GROUP_COLORS.get(str(groups[i]), "grey") for i in order]
     ax.bar(range(len(order)), np.asarray(counts)[order], color=colors)
     ax.set_yscale("log")
     ax.set_ylabel("training images")
     ax.set_title(title)
-    if len(order) <= 40:
-        ax.set_xticks(range(len(order)), [class_names[i] for i in order], rotation=90, fontsize=7)
+    if named:
+        labels = [_short(class_names[i]) for i in order]
+        ax.set_xticks(range(len(order)), labels, rotation=90, fontsize=7 if len(order) <= 40 else 6)
+        ax.set_xlim(-0.7, len(order) - 0.3)
     else:
-        ax.set_xlabel("classes, sorted by count")
+        ax.set_xticks([])
+        ax.set_xlabel(f"{len(order)} classes, sorted by count (names in the per-class table below)")
     _group_legend(ax)
     fig.tight_layout()
     return fig
+
+
+def _short(name: str, width: int = 18) -> str:
+    """A class name cut to fit under a bar."""
+    name = str(name)
+    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def _group_legend(ax: plt.Axes, loc: str = "upper right") -> None:

@@ -63,6 +63,7 @@ def build_tables(
             "status": "ok",
             "collapsed": bool(info.get("collapsed", False)),
             "collapse_ratio": info.get("collapse_ratio"),
+            "possibly_undertrained": possibly_undertrained(r.get("result") or {}),
             "error": "",
             **{m: metrics.get(m, np.nan) for m in METRICS},
         }
@@ -119,6 +120,7 @@ RESULT_COLUMNS = [
     *METRICS,
     "collapsed",
     "collapse_ratio",
+    "possibly_undertrained",
     "floor_top1",
     "over_floor",
     "error",
@@ -137,6 +139,19 @@ PER_CLASS_COLUMNS = [
     "group",
     "accuracy",
 ]
+
+
+def possibly_undertrained(result: dict[str, Any]) -> bool | None:
+    """True when a fine-tune kept its last epoch as the best on validation (it was still
+    improving, so more epochs might change its numbers); None where no epoch was selected
+    (probes, kNN, no validation split)."""
+    selected = result.get("selected")
+    if not isinstance(selected, dict) or "epoch" not in selected:
+        return None
+    epochs = selected.get("epochs", result.get("epochs"))
+    if epochs is None:
+        return None
+    return int(selected["epoch"]) >= int(epochs) - 1  # epochs count from 0
 
 
 def with_floor(results: pd.DataFrame) -> pd.DataFrame:
@@ -164,6 +179,8 @@ def aggregate_over_seeds(results: pd.DataFrame) -> pd.DataFrame:
     for key, grp in results.groupby(KEYS, sort=False):
         row = dict(zip(KEYS, key, strict=True))
         row["seeds"] = len(grp)
+        flags = grp["possibly_undertrained"] if "possibly_undertrained" in grp else pd.Series()
+        row["undertrained_seeds"] = int((flags.astype(str) == "True").sum())
         for m in METRICS:
             s = seed_summary(grp[m].astype(float).tolist())
             row.update({f"{m}_mean": s["mean"], f"{m}_std": s["std"], f"{m}_ci95": s["ci95"]})

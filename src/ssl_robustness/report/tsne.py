@@ -1,19 +1,33 @@
-"""t-SNE of test-set features, coloured by class and by head/medium/tail group."""
+"""t-SNE maps of test-set features (openTSNE, seeded): one figure per method, its arms
+(balanced and imbalanced representation of the same seed) side by side, always with a legend.
+
+Up to len(CLASS_COLORS) classes a row colours by class; every figure has a row coloured by
+head/medium/tail group (the report's group colours)."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
-from sklearn.manifold import TSNE
 
-from .plots import GROUP_COLORS, plt
+from .plots import CLASS_COLORS, GROUP_COLORS, plt
 
 
 def embed(features: np.ndarray, seed: int = 0) -> np.ndarray:
-    perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
-    return TSNE(
-        n_components=2, perplexity=perplexity, init="pca", random_state=seed, learning_rate="auto"
-    ).fit_transform(features.astype(np.float32))
+    """2-d openTSNE embedding; one thread and a fixed seed, so a rebuilt report is the same."""
+    from openTSNE import TSNE  # imported here: only a report with t-SNE on pays for it
+
+    n = len(features)
+    perplexity = float(min(30, max(2, (n - 1) // 3)))
+    tsne = TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        initialization="pca",
+        random_state=seed,
+        n_jobs=1,
+        negative_gradient_method="bh" if n < 1000 else "fft",
+        verbose=False,
+    )
+    return np.asarray(tsne.fit(np.asarray(features, dtype=np.float64)))
 
 
 def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
@@ -22,28 +36,53 @@ def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
 
 
+def colour_rows(num_classes: int) -> list[str]:
+    """Which colourings a map gets: by class only while every class has its own colour."""
+    return (["class"] if num_classes <= len(CLASS_COLORS) else []) + ["group"]
+
+
 def tsne_figure(
-    features: np.ndarray,
+    arms: list[tuple[str, np.ndarray]],
     labels: np.ndarray,
     class_groups: np.ndarray,
+    class_names: list[str],
     title: str,
     max_points: int = 2000,
+    seed: int = 0,
 ) -> Figure:
-    idx = subsample(len(features), max_points)
-    xy = embed(features[idx])
-    lab = labels[idx]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
-    axes[0].scatter(xy[:, 0], xy[:, 1], c=lab, cmap="tab20" if lab.max() >= 10 else "tab10", s=4)
-    axes[0].set_title("by class", fontsize=9)
+    """One column per (arm name, test features), the same test images in each."""
+    idx = subsample(len(labels), max_points, seed)
+    lab = np.asarray(labels)[idx]
     groups = np.asarray(class_groups)[lab]
-    for g, color in GROUP_COLORS.items():
-        m = groups == g
-        axes[1].scatter(xy[m, 0], xy[m, 1], c=color, s=4, label=g)
-    axes[1].legend(fontsize=7, markerscale=3)
-    axes[1].set_title("by group", fontsize=9)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    rows = colour_rows(len(class_names))
+    fig, axes = plt.subplots(
+        len(rows), len(arms), figsize=(4.2 * len(arms) + 2.4, 3.9 * len(rows)), squeeze=False
+    )
+    for j, (arm, features) in enumerate(arms):
+        xy = embed(features[idx], seed)
+        for i, row in enumerate(rows):
+            ax = axes[i, j]
+            if row == "class":
+                for c in np.unique(lab):
+                    m = lab == c
+                    ax.scatter(*xy[m].T, s=4, color=CLASS_COLORS[c], label=class_names[c])
+            else:
+                for g, color in GROUP_COLORS.items():
+                    m = groups == g
+                    ax.scatter(*xy[m].T, s=4, color=color, label=g)
+            ax.set_title(f"{arm}, by {row}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for i, row in enumerate(rows):
+            if j == len(arms) - 1:
+                axes[i, j].legend(
+                    fontsize=7,
+                    markerscale=3,
+                    loc="center left",
+                    bbox_to_anchor=(1.02, 0.5),
+                    ncol=2 if row == "class" and len(class_names) > 8 else 1,
+                    frameon=False,
+                )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
