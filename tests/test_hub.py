@@ -4,6 +4,7 @@ each test points a registry entry at a `file://` URL of a checkpoint it writes i
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from ssl_robustness.models import hub
 from ssl_robustness.models.backbones import backbone_from_arch
 from ssl_robustness.models.checkpoints import load_backbone
 from ssl_robustness.names import CHECKPOINT_FORMATS, PUBLISHED_WEIGHTS
-from ssl_robustness.representations import expand_representations
+from ssl_robustness.representations import expand_representations, obtain_representation
 
 TINY = {"block": "BasicBlock", "layers": [1, 1, 1, 1], "width": 8, "small_stem": False}
 NAME = "mocov2_800ep"
@@ -236,3 +237,21 @@ def test_an_mmselfsup_file_without_meta_reads_as_mmselfsup(tmp_path):
     model, report = load_backbone(tmp_path / "byol.pth", "mmselfsup")
     assert report.format == "mmselfsup" and report.dropped == ["neck.mlp.0.weight"]
     _assert_weights(model, sd)
+
+
+def test_a_representation_imports_named_weights_once_across_runs(tmp_path, monkeypatch, downloads):
+    sd = _backbone_state()
+    src = _write_moco(tmp_path / "w.pth", sd)
+    _publish(monkeypatch, tmp_path, src, checksum=None)
+    raw = tiny_study(tmp_path, methods=[], random_init=False)
+    raw["imported"] = [{"name": "moco", "weights": NAME, "image_size": 32}]
+    cfg = validate_config(raw)
+    data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+    (spec,) = expand_representations(cfg, data)
+    for _ in range(2):  # made, then read back from its representation.json
+        backbone, info = obtain_representation(spec, cfg, data, torch.device("cpu"))
+        _assert_weights(backbone, sd)
+    assert downloads == [src.as_uri()]
+    assert info["path"] == str(hub.cached_path(NAME)) and info["format"] == "moco"
+    done = json.loads(spec.layout(cfg.layout).done.read_text())
+    assert done["path"] == info["path"]
