@@ -31,6 +31,7 @@ from .engine.batches import ArrayBatches
 from .engine.loop import fit, seed_everything
 from .layout import RepresentationLayout, RunLayout
 from .methods import build_method, is_self_supervised
+from .methods.reweight import example_weights
 from .models.backbones import backbone_from_arch, build_backbone
 from .models.hub import load_imported, published_settings
 from .names import RANDOM_INIT, SL, SSL_IMAGENET, SSL_IN_DOMAIN
@@ -267,7 +268,9 @@ def _train(
         sampler=sampler,
         num_classes=data.num_classes,
     )
-    result = fit(method, batches, train, rep.train, seed=spec.seed, desc=spec.name)
+    sam = {"sam": method_cfg.sam}  # SAM / rwSAM (engine/sam.py) and rwSAM's weights
+    sam["example_weights"] = example_weights(method_cfg.sam, data.class_counts(idx))
+    result = fit(method, batches, train, rep.train, seed=spec.seed, desc=spec.name, **sam)
     last = result.history[-1] if result.history else {}
     return {
         "collapsed": result.collapsed,

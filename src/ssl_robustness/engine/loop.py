@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from ..config import SAMConfig, TrainConfig
 from ..faults import reached
 from ..layout import CHECKPOINT_FILE
 from .batches import ArrayBatches
@@ -28,6 +28,7 @@ from .device import autocast, make_scaler, prepare_model
 from .distributed import is_distributed, rank
 from .logger import MetricsLogger
 from .optim import build_optimizer, warmup_cosine
+from .sam import SAM, ExampleWeights
 from .step import COLLAPSE_RATIO, Method, StepContext, collapse_ratio, collapse_std
 
 EpochCallback = Callable[[int, Method], dict[str, float]]
@@ -60,6 +61,7 @@ class TrainState:
     scaler: Any  # torch.amp.GradScaler (a no-op one on CPU)
     sample_rng: np.random.Generator  # batch order
     aug_gen: torch.Generator  # augmentations
+    sam: SAM | None = None  # two passes per step (engine/sam.py); its memory is not saved
 
     def save(self, path: Path, epoch: int) -> None:
         """Write the state after `epoch` atomically (temp file + rename)."""
@@ -96,8 +98,11 @@ def fit(
     lr: float | None = None,
     on_epoch_end: EpochCallback | None = None,
     desc: str = "train",
+    sam: SAMConfig | None = None,
+    example_weights: ExampleWeights | None = None,
 ) -> FitResult:
-    """Train `method` for `cfg.epochs` epochs, resuming from `run_dir/checkpoint.pt` if present.
+    """Train `method` for `cfg.epochs` epochs, resuming from `run_dir/checkpoint.pt` if present;
+    with `sam`, by SAM (rwSAM with `example_weights`, see engine/sam.py).
 
     Checkpoints (model, optimizer, scheduler, scaler, RNG states, epoch) are written every
     `cfg.checkpoint_every` epochs and at the end, atomically.
@@ -126,11 +131,15 @@ def fit(
         if device.type == "cuda":  # batch statistics over the global batch
             nn.SyncBatchNorm.convert_sync_batchnorm(model)
         step_model = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+    if sam is not None:
+        state.sam = SAM(sam, model, optimizer, example_weights, run_dir)
     logger = MetricsLogger(run_dir, start_epoch) if rank() == 0 else None
     ratio: float | None = None
     for epoch in range(start_epoch, cfg.epochs):
         row = train_one_epoch(state, step_model, batches, cfg, epoch, logger, desc)
         ratio = row.get("collapse_ratio", ratio)
+        if state.sam is not None:
+            state.sam.end_epoch(epoch, write=rank() == 0)  # the weights per class
         if on_epoch_end is not None:
             row.update(on_epoch_end(epoch, model))
         if logger is not None:
@@ -174,6 +183,8 @@ def train_one_epoch(
         reached("train-step")  # failpoint: tests kill training here (faults.py)
         step = epoch * steps_per_epoch + i
         ctx = StepContext(state.aug_gen, step / total)
+        if state.sam is not None:
+            state.sam.begin(ctx, device)
         with autocast(device):
             out: Any = step_model(images, labels, ctx)
         if not torch.isfinite(out.loss):
@@ -181,7 +192,10 @@ def train_one_epoch(
                 f"loss is {out.loss.item()} at epoch {epoch + 1}, step {i}; lower the learning rate"
             )
         optimizer.zero_grad(set_to_none=True)
-        state.scaler.scale(out.loss).backward()
+        if state.sam is not None:  # the gradient at w + e (a second pass)
+            state.sam.backward(step_model, images, labels, ctx, out, state.scaler)
+        else:
+            state.scaler.scale(out.loss).backward()
         if cfg.grad_clip is not None:
             state.scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

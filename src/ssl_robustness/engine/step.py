@@ -27,6 +27,7 @@ class StepOutput:
     embedding: torch.Tensor | None = None  # the output watched for collapse (SSL methods)
     # extra per-step values; tensors are read (a device sync) only on the steps that log
     logs: dict[str, float | torch.Tensor] = field(default_factory=dict)
+    losses: torch.Tensor | None = None  # per-example losses, mean = loss (rwSAM weighs them)
 
 
 class Method(nn.Module):

@@ -20,6 +20,7 @@ __all__ = [
     "cosine_momentum",
     "frozen_copy",
     "momentum_update",
+    "symmetric_output",
 ]
 
 
@@ -35,6 +36,15 @@ class TwoViewMethod(Method):
         v1 = augment(images, self.views[0], ctx.generator)
         v2 = augment(images, self.views[1], ctx.generator)
         return v1, v2
+
+
+def symmetric_output(
+    loss_12: torch.Tensor, loss_21: torch.Tensor, embedding: torch.Tensor
+) -> StepOutput:
+    """A symmetrised two-view loss from its per-example halves (view 1 against view 2 and back):
+    the batch loss, and each image's own loss (their mean), which rwSAM re-weights."""
+    loss = 0.5 * (loss_12.mean() + loss_21.mean())
+    return StepOutput(loss, embedding, losses=0.5 * (loss_12 + loss_21))
 
 
 class MomentumTargets:

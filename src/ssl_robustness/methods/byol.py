@@ -9,7 +9,14 @@ from torch import nn
 from ..config import BYOLConfig
 from ..models.heads import mlp
 from .augment import PAPER_CROP, ViewSpec
-from .base import MomentumTargets, StepContext, StepOutput, TwoViewMethod, cosine_momentum
+from .base import (
+    MomentumTargets,
+    StepContext,
+    StepOutput,
+    TwoViewMethod,
+    cosine_momentum,
+    symmetric_output,
+)
 from .registry import MethodSetup, register_method
 
 # asymmetric: the first view always blurred, the second rarely and sometimes solarized
@@ -19,10 +26,15 @@ BYOL_VIEWS = (
 )
 
 
+def byol_losses(p: torch.Tensor, z_target: torch.Tensor) -> torch.Tensor:
+    """2 - 2 cos(p, z_target) per example: the squared distance of l2-normalised vectors; no
+    gradient reaches the target."""
+    return 2 - 2 * F.cosine_similarity(p, z_target.detach(), dim=1)
+
+
 def byol_loss(p: torch.Tensor, z_target: torch.Tensor) -> torch.Tensor:
-    """2 - 2 cos(p, z_target): the squared distance of l2-normalised vectors; no gradient
-    reaches the target."""
-    return (2 - 2 * F.cosine_similarity(p, z_target.detach(), dim=1)).mean()
+    """`byol_losses` averaged over the batch."""
+    return byol_losses(p, z_target).mean()
 
 
 @register_method(BYOLConfig, views=BYOL_VIEWS, self_supervised=True)
@@ -53,8 +65,7 @@ class BYOL(MomentumTargets, TwoViewMethod):
         p1, p2 = self.predictor(z).chunk(2)
         with torch.no_grad():
             t1, t2 = self.projector_t(self.backbone_t(both)).chunk(2)
-        loss = 0.5 * (byol_loss(p1, t2) + byol_loss(p2, t1))
-        return StepOutput(loss, z.chunk(2)[0])
+        return symmetric_output(byol_losses(p1, t2), byol_losses(p2, t1), z.chunk(2)[0])
 
     def after_step(self, progress: float) -> None:
         m = cosine_momentum(self.momentum_base, progress)

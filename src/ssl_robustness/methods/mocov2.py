@@ -18,7 +18,7 @@ from ..engine.distributed import (
 )
 from ..models.heads import mlp
 from .augment import ViewSpec
-from .base import MomentumTargets, StepContext, StepOutput, TwoViewMethod
+from .base import MomentumTargets, StepContext, StepOutput, TwoViewMethod, symmetric_output
 from .registry import MethodSetup, register_method
 from .shuffle_bn import key_permutation, split_batchnorm, split_sizes
 
@@ -26,9 +26,14 @@ MOCOV2_VIEW = ViewSpec()  # crops from 0.2 of the image, jitter, grey, blur (Sim
 
 
 def info_nce(
-    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
+    q: torch.Tensor,
+    k: torch.Tensor,
+    queue: torch.Tensor,
+    temperature: float,
+    reduction: str = "mean",
 ) -> torch.Tensor:
-    """Cross-entropy of picking the positive key k among it and the queue's negatives.
+    """Cross-entropy of picking the positive key k among it and the queue's negatives
+    (reduction="none": one per query).
 
     q, k: (B, D) l2-normalised; queue: (D, K) l2-normalised, no gradient.
     >>> q = k = F.normalize(torch.randn(4, 8), dim=1)
@@ -38,7 +43,8 @@ def info_nce(
     pos = (q * k).sum(1, keepdim=True)
     neg = q @ queue
     logits = torch.cat([pos, neg], dim=1) / temperature
-    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+    target = torch.zeros(len(q), dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits, target, reduction=reduction)
 
 
 @register_method(MocoV2Config, views=(MOCOV2_VIEW, MOCOV2_VIEW), self_supervised=True)
@@ -119,14 +125,18 @@ class MocoV2(MomentumTargets, TwoViewMethod):
         v1, v2 = self.two_views(images, ctx)
         queue = self.queue.clone().detach()
         q1, k2 = self._query(v1), self._key(v2, ctx.generator)
-        loss = info_nce(q1, k2, queue, self.temperature)
+        losses = info_nce(q1, k2, queue, self.temperature, reduction="none")
         keys = [k2]
         if self.symmetric:
             q2, k1 = self._query(v2), self._key(v1, ctx.generator)
-            loss = 0.5 * (loss + info_nce(q2, k1, queue, self.temperature))
+            out = symmetric_output(
+                losses, info_nce(q2, k1, queue, self.temperature, reduction="none"), q1
+            )
             keys.append(k1)
+        else:
+            out = StepOutput(losses.mean(), q1, losses=losses)
         self.enqueue(torch.cat(keys))
-        return StepOutput(loss, q1)
+        return out
 
     def after_step(self, progress: float) -> None:
         self.update_targets(self.momentum)

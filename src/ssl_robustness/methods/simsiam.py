@@ -9,14 +9,19 @@ from torch import nn
 from ..config import SimSiamConfig
 from ..models.heads import mlp
 from .augment import ViewSpec
-from .base import StepContext, StepOutput, TwoViewMethod
+from .base import StepContext, StepOutput, TwoViewMethod, symmetric_output
 from .mocov2 import MOCOV2_VIEW
 from .registry import MethodSetup, register_method
 
 
+def negative_cosines(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """-cos(p, stopgrad(z)) per example: z receives no gradient."""
+    return -F.cosine_similarity(p, z.detach(), dim=1)
+
+
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """-cos(p, stopgrad(z)), averaged over the batch: z receives no gradient."""
-    return -F.cosine_similarity(p, z.detach(), dim=1).mean()
+    """-cos(p, stopgrad(z)), averaged over the batch."""
+    return negative_cosines(p, z).mean()
 
 
 # SimSiam trains on MoCo v2's views (Chen & He 2021, appendix A)
@@ -49,8 +54,7 @@ class SimSiam(TwoViewMethod):
         p = self.predictor(z)
         z1, z2 = z.chunk(2)
         p1, p2 = p.chunk(2)
-        loss = 0.5 * (negative_cosine(p1, z2) + negative_cosine(p2, z1))
-        return StepOutput(loss, z1)
+        return symmetric_output(negative_cosines(p1, z2), negative_cosines(p2, z1), z1)
 
     def param_groups(self) -> list[dict]:
         return [
