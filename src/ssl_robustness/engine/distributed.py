@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+_local_depth = 0  # > 0 while `local_only` is active: this process acts alone
 
 
 def is_distributed() -> bool:
+    if _local_depth > 0:
+        return False
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def group_rank() -> int:
+    """This process's rank in the process group, even inside `local_only` (0 without one)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    """The process that writes results, tables and reports (rank 0 of the group)."""
+    return group_rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every process of the group (a no-op on one process or inside `local_only`)."""
+    if is_distributed():
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def local_only() -> Iterator[None]:
+    """Run the body as a process of its own (rank 0 of 1): evaluations on rank 0 train and
+    gather nothing across processes while the others wait or have left."""
+    global _local_depth
+    _local_depth += 1
+    try:
+        yield
+    finally:
+        _local_depth -= 1
 
 
 def rank() -> int:
@@ -65,8 +103,6 @@ def unshuffled_slice(y: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 def init_from_env() -> bool:
     """Join the process group torchrun describes in the environment; False when not launched so."""
-    import os
-
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return is_distributed()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -74,3 +110,71 @@ def init_from_env() -> bool:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return True
+
+
+def init_process_group(
+    rank: int, world: int, local_rank: int, master_addr: str, master_port: int
+) -> bool:
+    """Join a process group described explicitly (a submitit multi-task job); False alone."""
+    if world <= 1 or dist.is_initialized():
+        return is_distributed()
+    os.environ.update(
+        MASTER_ADDR=master_addr,
+        MASTER_PORT=str(master_port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(local_rank),
+    )
+    return init_from_env()
+
+
+class GlobalBatchNorm(_BatchNorm):
+    """Batch norm whose statistics cover the global batch on any device (gloo on CPU too:
+    torch's SyncBatchNorm runs on GPUs only). Sums and squared sums are all-reduced with
+    autograd, so gradients match one process holding the whole batch. Alone (one process,
+    `local_only`, eval mode) it is plain batch norm."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and is_distributed()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [d for d in range(x.dim()) if d != 1]
+        count = x.new_tensor([x.numel() / x.shape[1]])
+        local = torch.cat([x.sum(dims), (x * x).sum(dims), count])
+        total = all_reduce(local)
+        c = x.shape[1]
+        n = total[2 * c]
+        mean, var = total[:c] / n, (total[c : 2 * c] / n - (total[:c] / n) ** 2).clamp(min=0)
+        if self.track_running_stats and self.running_mean is not None:
+            self._update_running(mean.detach(), var.detach(), n.detach())
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+    @torch.no_grad()
+    def _update_running(self, mean: torch.Tensor, var: torch.Tensor, n: torch.Tensor) -> None:
+        assert self.running_mean is not None and self.running_var is not None
+        assert self.num_batches_tracked is not None
+        self.num_batches_tracked.add_(1)
+        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        unbiased = var * n / (n - 1).clamp(min=1)
+        self.running_mean.mul_(1 - m).add_(mean, alpha=m)
+        self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Batch statistics over the global batch: SyncBatchNorm on GPUs, `GlobalBatchNorm`
+    elsewhere (the same parameters and buffers; the layers are changed in place)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for m in model.modules():
+        if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
+            m.__class__ = GlobalBatchNorm
+    return model
