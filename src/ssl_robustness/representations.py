@@ -236,8 +236,17 @@ def obtain_representation(
         save_torch(rep.backbone, backbone.state_dict())
         info["arch"] = backbone.arch  # type: ignore[attr-defined]
     info["seconds"] = time.perf_counter() - started
+    # the cost table's first phase; evaluation/run.py adds features and each evaluation
+    info["phases"] = {setup_phase(spec): round(info["seconds"], 3)}
     write_json(rep.done, info)
     return backbone, info
+
+
+def setup_phase(spec: RepresentationSpec) -> str:
+    """What obtaining the representation cost: pretraining, an import, or a random init."""
+    if spec.imported is not None:
+        return "import"
+    return "init" if spec.scenario == RANDOM_INIT else "pretraining"
 
 
 def _train(

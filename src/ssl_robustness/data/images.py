@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,6 +152,7 @@ def build_image_cache(
         return array, bad
     cache_file.with_suffix(".bad.json").unlink(missing_ok=True)  # the old, unchecked sidecar
     bad: list[BadImage] = []
+    started = time.perf_counter()  # the decode phase of the cost table (report/cost.py)
     with atomic_path(cache_file) as tmp:
         if lset.pixels is not None:
             with tmp.open("wb") as fh:
@@ -168,6 +170,7 @@ def build_image_cache(
             "bytes": tmp.stat().st_size,
             "sha256": file_sha256(tmp),
             "bad": [asdict(b) for b in bad],
+            "seconds": round(time.perf_counter() - started, 3),
         }
     write_json(meta_path(cache_file), meta)
     return np.load(cache_file, mmap_mode="r"), bad

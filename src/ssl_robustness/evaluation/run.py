@@ -12,8 +12,9 @@ gap belongs to (DESIGN.md section 2):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import read_json_or_none
+from ..atomic import read_json_or_none, write_json
 from ..config import AugmentationConfig, EvaluationConfig, config_hash
 from ..data.prepare import StudyData
 from ..layout import RepresentationLayout
@@ -170,9 +171,15 @@ def evaluate_representation(
     images = data.images_at(image_size) if image_size else data.images
     feats_dir = RepresentationLayout(rep_dir).features
     test_idx = data.indices("test")
+    clock = PhaseClock()  # extraction time is kept apart from each evaluation's own
 
     def features(name: str, idx: np.ndarray) -> np.ndarray:
-        return cached_features(feats_dir, name, backbone, images, idx, device)
+        fresh = not (feats_dir / f"{name}.meta.json").exists()
+        started = time.perf_counter()
+        feats = cached_features(feats_dir, name, backbone, images, idx, device)
+        if fresh:
+            clock.features += time.perf_counter() - started
+        return feats
 
     view = SUPERVISED_VIEW
     if augmentation is not None:
@@ -185,6 +192,7 @@ def evaluate_representation(
             continue
         spec = job.spec
         s = spec.settings
+        started, features_before = time.perf_counter(), clock.features
         extra: dict[str, Any] = {
             "kind": spec.kind,
             "adapt_on": job.adapt_on,
@@ -234,4 +242,34 @@ def evaluate_representation(
                 images=images,
             )
             extra.update(selected=read_json_or_none(out / BEST_META), epochs=s["epochs"])
-        yield job, out, write_evaluation(out, data, test_idx, scores, extra)
+        took = time.perf_counter() - started - (clock.features - features_before)
+        extra["seconds"] = round(took, 3)
+        clock.evaluations[job.label] = took
+        result = write_evaluation(out, data, test_idx, scores, extra)
+        clock.write(rep_dir)
+        yield job, out, result
+
+
+@dataclass
+class PhaseClock:
+    """Seconds this run spent extracting features and in each evaluation it ran."""
+
+    features: float = 0.0
+    evaluations: dict[str, float] = field(default_factory=dict)
+    _written: float = 0.0  # the features time already added to representation.json
+
+    def write(self, rep_dir: Path) -> None:
+        """Add the times to `representation.json`'s phases, where the cost table reads them.
+        Features add up over resumed runs; an evaluation read back from its cache keeps the
+        time it took when it ran."""
+        done = RepresentationLayout(rep_dir).done
+        info = read_json_or_none(done)
+        if not isinstance(info, dict):
+            return
+        phases = dict(info.get("phases") or {})
+        added = self.features - self._written
+        phases["features"] = round(phases.get("features", 0.0) + added, 3)
+        self._written = self.features
+        phases.update({f"evaluation {k}": round(v, 3) for k, v in self.evaluations.items()})
+        info["phases"] = phases
+        write_json(done, info)
