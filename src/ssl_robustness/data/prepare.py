@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import write_json
-from ..config import DataConfig, EvaluationConfig, config_hash
+from ..config import DataConfig, EvaluationConfig, ListFilesConfig, config_hash
 from ..errors import UserError
 from ..layout import DataLayout
 from .groups import assign_groups
@@ -17,8 +17,8 @@ from .images import build_image_cache
 from .labelled import LabelledSet
 from .manifest import count_stats, write_manifest
 from .profiles import gini, imbalance_ratio
-from .sources import load_source
-from .splits import make_splits
+from .sources import read_source, select_classes
+from .splits import make_splits, pool_counts_before_carving
 from .subsets import SubsetPlan, draw, per_class_order, plan_subsets
 
 
@@ -58,7 +58,7 @@ class StudyData:
     class_names: list[str]
     items: list[str]
     labels: np.ndarray
-    images: np.ndarray  # (N, S, S, 3) uint8, memory-mapped
+    images: np.ndarray | None  # (N, S, S, 3) uint8, memory-mapped; None: listing only
     split: np.ndarray
     probe_balanced: np.ndarray
     probe_protocol: str
@@ -69,6 +69,8 @@ class StudyData:
     base_plans: list[SubsetPlan]
     bad_images: list[str] = field(default_factory=list)
     source: LabelledSet | None = field(default=None, repr=False)
+    listing: LabelledSet | None = field(default=None, repr=False)  # before the class filters
+    evaluation: EvaluationConfig | None = field(default=None, repr=False)
     _draws: dict[int, SeedDraw] = field(default_factory=dict, repr=False)
     _sized: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -168,12 +170,34 @@ def _plan(data: StudyData, order_seed: int | None = None) -> list[SubsetPlan]:
     )
 
 
+# keys added to data.list after the cache keys were fixed: in the key only when set
+_LIST_KEYS_SINCE = ("label_from", "relative_to", "roots")
+
+
 def data_key(cfg: DataConfig) -> str:
-    return config_hash(
-        cfg.model_dump(
-            mode="json", include={"source", "root", "list", "image_size", "skip_bad_images"}
-        )
+    dump = cfg.model_dump(
+        mode="json", include={"source", "root", "list", "image_size", "skip_bad_images"}
     )
+    if dump.get("list"):
+        for key in _LIST_KEYS_SINCE:
+            if dump["list"][key] == ListFilesConfig.model_fields[key].get_default(
+                call_default_factory=True
+            ):
+                del dump["list"][key]
+    return config_hash(dump)
+
+
+def list_data(
+    cfg: DataConfig, directory: Path, evaluation: EvaluationConfig | None = None
+) -> StudyData:
+    """The listing stage: labels, splits, probe set and subset plans, every feasibility check,
+    and no image decoded (`run --plan`; `prepare_data` runs it before decoding)."""
+    listing = read_source(cfg)
+    lset = select_classes(listing, cfg)
+    try:
+        return arrange(lset, cfg, directory, evaluation, listing=listing)
+    except UserError as err:
+        raise _with_ways_out(err, cfg, lset, listing, directory, evaluation) from None
 
 
 def prepare_data(
@@ -182,28 +206,51 @@ def prepare_data(
     evaluation: EvaluationConfig | None = None,
     seeds: list[int] | None = None,
 ) -> StudyData:
-    """Load, decode (cached), split, carve the probe set and plan the subsets; write the
-    manifests and stats of the given study seeds (default [0])."""
+    """Load and check the listing (fails in a second if a class cannot meet the splits, probe
+    set or subsets), then decode (cached); write the manifests and stats of the given study
+    seeds (default [0])."""
+    data = list_data(cfg, directory, evaluation)
     directory.mkdir(parents=True, exist_ok=True)
-    lset = load_source(cfg)
-    all_idx = np.arange(len(lset))
+    lset = data.source
+    assert lset is not None
     # keyed by the item list too: adding or removing an image file makes a new cache
     listing = config_hash({"data": data_key(cfg), "items": lset.items})
     cache_file = DataLayout(directory).image_cache(listing, cfg.image_size)
     images, bad_records = build_image_cache(
         lset,
-        all_idx,
+        np.arange(len(lset)),
         cfg.image_size,
         cache_file,
         skip_bad=cfg.skip_bad_images,
         workers=cfg.decode_workers,
     )
-    bad = [b.message for b in bad_records]
     if bad_records:  # dropped by index: never by parsing paths out of messages
         keep = np.ones(len(lset), dtype=bool)
         keep[[b.index for b in bad_records]] = False
-        lset = _subset_lset(lset, keep)
+        data = arrange(
+            _subset_lset(lset, keep),
+            cfg,
+            directory,
+            evaluation,
+            listing=data.listing,
+            bad=[b.message for b in bad_records],
+        )
         images = images[np.flatnonzero(keep)]
+    data.images = images
+    write_data_manifests(data, seeds or [0])
+    return data
+
+
+def arrange(
+    lset: LabelledSet,
+    cfg: DataConfig,
+    directory: Path,
+    evaluation: EvaluationConfig | None = None,
+    *,
+    listing: LabelledSet | None = None,
+    bad: list[str] | None = None,
+) -> StudyData:
+    """Split, carve the probe set and plan the subsets of a listing (no images)."""
     split = make_splits(lset, cfg.split)
     pool = np.flatnonzero(split == "train")
     pool_counts = lset.class_counts(split == "train")
@@ -219,7 +266,7 @@ def prepare_data(
         class_names=lset.class_names,
         items=lset.items,
         labels=lset.labels,
-        images=images,
+        images=None,
         split=split,
         probe_balanced=probe,
         probe_protocol=protocol,
@@ -228,11 +275,12 @@ def prepare_data(
         pretrain_pool=pretrain_pool,
         pool_order=pool_order,
         base_plans=[],
-        bad_images=bad,
+        bad_images=bad or [],
         source=lset,
+        listing=listing,
+        evaluation=evaluation,
     )
     data.base_plans = _plan(data)
-    write_data_manifests(data, seeds or [0])
     return data
 
 
@@ -368,6 +416,7 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
             f"{p.name}: n={p.size} ({p.size / pool:.0%} of the train pool), imbalance ratio "
             f"{imbalance_ratio(p.counts):.4f}, Gini {gini(p.counts):.3f}"
         )
+    lines += ways_out_lines(data)
     probe = data.class_counts(data.probe_balanced)
     where = "disjoint from every subset" if data.probe_protocol == "disjoint" else "overlapping"
     lines.append(
@@ -386,6 +435,96 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
         f"bad images skipped: {len(data.bad_images)}"
     )
     return lines
+
+
+WAYS_OUT_QUANTILES = (0.1, 0.25, 0.5)  # drop about this share of the classes, smallest first
+
+
+def ways_out_lines(data: StudyData) -> list[str]:
+    """With a natural/power profile the matched n is bounded by classes x the smallest class:
+    a few `data.classes.min_count` settings that use more of the pool, each with the n it
+    gives, computed from the listing (nothing decoded)."""
+    imb = data.cfg.imbalance
+    if imb.profile not in ("natural", "power") or imb.n is not None or data.listing is None:
+        return []
+    pool = len(data.indices("train"))
+    n_now = data.base_plans[0].size
+    options = [
+        _option_line(k, kept, data.num_classes, n, pool)
+        for k, kept, n in _min_count_options(
+            data.split_counts("train"), data.cfg, data.listing, data.directory, data.evaluation
+        )
+        if n > n_now
+    ]
+    if not options:
+        return []
+    per_class = int(data.base_plans[0].counts.min())
+    return [
+        f"{imb.profile}: n={n_now:,} is bounded by {data.num_classes} classes x the smallest "
+        f"class ({per_class} per class in the balanced set); ways out (n as the default "
+        "probe set leaves it; a set data.imbalance.n takes images from the probe set):",
+        *options,
+    ]
+
+
+def _option_line(k: int, kept: int, classes: int, n: int, pool: int) -> str:
+    return (
+        f"  data.classes.min_count: {k} keeps {kept} of {classes} classes, "
+        f"n = {n:,} ({n / pool:.0%} of the pool)"
+    )
+
+
+def _min_count_options(
+    pool_counts: np.ndarray,
+    cfg: DataConfig,
+    listing: LabelledSet,
+    directory: Path,
+    evaluation: EvaluationConfig | None,
+) -> list[tuple[int, int, int]]:
+    """(min_count, classes kept, matched n) for the thresholds that drop about 10%, 25% and
+    50% of the classes, smallest pools first; thresholds the data cannot meet are left out."""
+    counts = np.sort(pool_counts)
+    thresholds = sorted(
+        {int(counts[int(q * len(counts))]) for q in WAYS_OUT_QUANTILES} - {int(counts[0])}
+    )
+    out = []
+    for k in thresholds:
+        floor = max(k, cfg.classes.min_count or 0)
+        option_cfg = cfg.model_copy(
+            update={"classes": cfg.classes.model_copy(update={"min_count": floor})}
+        )
+        try:
+            lset = select_classes(listing, option_cfg)
+            option = arrange(lset, option_cfg, directory, evaluation)
+        except UserError:
+            continue
+        out.append((floor, option.num_classes, option.base_plans[0].size))
+    return out
+
+
+def _with_ways_out(
+    err: UserError,
+    cfg: DataConfig,
+    lset: LabelledSet,
+    listing: LabelledSet,
+    directory: Path,
+    evaluation: EvaluationConfig | None,
+) -> UserError:
+    """A natural/power plan the smallest classes cannot meet: the error, plus the class
+    filters that can (computed from the listing)."""
+    if cfg.imbalance.profile not in ("natural", "power") or not str(err).startswith(
+        "data.imbalance"
+    ):
+        return err
+    pool_counts = pool_counts_before_carving(lset, cfg.split)
+    pool = int(pool_counts.sum())
+    options = [
+        _option_line(k, kept, lset.num_classes, n, pool)
+        for k, kept, n in _min_count_options(pool_counts, cfg, listing, directory, evaluation)
+    ]
+    if not options:
+        return err
+    return UserError(f"{err}; or keep fewer classes:\n" + "\n".join(options))
 
 
 def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:

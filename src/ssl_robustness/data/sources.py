@@ -7,6 +7,8 @@ of range, an unknown class, a duplicate path.
 from __future__ import annotations
 
 import csv
+import glob
+import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +18,19 @@ import numpy as np
 from ..config import DataConfig, ListFilesConfig
 from ..errors import UserError
 from .labelled import LabelledSet
+from .splits import pool_counts_before_carving
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".webp")
 SPLIT_NAMES = ("train", "val", "test")
 
 
 def load_source(cfg: DataConfig) -> LabelledSet:
-    """Read the configured source into a LabelledSet."""
+    """Read the configured source into a LabelledSet, keeping the classes `data.classes` keeps."""
+    return select_classes(read_source(cfg), cfg)
+
+
+def read_source(cfg: DataConfig) -> LabelledSet:
+    """Every class of the configured source, before the class filters."""
     loaders: dict[str, Callable[[DataConfig], LabelledSet]] = {
         "digits": lambda c: load_digits(),
         "folder": lambda c: load_folder(_root(c)),
@@ -41,6 +49,49 @@ def load_source(cfg: DataConfig) -> LabelledSet:
             "a study compares classes, so it needs at least 2"
         )
     return lset
+
+
+def select_classes(lset: LabelledSet, cfg: DataConfig) -> LabelledSet:
+    """The classes `data.classes` keeps (include, then exclude, then min_count on the train
+    pool), labels re-indexed densely in the source's class order; unknown names are errors."""
+    sel = cfg.classes
+    if not (sel.include or sel.exclude or sel.min_count):
+        return lset
+    known = set(lset.class_names)
+    for key in ("include", "exclude"):
+        unknown = [n for n in getattr(sel, key) if n not in known]
+        if unknown:
+            shown = ", ".join(lset.class_names[:12]) + (" ..." if lset.num_classes > 12 else "")
+            raise UserError(f"data.classes.{key}: unknown class(es) {unknown} (classes: {shown})")
+    keep = np.ones(lset.num_classes, dtype=bool)
+    if sel.include:
+        keep &= np.isin(lset.class_names, sel.include)
+    keep &= ~np.isin(lset.class_names, sel.exclude)
+    if sel.min_count:
+        keep &= pool_counts_before_carving(lset, cfg.split) >= sel.min_count
+    kept = np.flatnonzero(keep)
+    if len(kept) < 2:
+        raise UserError(
+            f"data.classes: keeps {len(kept)} class(es) "
+            f"({', '.join(lset.class_names[i] for i in kept) or 'none'}) of "
+            f"{lset.num_classes}; a study compares classes, so it needs at least 2"
+        )
+    return relabel(lset, kept)
+
+
+def relabel(lset: LabelledSet, kept: np.ndarray) -> LabelledSet:
+    """The items of classes `kept` (old label indices), labelled 0..len(kept)-1."""
+    new_label = np.full(lset.num_classes, -1, dtype=np.int64)
+    new_label[kept] = np.arange(len(kept))
+    idx = np.flatnonzero(new_label[lset.labels] >= 0)
+    return LabelledSet(
+        [lset.items[i] for i in idx],
+        new_label[lset.labels[idx]],
+        [lset.class_names[i] for i in kept],
+        lset.root,
+        None if lset.pixels is None else lset.pixels[idx],
+        None if lset.official_split is None else lset.official_split[idx],
+    )
 
 
 def _root(cfg: DataConfig) -> Path:
@@ -139,30 +190,33 @@ def load_awa2(root: Path) -> LabelledSet:
 
 
 # ----------------------------------------------------------------------------- split lists
+Row = tuple[str, str, str, str]  # (item relative to data.root, label, split, "file:line")
+
+
 def load_list(root: Path, cfg: ListFilesConfig) -> LabelledSet:
-    """Split files: `relative/path label` lines (ImageNet-LT, Places-LT, iNaturalist) or CSV/TSV."""
+    """Split files: `relative/path label` lines (ImageNet-LT, Places-LT, iNaturalist), CSV/TSV,
+    or path-only lines labelled by their folder; several files (or a glob) per split."""
     class_names: list[str] | None = None
     if cfg.classes is not None:
         if not cfg.classes.is_file():
             raise UserError(f"data.list.classes: file not found: {cfg.classes}")
         class_names = [x.strip() for x in cfg.classes.read_text().splitlines() if x.strip()]
-    rows: list[tuple[str, str, str, str]] = []  # (path, label, split, where)
+    rows: list[Row] = []
     for split in SPLIT_NAMES:
-        path = getattr(cfg, split)
-        if path is None:
-            continue
-        if not path.is_file():
-            raise UserError(f"data.list.{split}: file not found: {path}")
-        rows += [(p, lab, split, where) for p, lab, where in _read_rows(path, cfg)]
+        for path in list_files(cfg, split):
+            base = _base_folder(root, cfg, split, path)
+            for p, lab, where in _read_rows(path, cfg):
+                rows.append((_item(root, base, p), lab, split, where))
     if not rows:
-        raise UserError(f"{cfg.train}: no items listed")
+        raise UserError(f"data.list.train: no items listed in {list_files(cfg, 'train')}")
     seen: dict[str, str] = {}
     for p, _, _, where in rows:
         if p in seen:
             raise UserError(f"{where}: duplicate path {p!r} (first listed at {seen[p]})")
         seen[p] = where
-    labels = _resolve_labels(rows, class_names)
-    names = class_names or _default_names(rows)
+    numeric = cfg.label_from == "column"  # folder names such as GTSRB's 00000 are names
+    labels = _resolve_labels(rows, class_names, numeric)
+    names = class_names or _default_names(rows, numeric)
     return LabelledSet(
         [r[0] for r in rows],
         labels,
@@ -172,49 +226,100 @@ def load_list(root: Path, cfg: ListFilesConfig) -> LabelledSet:
     )
 
 
+def list_files(cfg: ListFilesConfig, split: str) -> list[Path]:
+    """The list files of a split: each entry a file or a glob (sorted matches)."""
+    value = getattr(cfg, split)
+    if value is None:
+        return []
+    out: list[Path] = []
+    for entry in value if isinstance(value, list) else [value]:
+        text = str(entry)
+        if any(ch in text for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                raise UserError(f"data.list.{split}: no file matches {text!r}")
+            out += files
+        elif not entry.is_file():
+            raise UserError(f"data.list.{split}: file not found: {entry}")
+        else:
+            out.append(entry)
+    return out
+
+
+def _base_folder(root: Path, cfg: ListFilesConfig, split: str, list_file: Path) -> Path:
+    """The folder a split's listed paths are relative to: its own root, the list file's
+    folder, or data.root."""
+    if split in cfg.roots:
+        base = cfg.roots[split]  # type: ignore[index]
+        if not base.is_dir():
+            raise UserError(f"data.list.roots.{split}: not a folder: {base}")
+        return base
+    return list_file.parent if cfg.relative_to == "list" else root
+
+
+def _item(root: Path, base: Path, listed: str) -> str:
+    """A listed path as an item relative to data.root (items, manifests and cache keys stay
+    relative to one folder whatever the split's base)."""
+    if base == root:
+        return listed
+    return Path(os.path.relpath(os.path.abspath(base / listed), os.path.abspath(root))).as_posix()
+
+
 def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:
     suffix = path.suffix.lower()
     delimiter = cfg.delimiter or {".csv": ",", ".tsv": "\t"}.get(suffix)
-    named = isinstance(cfg.path_column, str) or isinstance(cfg.label_column, str)
+    by_folder = cfg.label_from == "folder"
+    named = isinstance(cfg.path_column, str) or (
+        not by_folder and isinstance(cfg.label_column, str)
+    )
+    columns = [cfg.path_column] if by_folder else [cfg.path_column, cfg.label_column]
     out = []
     with path.open(newline="", encoding="utf-8") as fh:
         if delimiter is None:
-            lines = ((i, line.split()) for i, line in enumerate(fh, 1))
-            header: list[str] | None = None
+            # a path-only line is the whole line (file names may hold spaces)
+            lines = (
+                (i, [line.strip()] if by_folder else line.split()) for i, line in enumerate(fh, 1)
+            )
         else:
             reader = csv.reader(fh, delimiter=delimiter)
             lines = ((reader.line_num, row) for row in reader)
-            header = None
+        header: list[str] | None = None
         for lineno, fields in lines:
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
             if named and header is None:
                 header = fields
-                for col in (cfg.path_column, cfg.label_column):
+                for col in columns:
                     if isinstance(col, str) and col not in header:
                         raise UserError(f"{path}:{lineno}: no column {col!r} in header {header}")
                 continue
-            pcol = (
-                header.index(cfg.path_column)
-                if isinstance(cfg.path_column, str)
-                else cfg.path_column
-            )
-            lcol = (
-                header.index(cfg.label_column)
-                if isinstance(cfg.label_column, str)
-                else cfg.label_column
-            )
-            if max(pcol, lcol) >= len(fields):
+            idx = [header.index(c) if isinstance(c, str) else c for c in columns]  # type: ignore[union-attr]
+            if max(idx) >= len(fields):
                 raise UserError(
-                    f"{path}:{lineno}: expected at least {max(pcol, lcol) + 1} fields, "
+                    f"{path}:{lineno}: expected at least {max(idx) + 1} fields, "
                     f"got {len(fields)}: {fields!r}"
                 )
-            out.append((fields[pcol].strip(), fields[lcol].strip(), f"{path}:{lineno}"))
+            item = fields[idx[0]].strip()
+            label = _folder_label(item, f"{path}:{lineno}") if by_folder else fields[idx[1]].strip()
+            out.append((item, label, f"{path}:{lineno}"))
     return out
 
 
-def _resolve_labels(rows: list[tuple[str, str, str, str]], names: list[str] | None) -> np.ndarray:
-    numeric = all(lab.lstrip("-").isdigit() for _, lab, _, _ in rows)
+def _folder_label(item: str, where: str) -> str:
+    parent = Path(item).parent.name
+    if not parent:
+        raise UserError(
+            f"{where}: {item!r} has no folder to take the label from "
+            "(data.list.label_from: folder expects <class>/<image> paths)"
+        )
+    return parent
+
+
+def _resolve_labels(
+    rows: list[Row], names: list[str] | None, numeric_ok: bool = True
+) -> np.ndarray:
+    numeric = numeric_ok and all(lab.lstrip("-").isdigit() for _, lab, _, _ in rows)
     labels = []
     if numeric:
         limit = len(names) if names is not None else None
@@ -233,9 +338,9 @@ def _resolve_labels(rows: list[tuple[str, str, str, str]], names: list[str] | No
     return np.array(labels)
 
 
-def _default_names(rows: list[tuple[str, str, str, str]]) -> list[str]:
+def _default_names(rows: list[Row], numeric_ok: bool = True) -> list[str]:
     labs = [lab for _, lab, _, _ in rows]
-    if all(lab.lstrip("-").isdigit() for lab in labs):
+    if numeric_ok and all(lab.lstrip("-").isdigit() for lab in labs):
         return [str(i) for i in range(max(int(x) for x in labs) + 1)]
     return sorted(set(labs))
 

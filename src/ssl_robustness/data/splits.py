@@ -12,18 +12,38 @@ from .labelled import LabelledSet
 
 def make_splits(lset: LabelledSet, cfg: SplitConfig) -> np.ndarray:
     """Split name ('train', 'val', 'test') of every item."""
+    split = listed_splits(lset, cfg)
+    need = carve_needs(split, cfg)
+    if need:
+        _carve(lset, split, need, cfg.seed)
+    return split
+
+
+def listed_splits(lset: LabelledSet, cfg: SplitConfig) -> np.ndarray:
+    """Each item's split as the source lists it (official splits, else all 'train')."""
     n = len(lset)
     official = lset.official_split if cfg.use_official else None
     split = np.array(official if official is not None else ["train"] * n, dtype=object)
     split[split == ""] = "train"
+    return split
+
+
+def carve_needs(split: np.ndarray, cfg: SplitConfig) -> list[tuple[str, int]]:
+    """The splits carved out of each class's listed training images, with their sizes."""
     need = []
     if not (split == "test").any():
         need.append(("test", cfg.test_per_class))
     if not (split == "val").any() and cfg.val_per_class > 0:
         need.append(("val", cfg.val_per_class))
-    if need:
-        _carve(lset, split, need, cfg.seed)
-    return split
+    return need
+
+
+def pool_counts_before_carving(lset: LabelledSet, cfg: SplitConfig) -> np.ndarray:
+    """Per class, the train pool `make_splits` will leave (listed training images less the
+    carved val/test), computed without carving: class filters apply before the carve."""
+    split = listed_splits(lset, cfg)
+    carved = sum(k for _, k in carve_needs(split, cfg))
+    return np.maximum(lset.class_counts(split == "train") - carved, 0)
 
 
 def _carve(lset: LabelledSet, split: np.ndarray, need: list[tuple[str, int]], seed: int) -> None:
