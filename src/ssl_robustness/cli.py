@@ -90,6 +90,96 @@ def _hold_lock(out: Path, command: str, wait: bool) -> None:
     )
 
 
+def CLUSTER(fn):  # noqa: N802 - used as a decorator, like CONFIG and OVERRIDES
+    """`run`'s options for a study on a cluster (submitit jobs)."""
+    options = [
+        click.option(
+            "--executor",
+            type=click.Choice(["inprocess", "local", "slurm"]),
+            default="inprocess",
+            show_default=True,
+            help="inprocess: train everything here (or under torchrun); local/slurm: one "
+            "submitit job per representation, then the tables and report.",
+        ),
+        click.option("--partition", default=None, help="SLURM partition of the jobs."),
+        click.option(
+            "--time",
+            "time_min",
+            type=click.IntRange(min=1),
+            default=240,
+            show_default=True,
+            help="Time limit of each job, in minutes (a preempted or timed-out job is "
+            "requeued and resumes from its checkpoint).",
+        ),
+        click.option(
+            "--gpus-per-job",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="GPUs per node of each job; one process (DDP rank) per GPU.",
+        ),
+        click.option(
+            "--nodes",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Nodes per job (DDP across them).",
+        ),
+        click.option(
+            "--cpus-per-task",
+            type=click.IntRange(min=1),
+            default=None,
+            help="CPUs per process of each job.",
+        ),
+        click.option(
+            "--slurm-arg",
+            "slurm_args",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Any other sbatch option, e.g. --slurm-arg account=myproject "
+            "--slurm-arg qos=high (repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _cluster_options(cluster: dict[str, Any]) -> Any:
+    """The jobs' options, or None to run in this process (or under torchrun)."""
+    if cluster["executor"] == "inprocess":
+        return None
+    try:
+        from .executors import ClusterOptions, parse_slurm_args
+    except ImportError as exc:
+        raise UserError(
+            f"--executor {cluster['executor']}: needs submitit ({exc}); "
+            "pip install 'ssl-robustness[cluster]'"
+        ) from None
+    return ClusterOptions(
+        executor=cluster["executor"],
+        partition=cluster["partition"],
+        time_min=cluster["time_min"],
+        gpus_per_job=cluster["gpus_per_job"],
+        nodes=cluster["nodes"],
+        cpus_per_task=cluster["cpus_per_task"],
+        slurm_args=parse_slurm_args(cluster["slurm_args"]),
+    )
+
+
+def _run_jobs(cfg: StudyConfig, opts: Any) -> bool:
+    """Submit the study's jobs. True when the report is a SLURM job of its own (nothing left
+    to do here); False once local jobs have ended: this process then writes the tables."""
+    from .executors import submit_study, wait_for
+
+    submission = submit_study(cfg, opts, log=click.echo)
+    if submission.report_job is not None:
+        click.echo(f"report (when job {submission.report_job.job_id} ends): {cfg.layout.root}")
+        return True
+    wait_for(submission, log=click.echo)
+    return False
+
+
 # what prepare_data reads: when these differ, `data stats` would rewrite another study's data/
 DATA_KEYS = ("data", "seeds", "evaluation.probe_set", "evaluation.probe_per_class")
 
@@ -193,26 +283,52 @@ def cli() -> None:
     "--plan", is_flag=True, help="Print the runs, what is cached, and the work; run nothing."
 )
 @WAIT
-def run(config: Path | None, overrides: tuple[str, ...], plan: bool, wait: bool) -> None:
+@CLUSTER
+def run(
+    config: Path | None,
+    overrides: tuple[str, ...],
+    plan: bool,
+    wait: bool,
+    **cluster: Any,
+) -> None:
     """Run a whole study from CONFIG (default: the built-in digits quick start).
 
     One run per output directory: a second `run` (or `data stats`) on it stops with an error
-    naming the process that holds it, or waits for it with --wait."""
+    naming the process that holds it, or waits for it with --wait.
+
+    Launched by `torchrun --nproc-per-node N`, each representation trains data-parallel over
+    the N processes (each takes batch_size / N), rank 0 evaluating and writing. With
+    --executor slurm|local, each representation is a submitit job of its own (DDP over its
+    GPUs), and the tables and report come last (see README, "On a cluster")."""
     cfg = _load(config, overrides)
     _check_output_dir(cfg.out)
     if plan:
         from .data.prepare import list_data
-        from .plan import plan_lines, plan_rows
+        from .engine.device import resolve_device
+        from .plan import measure_throughput, plan_lines, plan_rows
 
+        _check_device(cfg.device)
         data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)  # decodes nothing
-        for line in plan_lines(cfg, plan_rows(cfg, data)):
+        speed = measure_throughput(cfg, resolve_device(cfg.device))  # a few steps, seconds
+        for line in plan_lines(cfg, plan_rows(cfg, data), speed):
             click.echo(line)
         return
     _check_device(cfg.device)
-    _hold_lock(cfg.out, "run", wait)
+    opts = _cluster_options(cluster)
+    from .engine.distributed import init_from_env, is_distributed, is_main
+
+    init_from_env()  # a process group when torchrun launched us
+    if opts is not None and is_distributed():
+        raise UserError("--executor: not under torchrun (a job trains DDP over its own GPUs)")
+    if is_main():
+        _hold_lock(cfg.out, "run", wait)
+    if opts is not None and _run_jobs(cfg, opts):
+        return
     from .study import run_study
 
     result = run_study(cfg, log=click.echo)
+    if not is_main():
+        return
     click.echo(f"report: {result.report}")
     click.echo(f"tables: {cfg.layout.tables}")
     from .report.html import headline_lines

@@ -1,18 +1,28 @@
-"""`run --plan`: what a study would run, what is cached, and a rough cost, without running it."""
+"""`run --plan`: what a study would run, what is cached, and its cost, without running it.
+
+The cost is measured, not assumed: a few training steps of the configured backbone at the
+configured batch and image size on the chosen device give image passes per second."""
 
 from __future__ import annotations
 
+import statistics
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .config import StudyConfig
 from .data.prepare import StudyData
+from .engine.logger import duration
 from .evaluation.run import evaluation_jobs, evaluation_specs
 from .methods import views_per_step
-from .representations import expand_representations, representation_status
+from .representations import RepresentationSpec, expand_representations, representation_status
 
-# image passes per second on 2 CPU cores for resnet_tiny at width 16 and 16 px, measured on
-# the quick start; cost grows about with pixels x width^2
-CPU_PASSES_PER_S = 2000.0
+if TYPE_CHECKING:
+    import torch
+
+MEASURE_STEPS = 3  # timed training steps, after MEASURE_WARMUP untimed ones
+MEASURE_WARMUP = 1
+CPU_MEASURE_BATCH = 64  # at most, on a CPU: images/s barely depends on the batch there
 
 
 @dataclass(frozen=True)
@@ -24,25 +34,31 @@ class PlanRow:
     status: str  # done | partial | todo
     evaluations: int
     image_passes: int  # pretraining views x epochs x images, plus fine-tuning
+    images: int = 0  # the same without the views: training images the fits will see
+    key: str = ""  # the representation's directory name
 
 
-def plan_rows(cfg: StudyConfig, data: StudyData) -> list[PlanRow]:
-    """One row per representation: what it is, whether it is cached, and its work in image
-    passes (pretraining views per step x epochs x images, plus fine-tuning)."""
+def plan_rows(
+    cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec] | None = None
+) -> list[PlanRow]:
+    """One row per representation (all of the study's, or `specs`): what it is, whether it is
+    cached, and its work in image passes (pretraining views per step x epochs x images, plus
+    fine-tuning)."""
     rows = []
     evals = evaluation_specs(cfg.evaluation)
-    for spec in expand_representations(cfg, data):
+    for spec in expand_representations(cfg, data) if specs is None else specs:
         jobs = evaluation_jobs(evals, data, spec.seed, spec.subset)
         ft_work = sum(
             j.spec.settings["epochs"] * len(j.indices)
             for j in jobs
             if j.spec.kind not in ("linear", "knn")
         )
-        work = 0
+        work = images = 0
         if spec.subset is not None and spec.method_config is not None:
             assert spec.train is not None
             size = len(data.draw(spec.seed).subsets[spec.subset])
-            work = views_per_step(spec.method_config) * spec.train.epochs * size
+            images = spec.train.epochs * size
+            work = views_per_step(spec.method_config) * images
         rows.append(
             PlanRow(
                 spec.name,
@@ -52,22 +68,95 @@ def plan_rows(cfg: StudyConfig, data: StudyData) -> list[PlanRow]:
                 representation_status(spec, cfg.out),
                 len(jobs),
                 work + ft_work,
+                images + ft_work,
+                spec.dirname,
             )
         )
     return rows
 
 
-def cpu_estimate(cfg: StudyConfig, passes: int) -> str:
-    """A rough CPU training time for `passes` image passes (resnet_tiny only)."""
-    if cfg.backbone.name != "resnet_tiny":
-        return " (full-size backbone: plan for a GPU)"
-    scale = (cfg.data.image_size / 16) ** 2 * (cfg.backbone.width / 16) ** 2
-    minutes = passes * scale / CPU_PASSES_PER_S / 60
-    return f" (roughly {minutes:.0f} min of training on 2 CPU cores, evaluation extra)"
+def study_work(
+    cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec]
+) -> dict[str, tuple[float, float]]:
+    """(image passes, training images) left per representation, for the study's time left
+    in the log (engine/logger.py); a cached representation has none."""
+    return {
+        r.key: (0.0, 0.0) if r.status == "done" else (float(r.image_passes), float(r.images))
+        for r in plan_rows(cfg, data, specs)
+    }
 
 
-def plan_lines(cfg: StudyConfig, rows: list[PlanRow]) -> list[str]:
-    """The plan as `run --plan` prints it: a table, then the work left."""
+@dataclass(frozen=True)
+class Throughput:
+    """Image passes per second of one training step, measured here."""
+
+    passes_per_s: float
+    backbone: str
+    batch: int
+    image_size: int
+    device: str
+    steps: int = MEASURE_STEPS
+    warmup: int = MEASURE_WARMUP
+
+    def how(self) -> str:
+        return (
+            f"measured: the median of {self.steps} training steps of {self.backbone} at batch "
+            f"{self.batch}, {self.image_size} px on {self.device}, after {self.warmup} warm-up"
+        )
+
+
+def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
+    """Time MEASURE_STEPS forward-backward-update steps of the configured backbone on random
+    images of the configured batch (at most CPU_MEASURE_BATCH on a CPU) and size: seconds,
+    no data decoded."""
+    import torch
+
+    from .engine.device import autocast
+    from .models.backbones import build_backbone
+
+    size = cfg.data.image_size
+    batch = cfg.pretrain.batch_size
+    if device.type == "cpu":
+        batch = min(batch, CPU_MEASURE_BATCH)
+    torch.manual_seed(0)
+    net = build_backbone(cfg.backbone, size).to(device)
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn(batch, 3, size, size, device=device)
+    times = []
+    for _ in range(MEASURE_WARMUP + MEASURE_STEPS):
+        _sync(device)
+        start = time.perf_counter()
+        with autocast(device):
+            loss = net(x).float().pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    step_s = max(statistics.median(times[MEASURE_WARMUP:]), 1e-9)  # robust to a stalled step
+    return Throughput(batch / step_s, cfg.backbone.name, batch, size, str(device))
+
+
+def _sync(device: torch.device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cost_line(passes: int, speed: Throughput | None) -> str:
+    """The work left in time at the measured speed (training only)."""
+    if speed is None or passes == 0:
+        return ""
+    return (
+        f": about {duration(passes / speed.passes_per_s)} of training at "
+        f"{speed.passes_per_s:,.0f} image passes/s, evaluation extra ({speed.how()})"
+    )
+
+
+def plan_lines(cfg: StudyConfig, rows: list[PlanRow], speed: Throughput | None = None) -> list[str]:
+    """The plan as `run --plan` prints it: a table, then the work left and its time."""
     lines = [
         f"{'representation':40s} {'scenario':14s} {'seed':>4s} {'status':8s} {'image passes':>12s}"
     ]
@@ -80,6 +169,6 @@ def plan_lines(cfg: StudyConfig, rows: list[PlanRow]) -> list[str]:
     passes = sum(r.image_passes for r in todo)
     lines.append(
         f"{len(rows)} representations, {len(rows) - len(todo)} cached; "
-        f"{passes:,} image passes to go{cpu_estimate(cfg, passes)}"
+        f"{passes:,} image passes to go{cost_line(passes, speed)}"
     )
     return lines

@@ -6,6 +6,7 @@ with one more seed or method) does only what is missing, and an interrupted run 
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import traceback
 from dataclasses import dataclass, field
@@ -20,7 +21,12 @@ from .atomic import remove_orphan_temps, write_json, write_text
 from .config import StudyConfig
 from .data.prepare import StudyData, prepare_data
 from .engine.device import resolve_device
+from .engine.distributed import barrier, is_distributed, is_main, local_only, world_size
+from .engine.logger import study_progress
+from .errors import UserError
 from .evaluation.run import evaluate_representation
+from .lock import output_lock
+from .plan import study_work
 from .report.tables import StudyTables, build_tables, write_tables
 from .representations import (
     RepresentationSpec,
@@ -32,7 +38,7 @@ from .representations import (
 
 @dataclass
 class StudyResult:
-    tables: StudyTables
+    tables: StudyTables | None  # None on the processes other than rank 0
     failures: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
 
@@ -62,43 +68,146 @@ def environment() -> dict[str, Any]:
 
 
 def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
-    """Run (or resume) every representation and evaluation; write tables and the report."""
+    """Run (or resume) every representation and evaluation; write tables and the report.
+
+    Launched by torchrun, every process trains each representation data-parallel; rank 0
+    evaluates, writes the tables and the report, the others return without tables."""
     from .report.html import write_report
 
-    save_study_config(cfg)
-    remove_orphan_temps(cfg.out, min_age_s=0)  # a killed run's; this run holds the directory
-    device = resolve_device(cfg.device)
+    data, device, specs = start_study(cfg, owner=True)
     run = cfg.layout
-    data = prepare_data(cfg.data, run.data.path, cfg.evaluation, cfg.seeds)
-    specs = expand_representations(cfg, data)
-    log(
-        f"study '{cfg.name}': {len(specs)} representations on {device}, "
-        f"subsets {[f'{p.name} (n={p.size})' for p in data.plans]}"
-    )
-    records: list[dict[str, Any]] = []
-    failures: list[dict[str, Any]] = []
-    for i, spec in enumerate(specs, 1):
-        status = representation_status(spec, cfg.out)
-        log(f"[{i}/{len(specs)}] {spec.scenario:13s} {spec.name} ({status})")
-        try:
-            records += run_representation(spec, cfg, data, device)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
-            failures.append(
-                {
-                    "representation": spec.name,
-                    "scenario": spec.scenario,
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(limit=6),
-                }
-            )
-            log(f"    FAILED: {type(exc).__name__}: {exc}")
+    if is_main():
+        log(
+            f"study '{cfg.name}': {len(specs)} representations on {device}"
+            f"{f' x {world_size()} processes' if is_distributed() else ''}, "
+            f"subsets {[f'{p.name} (n={p.size})' for p in data.plans]}"
+        )
+    records, failures = run_specs(specs, cfg, data, device, log=log)
+    if not is_main():
+        return StudyResult(None, failures)
     tables = build_tables(records, data, failures)
     write_tables(tables, run.tables)
     write_json(run.failures, failures)
     report = write_report(cfg.out)
     return StudyResult(tables, failures, report)
+
+
+def start_study(
+    cfg: StudyConfig, *, owner: bool
+) -> tuple[StudyData, torch.device, list[RepresentationSpec]]:
+    """The data (prepared by rank 0 first: the others read its cache), the device and the
+    representations. The `owner` of the run directory (a `run`, not one job of a cluster
+    study) saves the config and clears a killed run's temp files first."""
+    if is_main():
+        if owner:
+            save_study_config(cfg)
+            remove_orphan_temps(cfg.out, min_age_s=0)  # a killed run's; this run holds the dir
+        data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+    barrier()
+    if not is_main():
+        data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+    return data, resolve_device(cfg.device), expand_representations(cfg, data)
+
+
+def run_specs(
+    specs: list[RepresentationSpec],
+    cfg: StudyConfig,
+    data: StudyData,
+    device: torch.device,
+    *,
+    log=print,  # noqa: ANN001
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Train and evaluate `specs`: (evaluation records, failures), both empty off rank 0.
+
+    Under a process group every process first trains each representation together (DDP);
+    then rank 0 alone evaluates them, reading the backbones back from disk. Each
+    representation is worked on under its directory's lock, so two workers (a resubmitted
+    study, a second node) never train one twice: the second waits, then finds it cached."""
+    failures: list[dict[str, Any]] = []
+    if is_distributed():
+        failures = _train_together(specs, cfg, data, device, log)
+        if not is_main():
+            return [], failures
+    failed = {f["directory"] for f in failures}
+    records: list[dict[str, Any]] = []
+    with local_only(), study_progress(study_work(cfg, data, specs)) as progress:
+        for i, spec in enumerate(specs, 1):
+            if spec.dirname in failed:
+                continue
+            status = representation_status(spec, cfg.out)
+            log(f"[{i}/{len(specs)}] {spec.scenario:13s} {spec.name} ({status})")
+            try:
+                lock = representation_lock(spec, cfg, log)
+                with lock, progress.representation(spec.dirname, spec.name):  # epoch lines
+                    records += run_representation(spec, cfg, data, device)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
+                failures.append(_failure(spec, exc))
+                log(f"    FAILED: {type(exc).__name__}: {exc}")
+    return records, failures
+
+
+def _train_together(
+    specs: list[RepresentationSpec],
+    cfg: StudyConfig,
+    data: StudyData,
+    device: torch.device,
+    log,  # noqa: ANN001
+) -> list[dict[str, Any]]:
+    """Every process of the group trains each representation data-parallel; rank 0 holds the
+    representation's lock meanwhile and writes its files. The failures, on rank 0."""
+    _check_global_batches(specs)
+    failures: list[dict[str, Any]] = []
+    for i, spec in enumerate(specs, 1):
+        lock = representation_lock(spec, cfg, log) if is_main() else contextlib.nullcontext()
+        with lock:
+            barrier()  # the others wait while rank 0 waits for the lock
+            if is_main():
+                status = representation_status(spec, cfg.out)
+                log(f"[{i}/{len(specs)}] train {spec.name} on {world_size()} processes ({status})")
+            try:
+                obtain_representation(spec, cfg, data, device)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
+                failures.append(_failure(spec, exc))
+                if is_main():
+                    log(f"    FAILED: {type(exc).__name__}: {exc}")
+            barrier()
+    return failures if is_main() else []
+
+
+def _check_global_batches(specs: list[RepresentationSpec]) -> None:
+    """Each process takes batch_size / world_size: the global batch is the configured one."""
+    for spec in specs:
+        if spec.train is not None and spec.train.batch_size % world_size():
+            raise UserError(
+                f"pretrain.batch_size (or methods[{spec.method}].batch_size): "
+                f"{spec.train.batch_size} is not divisible by the {world_size()} processes; "
+                "each process takes an equal share of the global batch"
+            )
+
+
+def representation_lock(spec: RepresentationSpec, cfg: StudyConfig, log=print):  # noqa: ANN001, ANN201
+    """The lock of the representation's directory, waited for when another worker holds it."""
+    directory = spec.layout(cfg.layout).path
+    return output_lock(
+        directory,
+        f"train {spec.name}",
+        wait=True,
+        on_wait=lambda who: log(f"    waiting for {who} (it works on {spec.name})"),
+    )
+
+
+def _failure(spec: RepresentationSpec, exc: BaseException) -> dict[str, Any]:
+    return {
+        "representation": spec.name,
+        "scenario": spec.scenario,
+        "directory": spec.dirname,
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": traceback.format_exc(limit=6),
+    }
 
 
 def run_representation(

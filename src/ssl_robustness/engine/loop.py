@@ -25,8 +25,8 @@ from ..layout import CHECKPOINT_FILE
 from .batches import ArrayBatches
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .device import autocast, make_scaler, prepare_model
-from .distributed import is_distributed, rank
-from .logger import MetricsLogger
+from .distributed import is_distributed, rank, sync_batchnorm
+from .logger import MetricsLogger, report_epoch
 from .optim import build_optimizer, warmup_cosine
 from .sam import SAM, ExampleWeights
 from .step import COLLAPSE_RATIO, Method, StepContext, collapse_ratio, collapse_std
@@ -128,8 +128,7 @@ def fit(
     start_epoch = state.resume(ckpt_path)
     step_model: nn.Module = model
     if is_distributed():
-        if device.type == "cuda":  # batch statistics over the global batch
-            nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        sync_batchnorm(model, device)  # batch statistics over the global batch
         step_model = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
     if sam is not None:
         state.sam = SAM(sam, model, optimizer, example_weights, run_dir)
@@ -144,6 +143,8 @@ def fit(
             row.update(on_epoch_end(epoch, model))
         if logger is not None:
             logger.epoch(row)
+            images = steps_per_epoch * batches.batch_size  # a line per epoch, even in a log
+            report_epoch(desc, epoch, cfg.epochs, row, images, (cfg.epochs - epoch - 1) * images)
         last = epoch == cfg.epochs - 1
         if rank() == 0 and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
             state.save(ckpt_path, epoch)
