@@ -328,6 +328,28 @@ CASES: list[tuple[str, Builder, str]] = [
         data_layout(_bad_npz, source="npz"),
         r"x\.npz: missing arrays \['train_labels', 'test_images', 'test_labels'\]",
     ),
+    (
+        "unknown class to include",
+        data_layout(_folder({"ant": 6, "bee": 6}), classes={"include": ["ant", "cow"]}),
+        r"data\.classes\.include: unknown class\(es\) \['cow'\] \(classes: ant, bee\)",
+    ),
+    (
+        "class filter leaves one class",
+        data_layout(_folder({"ant": 6, "bee": 6}), classes={"exclude": ["bee"]}),
+        r"data\.classes: keeps 1 class\(es\) \(ant\) of 2; .* at least 2",
+    ),
+    (
+        "label_from value",
+        cfg(data__list={"train": "t", "label_from": "dir"}),
+        r"data\.list\.label_from: Input should be 'column' or 'folder' \(got 'dir'\)",
+    ),
+    (
+        "list glob matches nothing",
+        lambda tmp, mp: data_layout(
+            _list_files(["l/0.png 0"]), source="list", list={"train": str(tmp / "*.lst")}
+        )(tmp, mp),
+        r"data\.list\.train: no file matches '.*\*\.lst'",
+    ),
 ]
 
 
