@@ -159,6 +159,28 @@ def test_a_glob_matching_nothing_and_a_missing_split_root_are_named(tmp_path):
         load_list(root, _gtsrb_list(root, roots={"test": root / "nowhere"}))
 
 
+def test_a_folder_source_with_its_test_images_under_another_root(tmp_path):
+    _files(tmp_path / "train", {"ant": 5, "bee": 4}, decodable=False)
+    _files(tmp_path / "elsewhere" / "test", {"ant": 2, "bee": 1}, decodable=False)
+    cfg = _folder_cfg(
+        tmp_path / "train",
+        test_root=tmp_path / "elsewhere" / "test",
+        imbalance={"profile": "natural"},
+    )
+    lset = load_source(cfg)
+    assert lset.items[-3:] == [
+        "../elsewhere/test/ant/image_0000.png",
+        "../elsewhere/test/ant/image_0001.png",
+        "../elsewhere/test/bee/image_0000.png",
+    ]
+    data = list_data(cfg, tmp_path / "out")
+    assert data.split_counts("test").tolist() == [2, 1]
+    assert data.split_counts("val").tolist() == [1, 1]  # only val is carved
+    assert data.split_counts("train").tolist() == [4, 3]
+    with pytest.raises(ValueError, match=r"test_root: only for source 'folder', not 'digits'"):
+        DataConfig(source="digits", test_root=tmp_path)
+
+
 def test_new_list_keys_left_at_their_defaults_keep_the_cache_key(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "t.txt").write_text("a/0.png 0\n")

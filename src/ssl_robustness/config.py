@@ -222,6 +222,9 @@ class DataConfig(Strict):
     """The long-tail profile of the pretraining subsets and the matched balanced set."""
     groups: GroupsConfig = Field(default_factory=GroupsConfig)
     """The head/medium/tail grouping of classes used by the per-group results."""
+    test_root: Path | None = None
+    """`folder` source: the test images in class folders of their own
+    (`test_root/<class>/<image>`), used as the official test split; `root` holds the rest."""
     classes: ClassesConfig = Field(default_factory=ClassesConfig)
     """Class filters (`include`, `exclude`, `min_count`), applied to the listing before
     anything is split or decoded."""
@@ -238,6 +241,11 @@ class DataConfig(Strict):
             raise ValueError("list: required for source 'list' (train/val/test split files)")
         if self.root is not None and not self.root.exists() and not self.download:
             raise ValueError(f"root: path does not exist: {self.root}")
+        if self.test_root is not None:
+            if self.source not in ("folder", "agrinet"):
+                raise ValueError(f"test_root: only for source 'folder', not '{self.source}'")
+            if not self.test_root.is_dir():
+                raise ValueError(f"test_root: not a folder: {self.test_root}")
         return self
 
 

@@ -33,8 +33,8 @@ def read_source(cfg: DataConfig) -> LabelledSet:
     """Every class of the configured source, before the class filters."""
     loaders: dict[str, Callable[[DataConfig], LabelledSet]] = {
         "digits": lambda c: load_digits(),
-        "folder": lambda c: load_folder(_root(c)),
-        "agrinet": lambda c: load_folder(_root(c)),
+        "folder": lambda c: load_folder_pair(_root(c), c.test_root),
+        "agrinet": lambda c: load_folder_pair(_root(c), c.test_root),
         "awa2": lambda c: load_awa2(_root(c)),
         "list": lambda c: load_list(_root(c), c.list),  # type: ignore[arg-type]
         "cifar10": lambda c: load_cifar(_root(c), 10, c.download),
@@ -163,6 +163,30 @@ def load_folder(root: Path, class_names: list[str] | None = None) -> LabelledSet
         list(class_names),
         root=root,
         official_split=np.array(splits, dtype=object) if split_dirs else None,
+    )
+
+
+def load_folder_pair(root: Path, test_root: Path | None) -> LabelledSet:
+    """Class folders under `root`, and with `test_root` the test split's class folders there
+    (same class names); items stay relative to `root`."""
+    train = load_folder(root)
+    if test_root is None:
+        return train
+    if train.official_split is not None and (train.official_split == "test").any():
+        raise UserError(f"data.test_root: {root} already has a test/ split folder")
+    test = load_folder(test_root, class_names=train.class_names)
+    base = os.path.abspath(root)
+    test_items = [
+        Path(os.path.relpath(os.path.abspath(test_root / item), base)).as_posix()
+        for item in test.items
+    ]
+    splits = train.official_split if train.official_split is not None else [""] * len(train)
+    return LabelledSet(
+        train.items + test_items,
+        np.concatenate([train.labels, test.labels]),
+        train.class_names,
+        root=root,
+        official_split=np.array([*splits, *["test"] * len(test)], dtype=object),
     )
 
 
