@@ -277,3 +277,23 @@ def test_fine_tune_records_its_selected_epoch_and_the_number_of_epochs(tmp_path)
     assert set(best) == {"epoch", "epochs", "val_balanced_accuracy"}
     assert best["epochs"] == 2 and best["epoch"] in (0, 1)
     assert scores.shape == (len(data.indices("test")), data.num_classes)
+
+
+def test_classes_at_one_point_are_one_larger_marker_and_methods_sit_side_by_side():
+    rows = [
+        {"scenario": "SL", "method": "supervised", "class": c, "gap": g, "train_count": n}
+        for c, g, n in (("a", 0.2, 10), ("b", 0.2, 10), ("c", 0.0, 20))
+    ]
+    rows += [{**r, "scenario": "SSL-in-domain", "method": "simclr"} for r in rows]
+    df = pd.DataFrame(rows).assign(group="head", seeds=1)
+    fig = P.which_classes_pay_figure(df, "linear-balanced", "exp-r0.1")
+    ax = fig.axes[0]
+    sl, ssl = ax.collections
+    assert sl.get_sizes().tolist() == [32, 16] and len(sl.get_offsets()) == 2
+    x_sl, x_ssl = sl.get_offsets()[:, 0], ssl.get_offsets()[:, 0]
+    assert (x_sl < [10, 20]).all() and (x_ssl > [10, 20]).all()  # dodged around the count
+    np.testing.assert_allclose(x_sl * x_ssl, [100, 400])  # symmetric in log space
+    assert ax.get_legend().get_title().get_text() == "marker area: classes at that point"
+    fig.canvas.draw()
+    assert {t.get_text() for t in ax.get_xticklabels()} >= {"10"}
+    P.plt.close(fig)

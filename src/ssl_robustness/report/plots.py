@@ -50,6 +50,7 @@ def class_counts_figure(
     colors = [GROUP_COLORS.get(str(groups[i]), "grey") for i in order]
     ax.bar(range(len(order)), np.asarray(counts)[order], color=colors)
     ax.set_yscale("log")
+    _plain_log_ticks(ax, np.asarray(counts, dtype=float)[np.asarray(counts) > 0], "y")
     ax.set_ylabel("training images")
     ax.set_title(title)
     if named:
@@ -195,13 +196,24 @@ def which_classes_pay_figure(gaps_by_class: pd.DataFrame, evaluation: str, subse
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     shown = gaps_by_class[gaps_by_class["train_count"] > 0]
     methods = list(dict.fromkeys(zip(shown["scenario"], shown["method"], strict=True)))
+    dodge = _dodge(shown["train_count"].to_numpy(dtype=float), len(methods))
+    stacked = False
     for i, (scenario, method) in enumerate(methods):
         m = shown[(shown["scenario"] == scenario) & (shown["method"] == method)]
+        # classes at one point (same count and gap: few test images per class) are one
+        # marker whose area counts them, beside the other methods' markers, never on them
+        pts = (
+            m.assign(y=(m["gap"] * 100).round(6))
+            .groupby(["train_count", "y"], sort=False)
+            .size()
+            .reset_index(name="k")
+        )
+        stacked |= bool((pts["k"] > 1).any())
         ax.scatter(
-            m["train_count"],
-            m["gap"] * 100,
-            s=16,
-            alpha=0.8,
+            pts["train_count"] * 10 ** dodge[i],
+            pts["y"],
+            s=16 * pts["k"],
+            alpha=0.75,
             color=METHOD_COLORS[i % len(METHOD_COLORS)],
             label=f"{method} ({scenario})",
         )
@@ -211,9 +223,32 @@ def which_classes_pay_figure(gaps_by_class: pd.DataFrame, evaluation: str, subse
         ax.plot(x, np.zeros(len(x)), "|", ms=12, color=color, transform=ax.get_xaxis_transform())
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log")
+    _plain_log_ticks(ax, shown["train_count"].to_numpy(dtype=float))
     ax.set_xlabel(f"training images of the class in {subset} (ticks: head / medium / tail)")
     ax.set_ylabel("A_c(n,1) - A_c(n,r)  [points]")
     ax.set_title(f"{evaluation}: which classes pay for the imbalance (mean over seeds)")
-    ax.legend(fontsize=7)
+    legend = ax.legend(fontsize=7, title="marker area: classes at that point" if stacked else None)
+    legend.get_title().set_fontsize(7)
+    for handle in legend.legend_handles:
+        handle.set_sizes([16])
     fig.tight_layout()
     return fig
+
+
+def _dodge(counts: np.ndarray, methods: int) -> np.ndarray:
+    """Each method's horizontal offset in decades: side by side within a fraction of the
+    closest two counts, so methods do not cover each other and classes stay apart."""
+    levels = np.unique(np.log10(counts[counts > 0]))
+    step = float(np.diff(levels).min()) if len(levels) > 1 else 0.1
+    width = min(0.6 * step, 0.06)
+    return (np.arange(methods) - (methods - 1) / 2) * (width / max(methods, 1))
+
+
+def _plain_log_ticks(ax: plt.Axes, counts: np.ndarray, axis: str = "x") -> None:
+    """Counts as plain numbers on a log axis (4, 10, 20, not 4x10^0); minor ticks labelled
+    too when the counts span less than a decade."""
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    scale = ax.xaxis if axis == "x" else ax.yaxis
+    scale.set_major_formatter(plain)
+    spread = np.log10(counts.max() / counts.min()) if len(counts) and counts.min() > 0 else 9
+    scale.set_minor_formatter(plain if spread < 1 else matplotlib.ticker.NullFormatter())
