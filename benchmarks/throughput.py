@@ -1,24 +1,39 @@
 """Where the training time goes, against baselines measured in the same run.
 
     python benchmarks/throughput.py [--width 16] [--size 32] [--batch 256]
+    python benchmarks/throughput.py --vs-plain [--data ../shared/data/cifar10_subset.npz]
 
 1. Augmentation: our batched per-sample pipeline vs a per-image torchvision.transforms.v2
    loop with the same operations (the seed project's approach).
 2. Memory format: a training step's forward+backward in channels_last vs contiguous.
 3. Each method's full training step (two views, heads, loss, optimizer) in images/s.
+
+`--vs-plain` instead races our SimCLR step (`train_one_epoch` over the decode-once cache,
+batched augmentation) against a plain loop (torchvision `ImageFolder` of JPEG files, PIL
+two-view transforms, `DataLoader` with 2 workers, the same model, loss and optimizer) in
+alternating short rounds (A B A B ...), and prints pairs/s and the median ratio: on a CPU
+shared with other work, the load changes between rounds but hits both arms alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from torch.utils.data import DataLoader, RandomSampler
+from torchvision import transforms as T
+from torchvision.datasets import ImageFolder
 from torchvision.models.resnet import BasicBlock
 from torchvision.transforms import v2
 
 from ssl_robustness.config import (
+    BackboneConfig,
     BYOLConfig,
     MocoV2Config,
     OptimizerConfig,
@@ -28,11 +43,159 @@ from ssl_robustness.config import (
     TrainConfig,
 )
 from ssl_robustness.engine.batches import ArrayBatches
-from ssl_robustness.engine.loop import fit
+from ssl_robustness.engine.device import make_scaler, prepare_model
+from ssl_robustness.engine.loop import TrainState, fit, train_one_epoch
+from ssl_robustness.engine.optim import build_optimizer, warmup_cosine
 from ssl_robustness.methods import build_method
 from ssl_robustness.methods.augment import augment
 from ssl_robustness.methods.mocov2 import MOCOV2_VIEW
-from ssl_robustness.models.backbones import ResNet
+from ssl_robustness.methods.simclr import nt_xent
+from ssl_robustness.models.backbones import ResNet, build_backbone
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10_subset.npz"
+
+
+def load_images(path: Path, n: int, size: int) -> np.ndarray:
+    """`n` training images of the npz at `path` (random pixels where there is none)."""
+    if path.exists():
+        with np.load(path) as d:
+            return np.ascontiguousarray(d["train_images"][:n])
+    print(f"{path} not found: random pixels instead")
+    return np.random.default_rng(0).integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+
+
+def write_jpeg_folder(images: np.ndarray, root: Path) -> None:
+    """An ImageFolder tree of JPEG files, 10 classes, as a downloaded dataset would be."""
+    for i, img in enumerate(images):
+        folder = root / f"class{i % 10}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i:05d}.jpg", quality=95)
+
+
+class TwoViews:
+    """The plain loop's two-view transform: SimCLR's augmentations on PIL images."""
+
+    def __init__(self, size: int) -> None:
+        self.t = T.Compose(
+            [
+                T.RandomResizedCrop(size, scale=(0.08, 1.0)),
+                T.RandomHorizontalFlip(),
+                T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
+                T.RandomGrayscale(0.2),
+                T.ToTensor(),
+                T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            ]
+        )
+
+    def __call__(self, img):  # noqa: ANN001, ANN204
+        return self.t(img), self.t(img)
+
+
+def simclr_method(arch: str, width: int, size: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    labels = np.arange(10)
+    return build_method(
+        SimCLRConfig(),
+        build_backbone(BackboneConfig(name=arch, width=width), size),
+        num_classes=10,
+        class_counts=np.bincount(labels),
+        train_size=len(labels),
+    )
+
+
+class OursArm:
+    """Our step: `train_one_epoch` over `steps` batches of the decoded uint8 cache."""
+
+    def __init__(self, images: np.ndarray, args: argparse.Namespace, cfg: TrainConfig) -> None:
+        cpu = torch.device("cpu")
+        model = prepare_model(simclr_method(args.arch, args.width, args.size), cpu)
+        opt = build_optimizer(model.param_groups(), cfg.optimizer, cfg.optimizer.lr)
+        self.state = TrainState(
+            model,
+            opt,
+            warmup_cosine(opt, 0, 10**6),
+            make_scaler(cpu),
+            np.random.default_rng(0),
+            torch.Generator().manual_seed(0),
+        )
+        self.images, self.cfg, self.args, self.epoch = images, cfg, args, 0
+        self.labels = np.arange(len(images)) % 10
+
+    def round(self, steps: int) -> float:
+        b = self.args.batch
+        idx = np.random.default_rng(self.epoch).permutation(len(self.images))[: steps * b]
+        batches = ArrayBatches(self.images, self.labels, idx, b, torch.device("cpu"))
+        t0 = time.perf_counter()
+        train_one_epoch(self.state, self.state.model, batches, self.cfg, 0, None, "ours")
+        self.epoch += 1
+        return time.perf_counter() - t0
+
+
+class PlainArm:
+    """The plain loop: ImageFolder of JPEGs, PIL two views in DataLoader workers, the same
+    model (default contiguous layout), loss and optimizer; workers persist across rounds."""
+
+    def __init__(self, root: Path, args: argparse.Namespace, cfg: TrainConfig) -> None:
+        self.model = simclr_method(args.arch, args.width, args.size)
+        self.opt = build_optimizer(self.model.param_groups(), cfg.optimizer, cfg.optimizer.lr)
+        data = ImageFolder(str(root), transform=TwoViews(args.size))
+        n = (args.rounds + 1) * args.steps * args.batch
+        sampler = RandomSampler(data, num_samples=n, generator=torch.Generator().manual_seed(0))
+        loader = DataLoader(
+            data,
+            batch_size=args.batch,
+            sampler=sampler,
+            num_workers=args.workers,
+            drop_last=True,
+            persistent_workers=args.workers > 0,
+        )
+        self.it = iter(loader)
+
+    def round(self, steps: int) -> float:
+        m = self.model.train()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            (v1, v2), _labels = next(self.it)
+            z = m.projector(m.backbone(torch.cat([v1, v2])))
+            z1, z2 = z.chunk(2)
+            loss = nt_xent(z1, z2, m.temperature)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        return time.perf_counter() - t0
+
+
+def vs_plain(args: argparse.Namespace) -> None:
+    """Alternate rounds of both arms after one warm-up round each; pairs/s and ratio."""
+    n = (args.rounds + 1) * args.steps * args.batch
+    images = load_images(args.data, n, args.size)
+    args.size = images.shape[1]
+    cfg = TrainConfig(epochs=1, batch_size=args.batch, log_every=10**6)
+    print(
+        f"SimCLR, {args.arch} (width {args.width}) at {args.size} px, batch {args.batch}: "
+        f"{args.rounds} rounds of {args.steps} steps per arm, {torch.get_num_threads()} threads"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        write_jpeg_folder(images, Path(tmp))
+        arms = {"ours": OursArm(images, args, cfg), "plain": PlainArm(Path(tmp), args, cfg)}
+        for arm in arms.values():
+            arm.round(1)  # warm-up: allocator, oneDNN kernels, worker start
+        times: dict[str, list[float]] = {k: [] for k in arms}
+        for r in range(args.rounds):
+            for name, arm in arms.items():
+                times[name].append(arm.round(args.steps))
+            pairs = {k: args.steps * args.batch / v[-1] for k, v in times.items()}
+            print(
+                f"round {r + 1}: ours {pairs['ours']:6.1f} pairs/s, "
+                f"plain {pairs['plain']:6.1f} pairs/s -> {pairs['ours'] / pairs['plain']:.2f}x",
+                flush=True,
+            )
+    ratios = [p / o for o, p in zip(times["ours"], times["plain"], strict=True)]
+    med = {k: args.steps * args.batch / statistics.median(v) for k, v in times.items()}
+    print(
+        f"median: ours {med['ours']:.1f} pairs/s, plain {med['plain']:.1f} pairs/s; "
+        f"median per-round ratio {statistics.median(ratios):.2f}x"
+    )
 
 
 def timed(fn, repeat: int = 3) -> float:
@@ -48,7 +211,16 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--vs-plain", action="store_true", help="our step vs the plain loop only")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="npz with train_images")
+    ap.add_argument("--arch", default="resnet18", help="--vs-plain backbone (resnet_tiny: --width)")
+    ap.add_argument("--rounds", type=int, default=5, help="--vs-plain rounds per arm")
+    ap.add_argument("--steps", type=int, default=2, help="--vs-plain steps per round")
+    ap.add_argument("--workers", type=int, default=2, help="the plain loop's DataLoader workers")
     args = ap.parse_args()
+    if args.vs_plain:
+        vs_plain(args)
+        return
     b, s = args.batch, args.size
     images = torch.randint(0, 255, (b, s, s, 3), dtype=torch.uint8)
     g = torch.Generator().manual_seed(0)
@@ -100,9 +272,6 @@ def main() -> None:
             train_size=len(labels),
         )
         batches = ArrayBatches(data, labels, np.arange(len(labels)), b, cpu)
-        import tempfile
-        from pathlib import Path
-
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             fit(
