@@ -28,6 +28,7 @@ from .config import (
 )
 from .data.prepare import StudyData, data_key
 from .engine.batches import ArrayBatches
+from .engine.distributed import is_main, world_size
 from .engine.loop import fit, seed_everything
 from .layout import RepresentationLayout, RunLayout
 from .methods import build_method, is_self_supervised
@@ -233,12 +234,14 @@ def obtain_representation(
         backbone = build_backbone(cfg.backbone, cfg.data.image_size)
         if spec.scenario != RANDOM_INIT:
             info.update(_train(spec, data, backbone, rep, device))
-        save_torch(rep.backbone, backbone.state_dict())
+        if is_main():  # under DDP rank 0 writes; every replica holds the same weights
+            save_torch(rep.backbone, backbone.state_dict())
         info["arch"] = backbone.arch  # type: ignore[attr-defined]
     info["seconds"] = time.perf_counter() - started
     # the cost table's first phase; evaluation/run.py adds features and each evaluation
     info["phases"] = {setup_phase(spec): round(info["seconds"], 3)}
-    write_json(rep.done, info)
+    if is_main():
+        write_json(rep.done, info)
     return backbone, info
 
 
@@ -272,7 +275,7 @@ def _train(
         data.images,
         data.labels,
         idx,
-        train.batch_size,
+        train.batch_size // world_size(),  # the same global batch on any number of processes
         device,
         sampler=sampler,
         num_classes=data.num_classes,

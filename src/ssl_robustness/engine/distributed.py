@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -128,6 +129,23 @@ def init_process_group(
     return init_from_env()
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """All-reduce (sum) whose gradient is the all-reduced gradient: each process's inputs
+    get the gradient of the sum of every process's loss, as one process holding all."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class GlobalBatchNorm(_BatchNorm):
     """Batch norm whose statistics cover the global batch on any device (gloo on CPU too:
     torch's SyncBatchNorm runs on GPUs only). Sums and squared sums are all-reduced with
@@ -141,12 +159,10 @@ class GlobalBatchNorm(_BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_distributed()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [d for d in range(x.dim()) if d != 1]
         count = x.new_tensor([x.numel() / x.shape[1]])
         local = torch.cat([x.sum(dims), (x * x).sum(dims), count])
-        total = all_reduce(local)
+        total = _SumOverProcesses.apply(local)
         c = x.shape[1]
         n = total[2 * c]
         mean, var = total[:c] / n, (total[c : 2 * c] / n - (total[:c] / n) ** 2).clamp(min=0)

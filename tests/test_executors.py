@@ -1,0 +1,187 @@
+"""A study on a cluster: submitit jobs (local executor; SLURM through a stand-in sbatch),
+torchrun data parallelism, and the per-representation lock that keeps two workers from
+training one representation twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from conftest import tiny_study
+from ssl_robustness.cli import cli
+from ssl_robustness.config import StudyConfig
+from ssl_robustness.errors import UserError
+from ssl_robustness.lock import output_lock
+
+pytest.importorskip("submitit")
+
+
+def _raw(out: Path, **overrides) -> dict:
+    """One supervised method, one epoch, deterministic views (full-image crops, no flips or
+    colour): a study whose numbers depend only on the global batches, not on how many
+    processes draw the augmentations."""
+    settings = {
+        "methods": [{"name": "supervised"}],
+        "random_init": False,
+        "pretrain.epochs": 1,
+        "augmentation.crop_min_scale": 1.0,
+        "augmentation.flip": False,
+        "augmentation.color": False,
+        "data.imbalance.n": 128,  # two batches of 64
+        "evaluation.finetune.enabled": False,
+        "evaluation.linear.enabled": False,
+        "report.tsne": False,
+        **overrides,
+    }
+    return tiny_study(out, **settings)
+
+
+def _write(tmp_path: Path, name: str, **overrides) -> tuple[Path, StudyConfig]:
+    raw = _raw(tmp_path / name, **overrides)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path, StudyConfig.model_validate(raw)
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory) -> StudyConfig:
+    """The study run in this one process: the tables every other way must give."""
+    from ssl_robustness.study import run_study
+
+    _, cfg = _write(tmp_path_factory.mktemp("inprocess"), "inprocess")
+    run_study(cfg, log=lambda _: None)
+    return cfg
+
+
+def _tables(cfg: StudyConfig, name: str) -> pd.DataFrame:
+    return pd.read_csv(cfg.layout.table(name))
+
+
+def _backbones(cfg: StudyConfig) -> dict[str, dict[str, torch.Tensor]]:
+    reps = sorted(cfg.layout.root.glob("representations/*/backbone.pt"))
+    return {p.parent.name: torch.load(p, weights_only=True) for p in reps}
+
+
+def test_local_executor_jobs_give_the_in_process_tables(tmp_path, in_process):
+    expected = in_process
+    path, cfg = _write(tmp_path, "jobs")
+    result = CliRunner().invoke(cli, ["run", str(path), "--executor", "local"])
+    assert result.exit_code == 0, result.output
+    assert "2 job(s) submitted on local" in result.output
+    # each representation ran in a job of its own: a log per job under <output_dir>/jobs
+    logs = sorted((cfg.out / "jobs").glob("*_0_log.out"))
+    assert len(logs) == 2
+    for name in ("results", "per_class", "aggregate"):
+        pd.testing.assert_frame_equal(_tables(cfg, name), _tables(expected, name))
+    # resubmitted: everything is cached, no job at all
+    again = CliRunner().invoke(cli, ["run", str(path), "--executor", "local"])
+    assert again.exit_code == 0, again.output
+    assert "2 done, 0 job(s) submitted" in again.output
+    assert len(sorted((cfg.out / "jobs").glob("*_0_log.out"))) == 2
+
+
+def test_torchrun_two_processes_give_the_one_process_tables(tmp_path, in_process):
+    expected = in_process
+    path, cfg = _write(tmp_path, "ddp")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    cmd += ["--standalone", "-m", "ssl_robustness.cli", "run", str(path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "on 2 processes" in done.stdout
+    assert done.stdout.count("report: ") == 1  # rank 0 alone writes and reports
+    for name in ("results", "per_class"):
+        pd.testing.assert_frame_equal(_tables(cfg, name), _tables(expected, name), atol=1e-6)
+    # the same global batches and batch statistics: the same weights, up to float sums
+    ours, theirs = _backbones(cfg), _backbones(expected)
+    assert list(ours) == list(theirs) and len(ours) == 2
+    for rep, state in ours.items():
+        for key, value in state.items():
+            torch.testing.assert_close(value, theirs[rep][key], atol=1e-5, rtol=0)
+
+
+def test_a_second_worker_waits_for_the_representation_and_reads_it_back(tmp_path):
+    from ssl_robustness.representations import obtain_representation
+    from ssl_robustness.study import run_specs, start_study
+
+    _, cfg = _write(tmp_path, "lock")
+    data, device, specs = start_study(cfg, owner=True)
+    spec = specs[0]
+    rep = spec.layout(cfg.layout)
+    logged: list[str] = []
+    box: dict = {}
+    with output_lock(rep.path, "the first worker"):
+        worker = threading.Thread(
+            target=lambda: box.update(out=run_specs([spec], cfg, data, device, log=logged.append))
+        )
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not any("waiting for" in line for line in logged) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("the first worker" in line for line in logged), logged
+        obtain_representation(spec, cfg, data, device)  # the first worker trains it
+        trained = rep.backbone.stat().st_mtime_ns
+        assert worker.is_alive()  # still waiting for the lock
+    worker.join(timeout=60)
+    records, failures = box["out"]
+    assert failures == [] and len(records) == 1  # kNN
+    assert rep.backbone.stat().st_mtime_ns == trained  # read back, not trained again
+
+
+def test_slurm_jobs_and_a_report_job_after_them(tmp_path, monkeypatch):
+    """A stand-in sbatch records each job script: a job per representation with the asked
+    resources, and the report job depending on all of them."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text(
+        "#!/bin/sh\n"
+        f'n=$(ls {scripts} | wc -l); cp "$1" {scripts}/job$((n + 100)).sh\n'
+        'echo "Submitted batch job $((n + 100))"\n'
+    )
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    path, cfg = _write(tmp_path, "slurm")
+    args = ["run", str(path), "--executor", "slurm", "--partition", "gpu", "--time", "90"]
+    args += ["--gpus-per-job", "4", "--nodes", "2", "--slurm-arg", "account=lab"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "job 100: supervised_balanced_s0" in result.output
+    assert "job 102: tables and report, after the others" in result.output
+    texts = [(scripts / f"job{i}.sh").read_text() for i in (100, 101, 102)]
+    for text in texts[:2]:
+        for line in ("--partition=gpu", "--time=90", "--nodes=2", "--gpus-per-node=4"):
+            assert f"#SBATCH {line}" in text
+        assert "#SBATCH --ntasks-per-node=4" in text and "#SBATCH --account=lab" in text
+    report = texts[2]
+    assert "#SBATCH --dependency=afterany:100:101" in report
+    assert "#SBATCH --nodes=1" in report and "#SBATCH --ntasks-per-node=1" in report
+    assert not cfg.layout.results.exists()  # nothing ran here
+
+
+def test_a_bad_slurm_arg_is_a_user_error(tmp_path):
+    from ssl_robustness.executors import parse_slurm_args
+
+    assert parse_slurm_args(["account=lab", "mail-type=END"]) == {
+        "account": "lab",
+        "mail_type": "END",
+    }
+    with pytest.raises(UserError, match="--slurm-arg 'account': expected KEY=VALUE"):
+        parse_slurm_args(["account"])
+    path, _ = _write(tmp_path, "bad")
+    result = CliRunner().invoke(cli, ["run", str(path), "--executor", "slurm", "--slurm-arg", "x"])
+    assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
