@@ -297,3 +297,20 @@ def test_classes_at_one_point_are_one_larger_marker_and_methods_sit_side_by_side
     fig.canvas.draw()
     assert {t.get_text() for t in ax.get_xticklabels()} >= {"10"}
     P.plt.close(fig)
+
+
+def test_count_axes_read_as_plain_numbers_with_labels_between_decades():
+    counts = (2250 * 0.1 ** (np.arange(43) / 42)).astype(int)
+    groups = np.array(["head"] * 14 + ["medium"] * 15 + ["tail"] * 14)
+    fig = P.class_counts_figure([f"c{i}" for i in range(43)], counts, groups, "t")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    shown = {t.get_text() for t in ax.get_yticklabels(minor=False) + ax.get_yticklabels(minor=True)}
+    assert {"1000", "500", "2000"} <= shown and not any("10^" in t for t in shown)
+    assert "300" not in shown  # only 2s and 5s over a decade
+    P.plt.close(fig)
+
+
+def test_class_colours_put_distinct_hues_first():
+    assert P.CLASS_COLORS[:7] == P.METHOD_COLORS
+    assert len(set(P.CLASS_COLORS)) == len(P.CLASS_COLORS) == 14

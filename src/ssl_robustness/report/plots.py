@@ -27,12 +27,14 @@ SCENARIO_COLORS = {
 }
 # method colours for point charts: none of them a group colour
 METHOD_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-# class colours (t-SNE): tab20 less the group colours and their near twins, so a class is never
-# drawn in a group's colour; above this many classes the maps colour by group only
+# class colours (t-SNE): tab20 less the group colours and their light twins, so a class is never
+# drawn in a group's colour; dark ones first, so neighbouring classes are not one hue in two
+# shades; above this many classes the maps colour by group only
+_TAB20 = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors]
 CLASS_COLORS = tuple(
-    matplotlib.colors.to_hex(c)
-    for c in plt.get_cmap("tab20").colors
-    if matplotlib.colors.to_hex(c) not in {*GROUP_COLORS.values(), "#aec7e8", "#ffbb78", "#ff9896"}
+    c
+    for c in _TAB20[0::2] + _TAB20[1::2]
+    if c not in {*GROUP_COLORS.values(), "#aec7e8", "#ffbb78", "#ff9896"}
 )
 # class names under the class-count chart up to this many classes (unreadable above)
 MAX_NAMED_CLASSES = 60
@@ -245,10 +247,15 @@ def _dodge(counts: np.ndarray, methods: int) -> np.ndarray:
 
 
 def _plain_log_ticks(ax: plt.Axes, counts: np.ndarray, axis: str = "x") -> None:
-    """Counts as plain numbers on a log axis (4, 10, 20, not 4x10^0); minor ticks labelled
-    too when the counts span less than a decade."""
-    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    """Counts as plain numbers on a log axis (4, 10, 20, not 4x10^0); between the decades
+    every minor tick is labelled over a short span, only 2s and 5s over a wider one."""
     scale = ax.xaxis if axis == "x" else ax.yaxis
-    scale.set_major_formatter(plain)
+    scale.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     spread = np.log10(counts.max() / counts.min()) if len(counts) and counts.min() > 0 else 9
-    scale.set_minor_formatter(plain if spread < 1 else matplotlib.ticker.NullFormatter())
+    keep = range(1, 10) if spread < 0.7 else (2, 5) if spread < 2.5 else ()
+
+    def minor(v: float, _: int) -> str:
+        lead = round(v / 10 ** np.floor(np.log10(v))) if v > 0 else 0
+        return f"{v:g}" if lead in keep else ""
+
+    scale.set_minor_formatter(matplotlib.ticker.FuncFormatter(minor))
