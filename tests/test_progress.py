@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 from torchvision.models.resnet import BasicBlock
 
+from ssl_robustness import plan
 from ssl_robustness.cli import cli
 from ssl_robustness.config import OptimizerConfig, StudyConfig, SupervisedConfig, TrainConfig
 from ssl_robustness.data.images import resize_pixels
@@ -153,9 +154,25 @@ def test_measure_throughput_times_the_configured_backbone_in_seconds() -> None:
     assert speed.passes_per_s > 0
     big = cfg.model_copy(update={"pretrain": TrainConfig(batch_size=512)})
     assert measure_throughput(big, CPU).batch == 64  # capped on a CPU
+    large = big.model_copy(update={"data": big.data.model_copy(update={"image_size": 72})})
+    assert measure_throughput(large, CPU).batch == 8  # above 64 px, fewer (seconds, not minutes)
 
 
-def test_run_plan_prints_the_measured_estimate(tmp_path) -> None:
+def test_a_slow_step_is_timed_once(monkeypatch) -> None:
+    monkeypatch.setattr(plan, "SLOW_STEP_S", 0.0)
+    cfg = StudyConfig.model_validate(
+        {"data": {"image_size": 8}, "backbone": {"width": 4}, "pretrain": {"batch_size": 8}}
+    )
+    speed = measure_throughput(cfg, CPU)
+    assert speed.steps == 1
+    assert (
+        speed.how()
+        == "measured: 1 training step of resnet_tiny at batch 8, 8 px on cpu, after 1 warm-up"
+    )
+
+
+def test_run_plan_prints_the_measured_estimate(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(plan, "SLOW_STEP_S", float("inf"))  # 3 steps however loaded the CPU
     result = CliRunner().invoke(
         cli,
         [

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 MEASURE_STEPS = 3  # timed training steps, after MEASURE_WARMUP untimed ones
 MEASURE_WARMUP = 1
-CPU_MEASURE_BATCH = 64  # at most, on a CPU: images/s barely depends on the batch there
+SLOW_STEP_S = 2.0  # a warm-up step slower than this: time one step only
+# at most, on a CPU (images/s barely depends on the batch there), so that --plan takes seconds
+# even for a ResNet-50 at 224 px
+CPU_MEASURE_BATCH = {64: 64, 1024: 8}  # image size up to: batch
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class PlanRow:
     status: str  # done | partial | todo
     evaluations: int
     image_passes: int  # pretraining views x epochs x images, plus fine-tuning
-    images: int = 0  # the same without the views: training images the fits will see
+    images: int = 0  # training images the fits will see (no views; full batches only)
     key: str = ""  # the representation's directory name
 
 
@@ -48,17 +51,18 @@ def plan_rows(
     evals = evaluation_specs(cfg.evaluation)
     for spec in expand_representations(cfg, data) if specs is None else specs:
         jobs = evaluation_jobs(evals, data, spec.seed, spec.subset)
-        ft_work = sum(
-            j.spec.settings["epochs"] * len(j.indices)
-            for j in jobs
-            if j.spec.kind not in ("linear", "knn")
+        fits = [j for j in jobs if j.spec.kind not in ("linear", "knn")]
+        ft_work = sum(j.spec.settings["epochs"] * len(j.indices) for j in fits)
+        ft_images = sum(
+            j.spec.settings["epochs"] * full_batches(len(j.indices), j.spec.settings["batch_size"])
+            for j in fits
         )
         work = images = 0
         if spec.subset is not None and spec.method_config is not None:
             assert spec.train is not None
             size = len(data.draw(spec.seed).subsets[spec.subset])
-            images = spec.train.epochs * size
-            work = views_per_step(spec.method_config) * images
+            work = views_per_step(spec.method_config) * spec.train.epochs * size
+            images = spec.train.epochs * full_batches(size, spec.train.batch_size)
         rows.append(
             PlanRow(
                 spec.name,
@@ -68,11 +72,17 @@ def plan_rows(
                 representation_status(spec, cfg.out),
                 len(jobs),
                 work + ft_work,
-                images + ft_work,
+                images + ft_images,
                 spec.dirname,
             )
         )
     return rows
+
+
+def full_batches(size: int, batch: int) -> int:
+    """Images an epoch trains on: full batches only (engine/batches.py drops the rest)."""
+    batch = min(batch, size)
+    return size // batch * batch if batch > 0 else 0
 
 
 def study_work(
@@ -99,16 +109,19 @@ class Throughput:
     warmup: int = MEASURE_WARMUP
 
     def how(self) -> str:
+        steps = (
+            f"the median of {self.steps} training steps" if self.steps > 1 else "1 training step"
+        )
         return (
-            f"measured: the median of {self.steps} training steps of {self.backbone} at batch "
-            f"{self.batch}, {self.image_size} px on {self.device}, after {self.warmup} warm-up"
+            f"measured: {steps} of {self.backbone} at batch {self.batch}, "
+            f"{self.image_size} px on {self.device}, after {self.warmup} warm-up"
         )
 
 
 def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
     """Time MEASURE_STEPS forward-backward-update steps of the configured backbone on random
-    images of the configured batch (at most CPU_MEASURE_BATCH on a CPU) and size: seconds,
-    no data decoded."""
+    images of the configured batch (at most CPU_MEASURE_BATCH on a CPU) and size, one step
+    only when a warm-up step is slower than SLOW_STEP_S: seconds, no data decoded."""
     import torch
 
     from .engine.device import autocast
@@ -117,14 +130,14 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
     size = cfg.data.image_size
     batch = cfg.pretrain.batch_size
     if device.type == "cpu":
-        batch = min(batch, CPU_MEASURE_BATCH)
+        batch = min(batch, next(b for s, b in CPU_MEASURE_BATCH.items() if size <= s))
     torch.manual_seed(0)
     net = build_backbone(cfg.backbone, size).to(device)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(batch, 3, size, size, device=device)
-    times = []
-    for _ in range(MEASURE_WARMUP + MEASURE_STEPS):
+
+    def step() -> float:
         _sync(device)
         start = time.perf_counter()
         with autocast(device):
@@ -133,9 +146,12 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
         loss.backward()
         opt.step()
         _sync(device)
-        times.append(time.perf_counter() - start)
-    step_s = max(statistics.median(times[MEASURE_WARMUP:]), 1e-9)  # robust to a stalled step
-    return Throughput(batch / step_s, cfg.backbone.name, batch, size, str(device))
+        return time.perf_counter() - start
+
+    warm = [step() for _ in range(MEASURE_WARMUP)]
+    steps = MEASURE_STEPS if max(warm) < SLOW_STEP_S else 1  # --plan stays quick
+    step_s = max(statistics.median(step() for _ in range(steps)), 1e-9)  # robust to a stall
+    return Throughput(batch / step_s, cfg.backbone.name, batch, size, str(device), steps)
 
 
 def _sync(device: torch.device) -> None:
