@@ -338,8 +338,9 @@ def test_a_natural_plan_the_smallest_class_cannot_meet_names_the_ways_out(tmp_pa
     with pytest.raises(UserError) as err:
         list_data(_folder_cfg(root, imbalance={"profile": "natural"}), tmp_path / "out")
     assert str(err.value).splitlines() == [
-        "data.imbalance: subset 'natural' keeps no image of class 'j'; raise "
-        "data.imbalance.n or the ratio; or keep fewer classes:",
+        "data.imbalance: subset 'natural' keeps no image of class 'j'; n=20, bounded by 10 "
+        "classes x the smallest class, is too small for this shape to give it one image; or "
+        "keep fewer classes:",
         "  data.classes.min_count: 6 keeps 9 of 10 classes, n = 27 (13% of the pool)",
         "  data.classes.min_count: 14 keeps 8 of 10 classes, n = 56 (28% of the pool)",
         "  data.classes.min_count: 20 keeps 5 of 10 classes, n = 50 (25% of the pool)",

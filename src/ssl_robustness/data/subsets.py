@@ -112,7 +112,7 @@ def plan_subsets(
         counts[ranks] = ranked
         is_bal = lv == balanced_level
         plan = SubsetPlan(level_name(cfg.profile, lv, is_bal), float(lv), is_bal, counts)
-        _check_feasible(plan, pool_counts, names)
+        _check_feasible(plan, pool_counts, names, natural and cfg.n is None)
         plans.append(plan)
     if cfg.full_natural:
         plans.append(SubsetPlan("natural-full", 1.0, False, pool_counts.copy(), matched=False))
@@ -129,7 +129,13 @@ def _largest_feasible_total(weight_sets, ranked_pool: np.ndarray) -> int:
     return int(total or 0)
 
 
-def _check_feasible(plan: SubsetPlan, pool_counts: np.ndarray, names: list[str]) -> None:
+def _check_feasible(
+    plan: SubsetPlan, pool_counts: np.ndarray, names: list[str], n_from_pool: bool = False
+) -> None:
+    """Every class gets at least one image and no more than its pool holds.
+
+    `n_from_pool`: n was derived from the smallest class (natural/power without n), so
+    raising n is no way out; the caller offers class filters instead."""
     if plan.size == 0:
         raise UserError(f"data.imbalance: subset '{plan.name}' would be empty")
     short = np.flatnonzero(plan.counts > pool_counts)
@@ -142,9 +148,14 @@ def _check_feasible(plan: SubsetPlan, pool_counts: np.ndarray, names: list[str])
         )
     if (plan.counts == 0).any():
         i = int(np.flatnonzero(plan.counts == 0)[0])
+        advice = (
+            f"n={plan.size}, bounded by {len(names)} classes x the smallest class, is too "
+            "small for this shape to give it one image"
+            if n_from_pool
+            else "raise data.imbalance.n or the ratio"
+        )
         raise UserError(
-            f"data.imbalance: subset '{plan.name}' keeps no image of class "
-            f"'{names[i]}'; raise data.imbalance.n or the ratio"
+            f"data.imbalance: subset '{plan.name}' keeps no image of class '{names[i]}'; {advice}"
         )
 
 
