@@ -110,6 +110,27 @@ def test_torchrun_two_processes_give_the_one_process_tables(tmp_path, in_process
             torch.testing.assert_close(value, theirs[rep][key], atol=1e-5, rtol=0)
 
 
+def test_a_job_of_two_tasks_trains_data_parallel(tmp_path, in_process):
+    """submitit's multi-task job (as with --gpus-per-job 2): the tasks join one process
+    group, train together, and rank 0 alone evaluates; the weights are the one-process ones."""
+    from ssl_robustness.executors import ClusterOptions, RepresentationJob, make_executor
+    from ssl_robustness.study import start_study
+
+    _, cfg = _write(tmp_path, "tasks")
+    _, _, specs = start_study(cfg, owner=True)
+    executor = make_executor(cfg, ClusterOptions("local"))
+    executor.update_parameters(tasks_per_node=2)  # on CPU: two processes, gloo
+    job = executor.submit(RepresentationJob(cfg, specs[0].dirname))
+    ranks = job.results()
+    assert [r["main"] for r in ranks] == [True, False]
+    assert [r["evaluations"] for r in ranks] == [1, 0]  # kNN, on rank 0 only
+    assert "on 2 processes" in Path(job.paths.stdout).read_text()
+    ours = _backbones(cfg)[specs[0].dirname]
+    theirs = _backbones(in_process)[specs[0].dirname]
+    for key, value in ours.items():
+        torch.testing.assert_close(value, theirs[key], atol=1e-5, rtol=0)
+
+
 def test_a_second_worker_waits_for_the_representation_and_reads_it_back(tmp_path):
     from ssl_robustness.representations import obtain_representation
     from ssl_robustness.study import run_specs, start_study
