@@ -70,3 +70,10 @@ def test_config_command_refuses_an_unknown_section(section: str) -> None:
     result = CliRunner().invoke(cli, ["config", "--section", section])
     assert result.exit_code == 2
     assert f"--section {section}" in result.output
+
+
+def test_config_markdown_command_writes_the_reference() -> None:
+    result = CliRunner().invoke(cli, ["config", "--markdown"])
+    assert result.exit_code == 0
+    assert result.output == config_markdown()
+    assert "| `many_above` | int | `100` | oltr: a class with more training images" in result.output
