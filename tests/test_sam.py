@@ -183,19 +183,46 @@ def test_kde_log_weights_exact_leave_one_out():
     assert torch.allclose(got, torch.tensor([-0.5 * math.log(d) for d in dens]))
 
 
-def test_kde_weights_larger_in_the_sparse_cluster():
-    g = torch.Generator().manual_seed(0)
+def _two_clusters(g: torch.Generator) -> torch.Tensor:
     dense = torch.tensor([1.0, 0, 0, 0]) + 0.1 * torch.randn(100, 4, generator=g)
     sparse = torch.tensor([0, 1.0, 0, 0]) + 0.1 * torch.randn(10, 4, generator=g)
-    x = torch.cat([dense, sparse])
+    return torch.cat([dense, sparse])
+
+
+def test_kde_weights_larger_in_the_sparse_cluster():
+    g = torch.Generator().manual_seed(0)
+    x = _two_clusters(g)
     kde = KDEWeights(alpha=1.0, memory=64)
     w = kde(StepOutput(torch.zeros(()), x), torch.zeros(110))
     assert w.mean().item() == pytest.approx(1.0)
-    assert w[100:].min() > w[:100].max()
     assert w[100:].mean() > 3 * w[:100].mean()
+    assert w[100:].median() > 3 * w[:100].median()
+    # a kernel as wide as the median distance: every sparse point above every dense one
+    wide = KDEWeights(alpha=1.0, memory=64, scale=1.0)(StepOutput(torch.zeros(()), x), x[:, 0])
+    assert wide[100:].min() > wide[:100].max()
     assert kde.queue is not None and len(kde.queue) == 64  # the memory keeps the latest 64
-    w2 = kde(StepOutput(torch.zeros(()), x), torch.zeros(110))  # now against the memory too
+    assert torch.equal(kde.queue, torch.nn.functional.normalize(x, dim=1)[-64:])
+    # the next batch (new draws from the same clusters) against the memory too
+    w2 = kde(StepOutput(torch.zeros(()), _two_clusters(g)), torch.zeros(110))
     assert w2[100:].mean() > 3 * w2[:100].mean()
+    # the memory never outgrows half the training set (it would hold an image's own copies)
+    assert example_weights(SAMConfig(weights="kde"), np.array([30, 10])).memory == 20
+
+
+def test_default_bandwidth_tells_rare_clusters_in_128_dims():
+    """High-dimensional distances crowd their median: a kernel that wide gives flat weights."""
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(10, 128, generator=g)
+    sizes = [300] * 5 + [30] * 5
+    x = torch.cat(
+        [c + torch.randn(n, 128, generator=g) for c, n in zip(centers, sizes, strict=True)]
+    )
+    rare = torch.arange(len(x)) >= 1500
+    out = StepOutput(torch.zeros(()), x)
+    w = KDEWeights(alpha=1.0, memory=4096)(out, torch.zeros(len(x)))
+    assert w[rare].mean() > 3 * w[~rare].mean()
+    flat = KDEWeights(alpha=1.0, memory=4096, scale=1.0)(out, torch.zeros(len(x)))
+    assert flat[rare].mean() < 1.1 * flat[~rare].mean()
 
 
 def test_label_weights_are_inverse_class_frequency_mean_one():

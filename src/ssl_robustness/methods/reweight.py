@@ -3,10 +3,12 @@
 - `kde`: no labels. Each example's L2-normalised embedding gets a Gaussian kernel density
   against a memory of recent embeddings (leave-one-out: an example never counts itself);
   weight = density ** -alpha, so examples in sparse regions (rare classes, presumably) weigh
-  more. Bandwidth: given, or the median distance of the batch to the memory (the median
-  heuristic), which stays on the scale of the distances whatever the embedding's dimension
-  (Scott's and Silverman's rules, per dimension, shrink the kernel far below the distances of
-  128-d unit vectors, leaving each point's density to its one nearest neighbour).
+  more. Bandwidth: given, or `bandwidth_scale` x the median distance of the batch to the
+  memory (a scaled median heuristic), which stays on the scale of the distances whatever the
+  embedding's dimension (Scott's and Silverman's rules, per dimension, shrink the kernel far
+  below the distances of 128-d unit vectors, leaving each point's density to its one nearest
+  neighbour); the scale is below 1 because those distances concentrate near their median,
+  where a kernel as wide as the median tells dense from sparse regions apart hardly at all.
 - `label`: oracle inverse class frequency of the training subset, ** alpha (an ablation).
 
 Weights are normalised to mean 1 over the global batch, so the weighted inner loss is on the
@@ -46,14 +48,19 @@ def kde_log_weights(
     alpha: float,
     bandwidth: float | None = None,
     self_index: torch.Tensor | None = None,
+    bandwidth_scale: float = 1.0,
 ) -> torch.Tensor:
     """-alpha * log density of each row of `x` under a Gaussian kernel on `reference` (up to
     a constant, which mean-one normalisation removes); row i skips reference row
-    self_index[i] (itself)."""
+    self_index[i] (itself). Kernel width: `bandwidth`, else `bandwidth_scale` x the median
+    distance."""
     d2 = torch.cdist(x, reference).square()
     if self_index is not None:
         d2[torch.arange(len(x), device=x.device), self_index] = float("inf")
-    h = torch.as_tensor(bandwidth, device=x.device) if bandwidth else median_bandwidth(d2)
+    if bandwidth:
+        h = torch.as_tensor(bandwidth, device=x.device)
+    else:
+        h = bandwidth_scale * median_bandwidth(d2)
     log_density = torch.logsumexp(-d2 / (2 * h**2), dim=1)
     return -alpha * log_density
 
@@ -61,8 +68,10 @@ def kde_log_weights(
 class KDEWeights(ExampleWeights):
     """Inverse kernel density of each example's embedding against a queue of recent ones."""
 
-    def __init__(self, alpha: float, memory: int, bandwidth: float | None = None) -> None:
-        self.alpha, self.memory, self.bandwidth = alpha, memory, bandwidth
+    def __init__(
+        self, alpha: float, memory: int, bandwidth: float | None = None, scale: float = 0.25
+    ) -> None:
+        self.alpha, self.memory, self.bandwidth, self.scale = alpha, memory, bandwidth, scale
         self.queue: torch.Tensor | None = None
 
     @torch.no_grad()
@@ -74,7 +83,7 @@ class KDEWeights(ExampleWeights):
         held = 0 if self.queue is None else len(self.queue)
         reference = everyone if self.queue is None else torch.cat([self.queue, everyone])
         own = held + rank() * len(x) + torch.arange(len(x), device=x.device)
-        log_w = kde_log_weights(x, reference, self.alpha, self.bandwidth, own)
+        log_w = kde_log_weights(x, reference, self.alpha, self.bandwidth, own, self.scale)
         self.queue = reference[-self.memory :]
         return mean_one(log_w)
 
@@ -94,9 +103,13 @@ class LabelWeights(ExampleWeights):
 
 
 def example_weights(cfg: SAMConfig | None, class_counts: np.ndarray) -> ExampleWeights | None:
-    """The weight source `cfg.weights` names; None for plain SAM (or no SAM)."""
+    """The weight source `cfg.weights` names, for a training set of `class_counts` (the label
+    source's frequencies; only their sum for kde); None for plain SAM (or no SAM)."""
     if cfg is None or cfg.weights == "none":
         return None
     if cfg.weights == "kde":
-        return KDEWeights(cfg.alpha, cfg.memory, cfg.bandwidth)
+        # at most half the training set, like MoCo's queue: a longer memory holds the batch's
+        # own images from an earlier step, whose nearness would deflate a rare image's weight
+        memory = max(1, min(cfg.memory, int(np.sum(class_counts)) // 2))
+        return KDEWeights(cfg.alpha, memory, cfg.bandwidth, cfg.bandwidth_scale)
     return LabelWeights(class_counts, cfg.alpha)
