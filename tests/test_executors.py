@@ -75,18 +75,20 @@ def _backbones(cfg: StudyConfig) -> dict[str, dict[str, torch.Tensor]]:
 def test_local_executor_jobs_give_the_in_process_tables(tmp_path, in_process):
     expected = in_process
     path, cfg = _write(tmp_path, "jobs")
-    result = CliRunner().invoke(cli, ["run", str(path), "--executor", "local"])
+    args = ["run", str(path), "--executor", "local", "--cpus-per-task", "1"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "2 job(s) submitted on local" in result.output
+    assert "0 done, 2 job(s) on local" in result.output
+    assert f"{os.cpu_count()} job(s) at once" in result.output  # one core each
     # each representation ran in a job of its own: a log per job under <output_dir>/jobs
     logs = sorted((cfg.out / "jobs").glob("*_0_log.out"))
     assert len(logs) == 2
     for name in ("results", "per_class", "aggregate"):
         pd.testing.assert_frame_equal(_tables(cfg, name), _tables(expected, name))
     # resubmitted: everything is cached, no job at all
-    again = CliRunner().invoke(cli, ["run", str(path), "--executor", "local"])
+    again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output
-    assert "2 done, 0 job(s) submitted" in again.output
+    assert "2 done, 0 job(s) on local" in again.output
     assert len(sorted((cfg.out / "jobs").glob("*_0_log.out"))) == 2
 
 
@@ -192,6 +194,20 @@ def test_slurm_jobs_and_a_report_job_after_them(tmp_path, monkeypatch):
     assert "#SBATCH --dependency=afterany:100:101" in report
     assert "#SBATCH --nodes=1" in report and "#SBATCH --ntasks-per-node=1" in report
     assert not cfg.layout.results.exists()  # nothing ran here
+
+
+def test_local_jobs_at_once_fit_the_machine(monkeypatch):
+    """Locally, each job gets GPUs of its own (or a --cpus-per-task share of the cores)."""
+    from ssl_robustness.executors import ClusterOptions, local_slots
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert local_slots(ClusterOptions("local")) == [()]
+    assert local_slots(ClusterOptions("local", cpus_per_task=3)) == [(), ()]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    assert local_slots(ClusterOptions("local", gpus_per_job=3)) == [(0, 1, 2), (3, 4, 5)]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match="--gpus-per-job 2: this machine has 1 GPU"):
+        local_slots(ClusterOptions("local", gpus_per_job=2))
 
 
 def test_a_bad_slurm_arg_is_a_user_error(tmp_path):

@@ -170,13 +170,12 @@ def _cluster_options(cluster: dict[str, Any]) -> Any:
 def _run_jobs(cfg: StudyConfig, opts: Any) -> bool:
     """Submit the study's jobs. True when the report is a SLURM job of its own (nothing left
     to do here); False once local jobs have ended: this process then writes the tables."""
-    from .executors import submit_study, wait_for
+    from .executors import submit_study
 
     submission = submit_study(cfg, opts, log=click.echo)
     if submission.report_job is not None:
         click.echo(f"report (when job {submission.report_job.job_id} ends): {cfg.layout.root}")
         return True
-    wait_for(submission, log=click.echo)
     return False
 
 

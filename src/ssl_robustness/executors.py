@@ -15,6 +15,8 @@ representation twice.
 
 from __future__ import annotations
 
+import os
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,7 +66,13 @@ def jobs_folder(cfg: StudyConfig) -> Path:
     return cfg.out / JOBS_DIR
 
 
-def make_executor(cfg: StudyConfig, opts: ClusterOptions, *, final: bool = False) -> Any:
+def make_executor(
+    cfg: StudyConfig,
+    opts: ClusterOptions,
+    *,
+    final: bool = False,
+    visible_gpus: tuple[int, ...] = (),
+) -> Any:
     """A submitit executor writing under <output_dir>/jobs; `final`: the one-process report
     job (one GPU at most: it only evaluates what a failed job left undone)."""
     if opts.executor not in EXECUTORS:
@@ -79,6 +87,8 @@ def make_executor(cfg: StudyConfig, opts: ClusterOptions, *, final: bool = False
     }
     if gpus:
         params["gpus_per_node"] = gpus
+    if visible_gpus:  # local: which of the machine's GPUs this job gets
+        params["local_visible_gpus"] = list(visible_gpus)
     if opts.cpus_per_task is not None:
         params["cpus_per_task"] = opts.cpus_per_task
     if opts.executor == "slurm":
@@ -143,33 +153,33 @@ class ReportJob(submitit.helpers.Checkpointable):
 
 @dataclass
 class Submission:
-    """The jobs of a study on an executor; `report_job` only on SLURM (None: run the tables
-    and report in-process once `jobs` have ended)."""
+    """The jobs of a study; `report_job` only on SLURM (None: the local jobs have ended, the
+    tables and report are to be written in-process)."""
 
     jobs: dict[str, Any]  # representation name -> submitit job
     report_job: Any | None = None
+    failed: list[str] = field(default_factory=list)  # local jobs that raised
 
 
 def submit_study(cfg: StudyConfig, opts: ClusterOptions, *, log: Log = print) -> Submission:
-    """Prepare the data once, here, then submit a job per representation still to do (and, on
-    SLURM, the report job depending on all of them). The caller holds the run's lock."""
+    """Prepare the data once, here, then hand each representation still to do to a job: on
+    SLURM all at once, with the report job depending on them; locally as many at once as the
+    machine's GPUs (or CPUs) hold, waiting for them. The caller holds the run's lock."""
     from .representations import representation_status
     from .study import start_study
 
     _, _, specs = start_study(cfg, owner=True)
     todo = [s for s in specs if representation_status(s, cfg.out) != "done"]
-    executor = make_executor(cfg, opts)
-    jobs: dict[str, Any] = {}
-    for spec in todo:
-        jobs[spec.name] = executor.submit(RepresentationJob(cfg, spec.dirname))
     log(
         f"study '{cfg.name}': {len(specs)} representations, {len(specs) - len(todo)} done, "
-        f"{len(jobs)} job(s) submitted on {opts.executor} (logs: {jobs_folder(cfg)})"
+        f"{len(todo)} job(s) on {opts.executor} (logs: {jobs_folder(cfg)})"
     )
+    if opts.executor != "slurm":
+        return _run_local(cfg, opts, todo, log)
+    executor = make_executor(cfg, opts)
+    jobs = {s.name: executor.submit(RepresentationJob(cfg, s.dirname)) for s in todo}
     for name, job in jobs.items():
         log(f"  job {job.job_id}: {name}")
-    if opts.executor != "slurm":
-        return Submission(jobs)
     final = make_executor(cfg, opts, final=True)
     if jobs:
         ids = ":".join(str(j.job_id) for j in jobs.values())
@@ -180,15 +190,49 @@ def submit_study(cfg: StudyConfig, opts: ClusterOptions, *, log: Log = print) ->
     return Submission(jobs, report_job)
 
 
-def wait_for(submission: Submission, *, log: Log = print) -> list[str]:
-    """Wait for every representation job; the names of those that failed (their errors are
-    logged; the in-process run afterwards retries and records them)."""
-    failed = []
-    for name, job in submission.jobs.items():
-        try:
-            job.result()
-        except Exception as exc:  # noqa: BLE001 - a failed job is reported, not fatal
-            failed.append(name)
-            first = str(exc).strip().splitlines()
-            log(f"  job {job.job_id} ({name}) failed: {first[-1] if first else exc}")
-    return failed
+def local_slots(opts: ClusterOptions) -> list[tuple[int, ...]]:
+    """The GPUs of each job this machine runs at once (empty tuples: CPU jobs, one per
+    `--cpus-per-task` share of the cores; one at a time without it)."""
+    if opts.gpus_per_job:
+        import torch
+
+        total = torch.cuda.device_count()
+        if total < opts.gpus_per_job:
+            raise UserError(f"--gpus-per-job {opts.gpus_per_job}: this machine has {total} GPU(s)")
+        n = opts.gpus_per_job
+        return [tuple(range(i * n, (i + 1) * n)) for i in range(total // n)]
+    cpus = os.cpu_count() or 1
+    return [()] * max(1, cpus // (opts.cpus_per_task or cpus))
+
+
+def _run_local(
+    cfg: StudyConfig, opts: ClusterOptions, todo: list[Any], log: Log, poll_s: float = 0.5
+) -> Submission:
+    """Run the jobs as processes of this machine, each on GPUs of its own, at most
+    `len(local_slots(opts))` at once; a failed job is logged (the in-process run afterwards
+    retries it and records the failure in the tables)."""
+    free = local_slots(opts)
+    log(f"  {len(free)} job(s) at once")
+    pending, running = list(todo), {}
+    submission = Submission({})
+    while pending or running:
+        while pending and free:
+            spec, gpus = pending.pop(0), free.pop(0)
+            job = make_executor(cfg, opts, visible_gpus=gpus).submit(
+                RepresentationJob(cfg, spec.dirname)
+            )
+            submission.jobs[spec.name], running[job.job_id] = job, (job, spec.name, gpus)
+            log(f"  job {job.job_id}: {spec.name}" + (f" on GPUs {list(gpus)}" if gpus else ""))
+        time.sleep(poll_s)
+        for job_id, (job, name, gpus) in list(running.items()):
+            if not job.done():
+                continue
+            del running[job_id]
+            free.append(gpus)
+            try:
+                job.result()
+            except Exception as exc:  # noqa: BLE001 - a failed job is reported, not fatal
+                submission.failed.append(name)
+                lines = str(exc).strip().splitlines()
+                log(f"  job {job.job_id} ({name}) failed: {lines[-1] if lines else exc}")
+    return submission
