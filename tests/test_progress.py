@@ -10,9 +10,16 @@ import torch
 from click.testing import CliRunner
 from torchvision.models.resnet import BasicBlock
 
+from conftest import tiny_study
 from ssl_robustness import plan
 from ssl_robustness.cli import cli
-from ssl_robustness.config import OptimizerConfig, StudyConfig, SupervisedConfig, TrainConfig
+from ssl_robustness.config import (
+    OptimizerConfig,
+    StudyConfig,
+    SupervisedConfig,
+    TrainConfig,
+    validate_config,
+)
 from ssl_robustness.data.images import resize_pixels
 from ssl_robustness.data.sources import load_digits
 from ssl_robustness.engine import logger
@@ -21,6 +28,7 @@ from ssl_robustness.engine.loop import fit
 from ssl_robustness.methods import build_method
 from ssl_robustness.models.backbones import ResNet
 from ssl_robustness.plan import PlanRow, Throughput, measure_throughput, plan_lines
+from ssl_robustness.study import run_specs, start_study
 
 CPU = torch.device("cpu")
 LINE = re.compile(
@@ -192,3 +200,23 @@ def test_run_plan_prints_the_measured_estimate(tmp_path, monkeypatch) -> None:
     assert (
         "(measured: the median of 3 training steps of resnet_tiny at batch 64, 16 px on cpu" in last
     )
+
+
+def test_a_one_representation_study_logs_its_fits_and_ends_at_zero_left(tmp_path, capsys) -> None:
+    cfg = validate_config(tiny_study(tmp_path, methods=[{"name": "supervised"}]))
+    data, device, specs = start_study(cfg, owner=True)
+    spec = next(s for s in specs if s.name == "supervised_balanced_s0")
+    capsys.readouterr()
+    records, failures = run_specs([spec], cfg, data, device, log=lambda *_: None)
+    assert failures == [] and records
+    lines = capsys.readouterr().out.splitlines()
+    m = [LINE.match(line) for line in lines]
+    assert all(m), lines
+    assert [(x["what"], x["epoch"], x["epochs"]) for x in m] == [
+        ("supervised_balanced_s0", "1", "2"),
+        ("supervised_balanced_s0", "2", "2"),
+        ("supervised_balanced_s0 (finetune)", "1", "1"),
+    ]
+    assert m[0]["left"].endswith(" study") and " this representation, " in m[0]["left"]
+    # the planned images are the fits' full batches: nothing is left once the last one ends
+    assert m[-1]["left"] == "0s this representation, 0s study"
