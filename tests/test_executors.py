@@ -210,6 +210,17 @@ def test_local_jobs_at_once_fit_the_machine(monkeypatch):
         local_slots(ClusterOptions("local", gpus_per_job=2))
 
 
+def test_a_preempted_job_is_requeued_as_it_is(tmp_path):
+    """submitit calls checkpoint() on preemption or timeout: the same job, the same
+    representation, resubmitted; its training then resumes from its own checkpoint."""
+    from ssl_robustness.executors import RepresentationJob
+
+    _, cfg = _write(tmp_path, "requeue")
+    job = RepresentationJob(cfg, "supervised_balanced_s0-0123456789")
+    again = job.checkpoint()
+    assert again.function is job and again.args == () and again.kwargs == {}
+
+
 def test_a_bad_slurm_arg_is_a_user_error(tmp_path):
     from ssl_robustness.executors import parse_slurm_args
 
