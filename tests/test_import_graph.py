@@ -10,7 +10,7 @@ Floors, bottom to top (the `FLOORS` table is the one place they are declared):
 3  methods                                        one file per method, registered by config
 4  evaluation                                     probes, kNN, fine-tuning
 5  representations, report                        a study's runs; the report reads files only
-6  plan, study                                    the whole study
+6  plan, study, executors                         the whole study (in-process or as jobs)
 7  cli                                            the command line
 """
 
@@ -43,6 +43,7 @@ FLOORS = {
     "report": 5,
     "plan": 6,
     "study": 6,
+    "executors": 6,
     "cli": 7,
 }
 
