@@ -124,7 +124,7 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
     only when a warm-up step is slower than SLOW_STEP_S: seconds, no data decoded."""
     import torch
 
-    from .engine.device import autocast
+    from .engine.device import autocast, prepare_model, to_memory_format
     from .models.backbones import build_backbone
 
     size = cfg.data.image_size
@@ -132,10 +132,10 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
     if device.type == "cpu":
         batch = min(batch, next(b for s, b in CPU_MEASURE_BATCH.items() if size <= s))
     torch.manual_seed(0)
-    net = build_backbone(cfg.backbone, size).to(device)
+    net = prepare_model(build_backbone(cfg.backbone, size), device)  # as training lays it out
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.randn(batch, 3, size, size, device=device)
+    x = to_memory_format(torch.randn(batch, 3, size, size, device=device))
 
     def step() -> float:
         _sync(device)
