@@ -19,8 +19,11 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from ssl_robustness.config import (
+    BYOLConfig,
+    MocoV2Config,
     OptimizerConfig,
     SAMConfig,
+    SimCLRConfig,
     SimSiamConfig,
     TrainConfig,
     config_hash,
@@ -258,6 +261,33 @@ def _tiny_simsiam(labels: np.ndarray):
         class_counts=np.bincount(labels),
         train_size=len(labels),
     )
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        SimSiamConfig(proj_dim=16, pred_hidden_dim=8),
+        SimCLRConfig(proj_dim=8),
+        MocoV2Config(proj_dim=8, queue_size=16),
+        MocoV2Config(proj_dim=8, queue_size=16, symmetric=False),
+        BYOLConfig(proj_dim=8, hidden_dim=16),
+    ],
+)
+def test_each_ssl_method_gives_per_example_losses_whose_mean_is_its_loss(cfg):
+    torch.manual_seed(0)
+    labels = np.arange(8) % 2
+    method = build_method(
+        cfg,
+        ResNet(BasicBlock, [1, 1, 1, 1], 4, True),
+        num_classes=2,
+        class_counts=np.bincount(labels),
+        train_size=64,
+    )
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (8, 8, 8, 3), np.uint8))
+    out = method(images, torch.from_numpy(labels), StepContext(torch.Generator(), 0.0))
+    assert out.losses is not None and out.losses.shape == (8,)
+    assert torch.allclose(out.losses.mean(), out.loss, atol=1e-6)
+    assert out.losses.std() > 0  # one per image, not the batch loss repeated
 
 
 def test_a_two_step_rwsam_fit_trains_and_logs_the_weights_per_class(tmp_path):

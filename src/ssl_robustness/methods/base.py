@@ -6,6 +6,7 @@ import copy
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..engine.step import Method, StepContext, StepOutput
@@ -18,6 +19,7 @@ __all__ = [
     "StepOutput",
     "TwoViewMethod",
     "cosine_momentum",
+    "cross_entropy_terms",
     "frozen_copy",
     "momentum_update",
     "symmetric_output",
@@ -45,6 +47,14 @@ def symmetric_output(
     the batch loss, and each image's own loss (their mean), which rwSAM re-weights."""
     loss = 0.5 * (loss_12.mean() + loss_21.mean())
     return StepOutput(loss, embedding, losses=0.5 * (loss_12 + loss_21))
+
+
+def cross_entropy_terms(
+    logits: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean cross-entropy exactly as `F.cross_entropy` gives it (a mean of the per-row
+    losses may differ in the last bit, and plain training stays bit-identical), and each row's."""
+    return F.cross_entropy(logits, target), F.cross_entropy(logits, target, reduction="none")
 
 
 class MomentumTargets:

@@ -18,7 +18,13 @@ from ..engine.distributed import (
 )
 from ..models.heads import mlp
 from .augment import ViewSpec
-from .base import MomentumTargets, StepContext, StepOutput, TwoViewMethod, symmetric_output
+from .base import (
+    MomentumTargets,
+    StepContext,
+    StepOutput,
+    TwoViewMethod,
+    cross_entropy_terms,
+)
 from .registry import MethodSetup, register_method
 from .shuffle_bn import key_permutation, split_batchnorm, split_sizes
 
@@ -26,25 +32,27 @@ MOCOV2_VIEW = ViewSpec()  # crops from 0.2 of the image, jitter, grey, blur (Sim
 
 
 def info_nce(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    queue: torch.Tensor,
-    temperature: float,
-    reduction: str = "mean",
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """Cross-entropy of picking the positive key k among it and the queue's negatives
-    (reduction="none": one per query).
+    """Cross-entropy of picking the positive key k among it and the queue's negatives.
 
     q, k: (B, D) l2-normalised; queue: (D, K) l2-normalised, no gradient.
     >>> q = k = F.normalize(torch.randn(4, 8), dim=1)
     >>> info_nce(q, k, F.normalize(torch.randn(8, 16), dim=0), 0.2) >= 0
     tensor(True)
     """
+    return info_nce_terms(q, k, queue, temperature)[0]
+
+
+def info_nce_terms(
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`info_nce`, and the loss of each query."""
     pos = (q * k).sum(1, keepdim=True)
     neg = q @ queue
     logits = torch.cat([pos, neg], dim=1) / temperature
     target = torch.zeros(len(q), dtype=torch.long, device=q.device)
-    return F.cross_entropy(logits, target, reduction=reduction)
+    return cross_entropy_terms(logits, target)
 
 
 @register_method(MocoV2Config, views=(MOCOV2_VIEW, MOCOV2_VIEW), self_supervised=True)
@@ -125,18 +133,15 @@ class MocoV2(MomentumTargets, TwoViewMethod):
         v1, v2 = self.two_views(images, ctx)
         queue = self.queue.clone().detach()
         q1, k2 = self._query(v1), self._key(v2, ctx.generator)
-        losses = info_nce(q1, k2, queue, self.temperature, reduction="none")
+        loss, losses = info_nce_terms(q1, k2, queue, self.temperature)
         keys = [k2]
         if self.symmetric:
             q2, k1 = self._query(v2), self._key(v1, ctx.generator)
-            out = symmetric_output(
-                losses, info_nce(q2, k1, queue, self.temperature, reduction="none"), q1
-            )
+            loss_21, losses_21 = info_nce_terms(q2, k1, queue, self.temperature)
+            loss, losses = 0.5 * (loss + loss_21), 0.5 * (losses + losses_21)
             keys.append(k1)
-        else:
-            out = StepOutput(losses.mean(), q1, losses=losses)
         self.enqueue(torch.cat(keys))
-        return out
+        return StepOutput(loss, q1, losses=losses)
 
     def after_step(self, progress: float) -> None:
         self.update_targets(self.momentum)

@@ -10,18 +10,22 @@ from ..config import SimCLRConfig
 from ..engine.distributed import gather_with_grad, rank
 from ..models.heads import mlp
 from .augment import PAPER_CROP, ViewSpec
-from .base import StepContext, StepOutput, TwoViewMethod
+from .base import StepContext, StepOutput, TwoViewMethod, cross_entropy_terms
 from .registry import MethodSetup, register_method
 
 SIMCLR_VIEW = ViewSpec(crop_scale=PAPER_CROP, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
 
 
-def nt_xent(
-    z1: torch.Tensor, z2: torch.Tensor, temperature: float, reduction: str = "mean"
-) -> torch.Tensor:
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """Normalised-temperature cross-entropy: each view must pick its partner among the other
-    2N - 1 embeddings of the (gathered) batch. reduction="none": a loss per embedding, the
-    first N those of z1's rows."""
+    2N - 1 embeddings of the (gathered) batch."""
+    return nt_xent_terms(z1, z2, temperature)[0]
+
+
+def nt_xent_terms(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`nt_xent`, and the loss of each of the 2N embeddings (z1's rows first)."""
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     n = len(z1)
     z_all = gather_with_grad(z)
@@ -31,7 +35,7 @@ def nt_xent(
     own = torch.arange(2 * n, device=z.device) + offset
     logits[torch.arange(2 * n, device=z.device), own] = float("-inf")
     partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device) + offset
-    return F.cross_entropy(logits, partner, reduction=reduction)
+    return cross_entropy_terms(logits, partner)
 
 
 @register_method(SimCLRConfig, views=(SIMCLR_VIEW, SIMCLR_VIEW), self_supervised=True)
@@ -59,7 +63,7 @@ class SimCLR(TwoViewMethod):
         v1, v2 = self.two_views(images, ctx)
         z = self.projector(self.backbone(torch.cat([v1, v2])))
         z1, z2 = z.float().chunk(2)
-        rows = nt_xent(z1, z2, self.temperature, reduction="none")
+        loss, rows = nt_xent_terms(z1, z2, self.temperature)
         n = len(z1)
         # each image's loss: the mean of its two views' rows (their mean is the batch loss)
-        return StepOutput(rows.mean(), z1, losses=0.5 * (rows[:n] + rows[n:]))
+        return StepOutput(loss, z1, losses=0.5 * (rows[:n] + rows[n:]))
