@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 MEASURE_STEPS = 3  # timed training steps, after MEASURE_WARMUP untimed ones
 MEASURE_WARMUP = 1
-SLOW_STEP_S = 2.0  # a warm-up step slower than this: time one step only
+SLOW_STEP_S = 5.0  # a warm-up step slower than this: time one step only
 # at most, on a CPU (images/s barely depends on the batch there), so that --plan takes seconds
 # even for a ResNet-50 at 224 px
 CPU_MEASURE_BATCH = {64: 64, 1024: 8}  # image size up to: batch
