@@ -165,6 +165,32 @@ class PlainArm:
         return time.perf_counter() - t0
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its live children (the plain loop's workers): less
+    sensitive than wall time to other work on a shared machine. NaN without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return float("nan")
+    me = psutil.Process()
+    procs = [me, *me.children(recursive=True)]
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def timed_round(arm: OursArm | PlainArm, steps: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one round."""
+    cpu0 = cpu_seconds()
+    wall = arm.round(steps)
+    return wall, cpu_seconds() - cpu0
+
+
 def vs_plain(args: argparse.Namespace) -> None:
     """Alternate rounds of both arms after one warm-up round each; pairs/s and ratio."""
     n = (args.rounds + 1) * args.steps * args.batch
@@ -181,20 +207,26 @@ def vs_plain(args: argparse.Namespace) -> None:
         for arm in arms.values():
             arm.round(1)  # warm-up: allocator, oneDNN kernels, worker start
         times: dict[str, list[float]] = {k: [] for k in arms}
+        cpu: dict[str, list[float]] = {k: [] for k in arms}
         for r in range(args.rounds):
             for name, arm in arms.items():
-                times[name].append(arm.round(args.steps))
+                wall, used = timed_round(arm, args.steps)
+                times[name].append(wall)
+                cpu[name].append(used)
             pairs = {k: args.steps * args.batch / v[-1] for k, v in times.items()}
             print(
                 f"round {r + 1}: ours {pairs['ours']:6.1f} pairs/s, "
-                f"plain {pairs['plain']:6.1f} pairs/s -> {pairs['ours'] / pairs['plain']:.2f}x",
+                f"plain {pairs['plain']:6.1f} pairs/s -> {pairs['ours'] / pairs['plain']:.2f}x "
+                f"(CPU s: ours {cpu['ours'][-1]:.1f}, plain {cpu['plain'][-1]:.1f})",
                 flush=True,
             )
     ratios = [p / o for o, p in zip(times["ours"], times["plain"], strict=True)]
+    cpu_ratios = [p / o for o, p in zip(cpu["ours"], cpu["plain"], strict=True)]
     med = {k: args.steps * args.batch / statistics.median(v) for k, v in times.items()}
     print(
         f"median: ours {med['ours']:.1f} pairs/s, plain {med['plain']:.1f} pairs/s; "
-        f"median per-round ratio {statistics.median(ratios):.2f}x"
+        f"median per-round ratio {statistics.median(ratios):.2f}x wall, "
+        f"{statistics.median(cpu_ratios):.2f}x CPU time"
     )
 
 
