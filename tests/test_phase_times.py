@@ -7,7 +7,7 @@ import pytest
 
 from conftest import tiny_study
 from ssl_robustness.config import validate_config
-from ssl_robustness.report.cost import CostRow, cost_rows, cost_summary
+from ssl_robustness.report.cost import CostRow, cost_lines, cost_rows, cost_summary
 from ssl_robustness.study import run_study
 
 EVALS = {"evaluation linear-balanced", "evaluation knn-k5"}
@@ -105,6 +105,12 @@ def test_cost_rows_and_summary_of_a_hand_made_run_dir(tmp_path):
         {"phase": "features", "seconds": 6.0, "share": 6.0 / 82.5},
         {"phase": "decode", "seconds": 4.5, "share": 4.5 / 82.5},
         {"phase": "evaluation", "seconds": 2.0, "share": 2.0 / 82.5},
+    ]
+    assert cost_lines(cost_rows(tmp_path)) == [
+        "pretraining       1.2 min   84.8%",
+        "features          0.1 min    7.3%",
+        "decode            0.1 min    5.5%",
+        "evaluation        0.0 min    2.4%",
     ]
 
 

@@ -95,3 +95,12 @@ def cost_summary(rows: list[CostRow]) -> list[dict[str, Any]]:
 def cost_records(rows: list[CostRow]) -> list[dict[str, Any]]:
     """The rows as dicts (a DataFrame or CSV)."""
     return [asdict(row) for row in rows]
+
+
+def cost_lines(rows: list[CostRow]) -> list[str]:
+    """The per-phase summary as aligned text lines (for `--plan` or a log), largest first."""
+    lines = []
+    for item in cost_summary(rows):
+        minutes = item["seconds"] / 60
+        lines.append(f"{item['phase']:<12s} {minutes:8.1f} min  {item['share']:6.1%}")
+    return lines
