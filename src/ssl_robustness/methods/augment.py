@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from ..engine.device import to_memory_format
+from ..engine.device import channels_last
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,9 +46,12 @@ PAPER_CROP = (0.08, 1.0)  # Inception's crop scale, kept by SimCLR's and BYOL's 
 MIN_BLUR_SIZE = 64  # CIFAR-scale recipes skip blur; at >= 64 px the kernel is >= 7 px
 
 
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1]."""
-    return images.permute(0, 3, 1, 2).float().div_(255.0)
+def to_float(images: torch.Tensor, contiguous: bool = False) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1]: channels_last strides (a view of
+    the cache's layout), or NCHW-contiguous when the next op wants that (made in uint8, a
+    quarter of the bytes of the float copy `roi_align` would make)."""
+    chw = images.permute(0, 3, 1, 2)
+    return (chw.contiguous() if contiguous else chw).float().div_(255.0)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -56,9 +60,18 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def normalize_into_memory_format(x: torch.Tensor) -> torch.Tensor:
+    """`to_memory_format(normalize(x))` in one pass: the subtraction writes straight into a
+    tensor of the model's layout (same arithmetic, so the same bits)."""
+    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    layout = torch.channels_last if channels_last(x.device) else torch.preserve_format
+    return torch.sub(x, mean, out=torch.empty_like(x, memory_format=layout)).div_(std)
+
+
 def eval_view(images: torch.Tensor) -> torch.Tensor:
     """The eval pipeline: the cached image as it is, normalised."""
-    return to_memory_format(normalize(to_float(images)))
+    return normalize_into_memory_format(to_float(images))
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
@@ -106,10 +119,17 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
     return (x * luma).sum(1, keepdim=True)
 
 
+@lru_cache(maxsize=8)
+def _yiq(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB -> YIQ and its inverse, made once per device and dtype (not once per view)."""
+    rows = [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]]
+    to_yiq = torch.tensor(rows, device=device, dtype=dtype)
+    return to_yiq, torch.linalg.inv(to_yiq)
+
+
 def rotate_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     """Hue shift as a rotation of the chroma plane in YIQ space (a linear stand-in for HSV)."""
-    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-    from_yiq = torch.linalg.inv(to_yiq)
+    to_yiq, from_yiq = _yiq(x.device, x.dtype)
     theta = turns.to(x) * 2 * math.pi
     cos, sin = torch.cos(theta), torch.sin(theta)
     rot = torch.zeros(len(x), 3, 3, device=x.device, dtype=x.dtype)
@@ -129,12 +149,13 @@ def color_jitter(x: torch.Tensor, spec: ViewSpec, g: torch.Generator) -> torch.T
 
     b, c, s = factor(spec.brightness), factor(spec.contrast), factor(spec.saturation)
     hue = on * _uniform(n, -spec.hue, spec.hue, g)
-    x = (x * b).clamp(0, 1)
+    # in place on fresh intermediates: the same arithmetic in the same order, fewer buffers
+    x = (x * b).clamp_(0, 1)
     mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
-    x = ((x - mean) * c + mean).clamp(0, 1)
+    x = x.sub(mean).mul_(c).add_(mean).clamp_(0, 1)
     grey = grayscale(x)
-    x = ((x - grey) * s + grey).clamp(0, 1)
-    return rotate_hue(x, hue).clamp(0, 1) if spec.hue > 0 else x
+    x = x.sub(grey).mul_(s).add_(grey).clamp_(0, 1)
+    return rotate_hue(x, hue).clamp_(0, 1) if spec.hue > 0 else x
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -162,7 +183,7 @@ def augment(
     images: torch.Tensor, spec: ViewSpec, g: torch.Generator, size: int | None = None
 ) -> torch.Tensor:
     """One augmented, normalised view (B, 3, S, S) of uint8 images (B, H, W, 3)."""
-    x = to_float(images)
+    x = to_float(images, contiguous=True)  # roi_align reads NCHW
     n, _, h, w = x.shape
     size = size or h
     x = resized_crop(x, crop_boxes(n, h, w, spec.crop_scale, spec.crop_ratio, g), size)
@@ -177,7 +198,7 @@ def augment(
         x = torch.where(_mask(n, spec.blur_p, g, x), gaussian_blur(x, sigma), x)
     if spec.solarize_p > 0:
         x = torch.where(_mask(n, spec.solarize_p, g, x), torch.where(x >= 0.5, 1 - x, x), x)
-    return to_memory_format(normalize(x))
+    return normalize_into_memory_format(x)
 
 
 def adjust_view(
