@@ -354,3 +354,37 @@ def test_ddp_perturbs_by_the_all_reduced_gradient(tmp_path):
     w = torch.tensor([[0.5, -1.0, 2.0]])
     g = _grad(w, x)
     assert torch.allclose(g0, _grad(w + 0.1 * g / g.norm(), x), atol=1e-6)
+
+
+def test_sam_arms_are_told_apart_by_label_and_supervised_takes_plain_sam_only():
+    from ssl_robustness.config import SupervisedConfig, validate_config
+    from ssl_robustness.errors import UserError
+
+    assert SimSiamConfig(sam={"rho": 0.2, "weights": "kde"}).label == "simsiam-rwsam0.2_kde"
+    assert SupervisedConfig(sam={}).label == "supervised-sam"
+    assert SupervisedConfig(loss="cb", sam={"rho": 0.1}).label == "supervised-cb-sam0.1"
+    # two arms that differ only in rho are both allowed (labels differ)
+    validate_config(
+        {"methods": [{"name": "simsiam", "sam": {}}, {"name": "simsiam", "sam": {"rho": 0.1}}]}
+    )
+    with pytest.raises(UserError, match="methods.0: sam.weights: 'kde' is for the self-supervised"):
+        validate_config({"methods": [{"name": "supervised", "sam": {"weights": "kde"}}]})
+
+
+def test_plan_counts_both_passes_of_a_sam_step(tmp_path):
+    from conftest import tiny_study
+    from ssl_robustness.config import validate_config
+    from ssl_robustness.data.prepare import list_data
+    from ssl_robustness.plan import plan_rows
+
+    raw = tiny_study(tmp_path, methods=[{"name": "simsiam"}, {"name": "simsiam", "sam": {}}])
+    raw["pretrain"]["epochs"] = 2
+    raw["evaluation"] = {"finetune": {"enabled": False}}
+    cfg = validate_config(raw)
+    data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)
+    rows = {r.representation: r for r in plan_rows(cfg, data)}
+    plain = [r for k, r in rows.items() if k.startswith("simsiam_balanced")]
+    sam = [r for k, r in rows.items() if k.startswith("simsiam-sam_balanced")]
+    size = len(data.draw(0).subsets["balanced"])
+    assert plain[0].image_passes == 2 * 2 * size  # two views x two epochs
+    assert sam[0].image_passes == 2 * plain[0].image_passes

@@ -429,7 +429,11 @@ class MethodBase(Strict):
         if self.sam is None:
             return ""
         kind = "asam" if self.sam.adaptive else "sam"
-        return f"-rw{kind}_{self.sam.weights}" if self.sam.weights != "none" else f"-{kind}"
+        default_rho = SAMConfig.model_fields["rho"].default
+        rho = f"{self.sam.rho:g}" if self.sam.rho != default_rho else ""
+        return (
+            f"-rw{kind}{rho}_{self.sam.weights}" if self.sam.weights != "none" else f"-{kind}{rho}"
+        )
 
 
 def method_config_types() -> dict[str, type[MethodBase]]:
@@ -477,7 +481,18 @@ class SupervisedConfig(MethodBase):
             )
             if x
         ]
-        return "-".join(["supervised", *extra])
+        return "-".join(["supervised", *extra]) + self.sam_suffix
+
+    @model_validator(mode="after")
+    def _sam_weights(self) -> SupervisedConfig:
+        """The supervised loss gives no per-example embedding for kde; label weights of the
+        supervised loss are what the `loss`/`sampler` settings already offer."""
+        if self.sam is not None and self.sam.weights != "none":
+            raise ValueError(
+                f"sam.weights: {self.sam.weights!r} is for the self-supervised methods; "
+                "supervised takes plain SAM (weights: none)"
+            )
+        return self
 
 
 class MocoV2Config(MethodBase):

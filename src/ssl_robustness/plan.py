@@ -61,7 +61,9 @@ def plan_rows(
         if spec.subset is not None and spec.method_config is not None:
             assert spec.train is not None
             size = len(data.draw(spec.seed).subsets[spec.subset])
-            work = views_per_step(spec.method_config) * spec.train.epochs * size
+            # a SAM step is two forward/backward passes over the same views
+            sam_passes = 2 if spec.method_config.sam is not None else 1
+            work = sam_passes * views_per_step(spec.method_config) * spec.train.epochs * size
             images = spec.train.epochs * full_batches(size, spec.train.batch_size)
         rows.append(
             PlanRow(
