@@ -117,3 +117,23 @@ def test_cost_rows_and_summary_of_a_hand_made_run_dir(tmp_path):
 def test_cost_rows_of_a_missing_run_dir_are_empty(tmp_path):
     assert cost_rows(tmp_path / "nowhere") == []
     assert cost_summary([]) == []
+
+
+def test_the_report_and_the_plan_show_where_the_time_went(study):
+    from ssl_robustness.data.prepare import list_data
+    from ssl_robustness.plan import plan_lines, plan_rows
+    from ssl_robustness.report.html import cost_table
+
+    table = cost_table(study.out)
+    total = sum(r.seconds for r in cost_rows(study.out))
+    assert list(table.columns) == ["phase", "minutes", "share %"]
+    assert table["minutes"].sum() * 60 == pytest.approx(total, rel=1e-6)
+    assert table["share %"].sum() == pytest.approx(100.0)
+    assert list(table["minutes"]) == sorted(table["minutes"], reverse=True)
+    html = study.layout.report_html.read_text()
+    assert "Where the time went" in html and "pretraining" in html.split("Where the time went")[1]
+
+    data = list_data(study.data, study.layout.data.path, study.evaluation)
+    lines = plan_lines(study, plan_rows(study, data))
+    at = lines.index("wall time recorded so far, by phase:")
+    assert [x.split()[0] for x in lines[at + 1 :]] == list(table["phase"])

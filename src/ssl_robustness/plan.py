@@ -15,6 +15,7 @@ from .data.prepare import StudyData
 from .engine.logger import duration
 from .evaluation.run import evaluation_jobs, evaluation_specs
 from .methods import views_per_step
+from .report.cost import cost_lines, cost_rows
 from .representations import RepresentationSpec, expand_representations, representation_status
 
 if TYPE_CHECKING:
@@ -189,4 +190,7 @@ def plan_lines(cfg: StudyConfig, rows: list[PlanRow], speed: Throughput | None =
         f"{len(rows)} representations, {len(rows) - len(todo)} cached; "
         f"{passes:,} image passes to go{cost_line(passes, speed)}"
     )
+    spent = cost_lines(cost_rows(cfg.out))
+    if spent:  # a resumed or re-run study: what its finished phases took
+        lines += ["wall time recorded so far, by phase:", *(f"  {x}" for x in spent)]
     return lines

@@ -25,6 +25,7 @@ from ..layout import RunLayout
 from ..names import TRAINED_SCENARIOS
 from . import verdict as V
 from .classes import class_table
+from .cost import cost_rows, cost_summary
 from .plots import (
     METRIC_LABELS,
     class_counts_figure,
@@ -77,6 +78,7 @@ class ReportContent:
     failures: list[dict[str, Any]]
     class_table: pd.DataFrame
     class_table_caption: str
+    cost: pd.DataFrame  # wall time per phase (report/cost.py), largest first
     figures: Figures
     tsne: list[str]
     notes: list[str]
@@ -93,6 +95,19 @@ def write_report(run_dir: str | Path) -> Path:
     layout = RunLayout(run.path)
     write_text(layout.summary, markdown(c))
     return write_text(layout.report_html, render_html(c))
+
+
+def cost_table(run_dir: Path) -> pd.DataFrame:
+    """Recorded wall time per phase (decode, pretraining, features, evaluation), largest first:
+    where the study's time went, and what to cut first."""
+    summary = cost_summary(cost_rows(run_dir))
+    return pd.DataFrame(
+        [
+            {"phase": r["phase"], "minutes": r["seconds"] / 60, "share %": 100 * r["share"]}
+            for r in summary
+        ],
+        columns=["phase", "minutes", "share %"],
+    )
 
 
 def headline_lines(run_dir: str | Path) -> list[str]:
@@ -164,6 +179,7 @@ def report_content(run: RunDir) -> ReportContent:
         failures=_failures(run),
         class_table=classes,
         class_table_caption=classes_caption,
+        cost=cost_table(run.path),
         figures=figures,
         tsne=tsne,
         notes=notes,
@@ -580,6 +596,9 @@ def markdown(c: ReportContent) -> str:
         *[f"![{k}](figures/{k}.png)" for k in figs + c.tsne],
         *bullets(c.notes),
         "",
+        "## Where the time went",
+        markdown_table(c.cost, "{:.1f}") if not c.cost.empty else "_(not recorded)_",
+        "",
         "## Collapse and failures",
         f"- collapsed representations: {', '.join(c.collapsed)}"
         if c.collapsed
@@ -612,6 +631,7 @@ def render_html(c: ReportContent) -> str:
             "aggregate": table(c.aggregate),
             "probe_overlap": table(c.probe_overlap) if not c.probe_overlap.empty else "",
             "classes": table(c.class_table, "%.1f") if not c.class_table.empty else "",
+            "cost": table(c.cost, "%.1f") if not c.cost.empty else "",
         },
         environment=json.dumps(c.environment, indent=2),
         version=__version__,
