@@ -208,8 +208,45 @@ def test_kde_weights_larger_in_the_sparse_cluster():
     # the next batch (new draws from the same clusters) against the memory too
     w2 = kde(StepOutput(torch.zeros(()), _two_clusters(g)), torch.zeros(110))
     assert w2[100:].mean() > 3 * w2[:100].mean()
-    # the memory never outgrows half the training set (it would hold an image's own copies)
-    assert example_weights(SAMConfig(weights="kde"), np.array([30, 10])).memory == 20
+    # as an epoch ends the memory empties: an image never meets its own earlier embedding
+    kde.new_epoch()
+    assert kde.queue is None
+    batch = _two_clusters(g)
+    fresh = KDEWeights(alpha=1.0, memory=64)(StepOutput(torch.zeros(()), batch), batch[:, 0])
+    assert torch.equal(kde(StepOutput(torch.zeros(()), batch), batch[:, 0]), fresh)
+
+
+def test_sam_empties_the_kde_memory_at_each_epoch_end():
+    kde = KDEWeights(alpha=1.0, memory=64)
+    sam = SAM(
+        SAMConfig(weights="kde"),
+        nn.Linear(2, 2),
+        torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=0.1),
+        kde,
+    )
+    kde.queue = torch.ones(3, 2)
+    sam.end_epoch(0, write=False)
+    assert kde.queue is None
+
+
+def test_kde_weights_under_two_processes_equal_one_process_on_the_global_batch(monkeypatch):
+    """One density estimate and one bandwidth over the global batch: each rank keeps its
+    rows of the one-process weights (not a bandwidth of its own rows)."""
+    import ssl_robustness.methods.reweight as rw
+
+    g = torch.Generator().manual_seed(3)
+    x = _two_clusters(g)[:100]  # 100 rows: 50 per rank
+    whole = KDEWeights(alpha=1.0, memory=256)(StepOutput(torch.zeros(()), x), x[:, 0])
+    parts = []
+    for r in (0, 1):
+        unit = torch.nn.functional.normalize(x, dim=1)  # what every rank gathers
+        monkeypatch.setattr(rw, "gather", lambda t, unit=unit: unit)
+        monkeypatch.setattr(rw, "rank", lambda r=r: r)
+        mine = x[50 * r : 50 * (r + 1)]
+        parts.append(
+            KDEWeights(alpha=1.0, memory=256)(StepOutput(torch.zeros(()), mine), mine[:, 0])
+        )
+    assert torch.allclose(torch.cat(parts), whole, atol=1e-6)
 
 
 def test_default_bandwidth_tells_rare_clusters_in_128_dims():

@@ -345,8 +345,9 @@ class SAMConfig(Strict):
     """Weights are density ** -alpha (kde) or class frequency ** -alpha (label), normalised to
     mean 1 over the batch."""
     memory: int = Field(4096, ge=1)
-    """kde: how many recent L2-normalised embeddings the density is estimated against (at most
-    half the training set, so it seldom holds an image's own earlier embedding)."""
+    """kde: how many recent L2-normalised embeddings of this epoch the density is estimated
+    against (emptied at each epoch's start, so it never holds an image's own earlier
+    embedding, and a resumed run equals an uninterrupted one)."""
     bandwidth: float | None = Field(None, gt=0)
     """kde: Gaussian kernel width; None: bandwidth_scale x the median distance of the batch to
     the memory (the median heuristic), re-estimated every step."""

@@ -49,6 +49,9 @@ class ExampleWeights:
     def __call__(self, out: StepOutput, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def new_epoch(self) -> None:
+        """Called as each epoch ends: a source with a memory empties it here."""
+
 
 @torch.no_grad()
 def perturbation(
@@ -178,6 +181,8 @@ class SAM:
                     "n": int(len(wc)),
                 }
         self._seen.clear()
+        if self.weights is not None:
+            self.weights.new_epoch()
         row = {"epoch": epoch, "per_class": per_class}
         if write and self.log_file is not None and per_class:
             history = [r for r in _read_log(self.log_file) if r.get("epoch", math.inf) < epoch]

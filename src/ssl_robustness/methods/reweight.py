@@ -1,7 +1,11 @@
 """Per-example weights of rwSAM's inner maximisation (Liu et al. 2022), by source:
 
 - `kde`: no labels. Each example's L2-normalised embedding gets a Gaussian kernel density
-  against a memory of recent embeddings (leave-one-out: an example never counts itself);
+  against a memory of this epoch's earlier embeddings and the global batch (leave-one-out: an
+  example never counts itself; the memory is emptied as each epoch ends, so it never holds an
+  image's own embedding from an earlier epoch, which would be its nearest neighbour and
+  deflate exactly the rare images' weights; one density estimate, one bandwidth, over the
+  global batch on every process, each keeping its own rows);
   weight = density ** -alpha, so examples in sparse regions (rare classes, presumably) weigh
   more. Bandwidth: given, or `bandwidth_scale` x the median distance of the batch to the
   memory (a scaled median heuristic), which stays on the scale of the distances whatever the
@@ -82,10 +86,15 @@ class KDEWeights(ExampleWeights):
         everyone = gather(x)  # the global batch: one density estimate on every process
         held = 0 if self.queue is None else len(self.queue)
         reference = everyone if self.queue is None else torch.cat([self.queue, everyone])
-        own = held + rank() * len(x) + torch.arange(len(x), device=x.device)
-        log_w = kde_log_weights(x, reference, self.alpha, self.bandwidth, own, self.scale)
+        own = held + torch.arange(len(everyone), device=x.device)
+        log_w = kde_log_weights(everyone, reference, self.alpha, self.bandwidth, own, self.scale)
         self.queue = reference[-self.memory :]
-        return mean_one(log_w)
+        log_w = log_w - (torch.logsumexp(log_w, 0) - math.log(len(log_w)))  # mean one, global
+        mine = slice(rank() * len(x), (rank() + 1) * len(x))
+        return torch.exp(log_w[mine])
+
+    def new_epoch(self) -> None:
+        self.queue = None
 
 
 class LabelWeights(ExampleWeights):
@@ -107,9 +116,6 @@ def example_weights(cfg: SAMConfig | None, class_counts: np.ndarray) -> ExampleW
     source's frequencies; only their sum for kde); None for plain SAM (or no SAM)."""
     if cfg is None or cfg.weights == "none":
         return None
-    if cfg.weights == "kde":
-        # at most half the training set, like MoCo's queue: a longer memory holds the batch's
-        # own images from an earlier step, whose nearness would deflate a rare image's weight
-        memory = max(1, min(cfg.memory, int(np.sum(class_counts)) // 2))
-        return KDEWeights(cfg.alpha, memory, cfg.bandwidth, cfg.bandwidth_scale)
+    if cfg.weights == "kde":  # the memory holds this epoch's embeddings only (new_epoch)
+        return KDEWeights(cfg.alpha, cfg.memory, cfg.bandwidth, cfg.bandwidth_scale)
     return LabelWeights(class_counts, cfg.alpha)
