@@ -314,3 +314,11 @@ def test_count_axes_read_as_plain_numbers_with_labels_between_decades():
 def test_class_colours_put_distinct_hues_first():
     assert P.CLASS_COLORS[:7] == P.METHOD_COLORS
     assert len(set(P.CLASS_COLORS)) == len(P.CLASS_COLORS) == 14
+
+
+def test_a_class_whose_group_differs_across_seeds_reads_varies():
+    rows = per_class_from_predictions()
+    moved = (rows["seed"] == SEEDS[-1]) & (rows["class"] == CLASSES[0])
+    rows.loc[moved, "group"] = "tail"  # class_order_per_seed: seed 2 made it rare
+    table = class_table(rows, "exp-r0.1", "balanced")
+    assert table["group"].tolist() == ["varies", *GROUPS[1:]]

@@ -172,8 +172,11 @@ def _check_published(name: str, entry: Published, path: Path) -> None:
 
 
 def _digest(path: Path, algo: str) -> str:
+    digest = hashlib.new(algo)  # chunked: hashlib.file_digest is Python 3.11+
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, algo).hexdigest()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _download(name: str, entry: Published, path: Path) -> None:

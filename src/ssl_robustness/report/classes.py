@@ -38,8 +38,11 @@ def class_table(
     both = both.reset_index()
     classes = list(dict.fromkeys(both["class"]))
     out = pd.DataFrame({"class": classes})
-    first = both.drop_duplicates("class").set_index("class")
-    out["group"] = first.loc[classes, "group"].to_numpy()
+    # a class's group can differ across seeds (class_order_per_seed): say so, not seed 0's
+    groups = both.groupby("class")["group"].agg(
+        lambda g: g.iloc[0] if g.nunique() == 1 else "varies"
+    )
+    out["group"] = groups.loc[classes].to_numpy()
     out[f"n in {twin}"] = _count(_twin_counts(bal, classes, twin_counts))
     out[f"n in {main}"] = _count(both.groupby("class")["train_count"].mean().loc[classes])
     pairs = list(dict.fromkeys(zip(both["scenario"], both["method"], strict=True)))

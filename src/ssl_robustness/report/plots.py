@@ -226,7 +226,10 @@ def which_classes_pay_figure(gaps_by_class: pd.DataFrame, evaluation: str, subse
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log")
     _plain_log_ticks(ax, shown["train_count"].to_numpy(dtype=float))
-    ax.set_xlabel(f"training images of the class in {subset} (ticks: head / medium / tail)")
+    offset = " methods drawn side by side, slightly off their count;" if len(methods) > 1 else ""
+    ax.set_xlabel(
+        f"training images of the class in {subset} ({offset} ticks: head / medium / tail)"
+    )
     ax.set_ylabel("A_c(n,1) - A_c(n,r)  [points]")
     ax.set_title(f"{evaluation}: which classes pay for the imbalance (mean over seeds)")
     legend = ax.legend(fontsize=7, title="marker area: classes at that point" if stacked else None)
