@@ -156,7 +156,9 @@ def verify(name: str, entry: Published, path: Path) -> None:
     if got != expected:
         raise UserError(
             f"{path}: changed since it was downloaded (sha256 {got}, recorded {expected} in "
-            f"{record}); delete both files to download weights '{name}' again"
+            f"{record}); delete both files to download weights '{name}' again, and use a new "
+            f"output_dir: a study's results from '{name}' are keyed by its name and URL, not by "
+            "the file's bytes, so an old run directory would give back the old file's numbers"
         )
 
 
