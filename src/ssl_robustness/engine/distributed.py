@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -12,7 +13,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..errors import UserError
+
 _local_depth = 0  # > 0 while `local_only` is active: this process acts alone
+TIMEOUT_ENV = "SSL_ROBUSTNESS_DIST_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 24 * 3600  # rank 0 may wait hours for another worker's lock
 
 
 def is_distributed() -> bool:
@@ -102,12 +107,50 @@ def unshuffled_slice(y: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return everyone.view(world_size(), len(y), *y.shape[1:])[rank()]
 
 
+def gather_objects(obj: Any) -> list[Any]:
+    """`obj` of every process, in rank order (picklable objects; [obj] on one process)."""
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+@torch.no_grad()
+def all_finite(value: torch.Tensor) -> bool:
+    """Whether `value` is finite on every process: one all-reduce per call under a process
+    group, so every process learns of one process's NaN at the same step (and all raise
+    together instead of the others waiting in DDP's all-reduce)."""
+    finite = bool(torch.isfinite(value).all())
+    if not is_distributed():
+        return finite
+    flag = torch.tensor([1.0 if finite else 0.0], device=value.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item() > 0)
+
+
+def collective_timeout() -> timedelta:
+    """How long a collective (a barrier included) may wait: long by default, since rank 0
+    waits in `flock` for another worker's representation lock, or prepares the data, while
+    the others sit in a barrier; SSL_ROBUSTNESS_DIST_TIMEOUT_S (seconds) overrides it."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return timedelta(seconds=DEFAULT_TIMEOUT_S)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 1e9:
+        raise UserError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return timedelta(seconds=seconds)
+
+
 def init_from_env() -> bool:
     """Join the process group torchrun describes in the environment; False when not launched so."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return is_distributed()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend)
+    dist.init_process_group(backend, timeout=collective_timeout())
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return True

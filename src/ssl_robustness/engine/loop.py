@@ -25,13 +25,21 @@ from ..layout import CHECKPOINT_FILE
 from .batches import ArrayBatches
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .device import autocast, make_scaler, prepare_model
-from .distributed import is_distributed, rank, sync_batchnorm
+from .distributed import (
+    all_finite,
+    gather_objects,
+    is_distributed,
+    rank,
+    sync_batchnorm,
+    world_size,
+)
 from .logger import MetricsLogger, report_epoch
 from .optim import build_optimizer, warmup_cosine
 from .sam import SAM, ExampleWeights
 from .step import COLLAPSE_RATIO, Method, StepContext, collapse_ratio, collapse_std
 
 EpochCallback = Callable[[int, Method], dict[str, float]]
+AUGMENT_PER_PROCESS = "augment_per_process"  # checkpoint key: each DDP process's generator
 
 
 class TrainingDiverged(RuntimeError):
@@ -51,6 +59,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def augmentation_seed(seed: int, process: int, epoch: int = 0) -> int:
+    """The seed of a process's augmentation generator: `seed` itself for rank 0 at the start
+    (a one-process run draws what it always drew), one derived from (seed, process, epoch)
+    otherwise, so the processes of a DDP run draw different crops, flips and jitter."""
+    if process == 0 and epoch == 0:
+        return seed
+    state = np.random.SeedSequence([seed, 2, process, epoch]).generate_state(2, np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1  # below 2**63: manual_seed takes it
+
+
 @dataclass
 class TrainState:
     """Everything a checkpoint holds: the model and what drives its updates and randomness."""
@@ -60,11 +78,17 @@ class TrainState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: Any  # torch.amp.GradScaler (a no-op one on CPU)
     sample_rng: np.random.Generator  # batch order
-    aug_gen: torch.Generator  # augmentations
+    aug_gen: torch.Generator  # augmentations, one stream per process
     sam: SAM | None = None  # two passes per step (engine/sam.py); its memory is not saved
+    seed: int = 0  # reseeds another process's augmentations when the checkpoint lacks them
 
     def save(self, path: Path, epoch: int) -> None:
-        """Write the state after `epoch` atomically (temp file + rename)."""
+        """Write the state after `epoch` atomically (temp file + rename). Every process calls
+        it (under DDP it gathers each process's augmentation generator); rank 0 writes."""
+        per_process = gather_objects(self.aug_gen.get_state()) if is_distributed() else None
+        if rank() != 0:
+            return
+        extra = {AUGMENT_PER_PROCESS: per_process} if per_process is not None else {}
         save_checkpoint(
             path,
             model=self.model.state_dict(),
@@ -73,6 +97,7 @@ class TrainState:
             scaler=self.scaler.state_dict(),
             rng=capture_rng(self.sample_rng, self.aug_gen),
             epoch=epoch,
+            **extra,
         )
 
     def resume(self, path: Path) -> int:
@@ -84,8 +109,21 @@ class TrainState:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"], self.sample_rng, self.aug_gen)
-        return int(state["epoch"]) + 1
+        restore_rng(state["rng"], self.sample_rng, self.aug_gen)  # rank 0's generators
+        start = int(state["epoch"]) + 1
+        self._own_augmentations(state.get(AUGMENT_PER_PROCESS), start)
+        return start
+
+    def _own_augmentations(self, saved: list[torch.Tensor] | None, start: int) -> None:
+        """Give this process back its own augmentation stream: the saved one when the
+        checkpoint holds one per process of this group, else one reseeded from
+        (seed, rank, epoch) (a checkpoint of another process count or an older one)."""
+        if rank() == 0:
+            return
+        if saved is not None and len(saved) == world_size():
+            self.aug_gen.set_state(saved[rank()])
+        else:
+            self.aug_gen.manual_seed(augmentation_seed(self.seed, rank(), start))
 
 
 def fit(
@@ -122,7 +160,8 @@ def fit(
         scheduler,
         make_scaler(device),
         np.random.default_rng([seed, 1]),
-        torch.Generator().manual_seed(seed),
+        torch.Generator().manual_seed(augmentation_seed(seed, rank())),
+        seed=seed,
     )
     ckpt_path = run_dir / CHECKPOINT_FILE
     start_epoch = state.resume(ckpt_path)
@@ -146,8 +185,8 @@ def fit(
             images = steps_per_epoch * batches.batch_size  # a line per epoch, even in a log
             report_epoch(desc, epoch, cfg.epochs, row, images, (cfg.epochs - epoch - 1) * images)
         last = epoch == cfg.epochs - 1
-        if rank() == 0 and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
-            state.save(ckpt_path, epoch)
+        if (epoch + 1) % cfg.checkpoint_every == 0 or last:
+            state.save(ckpt_path, epoch)  # every process (its generator); rank 0 writes
     history = logger.epochs if logger is not None else []
     if logger is not None:
         logger.close()
@@ -155,6 +194,14 @@ def fit(
         ratio = float(history[-1]["collapse_ratio"])
     collapsed = ratio is not None and not (ratio >= COLLAPSE_RATIO and math.isfinite(ratio))
     return FitResult(history, collapsed, ratio)
+
+
+def _diverged(loss: torch.Tensor, epoch: int, i: int) -> str:
+    value = loss.item()
+    where = (
+        f"loss is {value}" if not math.isfinite(value) else "another process's loss is not finite"
+    )
+    return f"{where} at epoch {epoch + 1}, step {i}; lower the learning rate"
 
 
 def train_one_epoch(
@@ -188,10 +235,8 @@ def train_one_epoch(
             state.sam.begin(ctx, device)
         with autocast(device):
             out: Any = step_model(images, labels, ctx)
-        if not torch.isfinite(out.loss):
-            raise TrainingDiverged(
-                f"loss is {out.loss.item()} at epoch {epoch + 1}, step {i}; lower the learning rate"
-            )
+        if not all_finite(out.loss.detach()):  # every process at once, so all raise together
+            raise TrainingDiverged(_diverged(out.loss, epoch, i))
         optimizer.zero_grad(set_to_none=True)
         if state.sam is not None:  # the gradient at w + e (a second pass)
             state.sam.backward(step_model, images, labels, ctx, out, state.scaler)
