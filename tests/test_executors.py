@@ -29,7 +29,7 @@ pytest.importorskip("submitit")
 def _raw(out: Path, **overrides) -> dict:
     """One supervised method, one epoch, deterministic views (full-image crops, no flips or
     colour): a study whose numbers depend only on the global batches, not on how many
-    processes draw the augmentations."""
+    processes draw the augmentations (each process draws its own: engine/loop.py)."""
     settings = {
         "methods": [{"name": "supervised"}],
         "random_init": False,
@@ -159,6 +159,36 @@ def test_a_second_worker_waits_for_the_representation_and_reads_it_back(tmp_path
     records, failures = box["out"]
     assert failures == [] and len(records) == 1  # kNN
     assert rep.backbone.stat().st_mtime_ns == trained  # read back, not trained again
+
+
+def test_resubmitting_keeps_the_temp_files_of_jobs_still_running(tmp_path, monkeypatch):
+    """A job of an earlier submission may still write: the submitting process, and an
+    in-process run while a representation's lock is held elsewhere, remove only old temp
+    files; an in-process run with nobody else at work removes every one."""
+    from ssl_robustness import executors
+    from ssl_robustness.study import start_study
+
+    _, cfg = _write(tmp_path, "temps")
+    rep = cfg.layout.representations / "supervised_balanced_s0-0123456789"
+    rep.mkdir(parents=True)
+    young, old = rep / ".checkpoint.pt.abcd1234.tmp", rep / ".metrics.json.abcd1234.tmp"
+
+    def orphans() -> None:
+        for path in (young, old):
+            path.write_bytes(b"half")
+        os.utime(old, (time.time() - 7200, time.time() - 7200))  # two hours: a killed run's
+
+    orphans()
+    monkeypatch.setattr(executors, "_run_local", lambda *a: executors.Submission({}))
+    executors.submit_study(cfg, executors.ClusterOptions("local"), log=lambda _: None)
+    assert young.exists() and not old.exists()
+    orphans()
+    with output_lock(rep, "a job of an earlier submission"):
+        start_study(cfg, owner=True)
+    assert young.exists() and not old.exists()
+    orphans()
+    start_study(cfg, owner=True)  # the lock is free: nobody else writes
+    assert not young.exists() and not old.exists()
 
 
 def test_slurm_jobs_and_a_report_job_after_them(tmp_path, monkeypatch):

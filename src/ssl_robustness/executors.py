@@ -168,7 +168,8 @@ def submit_study(cfg: StudyConfig, opts: ClusterOptions, *, log: Log = print) ->
     from .representations import representation_status
     from .study import start_study
 
-    _, _, specs = start_study(cfg, owner=True)
+    # an earlier submission's jobs may still run: their fresh temp files are kept
+    _, _, specs = start_study(cfg, owner=True, jobs_may_run=True)
     todo = [s for s in specs if representation_status(s, cfg.out) != "done"]
     log(
         f"study '{cfg.name}': {len(specs)} representations, {len(specs) - len(todo)} done, "

@@ -7,6 +7,8 @@ with one more seed or method) does only what is missing, and an interrupted run 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import platform
 import traceback
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from .engine.distributed import barrier, is_distributed, is_main, local_only, wo
 from .engine.logger import study_progress
 from .errors import UserError
 from .evaluation.run import evaluate_representation
+from .layout import LOCK_FILE
 from .lock import output_lock
 from .plan import study_work
 from .report.tables import StudyTables, build_tables, write_tables
@@ -93,20 +96,53 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
 
 
 def start_study(
-    cfg: StudyConfig, *, owner: bool
+    cfg: StudyConfig, *, owner: bool, jobs_may_run: bool = False
 ) -> tuple[StudyData, torch.device, list[RepresentationSpec]]:
     """The data (prepared by rank 0 first: the others read its cache), the device and the
-    representations. The `owner` of the run directory (a `run`, not one job of a cluster
-    study) saves the config and clears a killed run's temp files first."""
+    representations. The `owner` of the run directory (a `run` or the process submitting a
+    cluster study, not one job of it) saves the config and clears a killed run's temp files
+    first; see `clear_orphan_temps` for `jobs_may_run`."""
     if is_main():
         if owner:
             save_study_config(cfg)
-            remove_orphan_temps(cfg.out, min_age_s=0)  # a killed run's; this run holds the dir
+            clear_orphan_temps(cfg, jobs_may_run=jobs_may_run)
         data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     barrier()
     if not is_main():
         data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     return data, resolve_device(cfg.device), expand_representations(cfg, data)
+
+
+def clear_orphan_temps(cfg: StudyConfig, *, jobs_may_run: bool) -> list[Path]:
+    """Remove the temp files a killed run left. Every one at once only when no job can be
+    writing: not while submitting (`jobs_may_run`: an earlier submission's jobs may still
+    run) nor while another worker holds a representation's lock; then only those older than
+    `remove_orphan_temps`'s default age, so a running job's fresh temp file survives."""
+    if jobs_may_run or any(_locked_elsewhere(d) for d in _representation_dirs(cfg)):
+        return remove_orphan_temps(cfg.out)
+    return remove_orphan_temps(cfg.out, min_age_s=0)  # nobody else writes here
+
+
+def _representation_dirs(cfg: StudyConfig) -> list[Path]:
+    root = cfg.layout.representations
+    return sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+
+
+def _locked_elsewhere(directory: Path) -> bool:
+    """Whether another process (a job, a second `run`) holds the directory's lock now."""
+    try:
+        fd = os.open(directory / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: nobody ever worked there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True  # held (or locks unsupported: assume someone may be writing)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def run_specs(
