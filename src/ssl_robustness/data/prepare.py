@@ -17,7 +17,7 @@ from .images import build_image_cache
 from .labelled import LabelledSet
 from .manifest import count_stats, write_manifest
 from .profiles import gini, imbalance_ratio
-from .sources import read_source, select_classes
+from .sources import listing_class_ids, read_source, select_classes
 from .splits import make_splits, pool_counts_before_carving
 from .subsets import SubsetPlan, draw, per_class_order, plan_subsets
 
@@ -68,6 +68,7 @@ class StudyData:
     pool_order: list[np.ndarray]  # per class, the fixed seeded order of the train pool
     base_plans: list[SubsetPlan]
     bad_images: list[str] = field(default_factory=list)
+    class_ids: np.ndarray | None = None  # each class's index in the unfiltered listing
     source: LabelledSet | None = field(default=None, repr=False)
     listing: LabelledSet | None = field(default=None, repr=False)  # before the class filters
     evaluation: EvaluationConfig | None = field(default=None, repr=False)
@@ -147,7 +148,7 @@ def _draw_for_seed(data: StudyData, seed: int) -> SeedDraw:
         plans = _plan(data, order_seed=imb.seed + 1_000_003 * (seed + 1))
     if imb.resample_per_seed:
         order = per_class_order(
-            data.labels, data.pretrain_pool, data.num_classes, [imb.seed, seed, 17]
+            data.labels, data.pretrain_pool, data.num_classes, [imb.seed, seed, 17], data.class_ids
         )
     else:  # the subsets are a prefix of the fixed order, the disjoint probe set its suffix
         order = [o[np.isin(o, data.pretrain_pool)] for o in data.pool_order]
@@ -175,6 +176,9 @@ _LIST_KEYS_SINCE = ("label_from", "relative_to", "roots")
 
 
 def data_key(cfg: DataConfig) -> str:
+    """The hash of what decides a study's images. `classes` and `test_root` change which
+    images a study sees (a random-init or imported representation is keyed by this alone):
+    in the key only when set, so the keys of configs without them stay what they were."""
     dump = cfg.model_dump(
         mode="json", include={"source", "root", "list", "image_size", "skip_bad_images"}
     )
@@ -184,6 +188,11 @@ def data_key(cfg: DataConfig) -> str:
                 call_default_factory=True
             ):
                 del dump["list"][key]
+    classes = cfg.classes.model_dump(mode="json", exclude_defaults=True)
+    if classes:
+        dump["classes"] = classes
+    if cfg.test_root is not None:
+        dump["test_root"] = str(cfg.test_root)
     return config_hash(dump)
 
 
@@ -251,13 +260,14 @@ def arrange(
     bad: list[str] | None = None,
 ) -> StudyData:
     """Split, carve the probe set and plan the subsets of a listing (no images)."""
-    split = make_splits(lset, cfg.split)
+    class_ids = listing_class_ids(lset, listing)
+    split = make_splits(lset, cfg.split, class_ids)
     pool = np.flatnonzero(split == "train")
     pool_counts = lset.class_counts(split == "train")
     empty = np.flatnonzero(pool_counts == 0)
     if len(empty):
         raise UserError(f"data: class '{lset.class_names[empty[0]]}' has no training images")
-    pool_order = per_class_order(lset.labels, pool, lset.num_classes, cfg.imbalance.seed)
+    pool_order = per_class_order(lset.labels, pool, lset.num_classes, cfg.imbalance.seed, class_ids)
     protocol = evaluation.probe_set if evaluation is not None else "disjoint"
     asked = evaluation.probe_per_class if evaluation is not None else None
     probe = carve_probe(pool_order, pool_counts, cfg, protocol, asked, lset.class_names)
@@ -276,6 +286,7 @@ def arrange(
         pool_order=pool_order,
         base_plans=[],
         bad_images=bad or [],
+        class_ids=class_ids,
         source=lset,
         listing=listing,
         evaluation=evaluation,
@@ -495,7 +506,7 @@ def _min_count_options(
         )
         try:
             lset = select_classes(listing, option_cfg)
-            option = arrange(lset, option_cfg, directory, evaluation)
+            option = arrange(lset, option_cfg, directory, evaluation, listing=listing)
         except UserError:
             continue
         out.append((floor, option.num_classes, option.base_plans[0].size))

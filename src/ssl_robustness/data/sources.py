@@ -79,6 +79,17 @@ def select_classes(lset: LabelledSet, cfg: DataConfig) -> LabelledSet:
     return relabel(lset, kept)
 
 
+def listing_class_ids(lset: LabelledSet, listing: LabelledSet | None) -> np.ndarray:
+    """Each class's index in the unfiltered `listing` (its label when there is none): what
+    seeds its carve and order, so a class filter leaves the kept classes' draws unchanged."""
+    if listing is None or listing.class_names == lset.class_names:
+        return np.arange(lset.num_classes)
+    index: dict[str, int] = {}
+    for i, name in enumerate(listing.class_names):
+        index.setdefault(name, i)
+    return np.array([index[name] for name in lset.class_names], dtype=np.int64)
+
+
 def relabel(lset: LabelledSet, kept: np.ndarray) -> LabelledSet:
     """The items of classes `kept` (old label indices), labelled 0..len(kept)-1."""
     new_label = np.full(lset.num_classes, -1, dtype=np.int64)

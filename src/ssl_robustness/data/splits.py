@@ -10,12 +10,19 @@ from ..errors import UserError
 from .labelled import LabelledSet
 
 
-def make_splits(lset: LabelledSet, cfg: SplitConfig) -> np.ndarray:
-    """Split name ('train', 'val', 'test') of every item."""
+def make_splits(
+    lset: LabelledSet, cfg: SplitConfig, class_ids: np.ndarray | None = None
+) -> np.ndarray:
+    """Split name ('train', 'val', 'test') of every item.
+
+    `class_ids`: each class's index in the unfiltered listing (default: its label), which
+    seeds its carve, so dropping another class with `data.classes` leaves its val/test as
+    they were."""
     split = listed_splits(lset, cfg)
     need = carve_needs(split, cfg)
     if need:
-        _carve(lset, split, need, cfg.seed)
+        ids = np.arange(lset.num_classes) if class_ids is None else np.asarray(class_ids)
+        _carve(lset, split, need, cfg.seed, ids)
     return split
 
 
@@ -46,7 +53,13 @@ def pool_counts_before_carving(lset: LabelledSet, cfg: SplitConfig) -> np.ndarra
     return np.maximum(lset.class_counts(split == "train") - carved, 0)
 
 
-def _carve(lset: LabelledSet, split: np.ndarray, need: list[tuple[str, int]], seed: int) -> None:
+def _carve(
+    lset: LabelledSet,
+    split: np.ndarray,
+    need: list[tuple[str, int]],
+    seed: int,
+    class_ids: np.ndarray,
+) -> None:
     per_class_needed = sum(k for _, k in need)
     for c, name in enumerate(lset.class_names):
         members = np.flatnonzero((lset.labels == c) & (split == "train"))
@@ -56,7 +69,7 @@ def _carve(lset: LabelledSet, split: np.ndarray, need: list[tuple[str, int]], se
                 f"data.split: class '{name}' has {len(members)} training images; the split "
                 f"needs {asks} + at least 1 for training. Lower data.split.*_per_class"
             )
-        order = np.random.default_rng([seed, c]).permutation(members)
+        order = np.random.default_rng([seed, int(class_ids[c])]).permutation(members)
         start = 0
         for s, k in need:
             split[order[start : start + k]] = s

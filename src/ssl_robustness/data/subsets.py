@@ -160,14 +160,23 @@ def _check_feasible(
 
 
 def per_class_order(
-    labels: np.ndarray, pool: np.ndarray, num_classes: int, seed: int | list[int]
+    labels: np.ndarray,
+    pool: np.ndarray,
+    num_classes: int,
+    seed: int | list[int],
+    class_ids: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """For each class, its pool item indices in one fixed seeded order (shared by all subsets)."""
+    """For each class, its pool item indices in one fixed seeded order (shared by all subsets).
+
+    `class_ids`: each class's index in the unfiltered listing (default: its label), which
+    seeds its order, so a class filter leaves the kept classes' orders as they were."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
+    ids = np.arange(num_classes) if class_ids is None else np.asarray(class_ids)
     out = []
     for k in range(num_classes):
         members = pool[labels[pool] == k]
-        out.append(np.random.default_rng([*seeds, k]).permutation(np.sort(members)))
+        rng = np.random.default_rng([*seeds, int(ids[k])])
+        out.append(rng.permutation(np.sort(members)))
     return out
 
 

@@ -2,6 +2,9 @@
 
 Each `<name>.npy` has a `<name>.meta.json` beside it holding the SHA-256 of the features and
 index files: a truncated or corrupted file is rebuilt (with a warning), like a missing one.
+The record also holds the items key of the indices (`StudyData.items_key`): the same index
+numbers can name other images (another `data.test_root`, other `data.classes`), and features
+of other images are rebuilt (with a warning), never reused.
 """
 
 from __future__ import annotations
@@ -44,30 +47,33 @@ def cached_features(
     images: np.ndarray,
     indices: np.ndarray,
     device: torch.device,
+    items: str | None = None,
 ) -> np.ndarray:
-    """Features of `indices`, from `cache_dir/name.npy` when present and intact (float32)."""
+    """Features of `indices`, from `cache_dir/name.npy` when present, intact and (given
+    `items`, the items key of `indices`) extracted from the same images (float32)."""
     path = cache_dir / f"{name}.npy"
     index_path = cache_dir / f"{name}.index.npy"
     meta_file = cache_dir / f"{name}.meta.json"
-    cached = _load_verified(path, index_path, meta_file, indices)
+    cached = _load_verified(path, index_path, meta_file, indices, items)
     if cached is not None:
         return cached
     feats = extract_features(backbone, images, indices, device).astype(np.float32)
     for target, arr in ((path, feats), (index_path, np.asarray(indices))):
         with atomic_path(target) as tmp, tmp.open("wb") as fh:
             np.save(fh, arr)
-    write_json(
-        meta_file,
-        {"features_sha256": file_sha256(path), "index_sha256": file_sha256(index_path)},
-    )
+    meta = {"features_sha256": file_sha256(path), "index_sha256": file_sha256(index_path)}
+    if items is not None:
+        meta["items"] = items
+    write_json(meta_file, meta)
     return feats
 
 
 def _load_verified(
-    path: Path, index_path: Path, meta_file: Path, indices: np.ndarray
+    path: Path, index_path: Path, meta_file: Path, indices: np.ndarray, items: str | None
 ) -> np.ndarray | None:
-    """Cached features if they were computed for `indices` and their bytes check out; None
-    otherwise (a CacheWarning names a file that exists but is damaged)."""
+    """Cached features if they were computed for `indices` (and `items`) and their bytes
+    check out; None otherwise (a CacheWarning names a file that exists but is damaged, or
+    whose images differ)."""
     if not path.exists() or not index_path.exists():
         return None
     meta = read_json_or_none(meta_file)
@@ -82,6 +88,10 @@ def _load_verified(
         cached_idx = np.load(index_path)
         if not np.array_equal(cached_idx, indices):
             return None  # computed for another index set: not damage, just stale
+        if items is not None and meta.get("items") != items:
+            why = "other images" if "items" in meta else "images it did not record"
+            warn_rebuild(path, f"cached features extracted from {why} (same indices)")
+            return None
         feats = np.load(path)
     except (ValueError, OSError, EOFError) as exc:
         warn_rebuild(path, f"cached features unreadable ({exc})")

@@ -179,7 +179,9 @@ def evaluate_representation(
             return held[name][1]
         fresh = not (feats_dir / f"{name}.meta.json").exists()
         started = time.perf_counter()
-        feats = cached_features(feats_dir, name, backbone, images, idx, device)
+        feats = cached_features(
+            feats_dir, name, backbone, images, idx, device, items=data.items_key(idx)
+        )
         if fresh:
             clock.features += time.perf_counter() - started
         held[name] = (idx, feats)
