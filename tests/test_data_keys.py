@@ -144,3 +144,31 @@ def test_excluding_a_class_keeps_the_other_classes_images(tmp_path, resample):
             for name in cut.class_names:
                 shorter, longer = sorted((set(a[name]), set(b[name])), key=len)
                 assert shorter <= longer
+
+
+# ----------------------------------------------------------------------------- 3. --plan
+def test_listing_drops_the_bad_images_an_existing_cache_records(tmp_path):
+    root = tmp_path / "imgs"
+    _folder(root, {"ant": 26, "bee": 26, "cat": 26}, seed=0)
+    (root / "ant" / "03.png").write_bytes(b"junk")
+    cfg = DataConfig(
+        source="folder",
+        root=root,
+        image_size=8,
+        skip_bad_images=True,
+        split={"val_per_class": 2, "test_per_class": 2},
+    )
+    out = tmp_path / "out"
+    before = list_data(cfg, out)  # no cache yet: nothing known to be bad
+    assert "ant/03.png" in before.items and before.bad_images == []
+    prepared = prepare_data(cfg, out)
+    listed = list_data(cfg, out)
+    assert "ant/03.png" not in listed.items and len(listed.bad_images) == 1
+    assert listed.items == prepared.items
+    for split in ("train", "val", "test"):
+        assert listed.indices(split).tolist() == prepared.indices(split).tolist()
+    assert listed.probe_balanced.tolist() == prepared.probe_balanced.tolist()
+    assert [p.counts.tolist() for p in listed.plans] == [p.counts.tolist() for p in prepared.plans]
+    assert prepare_data(cfg, out).items == prepared.items  # the cache's record, reused
+    plain = list_data(cfg.model_copy(update={"skip_bad_images": False}), out)
+    assert "ant/03.png" in plain.items  # another key: that cache is not this listing's

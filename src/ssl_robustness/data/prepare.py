@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from ..config import DataConfig, EvaluationConfig, ListFilesConfig, config_hash
 from ..errors import UserError
 from ..layout import DataLayout
 from .groups import assign_groups
-from .images import build_image_cache
+from .images import BadImage, build_image_cache, meta_path
 from .labelled import LabelledSet
 from .manifest import count_stats, write_manifest
 from .profiles import gini, imbalance_ratio
@@ -200,13 +201,14 @@ def list_data(
     cfg: DataConfig, directory: Path, evaluation: EvaluationConfig | None = None
 ) -> StudyData:
     """The listing stage: labels, splits, probe set and subset plans, every feasibility check,
-    and no image decoded (`run --plan`; `prepare_data` runs it before decoding)."""
+    and no image decoded (`run --plan`; `prepare_data` runs it before decoding). With
+    `skip_bad_images`, the bad images an existing image cache records are left out, as
+    `prepare_data` will leave them out."""
     listing = read_source(cfg)
     lset = select_classes(listing, cfg)
-    try:
-        return arrange(lset, cfg, directory, evaluation, listing=listing)
-    except UserError as err:
-        raise _with_ways_out(err, cfg, lset, listing, directory, evaluation) from None
+    return _arrange_without(
+        lset, _recorded_bad(cfg, directory, lset), cfg, directory, evaluation, listing
+    )
 
 
 def prepare_data(
@@ -218,36 +220,75 @@ def prepare_data(
     """Load and check the listing (fails in a second if a class cannot meet the splits, probe
     set or subsets), then decode (cached); write the manifests and stats of the given study
     seeds (default [0])."""
-    data = list_data(cfg, directory, evaluation)
+    listing = read_source(cfg)
+    lset = select_classes(listing, cfg)
+    recorded = _recorded_bad(cfg, directory, lset)
+    data = _arrange_without(lset, recorded, cfg, directory, evaluation, listing)
     directory.mkdir(parents=True, exist_ok=True)
-    lset = data.source
-    assert lset is not None
-    # keyed by the item list too: adding or removing an image file makes a new cache
-    listing = config_hash({"data": data_key(cfg), "items": lset.items})
-    cache_file = DataLayout(directory).image_cache(listing, cfg.image_size)
     images, bad_records = build_image_cache(
         lset,
         np.arange(len(lset)),
         cfg.image_size,
-        cache_file,
+        _image_cache_file(cfg, directory, lset),
         skip_bad=cfg.skip_bad_images,
         workers=cfg.decode_workers,
     )
-    if bad_records:  # dropped by index: never by parsing paths out of messages
-        keep = np.ones(len(lset), dtype=bool)
-        keep[[b.index for b in bad_records]] = False
-        data = arrange(
-            _subset_lset(lset, keep),
-            cfg,
-            directory,
-            evaluation,
-            listing=data.listing,
-            bad=[b.message for b in bad_records],
-        )
-        images = images[np.flatnonzero(keep)]
+    if bad_records != recorded:  # the cache was (re)built: its own bad images
+        data = _arrange_without(lset, bad_records, cfg, directory, evaluation, listing)
+    if bad_records:
+        images = images[np.flatnonzero(_kept(lset, bad_records))]
     data.images = images
     write_data_manifests(data, seeds or [0])
     return data
+
+
+def _image_cache_file(cfg: DataConfig, directory: Path, lset: LabelledSet) -> Path:
+    """The decoded images of `lset`; keyed by the item list too: adding or removing an image
+    file makes a new cache."""
+    listing = config_hash({"data": data_key(cfg), "items": lset.items})
+    return DataLayout(directory).image_cache(listing, cfg.image_size)
+
+
+def _recorded_bad(cfg: DataConfig, directory: Path, lset: LabelledSet) -> list[BadImage]:
+    """With `skip_bad_images`, the bad images the existing image cache's record lists (none
+    without a readable record of `lset`'s length): the listing then drops what decoding
+    will. The record is not verified here; `build_image_cache` does that."""
+    if not cfg.skip_bad_images:
+        return []
+    try:  # read quietly: a damaged record is `build_image_cache`'s to report
+        meta = json.loads(meta_path(_image_cache_file(cfg, directory, lset)).read_text())
+        if meta["inputs"]["count"] != len(lset):
+            return []
+        bad = [BadImage(int(b["index"]), str(b["message"])) for b in meta["bad"]]
+    except (OSError, KeyError, TypeError, ValueError):
+        return []
+    return bad if all(0 <= b.index < len(lset) for b in bad) else []
+
+
+def _kept(lset: LabelledSet, bad: list[BadImage]) -> np.ndarray:
+    keep = np.ones(len(lset), dtype=bool)
+    keep[[b.index for b in bad]] = False  # dropped by index: never by parsing paths
+    return keep
+
+
+def _arrange_without(
+    lset: LabelledSet,
+    bad: list[BadImage],
+    cfg: DataConfig,
+    directory: Path,
+    evaluation: EvaluationConfig | None,
+    listing: LabelledSet,
+) -> StudyData:
+    """`arrange` the listing less its bad images; a natural/power plan the smallest classes
+    cannot meet says which class filters can."""
+    if bad:
+        lset = _subset_lset(lset, _kept(lset, bad))
+    try:
+        return arrange(
+            lset, cfg, directory, evaluation, listing=listing, bad=[b.message for b in bad]
+        )
+    except UserError as err:
+        raise _with_ways_out(err, cfg, lset, listing, directory, evaluation) from None
 
 
 def arrange(
