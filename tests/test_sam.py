@@ -425,3 +425,30 @@ def test_plan_counts_both_passes_of_a_sam_step(tmp_path):
     size = len(data.draw(0).subsets["balanced"])
     assert plain[0].image_passes == 2 * 2 * size  # two views x two epochs
     assert sam[0].image_passes == 2 * plain[0].image_passes
+
+
+def test_a_non_finite_perturbed_loss_stops_training_with_the_weights_at_w(tmp_path):
+    """Finite at w, NaN at w + e: training stops there, the weights never take that step."""
+    from ssl_robustness.engine.loop import TrainingDiverged
+
+    labels = np.array([0] * 12 + [1] * 4)
+    images = np.random.default_rng(0).integers(0, 255, (16, 8, 8, 3), dtype=np.uint8)
+    method = _tiny_simsiam(labels)
+    plain_forward, calls = method.forward, []
+
+    def nan_at_w_plus_e(*args):
+        calls.append(1)
+        out = plain_forward(*args)
+        if len(calls) % 2 == 0:  # every second pass is SAM's perturbed one
+            return StepOutput(out.loss * float("nan"), out.embedding, losses=out.losses)
+        return out
+
+    method.forward = nan_at_w_plus_e
+    before = [p.detach().clone() for p in method.parameters()]
+    batches = ArrayBatches(images, labels, np.arange(16), 16, torch.device("cpu"))
+    with pytest.raises(TrainingDiverged, match="SAM's perturbed pass"):
+        fit(
+            method, batches, TrainConfig(epochs=1, batch_size=16), tmp_path, seed=0, sam=SAMConfig()
+        )
+    assert len(calls) == 2
+    assert all(torch.equal(a, b) for a, b in zip(before, method.parameters(), strict=True))

@@ -239,7 +239,9 @@ def train_one_epoch(
             raise TrainingDiverged(_diverged(out.loss, epoch, i))
         optimizer.zero_grad(set_to_none=True)
         if state.sam is not None:  # the gradient at w + e (a second pass)
-            state.sam.backward(step_model, images, labels, ctx, out, state.scaler)
+            at_w_e = state.sam.backward(step_model, images, labels, ctx, out, state.scaler)
+            if at_w_e is not None and not all_finite(at_w_e):  # the weights are back at w
+                raise TrainingDiverged(_diverged(at_w_e, epoch, i) + " (SAM's perturbed pass)")
         else:
             state.scaler.scale(out.loss).backward()
         if cfg.grad_clip is not None:

@@ -139,13 +139,14 @@ class SAM:
         ctx: StepContext,
         out: StepOutput,
         scaler: Any,
-    ) -> None:
-        """Leave in .grad the (scaled) gradient of the unweighted loss at w + e."""
+    ) -> torch.Tensor | None:
+        """Leave in .grad the (scaled) gradient of the unweighted loss at w + e; return that
+        loss (None when the step is skipped), for the loop to check it is finite."""
         assert self._rewind is not None, "SAM.begin must run before the first pass"
         scaler.scale(self.inner_loss(out, labels)).backward()
         e = perturbation(self.params, self.cfg.rho, self.cfg.adaptive, _scale(scaler))
         if e is None:  # inf/NaN first gradient (AMP overflow): scaler.step skips this step
-            return
+            return None
         saved = [p.detach().clone() for p in self.params]
         with torch.no_grad():
             for p, ei in zip(self.params, e, strict=True):
@@ -162,6 +163,7 @@ class SAM:
         _copy_buffers(self.model, after_first)
         out.logs["sam_loss_perturbed"] = perturbed.loss.detach()
         self._rewind = None
+        return perturbed.loss.detach()
 
     def _record(self, w: torch.Tensor, labels: torch.Tensor) -> None:
         """Kept on the device until the epoch ends (no sync per step)."""
