@@ -63,7 +63,15 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         )
         batches = ArrayBatches(images, labels, np.arange(64), 16, torch.device("cpu"))
         train = TrainConfig(epochs=2, batch_size=16, optimizer=OptimizerConfig(lr=0.1))
-        fit(method, batches, train, Path(out_dir) / f"r{rank}", seed=0)
+        step_losses, plain_forward = [], method.forward
+
+        def recording(*args):
+            out = plain_forward(*args)
+            step_losses.append(float(out.loss))
+            return out
+
+        method.forward = recording
+        result = fit(method, batches, train, Path(out_dir) / f"r{rank}", seed=0)
         weights = torch.cat([p.detach().flatten() for p in method.parameters()])
         torch.save(
             {
@@ -71,6 +79,8 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
                 "queue": moco.queue[:, :4].t(),
                 "weights": weights,
                 "steps": len(batches),
+                "epoch_loss": torch.tensor([row["loss"] for row in result.history]),
+                "step_losses": torch.tensor(step_losses, dtype=torch.float64),
                 **shuffle,
             },
             f"{out_dir}/rank{rank}.pt",
@@ -114,6 +124,11 @@ def test_two_process_gather_and_ddp_training(tmp_path):
     assert torch.allclose(r0["queue"], expected) and torch.allclose(r1["queue"], expected)
     assert r0["steps"] == 2  # 64 images, 2 processes, batch 16: each takes its own 32
     assert torch.equal(r0["weights"], r1["weights"])
+    # the epoch's logged loss is over both processes' batches, the same on both
+    # the epoch's logged loss (rank 0 logs) is over both processes' batches, not rank 0's
+    per_rank_epoch = torch.stack([r["step_losses"].view(2, 2).mean(1) for r in (r0, r1)])
+    assert torch.allclose(r0["epoch_loss"].double(), per_rank_epoch.mean(0), atol=1e-6)
+    assert not torch.allclose(per_rank_epoch[0], per_rank_epoch[1], atol=1e-3)
     # shuffle-BN: each rank encodes keys of samples from both ranks, every sample once
     for r in (r0, r1):
         assert len(r["seen"]) == 8 and (r["seen"] < 100).any() and (r["seen"] >= 100).any()

@@ -27,6 +27,7 @@ from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoi
 from .device import autocast, make_scaler, prepare_model
 from .distributed import (
     all_finite,
+    gather,
     gather_objects,
     is_distributed,
     rank,
@@ -270,11 +271,18 @@ def train_one_epoch(
                     **{k: float(v) for k, v in out.logs.items()},
                 }
             )
+    # under DDP, the epoch's loss over every process's batches and the images of all of them
+    mean_loss, images = float(np.mean(losses)), float(seen)
+    if is_distributed():
+        per_process = gather(
+            torch.tensor([[mean_loss, images]], dtype=torch.float64, device=device)
+        )
+        mean_loss, images = float(per_process[:, 0].mean()), float(per_process[:, 1].sum())
     row: dict[str, Any] = {
         "epoch": epoch,
-        "loss": float(np.mean(losses)),
+        "loss": mean_loss,
         "lr": optimizer.param_groups[0]["lr"],
-        "images_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+        "images_per_s": images / max(time.perf_counter() - t0, 1e-9),
     }
     if stds:
         std = float(np.mean(stds))
