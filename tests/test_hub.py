@@ -255,3 +255,18 @@ def test_a_representation_imports_named_weights_once_across_runs(tmp_path, monke
     assert info["path"] == str(hub.cached_path(NAME)) and info["format"] == "moco"
     done = json.loads(spec.layout(cfg.layout).done.read_text())
     assert done["path"] == info["path"]
+
+
+def test_checkpoint_inspect_takes_a_published_name(tmp_path, monkeypatch, downloads):
+    from click.testing import CliRunner
+
+    from ssl_robustness.cli import cli
+
+    src = _write_moco(tmp_path / "moco_v2_800ep_pretrain.pth.tar", _backbone_state())
+    _publish(monkeypatch, tmp_path, src, checksum=None)
+    result = CliRunner().invoke(cli, ["checkpoint", "inspect", NAME])
+    assert result.exit_code == 0, result.output
+    assert "moco" in result.output and "load:      ok (strict)" in result.output
+    assert downloads == [src.as_uri()]
+    assert CliRunner().invoke(cli, ["checkpoint", "inspect", NAME]).exit_code == 0
+    assert downloads == [src.as_uri()]  # fetched once

@@ -499,14 +499,29 @@ ARCH = click.option(
 )
 
 
+def _file_or_published(file: Path, fmt: str) -> tuple[Path, str]:
+    """FILE, or the name of a published checkpoint (`imported[].weights`): fetched once into
+    the cache and verified, read in its registered format unless --format says otherwise."""
+    from .names import PUBLISHED_WEIGHTS
+
+    name = str(file)
+    if file.exists() or name not in PUBLISHED_WEIGHTS:
+        return file, fmt
+    from .models.hub import fetch, published
+
+    return fetch(name), published(name).format if fmt == "auto" else fmt
+
+
 @checkpoint.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path))
 @FORMAT
 @ARCH
 def checkpoint_inspect(file: Path, fmt: str, arch: str | None) -> None:
-    """Say what FILE is and what would be loaded from it."""
+    """Say what FILE (a path, or a published name such as mocov2_800ep) is and what would be
+    loaded from it."""
     from .models.checkpoints import backbone_from_report, inspect_checkpoint
 
+    file, fmt = _file_or_published(file, fmt)
     report = inspect_checkpoint(file, fmt)  # reads the file once
     click.echo(report.summary(arch))
     try:
