@@ -33,11 +33,14 @@ from ..engine.sam import ExampleWeights
 from ..engine.step import StepOutput
 
 
+def log_mean_exp(log_w: torch.Tensor) -> torch.Tensor:
+    """log(mean(exp(log_w))), computed in log space."""
+    return torch.logsumexp(log_w, 0) - math.log(len(log_w))
+
+
 def mean_one(log_w: torch.Tensor) -> torch.Tensor:
-    """exp(log_w) scaled to mean 1 over every process's batch (computed in log space)."""
-    everyone = gather(log_w)
-    log_mean = torch.logsumexp(everyone, 0) - math.log(len(everyone))
-    return torch.exp(log_w - log_mean)
+    """exp(log_w) scaled to mean 1 over every process's batch."""
+    return torch.exp(log_w - log_mean_exp(gather(log_w)))
 
 
 def median_bandwidth(d2: torch.Tensor) -> torch.Tensor:
@@ -89,9 +92,8 @@ class KDEWeights(ExampleWeights):
         own = held + torch.arange(len(everyone), device=x.device)
         log_w = kde_log_weights(everyone, reference, self.alpha, self.bandwidth, own, self.scale)
         self.queue = reference[-self.memory :]
-        log_w = log_w - (torch.logsumexp(log_w, 0) - math.log(len(log_w)))  # mean one, global
         mine = slice(rank() * len(x), (rank() + 1) * len(x))
-        return torch.exp(log_w[mine])
+        return torch.exp(log_w[mine] - log_mean_exp(log_w))  # mean one over the global batch
 
     def new_epoch(self) -> None:
         self.queue = None
