@@ -183,7 +183,8 @@ def fit(
             row.update(on_epoch_end(epoch, model))
         if logger is not None:
             logger.epoch(row)
-            images = steps_per_epoch * batches.batch_size  # a line per epoch, even in a log
+            # a line per epoch, even in a log; images of every process (the global batch)
+            images = steps_per_epoch * batches.batch_size * world_size()
             report_epoch(desc, epoch, cfg.epochs, row, images, (cfg.epochs - epoch - 1) * images)
         last = epoch == cfg.epochs - 1
         if (epoch + 1) % cfg.checkpoint_every == 0 or last:
