@@ -175,13 +175,19 @@ def load_torch_or_none(
         return None
 
 
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks (a cache may be larger than memory)."""
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike[str], algo: str = "sha256", chunk: int = 1 << 22) -> str:
+    """Hex digest (`algo`: any hashlib name) of a file's bytes, read in chunks (a cache may be
+    larger than memory; hashlib.file_digest is Python 3.11+)."""
+    h = hashlib.new(algo)
     with Path(path).open("rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return file_digest(path)
 
 
 def _json_default(obj: Any) -> Any:

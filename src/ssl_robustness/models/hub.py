@@ -16,7 +16,6 @@ other: `weights_only=True` and the strict loader of `checkpoints.py`.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ..atomic import file_sha256, write_text
+from ..atomic import file_digest, file_sha256, write_text
 from ..config import ImportedConfig
 from ..errors import UserError
 from ..names import PUBLISHED_WEIGHTS
@@ -165,20 +164,12 @@ def verify(name: str, entry: Published, path: Path) -> None:
 def _check_published(name: str, entry: Published, path: Path) -> None:
     assert entry.checksum is not None
     algo, _, prefix = entry.checksum.partition(":")
-    got = _digest(path, algo)
+    got = file_digest(path, algo)
     if not got.startswith(prefix):
         raise UserError(
             f"{path}: {algo} {got} does not match the published {entry.checksum} of weights "
             f"'{name}' ({entry.url}); delete the file to download it again"
         )
-
-
-def _digest(path: Path, algo: str) -> str:
-    digest = hashlib.new(algo)  # chunked: hashlib.file_digest is Python 3.11+
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _download(name: str, entry: Published, path: Path) -> None:
