@@ -126,9 +126,6 @@ class RepresentationSpec:
     def layout(self, run: RunLayout) -> RepresentationLayout:
         return run.representation(self.dirname)
 
-    def directory(self, out: Path) -> Path:
-        return self.layout(RunLayout(out)).path
-
 
 def _dump(model: Any) -> Any:
     return model.model_dump(mode="json") if model is not None else None

@@ -54,15 +54,9 @@ def to_float(images: torch.Tensor, contiguous: bool = False) -> torch.Tensor:
     return (chw.contiguous() if contiguous else chw).float().div_(255.0)
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
 def normalize_into_memory_format(x: torch.Tensor) -> torch.Tensor:
-    """`to_memory_format(normalize(x))` in one pass: the subtraction writes straight into a
-    tensor of the model's layout (same arithmetic, so the same bits)."""
+    """(x - mean) / std with ImageNet's statistics, in one pass: the subtraction writes
+    straight into a tensor of the model's layout."""
     mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
     layout = torch.channels_last if channels_last(x.device) else torch.preserve_format

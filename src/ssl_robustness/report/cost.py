@@ -9,7 +9,7 @@ are read, so the report and `--plan` can show the table of a run made by another
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +90,6 @@ def cost_summary(rows: list[CostRow]) -> list[dict[str, Any]]:
         {"phase": phase, "seconds": round(total, 3), "share": total / whole if whole else 0.0}
         for phase, total in ordered
     ]
-
-
-def cost_records(rows: list[CostRow]) -> list[dict[str, Any]]:
-    """The rows as dicts (a DataFrame or CSV)."""
-    return [asdict(row) for row in rows]
 
 
 def cost_lines(rows: list[CostRow]) -> list[str]:

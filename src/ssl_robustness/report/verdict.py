@@ -20,7 +20,6 @@ from scipy import stats
 
 from ..names import SL, SSL_SCENARIOS
 
-SL_SCENARIO = SL
 HEADLINE = ("linear-balanced", "pretraining")  # Liu et al.'s protocol
 COMPARISON_ORDER = ("pretraining", "end-to-end", "fixed-representation")
 
@@ -156,7 +155,7 @@ def _verdict(
         & (usable["comparison"] == comparison)
         & (usable["subset"] == subset)
     ]
-    sl_here = list(everything.loc[everything["scenario"] == SL_SCENARIO, "method"])
+    sl_here = list(everything.loc[everything["scenario"] == SL, "method"])
     # every SL variant of the study, once this gap kind has any SL gap at all
     sl_methods = list(dict.fromkeys(sl_here + sl_all)) if sl_here else []
     per_seed = {
@@ -164,9 +163,9 @@ def _verdict(
         for (scenario, method), g in usable.groupby(["scenario", "method"], sort=False)
     }
     sl_gaps = {
-        m: float(np.mean(list(per_seed[(SL_SCENARIO, m)].values())))
+        m: float(np.mean(list(per_seed[(SL, m)].values())))
         for m in sl_methods
-        if per_seed.get((SL_SCENARIO, m))
+        if per_seed.get((SL, m))
     }
     best = min(sl_gaps, key=sl_gaps.__getitem__) if sl_gaps else None
     pairs = []
@@ -174,7 +173,7 @@ def _verdict(
     for scenario, method in dict.fromkeys(zip(ssl["scenario"], ssl["method"], strict=True)):
         mine = per_seed.get((scenario, method), {})
         for sl in sl_methods:
-            pairs.append(_paired(scenario, method, sl, mine, per_seed.get((SL_SCENARIO, sl), {})))
+            pairs.append(_paired(scenario, method, sl, mine, per_seed.get((SL, sl), {})))
     names = _named(bad, everything, evaluation, bool(sl_methods))
     return Verdict(evaluation, comparison, subset, metric, best, sl_gaps, tuple(pairs), names)
 
@@ -224,7 +223,7 @@ def _touches(runs: pd.DataFrame, bad: pd.DataFrame) -> pd.Series:
 def _sl_methods(results: pd.DataFrame) -> list[str]:
     if results.empty or "method" not in results:
         return []
-    return [str(m) for m in results.loc[results["scenario"] == SL_SCENARIO, "method"].dropna()]
+    return [str(m) for m in results.loc[results["scenario"] == SL, "method"].dropna()]
 
 
 def _named(
@@ -233,7 +232,7 @@ def _named(
     """Names of the left-out representations of the scenarios compared here."""
     scenarios = set(group.loc[group["scenario"].isin(SSL_SCENARIOS), "scenario"])
     if with_sl:
-        scenarios.add(SL_SCENARIO)
+        scenarios.add(SL)
     names = [
         f"{b['representation']} ({b['why']})"
         for _, b in bad.iterrows()
