@@ -186,11 +186,7 @@ def load_folder_pair(root: Path, test_root: Path | None) -> LabelledSet:
     if train.official_split is not None and (train.official_split == "test").any():
         raise UserError(f"data.test_root: {root} already has a test/ split folder")
     test = load_folder(test_root, class_names=train.class_names)
-    base = os.path.abspath(root)
-    test_items = [
-        Path(os.path.relpath(os.path.abspath(test_root / item), base)).as_posix()
-        for item in test.items
-    ]
+    test_items = [_item(root, test_root, item) for item in test.items]
     splits = train.official_split if train.official_split is not None else [""] * len(train)
     return LabelledSet(
         train.items + test_items,
