@@ -82,12 +82,11 @@ class StudyData:
         if size == self.images.shape[1] or self.source is None:
             return self.images
         if size not in self._sized:
-            listing = config_hash({"data": data_key(self.cfg), "items": self.source.items})
             self._sized[size], _ = build_image_cache(
                 self.source,
                 np.arange(len(self.source)),
                 size,
-                DataLayout(self.directory).image_cache(listing, size),
+                _image_cache_file(self.cfg, self.directory, self.source, size),
                 skip_bad=self.cfg.skip_bad_images,
                 workers=self.cfg.decode_workers,
             )
@@ -222,14 +221,15 @@ def prepare_data(
     seeds (default [0])."""
     listing = read_source(cfg)
     lset = select_classes(listing, cfg)
-    recorded = _recorded_bad(cfg, directory, lset)
+    cache_file = _image_cache_file(cfg, directory, lset)
+    recorded = _recorded_bad(cfg, directory, lset, cache_file)
     data = _arrange_without(lset, recorded, cfg, directory, evaluation, listing)
     directory.mkdir(parents=True, exist_ok=True)
     images, bad_records = build_image_cache(
         lset,
         np.arange(len(lset)),
         cfg.image_size,
-        _image_cache_file(cfg, directory, lset),
+        cache_file,
         skip_bad=cfg.skip_bad_images,
         workers=cfg.decode_workers,
     )
@@ -242,21 +242,26 @@ def prepare_data(
     return data
 
 
-def _image_cache_file(cfg: DataConfig, directory: Path, lset: LabelledSet) -> Path:
-    """The decoded images of `lset`; keyed by the item list too: adding or removing an image
-    file makes a new cache."""
+def _image_cache_file(
+    cfg: DataConfig, directory: Path, lset: LabelledSet, size: int | None = None
+) -> Path:
+    """The decoded images of `lset` at `size` (default `cfg.image_size`); keyed by the item
+    list too: adding or removing an image file makes a new cache."""
     listing = config_hash({"data": data_key(cfg), "items": lset.items})
-    return DataLayout(directory).image_cache(listing, cfg.image_size)
+    return DataLayout(directory).image_cache(listing, size or cfg.image_size)
 
 
-def _recorded_bad(cfg: DataConfig, directory: Path, lset: LabelledSet) -> list[BadImage]:
-    """With `skip_bad_images`, the bad images the existing image cache's record lists (none
-    without a readable record of `lset`'s length): the listing then drops what decoding
-    will. The record is not verified here; `build_image_cache` does that."""
+def _recorded_bad(
+    cfg: DataConfig, directory: Path, lset: LabelledSet, cache_file: Path | None = None
+) -> list[BadImage]:
+    """With `skip_bad_images`, the bad images the existing image cache (`cache_file`, worked
+    out here if not given) records, none without a readable record of `lset`'s length: the
+    listing then drops what decoding will. Not verified here; `build_image_cache` does that."""
     if not cfg.skip_bad_images:
         return []
+    cache_file = cache_file or _image_cache_file(cfg, directory, lset)
     try:  # read quietly: a damaged record is `build_image_cache`'s to report
-        meta = json.loads(meta_path(_image_cache_file(cfg, directory, lset)).read_text())
+        meta = json.loads(meta_path(cache_file).read_text())
         if meta["inputs"]["count"] != len(lset):
             return []
         bad = [BadImage(int(b["index"]), str(b["message"])) for b in meta["bad"]]
