@@ -45,6 +45,24 @@ def describe_holder(directory: Path) -> str:
     return "another process (it has not written its details)"
 
 
+def held_elsewhere(directory: Path) -> bool:
+    """Whether another process (a job, a second `run`) holds the directory's lock now; a
+    file system without locks counts as held (someone may be writing)."""
+    try:
+        fd = os.open(lock_path(directory), os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: nobody ever worked there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def _open_lock_file(directory: Path) -> int:
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,6 @@ with one more seed or method) does only what is missing, and an interrupted run 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import platform
 import traceback
 from dataclasses import dataclass, field
@@ -27,8 +25,7 @@ from .engine.distributed import barrier, is_distributed, is_main, local_only, wo
 from .engine.logger import study_progress
 from .errors import UserError
 from .evaluation.run import evaluate_representation
-from .layout import LOCK_FILE
-from .lock import output_lock
+from .lock import held_elsewhere, output_lock
 from .plan import study_work
 from .report.tables import StudyTables, build_tables, write_tables
 from .representations import (
@@ -118,7 +115,7 @@ def clear_orphan_temps(cfg: StudyConfig, *, jobs_may_run: bool) -> list[Path]:
     writing: not while submitting (`jobs_may_run`: an earlier submission's jobs may still
     run) nor while another worker holds a representation's lock; then only those older than
     `remove_orphan_temps`'s default age, so a running job's fresh temp file survives."""
-    if jobs_may_run or any(_locked_elsewhere(d) for d in _representation_dirs(cfg)):
+    if jobs_may_run or any(held_elsewhere(d) for d in _representation_dirs(cfg)):
         return remove_orphan_temps(cfg.out)
     return remove_orphan_temps(cfg.out, min_age_s=0)  # nobody else writes here
 
@@ -126,23 +123,6 @@ def clear_orphan_temps(cfg: StudyConfig, *, jobs_may_run: bool) -> list[Path]:
 def _representation_dirs(cfg: StudyConfig) -> list[Path]:
     root = cfg.layout.representations
     return sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
-
-
-def _locked_elsewhere(directory: Path) -> bool:
-    """Whether another process (a job, a second `run`) holds the directory's lock now."""
-    try:
-        fd = os.open(directory / LOCK_FILE, os.O_RDONLY)
-    except OSError:
-        return False  # no lock file: nobody ever worked there
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True  # held (or locks unsupported: assume someone may be writing)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 def run_specs(
