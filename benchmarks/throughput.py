@@ -18,9 +18,11 @@ shared with other work, the load changes between rounds but hits both arms alike
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import statistics
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,7 @@ from ssl_robustness.config import (
 )
 from ssl_robustness.engine.batches import ArrayBatches
 from ssl_robustness.engine.device import make_scaler, prepare_model
+from ssl_robustness.engine.host_memory import keep_freed_memory
 from ssl_robustness.engine.loop import TrainState, fit, train_one_epoch
 from ssl_robustness.engine.optim import build_optimizer, warmup_cosine
 from ssl_robustness.methods import build_method
@@ -191,26 +194,52 @@ def timed_round(arm: OursArm | PlainArm, steps: int) -> tuple[float, float]:
     return wall, cpu_seconds() - cpu0
 
 
+def arm_process(
+    name: str, conn: Connection, source: np.ndarray | Path, args: argparse.Namespace
+) -> None:
+    """One arm in a process of its own (malloc settings are per process): build it, warm it
+    up (allocator, oneDNN kernels, worker start), then time one round per request."""
+    cfg = TrainConfig(epochs=1, batch_size=args.batch, log_every=10**6)
+    if name == "ours":
+        arm: OursArm | PlainArm = OursArm(source, args, cfg)
+    else:
+        if args.plain_malloc == "kept":
+            keep_freed_memory()
+        arm = PlainArm(source, args, cfg)
+    arm.round(1)
+    conn.send("ready")
+    while (steps := conn.recv()) is not None:
+        conn.send(timed_round(arm, steps))
+
+
 def vs_plain(args: argparse.Namespace) -> None:
     """Alternate rounds of both arms after one warm-up round each; pairs/s and ratio."""
     n = (args.rounds + 1) * args.steps * args.batch
     images = load_images(args.data, n, args.size)
     args.size = images.shape[1]
-    cfg = TrainConfig(epochs=1, batch_size=args.batch, log_every=10**6)
+    width = f" (width {args.width})" if args.arch == "resnet_tiny" else ""
     print(
-        f"SimCLR, {args.arch} (width {args.width}) at {args.size} px, batch {args.batch}: "
-        f"{args.rounds} rounds of {args.steps} steps per arm, {torch.get_num_threads()} threads"
+        f"SimCLR, {args.arch}{width} at {args.size} px, batch {args.batch}: "
+        f"{args.rounds} rounds of {args.steps} steps per arm, {torch.get_num_threads()} threads, "
+        f"plain loop's malloc: glibc {args.plain_malloc}"
     )
+    ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         write_jpeg_folder(images, Path(tmp))
-        arms = {"ours": OursArm(images, args, cfg), "plain": PlainArm(Path(tmp), args, cfg)}
-        for arm in arms.values():
-            arm.round(1)  # warm-up: allocator, oneDNN kernels, worker start
-        times: dict[str, list[float]] = {k: [] for k in arms}
-        cpu: dict[str, list[float]] = {k: [] for k in arms}
+        conns, procs = {}, []
+        for name, source in (("ours", images), ("plain", Path(tmp))):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=arm_process, args=(name, child, source, args))
+            proc.start()
+            parent.recv()  # one arm warms up at a time
+            conns[name] = parent
+            procs.append(proc)
+        times: dict[str, list[float]] = {k: [] for k in conns}
+        cpu: dict[str, list[float]] = {k: [] for k in conns}
         for r in range(args.rounds):
-            for name, arm in arms.items():
-                wall, used = timed_round(arm, args.steps)
+            for name, conn in conns.items():
+                conn.send(args.steps)
+                wall, used = conn.recv()
                 times[name].append(wall)
                 cpu[name].append(used)
             pairs = {k: args.steps * args.batch / v[-1] for k, v in times.items()}
@@ -220,6 +249,10 @@ def vs_plain(args: argparse.Namespace) -> None:
                 f"(CPU s: ours {cpu['ours'][-1]:.1f}, plain {cpu['plain'][-1]:.1f})",
                 flush=True,
             )
+        for conn in conns.values():
+            conn.send(None)
+        for proc in procs:
+            proc.join()
     ratios = [p / o for o, p in zip(times["ours"], times["plain"], strict=True)]
     cpu_ratios = [p / o for o, p in zip(cpu["ours"], cpu["plain"], strict=True)]
     med = {k: args.steps * args.batch / statistics.median(v) for k, v in times.items()}
@@ -254,6 +287,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="--vs-plain rounds per arm")
     ap.add_argument("--steps", type=int, default=2, help="--vs-plain steps per round")
     ap.add_argument("--workers", type=int, default=2, help="the plain loop's DataLoader workers")
+    ap.add_argument(
+        "--plain-malloc",
+        choices=("default", "kept"),
+        default="default",
+        help="the plain loop's glibc malloc: its defaults, or ours (engine/host_memory.py)",
+    )
     args = ap.parse_args()
     if args.vs_plain:
         vs_plain(args)

@@ -1,7 +1,8 @@
 """Device choice, mixed precision and memory format.
 
 AMP on GPU, fp32 elsewhere; channels_last on CPU and GPU (on 2 CPU cores it made a small
-ResNet's forward+backward 1.4-1.6x faster: benchmarks/throughput.py).
+ResNet's forward+backward 1.4-1.6x faster: benchmarks/throughput.py); on the host, freed
+activation memory is kept for the next step (`host_memory`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 import torch
 
 from ..errors import UserError
+from .host_memory import keep_freed_memory
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -52,6 +54,8 @@ def channels_last(device: torch.device) -> bool:
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model on `device` in its memory format, with this process's host malloc tuned."""
+    keep_freed_memory()
     model = model.to(device)
     if channels_last(device):
         model = model.to(memory_format=torch.channels_last)
