@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py [--width 16] [--size 32] [--batch 256]
     python benchmarks/throughput.py --vs-plain [--data ../shared/data/cifar10_subset.npz]
+    python benchmarks/throughput.py --malloc [--batch 128]
 
 1. Augmentation: our batched per-sample pipeline vs a per-image torchvision.transforms.v2
    loop with the same operations (the seed project's approach).
@@ -12,13 +13,18 @@
 batched augmentation) against a plain loop (torchvision `ImageFolder` of JPEG files, PIL
 two-view transforms, `DataLoader` with 2 workers, the same model, loss and optimizer) in
 alternating short rounds (A B A B ...), and prints pairs/s and the median ratio: on a CPU
-shared with other work, the load changes between rounds but hits both arms alike.
+shared with other work, the load changes between rounds but hits both arms alike. Each arm
+runs in a process of its own; `--plain-malloc kept` gives the plain loop our host malloc
+setting (`engine/host_memory.py`). `--malloc` races our model's bare step (one fixed batch)
+with that setting against glibc's defaults, and prints each arm's page faults per step.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
+import resource
 import statistics
 import tempfile
 import time
@@ -45,7 +51,8 @@ from ssl_robustness.config import (
     TrainConfig,
 )
 from ssl_robustness.engine.batches import ArrayBatches
-from ssl_robustness.engine.device import make_scaler, prepare_model
+from ssl_robustness.engine.device import make_scaler, prepare_model, to_memory_format
+from ssl_robustness.engine.host_memory import ENV as HOST_MALLOC_ENV
 from ssl_robustness.engine.host_memory import keep_freed_memory
 from ssl_robustness.engine.loop import TrainState, fit, train_one_epoch
 from ssl_robustness.engine.optim import build_optimizer, warmup_cosine
@@ -187,84 +194,115 @@ def cpu_seconds() -> float:
     return total
 
 
-def timed_round(arm: OursArm | PlainArm, steps: int) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one round."""
-    cpu0 = cpu_seconds()
+class BareArm:
+    """Our SimCLR model's forward+backward+step on one fixed batch: no data, no loop, to
+    weigh the host malloc setting alone (`--malloc`)."""
+
+    def __init__(self, args: argparse.Namespace, cfg: TrainConfig) -> None:
+        cpu = torch.device("cpu")
+        self.model = prepare_model(simclr_method(args.arch, args.width, args.size), cpu)
+        self.opt = build_optimizer(self.model.param_groups(), cfg.optimizer, cfg.optimizer.lr)
+        x = torch.randn(2 * args.batch, 3, args.size, args.size, generator=torch.Generator())
+        self.x = to_memory_format(x)
+
+    def round(self, steps: int) -> float:
+        m = self.model.train()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            z1, z2 = m.projector(m.backbone(self.x)).chunk(2)
+            loss = nt_xent(z1, z2, m.temperature)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        return time.perf_counter() - t0
+
+
+Arm = OursArm | PlainArm | BareArm
+
+
+def timed_round(arm: Arm, steps: int) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, minor page faults of the training process per step)."""
+    cpu0, faults0 = cpu_seconds(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     wall = arm.round(steps)
-    return wall, cpu_seconds() - cpu0
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    return wall, cpu_seconds() - cpu0, faults / steps
 
 
-def arm_process(
-    name: str, conn: Connection, source: np.ndarray | Path, args: argparse.Namespace
-) -> None:
+def arm_process(kind: str, conn: Connection, images: np.ndarray, args: argparse.Namespace) -> None:
     """One arm in a process of its own (malloc settings are per process): build it, warm it
     up (allocator, oneDNN kernels, worker start), then time one round per request."""
     cfg = TrainConfig(epochs=1, batch_size=args.batch, log_every=10**6)
-    if name == "ours":
-        arm: OursArm | PlainArm = OursArm(source, args, cfg)
-    else:
-        if args.plain_malloc == "kept":
-            keep_freed_memory()
-        arm = PlainArm(source, args, cfg)
-    arm.round(1)
-    conn.send("ready")
-    while (steps := conn.recv()) is not None:
-        conn.send(timed_round(arm, steps))
+    if kind.endswith("default"):  # glibc's malloc as it comes: `prepare_model` leaves it alone
+        os.environ[HOST_MALLOC_ENV] = "default"
+    elif kind == "plain-kept":
+        keep_freed_memory()
+    with tempfile.TemporaryDirectory() as tmp:
+        arm: Arm
+        if kind == "ours":
+            arm = OursArm(images, args, cfg)
+        elif kind.startswith("plain"):
+            write_jpeg_folder(images, Path(tmp))
+            arm = PlainArm(Path(tmp), args, cfg)
+        else:
+            arm = BareArm(args, cfg)
+        arm.round(1)
+        conn.send("ready")
+        while (steps := conn.recv()) is not None:
+            conn.send(timed_round(arm, steps))
 
 
-def vs_plain(args: argparse.Namespace) -> None:
-    """Alternate rounds of both arms after one warm-up round each; pairs/s and ratio."""
+def race(args: argparse.Namespace, arms: dict[str, str]) -> None:
+    """Two arms (name -> kind) in alternating rounds after one warm-up round each: per round
+    and median pairs/s, CPU seconds, page faults, and the first arm's speed-up."""
     n = (args.rounds + 1) * args.steps * args.batch
     images = load_images(args.data, n, args.size)
     args.size = images.shape[1]
     width = f" (width {args.width})" if args.arch == "resnet_tiny" else ""
     print(
         f"SimCLR, {args.arch}{width} at {args.size} px, batch {args.batch}: "
-        f"{args.rounds} rounds of {args.steps} steps per arm, {torch.get_num_threads()} threads, "
-        f"plain loop's malloc: glibc {args.plain_malloc}"
+        f"{args.rounds} rounds of {args.steps} steps per arm, {torch.get_num_threads()} threads; "
+        + ", ".join(f"{name} = {kind}" for name, kind in arms.items())
     )
     ctx = mp.get_context("spawn")
-    with tempfile.TemporaryDirectory() as tmp:
-        write_jpeg_folder(images, Path(tmp))
-        conns, procs = {}, []
-        for name, source in (("ours", images), ("plain", Path(tmp))):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=arm_process, args=(name, child, source, args))
-            proc.start()
-            parent.recv()  # one arm warms up at a time
-            conns[name] = parent
-            procs.append(proc)
-        times: dict[str, list[float]] = {k: [] for k in conns}
-        cpu: dict[str, list[float]] = {k: [] for k in conns}
-        for r in range(args.rounds):
-            for name, conn in conns.items():
-                conn.send(args.steps)
-                wall, used = conn.recv()
-                times[name].append(wall)
-                cpu[name].append(used)
-            pairs = {k: args.steps * args.batch / v[-1] for k, v in times.items()}
-            print(
-                f"round {r + 1}: ours {pairs['ours']:6.1f} pairs/s, "
-                f"plain {pairs['plain']:6.1f} pairs/s -> {pairs['ours'] / pairs['plain']:.2f}x "
-                f"(CPU s: ours {cpu['ours'][-1]:.1f}, plain {cpu['plain'][-1]:.1f})",
-                flush=True,
-            )
-        for conn in conns.values():
-            conn.send(None)
-        for proc in procs:
-            proc.join()
-    ratios = [p / o for o, p in zip(times["ours"], times["plain"], strict=True)]
-    cpu_ratios = [p / o for o, p in zip(cpu["ours"], cpu["plain"], strict=True)]
-    med = {k: args.steps * args.batch / statistics.median(v) for k, v in times.items()}
+    conns, procs = {}, []
+    for name, kind in arms.items():
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=arm_process, args=(kind, child, images, args))
+        proc.start()
+        parent.recv()  # one arm warms up at a time
+        conns[name] = parent
+        procs.append(proc)
+    rounds: dict[str, list[tuple[float, float, float]]] = {k: [] for k in conns}
+    pairs = args.steps * args.batch
+    a, b = conns
+    for r in range(args.rounds):
+        for name, conn in conns.items():
+            conn.send(args.steps)
+            rounds[name].append(conn.recv())
+        (wa, ca, fa), (wb, cb, fb) = rounds[a][-1], rounds[b][-1]
+        print(
+            f"round {r + 1}: {a} {pairs / wa:6.1f} pairs/s, {b} {pairs / wb:6.1f} pairs/s -> "
+            f"{wb / wa:.2f}x (CPU s: {a} {ca:.1f}, {b} {cb:.1f}; page faults/step: "
+            f"{a} {fa:,.0f}, {b} {fb:,.0f})",
+            flush=True,
+        )
+    for conn in conns.values():
+        conn.send(None)
+    for proc in procs:
+        proc.join()
+    wall = {k: [w for w, _, _ in v] for k, v in rounds.items()}
+    ratios = [wb / wa for wa, wb in zip(wall[a], wall[b], strict=True)]
+    cpu_ratios = [rb[1] / ra[1] for ra, rb in zip(rounds[a], rounds[b], strict=True)]
+    med = {k: pairs / statistics.median(v) for k, v in wall.items()}
     print(
-        f"median: ours {med['ours']:.1f} pairs/s, plain {med['plain']:.1f} pairs/s; "
+        f"median: {a} {med[a]:.1f} pairs/s, {b} {med[b]:.1f} pairs/s; "
         f"median per-round ratio {statistics.median(ratios):.2f}x wall, "
         f"{statistics.median(cpu_ratios):.2f}x CPU time"
     )
-    best = {k: args.steps * args.batch / min(v) for k, v in times.items()}
+    best = {k: pairs / min(v) for k, v in wall.items()}
     print(
-        f"best round (least disturbed, as timeit reports): ours {best['ours']:.1f} pairs/s, "
-        f"plain {best['plain']:.1f} pairs/s -> {best['ours'] / best['plain']:.2f}x"
+        f"best round (least disturbed, as timeit reports): {a} {best[a]:.1f} pairs/s, "
+        f"{b} {best[b]:.1f} pairs/s -> {best[a] / best[b]:.2f}x"
     )
 
 
@@ -282,6 +320,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--vs-plain", action="store_true", help="our step vs the plain loop only")
+    ap.add_argument(
+        "--malloc",
+        action="store_true",
+        help="our model's bare step with glibc's malloc kept (ours) vs its defaults only",
+    )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="npz with train_images")
     ap.add_argument("--arch", default="resnet18", help="--vs-plain backbone (resnet_tiny: --width)")
     ap.add_argument("--rounds", type=int, default=5, help="--vs-plain rounds per arm")
@@ -295,7 +338,10 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.vs_plain:
-        vs_plain(args)
+        race(args, {"ours": "ours", "plain": f"plain-{args.plain_malloc}"})
+        return
+    if args.malloc:
+        race(args, {"kept": "bare-kept", "default": "bare-default"})
         return
     b, s = args.batch, args.size
     images = torch.randint(0, 255, (b, s, s, 3), dtype=torch.uint8)
