@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ssl_robustness.evaluation.metrics import (
@@ -10,8 +11,11 @@ from ssl_robustness.evaluation.metrics import (
     group_accuracy,
     per_class_accuracy,
     seed_summary,
+    top_classes,
     topk_accuracy,
+    topk_hits,
 )
+from ssl_robustness.evaluation.outputs import saved_prediction_metrics
 
 
 def _scores(preds, num_classes):
@@ -63,3 +67,25 @@ def test_gap_and_seed_summary():
     assert s["ci95"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-5)
     one = seed_summary([0.5])
     assert one["mean"] == 0.5 and math.isnan(one["std"]) and one["n"] == 1
+
+
+def test_top5_on_tied_scores_is_the_same_in_metrics_and_saved_predictions() -> None:
+    """Ties go to the lower class index everywhere, as argmax breaks them: metrics.json's
+    top-5 and the top-5 rebuilt from predictions.csv cannot disagree."""
+    scores = np.zeros((2, 12))
+    scores[:, 11], scores[:, 5] = 1.0, 0.5  # then ten tied classes
+    labels = np.array([1, 3])
+    top = top_classes(scores, 5)
+    assert top.tolist() == [[11, 5, 0, 1, 2]] * 2
+    assert (top[:, 0] == scores.argmax(1)).all()
+    assert topk_hits(labels, scores, 5).tolist() == [True, False]  # argpartition: the reverse
+    saved = pd.DataFrame(
+        {
+            "label": labels,
+            "prediction": scores.argmax(1),
+            "top5": [" ".join(map(str, row)) for row in top],
+        }
+    )
+    groups = np.full(12, "head")
+    from_saved = saved_prediction_metrics(saved, groups, 12)[0]
+    assert from_saved["top5"] == classification_metrics(labels, scores, groups)["top5"] == 0.5

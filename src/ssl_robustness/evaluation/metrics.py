@@ -20,11 +20,16 @@ def per_class_accuracy(labels: np.ndarray, preds: np.ndarray, num_classes: int) 
         return np.where(total > 0, hit / total, np.nan)
 
 
+def top_classes(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the k highest-scoring classes, best first; ties go to the lower class index,
+    as `argmax` breaks them, so top-1 is always the prediction. The saved predictions and
+    metrics.json both use this, so their top-5 agree on tied scores too."""
+    return np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
+
+
 def topk_hits(labels: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     """Per row: whether the label is among the k highest scores."""
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return (top == np.asarray(labels)[:, None]).any(1)
+    return (top_classes(scores, k) == np.asarray(labels)[:, None]).any(1)
 
 
 def topk_accuracy(labels: np.ndarray, scores: np.ndarray, k: int) -> float:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..atomic import write_json, write_text
 from ..data.prepare import StudyData
-from .metrics import classification_metrics, confusion, prediction_metrics
+from .metrics import classification_metrics, confusion, prediction_metrics, top_classes
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -31,7 +31,7 @@ def write_evaluation(
     """Predictions (label, prediction, top-5), confusion, and metrics.json written last."""
     labels = data.labels[test_idx]
     preds = scores.argmax(1)
-    top5 = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    top5 = top_classes(scores, 5)
     pred_table = pd.DataFrame(
         {
             "item": [data.items[i] for i in test_idx],
