@@ -260,3 +260,20 @@ def test_headline_first_and_cross_scenario_ignored(three_seeds):
     assert V.render([]) == [
         "No SSL method has a balanced-vs-imbalanced gap, so there is no verdict."
     ]
+
+
+def test_study_without_sl_gives_each_ssl_methods_own_gap_and_says_it_cannot_compare():
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simsiam", [0.02, 0.04, 0.03])
+        + gap_rows("SSL-in-domain", "simsiam-sam", [0.05])
+    )
+    [v] = V.verdicts(runs, result_rows(runs))
+    assert v.best_sl is None and v.pairs == ()
+    seeds, mean, low, high = v.ssl_rel_gaps["simsiam (SSL-in-domain)"]
+    half = T975_2 * 0.01 / math.sqrt(3)  # std of (0.02, 0.04, 0.03) is 0.01
+    assert (seeds, mean) == (3, pytest.approx(0.03))
+    assert (low, high) == (pytest.approx(0.03 - half), pytest.approx(0.03 + half))
+    [text] = V.verdict_sentences(v)
+    assert "cannot say whether SSL loses less than SL" in text
+    assert f"simsiam (SSL-in-domain) 3.0%, 95% CI [{100 * (0.03 - half):.1f}%" in text
+    assert "simsiam-sam (SSL-in-domain) 5.0% (one seed, no interval)" in text

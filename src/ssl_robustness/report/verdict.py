@@ -55,6 +55,8 @@ class Verdict:
     sl_rel_gaps: dict[str, float]  # mean Δ of each SL variant over its usable seeds
     pairs: tuple[Paired, ...]
     left_out: tuple[str, ...] = field(default=())  # collapsed / failed representations
+    # each SSL method's own Δ over its usable seeds: "method (scenario)" -> (seeds, mean, 95% CI)
+    ssl_rel_gaps: dict[str, tuple[int, float, float, float]] = field(default_factory=dict)
 
     @property
     def headline(self) -> bool:
@@ -168,14 +170,16 @@ def _verdict(
         if per_seed.get((SL, m))
     }
     best = min(sl_gaps, key=sl_gaps.__getitem__) if sl_gaps else None
-    pairs = []
+    pairs, own = [], {}
     ssl = everything[everything["scenario"].isin(SSL_SCENARIOS)]
     for scenario, method in dict.fromkeys(zip(ssl["scenario"], ssl["method"], strict=True)):
         mine = per_seed.get((scenario, method), {})
+        if mine:
+            own[f"{method} ({scenario})"] = (len(mine), *t_interval(list(mine.values())))
         for sl in sl_methods:
             pairs.append(_paired(scenario, method, sl, mine, per_seed.get((SL, sl), {})))
     names = _named(bad, everything, evaluation, bool(sl_methods))
-    return Verdict(evaluation, comparison, subset, metric, best, sl_gaps, tuple(pairs), names)
+    return Verdict(evaluation, comparison, subset, metric, best, sl_gaps, tuple(pairs), names, own)
 
 
 def _paired(
@@ -297,6 +301,12 @@ def paired_sentence(p: Paired) -> str:
     )
 
 
+def _own_gap(who: str, seeds: int, mean: float, low: float, high: float) -> str:
+    if seeds == 1:
+        return f"{who} {_pct(mean)} ({ONE_SEED})"
+    return f"{who} {_pct(mean)}, 95% CI [{_pct(low)}, {_pct(high)}] over {seeds} seeds"
+
+
 def verdict_sentences(v: Verdict) -> list[str]:
     """Plain sentences for one Verdict: what is compared, the best SL variant, each pair,
     and what was left out."""
@@ -305,7 +315,17 @@ def verdict_sentences(v: Verdict) -> list[str]:
         f"{METRIC_WORDS.get(v.metric, v.metric)}"
     )
     if v.best_sl is None:
-        best = "no SL variant has a usable gap here, so there is nothing to compare with."
+        best = (
+            "no SL variant has a usable gap here, so this study cannot say whether SSL loses "
+            "less than SL. "
+            + (
+                "Each SSL method's own Δ (not a comparison): "
+                + "; ".join(_own_gap(who, *g) for who, g in v.ssl_rel_gaps.items())
+                + "."
+                if v.ssl_rel_gaps
+                else "No SSL method has a usable gap either."
+            )
+        )
     else:
         others = ", ".join(f"{m} {_pct(g)}" for m, g in v.sl_rel_gaps.items() if m != v.best_sl)
         best = f"best SL variant: {v.best_sl} (Δ {_pct(v.sl_rel_gaps[v.best_sl])})" + (
