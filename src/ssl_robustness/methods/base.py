@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import TYPE_CHECKING, Any, Self
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,9 @@ from torch import nn
 
 from ..engine.step import Method, StepContext, StepOutput
 from .augment import ViewSpec, augment
+
+if TYPE_CHECKING:
+    from .registry import MethodSetup
 
 __all__ = [
     "Method",
@@ -30,6 +34,12 @@ class TwoViewMethod(Method):
     """A method trained on two augmented views of each image (the SSL methods)."""
 
     views: tuple[ViewSpec, ...]
+
+    @classmethod
+    def from_setup(cls, backbone: nn.Module, cfg: Any, setup: MethodSetup) -> Self:
+        """Built from its settings and the study's views, which is all most SSL methods need
+        (a method that needs more, e.g. MoCo's queue and the train size, overrides this)."""
+        return cls(backbone, cfg, setup.views)  # type: ignore[call-arg]
 
     def two_views(
         self, images: torch.Tensor, ctx: StepContext

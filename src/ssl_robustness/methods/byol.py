@@ -17,7 +17,7 @@ from .base import (
     cosine_momentum,
     symmetric_output,
 )
-from .registry import MethodSetup, register_method
+from .registry import register_method
 
 # asymmetric: the first view always blurred, the second rarely and sometimes solarized
 BYOL_VIEWS = (
@@ -53,10 +53,6 @@ class BYOL(MomentumTargets, TwoViewMethod):
         self.predictor = mlp(cfg.proj_dim, hidden, cfg.proj_dim)
         self.add_targets(backbone_t="backbone", projector_t="projector")
         self.momentum_base = cfg.momentum_base
-
-    @classmethod
-    def from_setup(cls, backbone: nn.Module, cfg: BYOLConfig, setup: MethodSetup) -> BYOL:
-        return cls(backbone, cfg, setup.views)  # type: ignore[arg-type]
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         v1, v2 = self.two_views(images, ctx)

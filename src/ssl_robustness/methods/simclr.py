@@ -11,7 +11,7 @@ from ..engine.distributed import gather_with_grad, rank
 from ..models.heads import mlp
 from .augment import PAPER_CROP, ViewSpec
 from .base import StepContext, StepOutput, TwoViewMethod, cross_entropy_terms
-from .registry import MethodSetup, register_method
+from .registry import register_method
 
 SIMCLR_VIEW = ViewSpec(crop_scale=PAPER_CROP, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
 
@@ -54,10 +54,6 @@ class SimCLR(TwoViewMethod):
         self.backbone = backbone
         self.projector = mlp(dim, cfg.hidden_dim or dim, cfg.proj_dim)
         self.temperature = cfg.temperature
-
-    @classmethod
-    def from_setup(cls, backbone: nn.Module, cfg: SimCLRConfig, setup: MethodSetup) -> SimCLR:
-        return cls(backbone, cfg, setup.views)  # type: ignore[arg-type]
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         v1, v2 = self.two_views(images, ctx)

@@ -11,7 +11,7 @@ from ..models.heads import mlp
 from .augment import ViewSpec
 from .base import StepContext, StepOutput, TwoViewMethod, symmetric_output
 from .mocov2 import MOCOV2_VIEW
-from .registry import MethodSetup, register_method
+from .registry import register_method
 
 
 def negative_cosines(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -43,10 +43,6 @@ class SimSiam(TwoViewMethod):
         self.projector = mlp(dim, proj, proj, layers=3, bn_last=True)
         self.predictor = mlp(proj, cfg.pred_hidden_dim or max(proj // 4, 32), proj)
         self.fix_predictor_lr = cfg.fix_predictor_lr
-
-    @classmethod
-    def from_setup(cls, backbone: nn.Module, cfg: SimSiamConfig, setup: MethodSetup) -> SimSiam:
-        return cls(backbone, cfg, setup.views)  # type: ignore[arg-type]
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         v1, v2 = self.two_views(images, ctx)
