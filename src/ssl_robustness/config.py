@@ -10,7 +10,7 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic import (
@@ -39,6 +39,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(
         extra="forbid", protected_namespaces=(), use_attribute_docstrings=True
     )
+
+
+class OmitsUnset(Strict):
+    """Keys added after configs were in use: each is left out of the dump while it is None, so
+    configs that do not set it dump (and key their caches) exactly as before it existed."""
+
+    omit_when_none: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in self.omit_when_none:
+            if getattr(self, key) is None:
+                data.pop(key, None)
+        return data
 
 
 def _non_negative_seed(v: int) -> int:
@@ -385,7 +400,7 @@ def _rebuild_study_config() -> None:
     study.model_rebuild(force=True)
 
 
-class MethodBase(Strict):
+class MethodBase(OmitsUnset):
     epochs: int | None = Field(None, ge=1)
     """Training epochs of this method; None: pretrain.epochs."""
     batch_size: int | None = Field(None, ge=2)
@@ -395,13 +410,7 @@ class MethodBase(Strict):
     sam: SAMConfig | None = None
     """Train with SAM / rwSAM (two passes per step); None: plain training."""
 
-    @model_serializer(mode="wrap")
-    def _drop_unset_sam(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Without SAM the dump (and so every cache key) is what it was before `sam` existed."""
-        data = handler(self)
-        if self.sam is None:
-            data.pop("sam", None)
-        return data
+    omit_when_none: ClassVar[tuple[str, ...]] = ("sam",)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -556,7 +565,7 @@ class BYOLConfig(MethodBase):
 IMPORT_ARCHS = ("resnet18", "resnet50")  # what models.checkpoints can check a file against
 
 
-class ImportedConfig(Strict):
+class ImportedConfig(OmitsUnset):
     """An SSL backbone pretrained elsewhere (scenario SSL-ImageNet)."""
 
     name: str
@@ -575,6 +584,8 @@ class ImportedConfig(Strict):
     image_size: int = Field(224, ge=8, le=1024)
     """The input size the weights were trained at: its own decoded cache, never the study's (tiny)
     image size, which would leave an ImageNet stem a 1x1 map."""
+
+    omit_when_none: ClassVar[tuple[str, ...]] = ("weights", "path")
 
     @field_validator("arch")
     @classmethod
@@ -602,16 +613,6 @@ class ImportedConfig(Strict):
         if (self.path is None) == (self.weights is None):
             raise ValueError("give exactly one of path (a file) and weights (a published name)")
         return self
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_source(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A path entry dumps (and so keys its cache) as it did before `weights` existed."""
-        data = handler(self)
-        if self.weights is None:
-            data.pop("weights", None)
-        if self.path is None:
-            data.pop("path", None)
-        return data
 
 
 # ----------------------------------------------------------------------------- evaluation
