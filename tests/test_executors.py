@@ -263,3 +263,48 @@ def test_a_bad_slurm_arg_is_a_user_error(tmp_path):
     path, _ = _write(tmp_path, "bad")
     result = CliRunner().invoke(cli, ["run", str(path), "--executor", "slurm", "--slurm-arg", "x"])
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
+
+
+def test_a_failed_local_job_is_named_and_left_to_the_in_process_run(monkeypatch):
+    """A job that raises does not stop the others; the CLI names it before retrying in-process."""
+    from types import SimpleNamespace
+
+    from ssl_robustness import cli as cli_module
+    from ssl_robustness import executors
+
+    class Job:
+        def __init__(self, job_id: int, fails: bool) -> None:
+            self.job_id, self.fails = job_id, fails
+
+        def done(self) -> bool:
+            return True
+
+        def result(self) -> dict:
+            if self.fails:
+                raise RuntimeError("Traceback ...\nRuntimeError: loss is NaN")
+            return {}
+
+    submitted = []
+
+    class Executor:
+        def submit(self, job: object) -> Job:
+            submitted.append(job.dirname)  # type: ignore[attr-defined]
+            return Job(len(submitted), fails=job.dirname == "b")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(executors, "make_executor", lambda *a, **k: Executor())
+    todo = [SimpleNamespace(name=n, dirname=n) for n in ("a", "b", "c")]
+    lines: list[str] = []
+    opts = executors.ClusterOptions("local", cpus_per_task=1)
+    submission = executors._run_local(None, opts, todo, lines.append, poll_s=0)
+    assert submitted == ["a", "b", "c"] and submission.failed == ["b"]
+    assert sorted(submission.jobs) == ["a", "b", "c"]
+    assert "  job 2 (b) failed: RuntimeError: loss is NaN" in lines
+
+    monkeypatch.setattr(executors, "submit_study", lambda *a, **k: submission)
+    echoed: list[str] = []
+    monkeypatch.setattr(cli_module.click, "echo", echoed.append)
+    assert cli_module._run_jobs(None, opts) is False  # the tables are this process's to write
+    assert echoed == [
+        "1 job(s) failed (b): this process tries them again now, and the tables record any "
+        "that fail again"
+    ]

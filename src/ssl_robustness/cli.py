@@ -176,6 +176,11 @@ def _run_jobs(cfg: StudyConfig, opts: Any) -> bool:
     if submission.report_job is not None:
         click.echo(f"report (when job {submission.report_job.job_id} ends): {cfg.layout.root}")
         return True
+    if submission.failed:
+        click.echo(
+            f"{len(submission.failed)} job(s) failed ({', '.join(submission.failed)}): this "
+            "process tries them again now, and the tables record any that fail again"
+        )
     return False
 
 
