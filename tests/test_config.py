@@ -159,3 +159,23 @@ def test_config_module_does_not_import_torch():
     code = "import sys, ssl_robustness.config, ssl_robustness.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_subclass_adds_to_its_parents_keys_left_out_when_none():
+    """Naming its own keys must not put a parent's back into the dump (and the cache keys)."""
+    from typing import ClassVar
+
+    from ssl_robustness.config import OmitsUnset
+
+    class Parent(OmitsUnset):
+        a: int | None = None
+        omit_when_none: ClassVar[tuple[str, ...]] = ("a",)
+
+    class Child(Parent):
+        b: int | None = None
+        c: int | None = None
+        omit_when_none: ClassVar[tuple[str, ...]] = ("b",)
+
+    assert Child.omit_when_none == ("a", "b")
+    assert Child().model_dump() == {"c": None}
+    assert Child(a=1, b=2).model_dump() == {"a": 1, "b": 2, "c": None}

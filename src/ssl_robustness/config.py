@@ -47,6 +47,14 @@ class OmitsUnset(Strict):
 
     omit_when_none: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own keys add to its parents' (never replace them: that would put a
+        parent's key back in every dump, and so change every cache key)."""
+        super().__pydantic_init_subclass__(**kwargs)
+        inherited = [k for base in cls.__mro__[1:] for k in getattr(base, "omit_when_none", ())]
+        cls.omit_when_none = tuple(dict.fromkeys([*inherited, *cls.omit_when_none]))
+
     @model_serializer(mode="wrap")
     def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)

@@ -54,8 +54,10 @@ def channels_last(device: torch.device) -> bool:
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The model on `device` in its memory format, with this process's host malloc tuned."""
-    keep_freed_memory()
+    """The model on `device` in its memory format. On CPU, this process's glibc malloc is
+    also told to keep freed memory from here on (process-wide: `host_memory`)."""
+    if device.type == "cpu":
+        keep_freed_memory()
     model = model.to(device)
     if channels_last(device):
         model = model.to(memory_format=torch.channels_last)

@@ -9,15 +9,18 @@ heap trimmed only above 2 GiB, 24k faults and 4.2 s, with the same arithmetic an
 (`benchmarks/throughput.py --vs-plain`, `benchmarks/README.md`). jemalloc or tcmalloc
 preloaded do the same job; this is the setting for the glibc malloc most Linux users have.
 
-The freed blocks stay in the process (its resident size stays at the peak step's). Set
-`SSL_ROBUSTNESS_HOST_MALLOC=default` to leave glibc's defaults alone. Elsewhere than Linux
-with glibc, nothing changes.
+The setting is process-wide and stays: freed blocks stay in the process, so its resident size
+stays at its peak step's (several local jobs at once each hold their own peak). It is made
+only for CPU training and evaluation (`engine.device.prepare_model` on a CPU device); a GPU
+run's host side allocates little. Set `SSL_ROBUSTNESS_HOST_MALLOC=default` before the first
+CPU model is prepared to leave glibc's defaults alone. Elsewhere than Linux with glibc,
+nothing changes. Measured with transparent huge pages in `madvise` mode (this machine's); with
+`always`, the kernel faults large blocks in 2 MiB at a time and the gain is smaller.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 import sys
@@ -31,12 +34,13 @@ TRIM_ABOVE = 2**31 - 1  # bytes of free heap top kept before trimming (mallopt t
 _state: dict[str, bool] = {}
 
 
-def glibc_malloc() -> ctypes.CDLL | None:
-    """The C library, where it is glibc on Linux (the only one with these mallopt knobs)."""
+def glibc() -> ctypes.CDLL | None:
+    """This process's C library where it is glibc on Linux (the only one with these mallopt
+    knobs); None elsewhere. With jemalloc or tcmalloc preloaded, glibc's mallopt still answers
+    but no longer governs malloc: harmless, and those allocators keep freed memory anyway."""
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return None
-    name = ctypes.util.find_library("c")
-    return ctypes.CDLL(name) if name else None
+    return ctypes.CDLL(None)  # the symbols already loaded: glibc's mallopt among them
 
 
 def keep_freed_memory() -> bool:
@@ -46,7 +50,7 @@ def keep_freed_memory() -> bool:
     if "kept" in _state:
         return _state["kept"]
     kept = False
-    libc = None if os.environ.get(ENV, "").lower() == "default" else glibc_malloc()
+    libc = None if os.environ.get(ENV, "").lower() == "default" else glibc()
     if libc is not None:
         kept = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(
             libc.mallopt(M_TRIM_THRESHOLD, TRIM_ABOVE)

@@ -22,8 +22,10 @@ def per_class_accuracy(labels: np.ndarray, preds: np.ndarray, num_classes: int) 
 
 def top_classes(scores: np.ndarray, k: int) -> np.ndarray:
     """Per row, the k highest-scoring classes, best first; ties go to the lower class index,
-    as `argmax` breaks them, so top-1 is always the prediction. The saved predictions and
-    metrics.json both use this, so their top-5 agree on tied scores too."""
+    as `argmax` breaks them, so for finite scores top-1 is the prediction. The saved
+    predictions and metrics.json both use this, so their top-5 agree on tied scores too. A
+    full stable sort (argpartition's pick among tied classes is arbitrary): a few seconds for
+    1,000 classes x 50,000 test images on 2 CPU cores."""
     return np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,8 @@ from ..engine.step import Method, StepContext, StepOutput
 from .augment import ViewSpec, augment
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from .registry import MethodSetup
 
 __all__ = [

@@ -57,6 +57,7 @@ class Verdict:
     left_out: tuple[str, ...] = field(default=())  # collapsed / failed representations
     # each SSL method's own Δ over its usable seeds: "method (scenario)" -> (seeds, mean, 95% CI)
     ssl_rel_gaps: dict[str, tuple[int, float, float, float]] = field(default_factory=dict)
+    study_has_sl: bool = True  # False: the study trained no SL arm at all
 
     @property
     def headline(self) -> bool:
@@ -179,7 +180,18 @@ def _verdict(
         for sl in sl_methods:
             pairs.append(_paired(scenario, method, sl, mine, per_seed.get((SL, sl), {})))
     names = _named(bad, everything, evaluation, bool(sl_methods))
-    return Verdict(evaluation, comparison, subset, metric, best, sl_gaps, tuple(pairs), names, own)
+    return Verdict(
+        evaluation,
+        comparison,
+        subset,
+        metric,
+        best,
+        sl_gaps,
+        tuple(pairs),
+        names,
+        own,
+        bool(sl_all),
+    )
 
 
 def _paired(
@@ -315,16 +327,17 @@ def verdict_sentences(v: Verdict) -> list[str]:
         f"{METRIC_WORDS.get(v.metric, v.metric)}"
     )
     if v.best_sl is None:
-        best = (
-            "no SL variant has a usable gap here, so this study cannot say whether SSL loses "
-            "less than SL. "
-            + (
-                "Each SSL method's own Δ (not a comparison): "
-                + "; ".join(_own_gap(who, *g) for who, g in v.ssl_rel_gaps.items())
-                + "."
-                if v.ssl_rel_gaps
-                else "No SSL method has a usable gap either."
-            )
+        why = (
+            "no SL variant has a usable gap here"
+            if v.study_has_sl
+            else "this study trained no SL arm"
+        )
+        own = "; ".join(_own_gap(who, *g) for who, g in v.ssl_rel_gaps.items())
+        best = f"{why}, so it cannot say whether SSL loses less than SL. " + (
+            f"Each SSL method's own Δ, to be read alone: {own}. Side-by-side intervals are not "
+            "a test of a difference between these methods; pair them by seed for that."
+            if own
+            else "No SSL method has a usable gap either."
         )
     else:
         others = ", ".join(f"{m} {_pct(g)}" for m, g in v.sl_rel_gaps.items() if m != v.best_sl)
