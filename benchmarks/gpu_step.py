@@ -110,10 +110,13 @@ def main() -> None:
     args = ap.parse_args()
     dev = resolve_device("auto")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU (smoke test only)"
+    tf32 = torch.backends.cudnn.allow_tf32 and dev.type == "cuda"
     print(
         f"{args.method}, {args.arch} at {args.size} px, batch {args.batch}, {args.steps} timed "
         f"steps after {args.warmup}, on {name}; torch {torch.__version__}; "
-        f"AMP dtype where on: {device_module.amp_dtype(dev)}"
+        f"AMP dtype where on: {device_module.amp_dtype(dev)}; 'fp32' convolutions "
+        f"{'may use TF32 (cuDNN default)' if tf32 else 'are fp32'}; the variants run one "
+        "after another, not interleaved"
     )
     base = None
     for amp, cl in ((False, False), (False, True), (True, False), (True, True)):

@@ -22,6 +22,7 @@ with that setting against glibc's defaults, and prints each arm's page faults pe
 from __future__ import annotations
 
 import argparse
+import hashlib
 import multiprocessing as mp
 import os
 import resource
@@ -30,6 +31,7 @@ import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +55,7 @@ from ssl_robustness.config import (
 from ssl_robustness.engine.batches import ArrayBatches
 from ssl_robustness.engine.device import make_scaler, prepare_model, to_memory_format
 from ssl_robustness.engine.host_memory import ENV as HOST_MALLOC_ENV
-from ssl_robustness.engine.host_memory import keep_freed_memory
+from ssl_robustness.engine.host_memory import keep_freed_memory, keeps_freed_memory
 from ssl_robustness.engine.loop import TrainState, fit, train_one_epoch
 from ssl_robustness.engine.optim import build_optimizer, warmup_cosine
 from ssl_robustness.methods import build_method
@@ -228,13 +230,26 @@ def timed_round(arm: Arm, steps: int) -> tuple[float, float, float]:
     return wall, cpu_seconds() - cpu0, faults / steps
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of every parameter's bytes: two arms that did the same steps on the same batch
+    show whether they computed the same bits."""
+    h = hashlib.sha256()
+    for p in model.parameters():
+        h.update(p.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def arm_process(kind: str, conn: Connection, images: np.ndarray, args: argparse.Namespace) -> None:
     """One arm in a process of its own (malloc settings are per process): build it, warm it
-    up (allocator, oneDNN kernels, worker start), then time one round per request."""
+    up (allocator, oneDNN kernels, worker start), then time one round per request. Replies
+    "ready" with whether glibc's malloc keeps freed memory here, and at the end the weights'
+    digest (bare arms only)."""
     cfg = TrainConfig(epochs=1, batch_size=args.batch, log_every=10**6)
-    if kind.endswith("default"):  # glibc's malloc as it comes: `prepare_model` leaves it alone
+    if kind.endswith("default"):  # glibc's malloc as it comes, whatever the parent's setting
         os.environ[HOST_MALLOC_ENV] = "default"
-    elif kind == "plain-kept":
+    else:
+        os.environ.pop(HOST_MALLOC_ENV, None)
+    if kind == "plain-kept":  # the plain loop never prepares a model: set it here
         keep_freed_memory()
     with tempfile.TemporaryDirectory() as tmp:
         arm: Arm
@@ -246,9 +261,18 @@ def arm_process(kind: str, conn: Connection, images: np.ndarray, args: argparse.
         else:
             arm = BareArm(args, cfg)
         arm.round(1)
-        conn.send("ready")
+        conn.send(("ready", keeps_freed_memory()))
         while (steps := conn.recv()) is not None:
             conn.send(timed_round(arm, steps))
+        conn.send(weights_digest(arm.model) if isinstance(arm, BareArm) else None)
+
+
+def receive(conn: Connection, proc: mp.Process) -> Any:
+    """The arm's next reply; an error (not a hang) if its process died."""
+    while not conn.poll(1.0):
+        if not proc.is_alive():
+            raise RuntimeError(f"an arm's process ended (exit code {proc.exitcode}); see above")
+    return conn.recv()
 
 
 def race(args: argparse.Namespace, arms: dict[str, str]) -> None:
@@ -264,32 +288,37 @@ def race(args: argparse.Namespace, arms: dict[str, str]) -> None:
         + ", ".join(f"{name} = {kind}" for name, kind in arms.items())
     )
     ctx = mp.get_context("spawn")
-    conns, procs = {}, []
+    conns: dict[str, tuple[Connection, Any]] = {}
     for name, kind in arms.items():
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=arm_process, args=(kind, child, images, args))
         proc.start()
-        parent.recv()  # one arm warms up at a time
-        conns[name] = parent
-        procs.append(proc)
+        child.close()  # the arm holds the only other end: its death ends the pipe
+        _, kept = receive(parent, proc)  # one arm warms up at a time
+        print(f"{name}: glibc malloc {'keeps freed memory' if kept else 'as it comes'}")
+        conns[name] = (parent, proc)
     rounds: dict[str, list[tuple[float, float, float]]] = {k: [] for k in conns}
     pairs = args.steps * args.batch
     a, b = conns
     for r in range(args.rounds):
-        for name, conn in conns.items():
+        for name, (conn, proc) in conns.items():
             conn.send(args.steps)
-            rounds[name].append(conn.recv())
+            rounds[name].append(receive(conn, proc))
         (wa, ca, fa), (wb, cb, fb) = rounds[a][-1], rounds[b][-1]
         print(
             f"round {r + 1}: {a} {pairs / wa:6.1f} pairs/s, {b} {pairs / wb:6.1f} pairs/s -> "
-            f"{wb / wa:.2f}x (CPU s: {a} {ca:.1f}, {b} {cb:.1f}; page faults/step: "
-            f"{a} {fa:,.0f}, {b} {fb:,.0f})",
+            f"{wb / wa:.2f}x (CPU s: {a} {ca:.1f}, {b} {cb:.1f}; page faults/step of the "
+            f"training process: {a} {fa:,.0f}, {b} {fb:,.0f})",
             flush=True,
         )
-    for conn in conns.values():
+    digests = []
+    for conn, proc in conns.values():
         conn.send(None)
-    for proc in procs:
+        digests.append(receive(conn, proc))
         proc.join()
+    if None not in digests:
+        same = "identical" if digests[0] == digests[1] else "DIFFERENT"
+        print(f"weights after the same {1 + args.rounds * args.steps} steps: {same} in both arms")
     wall = {k: [w for w, _, _ in v] for k, v in rounds.items()}
     ratios = [wb / wa for wa, wb in zip(wall[a], wall[b], strict=True)]
     cpu_ratios = [rb[1] / ra[1] for ra, rb in zip(rounds[a], rounds[b], strict=True)]

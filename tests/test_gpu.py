@@ -60,17 +60,19 @@ def test_pinned_batches_arrive_on_the_gpu(digits) -> None:
     assert sorted(torch.cat(seen).tolist()) == sorted(labels.tolist())
 
 
-@pytest.mark.parametrize("cfg", [SupervisedConfig(), MocoV2Config(proj_dim=16, queue_size=64)])
+@pytest.mark.parametrize(
+    "cfg", [SupervisedConfig(), MocoV2Config(proj_dim=16, queue_size=64, temperature=0.2)]
+)
 def test_fit_on_gpu_with_amp_learns(digits, tmp_path, cfg) -> None:
     images, labels = digits
     batches = ArrayBatches(images, labels, np.arange(len(labels)), 64, CUDA)
     train = TrainConfig(
-        epochs=8, batch_size=64, optimizer=OptimizerConfig(lr=0.1), checkpoint_every=100
-    )
+        epochs=12, batch_size=64, optimizer=OptimizerConfig(lr=0.1), checkpoint_every=100
+    )  # the settings of the CPU test (tests/test_engine.py), here under AMP
     result = fit(_method(cfg, labels), batches, train, tmp_path, seed=0)
     losses = [float(r["loss"]) for r in result.history]
     assert np.isfinite(losses).all()
-    assert np.mean(losses[-2:]) < np.mean(losses[:2]), losses
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
 
 
 def test_gpu_features_match_cpu_features(digits) -> None:

@@ -57,3 +57,8 @@ def keep_freed_memory() -> bool:
         )
     _state["kept"] = kept
     return kept
+
+
+def keeps_freed_memory() -> bool:
+    """Whether `keep_freed_memory` has put the setting in force in this process."""
+    return _state.get("kept", False)
