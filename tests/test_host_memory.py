@@ -24,7 +24,7 @@ def huge_pages_always() -> bool:
         return False
 
 
-# Four forward+backward steps of a small conv net whose activations (64 MiB each) are over
+# Ten forward+backward steps of a small conv net whose activations (64 MiB each) are over
 # glibc's largest mmap threshold, as a training step's are; prints each step's page faults.
 STEP_FAULTS = """
 import resource, torch
@@ -33,7 +33,7 @@ torch.manual_seed(0)
 conv = lambda i: torch.nn.Conv2d(i, 16, 3, padding=1)
 net = prepare_model(torch.nn.Sequential(conv(3), torch.nn.ReLU(), conv(16)), torch.device("cpu"))
 x = torch.randn(64, 3, 128, 128).contiguous(memory_format=torch.channels_last)
-for _ in range(6):
+for _ in range(10):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     net(x).square().mean().backward()
     print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -41,7 +41,8 @@ for _ in range(6):
 
 
 def steady_step_faults(malloc: str | None) -> float:
-    """The median page faults of steps 3 to 6 (the first two warm the heap up)."""
+    """The median page faults of steps 3 to 10 (the first two warm the heap up; a kept heap
+    still grows by a block now and then as it settles, hence a median)."""
     env = {k: v for k, v in os.environ.items() if k != ENV}
     if malloc is not None:
         env[ENV] = malloc
@@ -59,7 +60,7 @@ def test_prepared_process_reuses_freed_memory_without_page_faults() -> None:
     default = steady_step_faults("default")
     kept = steady_step_faults(None)
     assert default >= 2 * pages  # glibc unmapped them: every step faults them back in
-    assert kept < pages // 4  # kept in the heap: reused as they are
+    assert kept <= default / 8  # kept in the heap: reused as they are (typically 0 faults)
 
 
 def test_opt_out_leaves_malloc_alone() -> None:
