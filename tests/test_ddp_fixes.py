@@ -16,6 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from conftest import end_spawned_worker
 from ssl_robustness.config import OptimizerConfig, TrainConfig
 from ssl_robustness.engine.batches import ArrayBatches
 from ssl_robustness.engine.loop import AUGMENT_PER_PROCESS, augmentation_seed, fit
@@ -105,6 +106,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         )
     finally:
         dist.destroy_process_group()
+    end_spawned_worker()
 
 
 def _free_port() -> int:

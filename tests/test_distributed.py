@@ -13,6 +13,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from conftest import end_spawned_worker
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -87,6 +89,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         )
     finally:
         dist.destroy_process_group()
+    end_spawned_worker()
 
 
 def _moco_shuffle(moco, rank: int) -> dict:

@@ -18,6 +18,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from conftest import end_spawned_worker
 from ssl_robustness.config import (
     BYOLConfig,
     MocoV2Config,
@@ -378,6 +379,7 @@ def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
         torch.save(model.lin.weight.grad, f"{out_dir}/grad{rank}.pt")
     finally:
         dist.destroy_process_group()
+    end_spawned_worker()
 
 
 def test_ddp_perturbs_by_the_all_reduced_gradient(tmp_path):
