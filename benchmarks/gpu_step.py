@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from throughput import bench_state  # this folder's script, on sys.path when run as one
 
 from ssl_robustness.config import (
     BackboneConfig,
@@ -31,9 +32,8 @@ from ssl_robustness.config import (
 )
 from ssl_robustness.engine import device as device_module
 from ssl_robustness.engine.batches import ArrayBatches
-from ssl_robustness.engine.device import make_scaler, prepare_model, resolve_device
-from ssl_robustness.engine.loop import TrainState, train_one_epoch
-from ssl_robustness.engine.optim import build_optimizer, warmup_cosine
+from ssl_robustness.engine.device import prepare_model, resolve_device
+from ssl_robustness.engine.loop import train_one_epoch
 from ssl_robustness.methods import augment, build_method
 from ssl_robustness.models.backbones import build_backbone
 
@@ -74,15 +74,7 @@ def images_per_second(args: argparse.Namespace, dev: torch.device) -> float:
     )
     model = prepare_model(method, dev)
     cfg = TrainConfig(epochs=1, batch_size=args.batch, log_every=10**6)
-    opt = build_optimizer(model.param_groups(), cfg.optimizer, cfg.optimizer.lr)
-    state = TrainState(
-        model,
-        opt,
-        warmup_cosine(opt, 0, 10**6),
-        make_scaler(dev),
-        np.random.default_rng(0),
-        torch.Generator(device=dev).manual_seed(0),
-    )
+    state = bench_state(model, dev, cfg)
 
     def epoch(steps: int) -> float:
         idx = np.resize(np.arange(pool), steps * args.batch)

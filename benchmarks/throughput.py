@@ -115,21 +115,28 @@ def simclr_method(arch: str, width: int, size: int) -> torch.nn.Module:
     )
 
 
+def bench_state(model: torch.nn.Module, device: torch.device, cfg: TrainConfig) -> TrainState:
+    """What `fit` builds around a prepared model (optimizer, scheduler, scaler, batch order and
+    a CPU augmentation generator, as `augment` draws on CPU), to time `train_one_epoch` alone:
+    no checkpoint, no warm-up, a cosine too long to move the lr. gpu_step.py uses it too."""
+    opt = build_optimizer(model.param_groups(), cfg.optimizer, cfg.optimizer.lr)
+    return TrainState(
+        model,
+        opt,
+        warmup_cosine(opt, 0, 10**6),
+        make_scaler(device),
+        np.random.default_rng(0),
+        torch.Generator().manual_seed(0),
+    )
+
+
 class OursArm:
     """Our step: `train_one_epoch` over `steps` batches of the decoded uint8 cache."""
 
     def __init__(self, images: np.ndarray, args: argparse.Namespace, cfg: TrainConfig) -> None:
         cpu = torch.device("cpu")
         model = prepare_model(simclr_method(args.arch, args.width, args.size), cpu)
-        opt = build_optimizer(model.param_groups(), cfg.optimizer, cfg.optimizer.lr)
-        self.state = TrainState(
-            model,
-            opt,
-            warmup_cosine(opt, 0, 10**6),
-            make_scaler(cpu),
-            np.random.default_rng(0),
-            torch.Generator().manual_seed(0),
-        )
+        self.state = bench_state(model, cpu, cfg)
         self.images, self.cfg, self.args, self.epoch = images, cfg, args, 0
         self.labels = np.arange(len(images)) % 10
 
@@ -141,6 +148,17 @@ class OursArm:
         train_one_epoch(self.state, self.state.model, batches, self.cfg, 0, None, "ours")
         self.epoch += 1
         return time.perf_counter() - t0
+
+
+def simclr_step(model: torch.nn.Module, opt: torch.optim.Optimizer, views: torch.Tensor) -> None:
+    """One SimCLR step written out by hand (both views stacked in `views`), as a plain loop
+    would: the plain and the bare arm's step."""
+    model.train()
+    z1, z2 = model.projector(model.backbone(views)).chunk(2)  # type: ignore[operator]
+    loss = nt_xent(z1, z2, model.temperature)  # type: ignore[arg-type]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
 
 
 class PlainArm:
@@ -164,16 +182,10 @@ class PlainArm:
         self.it = iter(loader)
 
     def round(self, steps: int) -> float:
-        m = self.model.train()
         t0 = time.perf_counter()
         for _ in range(steps):
             (v1, v2), _labels = next(self.it)
-            z = m.projector(m.backbone(torch.cat([v1, v2])))
-            z1, z2 = z.chunk(2)
-            loss = nt_xent(z1, z2, m.temperature)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
+            simclr_step(self.model, self.opt, torch.cat([v1, v2]))
         return time.perf_counter() - t0
 
 
@@ -208,14 +220,9 @@ class BareArm:
         self.x = to_memory_format(x)
 
     def round(self, steps: int) -> float:
-        m = self.model.train()
         t0 = time.perf_counter()
         for _ in range(steps):
-            z1, z2 = m.projector(m.backbone(self.x)).chunk(2)
-            loss = nt_xent(z1, z2, m.temperature)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
+            simclr_step(self.model, self.opt, self.x)
         return time.perf_counter() - t0
 
 
