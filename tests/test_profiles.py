@@ -48,7 +48,9 @@ def test_gini_hand_values():
 
 def test_matched_subsets_have_the_same_size_and_exact_counts():
     pool = np.full(10, 5000)
-    plans = plan_subsets(pool, ImbalanceConfig(profile="exp", ratio=0.01, sweep=[0.1]))
+    plans = plan_subsets(
+        pool, ImbalanceConfig(profile="exp", ratio=0.01, sweep=[0.1], class_order="frequency")
+    )
     assert [p.name for p in plans] == ["balanced", "exp-r0.01", "exp-r0.1"]
     assert [p.size for p in plans] == [12406, 12406, 12406]
     assert plans[0].counts.tolist() == [1241] * 6 + [1240] * 4

@@ -67,7 +67,10 @@ def test_pool_protocol_is_liu_et_al_and_reports_its_overlap(tmp_path):
 def test_seeds_draw_their_own_nested_subsets_with_fixed_val_test_probe(tmp_path):
     _, data = _data(tmp_path, seeds=[0, 1])
     a, b = data.draw(0), data.draw(1)
-    assert [p.counts.tolist() for p in a.plans] == [p.counts.tolist() for p in b.plans]
+    # the same profile in both seeds; which classes are rare is drawn per seed (equal pools)
+    assert [sorted(p.counts.tolist()) for p in a.plans] == [
+        sorted(p.counts.tolist()) for p in b.plans
+    ]
     for name in a.subsets:
         assert not np.array_equal(a.subsets[name], b.subsets[name])
     for d in (a, b):  # within a seed, per class, the smaller subset is inside the larger

@@ -15,7 +15,7 @@ from ssl_robustness.report import html as H
 from ssl_robustness.report import plots as P
 from ssl_robustness.report import tables as T
 from ssl_robustness.report.classes import class_table
-from ssl_robustness.report.tsne import colour_rows, embed, tsne_figure
+from ssl_robustness.report.tsne import colour_rows, embed, subsample, tsne_figure
 
 BAL_COUNTS = [45, 45, 45, 45]
 METHODS = [("SL", "supervised"), ("SL", "supervised-balanced_softmax"), ("SSL-in-domain", "simclr")]
@@ -149,8 +149,10 @@ def test_one_colour_per_group_in_every_chart():
     labels = np.repeat(np.arange(4), 10)
     fig = tsne_figure([("a", feats)], labels, np.array(GROUPS), CLASSES, "t", seed=0)
     group_ax = fig.axes[-1]
-    drawn = {c.get_label(): to_hex(c.get_facecolor()[0]) for c in group_ax.collections}
-    assert drawn == group_hex
+    legend = {c.get_label(): to_hex(c.get_facecolor()[0]) for c in group_ax.collections[1:]}
+    assert legend == group_hex
+    points = [to_hex(c) for c in group_ax.collections[0].get_facecolors()]
+    assert points == [group_hex[GROUPS[k]] for k in labels[subsample(40, 2000, 0)]]
     P.plt.close(fig)
 
 

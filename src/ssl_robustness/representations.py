@@ -100,6 +100,9 @@ class RepresentationSpec:
                 "train": _dump(self.train),
                 "augmentation": _dump(self.augmentation),
                 "backbone": _dump(self.backbone),
+                # batches reach the model in the drawn order, no longer sorted by item index
+                # (which followed the labels): runs trained before are not reused
+                "batch_order": "drawn",
             }
         return {**base, "backbone": _dump(self.backbone)}
 

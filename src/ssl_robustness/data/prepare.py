@@ -20,7 +20,14 @@ from .manifest import count_stats, write_manifest
 from .profiles import gini, imbalance_ratio
 from .sources import listing_class_ids, read_source, select_classes
 from .splits import make_splits, pool_counts_before_carving
-from .subsets import SubsetPlan, draw, per_class_order, plan_subsets
+from .subsets import (
+    ClassOrder,
+    SubsetPlan,
+    draw,
+    per_class_order,
+    plan_subsets,
+    resolve_class_order,
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,12 @@ class StudyData:
         return self.class_counts(self.indices(split))
 
     @property
+    def class_order(self) -> ClassOrder:
+        """Which classes are rare, resolved against the train pool's class sizes (before a
+        probe set is carved from it, which takes the same number from every class)."""
+        return resolve_class_order(self.cfg.imbalance, self.split_counts("train"))
+
+    @property
     def test_balanced(self) -> bool:
         counts = self.split_counts("test")
         return bool(counts.min() == counts.max())
@@ -144,7 +157,7 @@ class StudyData:
 def _draw_for_seed(data: StudyData, seed: int) -> SeedDraw:
     imb = data.cfg.imbalance
     plans = data.base_plans
-    if imb.class_order_per_seed and imb.class_order == "random":
+    if data.class_order.per_seed:
         plans = _plan(data, order_seed=imb.seed + 1_000_003 * (seed + 1))
     if imb.resample_per_seed:
         order = per_class_order(
@@ -413,7 +426,7 @@ def interval_covers(data: StudyData) -> str:
     parts = ["the initialisation and training randomness"]
     if imb.resample_per_seed:
         parts.append("which images each pretraining subset draws from the pool")
-    if imb.class_order_per_seed and imb.class_order == "random":
+    if data.class_order.per_seed:
         parts.append("which classes are rare")
     fixed = "val, test and the probe set are fixed"
     if not imb.resample_per_seed:
@@ -628,6 +641,11 @@ def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
             for seed in seeds
         },
         "interval_covers": interval_covers(data),
+        "class_order": {
+            "order": data.class_order.order,
+            "per_seed": data.class_order.per_seed,
+            "why": data.class_order.why,
+        },
         "bad_images": {"count": len(data.bad_images), "items": data.bad_images},
     }
 

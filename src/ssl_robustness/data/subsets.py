@@ -30,6 +30,57 @@ class SubsetPlan:
         return int(self.counts.sum())
 
 
+EQUAL_POOL_TOLERANCE = 0.1  # pools within 10% of each other count as equal for `class_order: auto`
+
+
+@dataclass(frozen=True)
+class ClassOrder:
+    """How the classes are ranked for the long tail, resolved against the pool: `order` is
+    frequency, random or index; `per_seed` whether every study seed draws its own."""
+
+    order: str
+    per_seed: bool
+    why: str
+
+
+def resolve_class_order(cfg: ImbalanceConfig, pool_counts: np.ndarray) -> ClassOrder:
+    """Which classes become rare. On a pool whose classes are (nearly) equally large,
+    "frequency" is index order in disguise: the same classes would be rare in every seed and
+    "the rare classes pay" could not be told from "these classes are hard". So `auto` draws
+    the order anew per seed there, and keeps the data's own frequency order on natural data.
+
+    >>> cfg = ImbalanceConfig()
+    >>> resolve_class_order(cfg, np.array([300, 300, 290])).order
+    'random'
+    >>> resolve_class_order(cfg, np.array([900, 300, 40])).order
+    'frequency'
+    """
+    counts = np.asarray(pool_counts, dtype=np.float64)
+    if cfg.profile in ("power", "natural"):
+        return ClassOrder("frequency", False, "the data's own frequency (natural/power profile)")
+    if cfg.class_order == "auto":
+        low, high = float(counts.min()), float(counts.max())
+        if high <= (1 + EQUAL_POOL_TOLERANCE) * low:
+            return ClassOrder(
+                "random",
+                True,
+                f"drawn anew for every seed: the pool's classes are equally large "
+                f"({low:.0f}..{high:.0f}, within {EQUAL_POOL_TOLERANCE:.0%})",
+            )
+        return ClassOrder(
+            "frequency", False, f"the pool's own frequency ({low:.0f}..{high:.0f} per class)"
+        )
+    if cfg.class_order == "random":
+        per_seed = cfg.class_order_per_seed
+        return ClassOrder(
+            "random", per_seed, "random, drawn anew for every seed" if per_seed else "random, fixed"
+        )
+    why = f"{cfg.class_order}, the same in every seed"
+    if cfg.class_order == "frequency" and counts.max() <= (1 + EQUAL_POOL_TOLERANCE) * counts.min():
+        why += " (the pool's classes are equally large, so this is index order in disguise)"
+    return ClassOrder(cfg.class_order, False, why)
+
+
 def class_rank_order(pool_counts: np.ndarray, order: str, seed: int) -> np.ndarray:
     """Classes in rank order: rank 0 keeps the most images."""
     c = len(pool_counts)
@@ -69,7 +120,7 @@ def plan_subsets(
     natural = cfg.profile in ("power", "natural")
     ranks = class_rank_order(
         pool_counts,
-        "frequency" if natural else cfg.class_order,
+        resolve_class_order(cfg, natural_counts).order,
         cfg.seed if order_seed is None else order_seed,
     )
     ranked_pool = pool_counts[ranks]

@@ -11,6 +11,22 @@ from ..data.samplers import epoch_order
 from .distributed import rank, world_size
 
 
+def rows_in_order(array: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """`array[picked]` in the order drawn. Memory-mapped rows are read in ascending order (one
+    forward pass over the file), then put back: a batch sorted by item index would follow the
+    labels (sources list images class by class), and batch statistics (MoCo's shuffle-BN
+    sub-batches, BN itself) would carry them into a label-free method.
+
+    >>> rows_in_order(np.arange(10) * 10, np.array([7, 2, 9, 2]))
+    array([70, 20, 90, 20])
+    """
+    ascending = np.argsort(picked, kind="stable")
+    rows = array[picked[ascending]]
+    back = np.empty_like(ascending)
+    back[ascending] = np.arange(len(ascending))
+    return np.ascontiguousarray(rows[back])
+
+
 class ArrayBatches:
     """An epoch iterator over `indices` of a (N, H, W, 3) uint8 array in sampler order.
 
@@ -47,9 +63,9 @@ class ArrayBatches:
         order = order[rank() :: world_size()]
         pin = self.device.type == "cuda"
         for b in range(len(self)):
-            sel = np.sort(self.indices[order[b * self.batch_size : (b + 1) * self.batch_size]])
-            images = torch.from_numpy(np.ascontiguousarray(self.images[sel]))
-            labels = torch.from_numpy(self.labels[sel])
+            picked = self.indices[order[b * self.batch_size : (b + 1) * self.batch_size]]
+            images = torch.from_numpy(rows_in_order(self.images, picked))
+            labels = torch.from_numpy(self.labels[picked])
             if pin:
                 images, labels = images.pin_memory(), labels.pin_memory()
             yield (

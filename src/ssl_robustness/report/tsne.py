@@ -31,9 +31,9 @@ def embed(features: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
-    if n <= max_points:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+    """At most `max_points` positions in a seeded random order: test images are listed class
+    by class, and points drawn in that order would paint the last classes over the first."""
+    return np.random.default_rng(seed).permutation(n)[:max_points]
 
 
 def colour_rows(num_classes: int) -> list[str]:
@@ -62,14 +62,16 @@ def tsne_figure(
         xy = embed(features[idx], seed)
         for i, row in enumerate(rows):
             ax = axes[i, j]
+            # one scatter in the shuffled order, so no class is painted over the others
             if row == "class":
-                for c in np.unique(lab):
-                    m = lab == c
-                    ax.scatter(*xy[m].T, s=4, color=CLASS_COLORS[c], label=class_names[c])
+                colors = [CLASS_COLORS[c] for c in lab]
+                keys = {class_names[c]: CLASS_COLORS[c] for c in np.unique(lab)}
             else:
-                for g, color in GROUP_COLORS.items():
-                    m = groups == g
-                    ax.scatter(*xy[m].T, s=4, color=color, label=g)
+                colors = [GROUP_COLORS[g] for g in groups]
+                keys = {g: color for g, color in GROUP_COLORS.items() if (groups == g).any()}
+            ax.scatter(*xy.T, s=4, c=colors)
+            for name, color in keys.items():
+                ax.scatter([], [], s=4, color=color, label=name)
             ax.set_title(f"{arm}, by {row}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
