@@ -215,10 +215,12 @@ def make_run(tmp_path, *, test_balanced=True, tsne=False, collapsed=(), old_stat
     return run, tables
 
 
-def expected_d(tables, metric, ssl="simclr", sl="supervised"):
+def expected_d(tables, metric, ssl="simclr", sl="supervised", family=1):
+    """Mean d and its interval, simultaneous over a confirmatory family of `family` tests."""
     g = tables["gap_runs"].set_index(["method", "seed"])[f"{metric}_rel_gap"]
     d = np.array([g[(ssl, s)] - g[(sl, s)] for s in SEEDS])
-    return d.mean(), d.mean() - ci95(d), d.mean() + ci95(d)
+    half = sps.t.ppf(1 - 0.025 / family, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return d.mean(), d.mean() - half, d.mean() + half
 
 
 def section(page, name):
@@ -272,11 +274,14 @@ def test_verdict_in_the_headline_is_the_paired_interval(tmp_path):
     run, tables = make_run(tmp_path)
     page = H.write_report(run).read_text()
     head = section(page, "headline")
-    mean, low, high = expected_d(tables, "top1")
+    tests = pd.read_csv(run / "report" / "tests.csv")
+    family = tests[tests["family"] == "confirmatory"]
+    assert len(family) == 2  # simclr against each of the two SL variants
+    mean, low, high = expected_d(tables, "top1", family=2)
     assert high < 0
     assert (
-        f"simclr (SSL-in-domain) loses less than supervised: paired difference d = "
-        f"{100 * mean:+.1f} points of Δ, 95% CI [{100 * low:+.1f}, {100 * high:+.1f}] over 3 seeds"
+        f"simclr (SSL-in-domain) loses less than supervised: d = {100 * mean:+.1f} points of Δ, "
+        f"family-wise 95% CI [{100 * low:+.1f}, {100 * high:+.1f}] (Bonferroni over 2 tests)"
     ) in head
     assert "best SL variant: supervised-balanced_softmax" in head
     assert "The verdict uses top-1 accuracy (the test split is balanced)." in head
@@ -295,10 +300,10 @@ def test_unbalanced_test_split_is_said_and_the_verdict_uses_balanced_accuracy(tm
     assert "balanced accuracy (mean per-class recall), because the test split is not balanced" in (
         head
     )
-    mean, low, high = expected_d(tables, "balanced_accuracy")
-    top1_mean, _, _ = expected_d(tables, "top1")
+    mean, low, high = expected_d(tables, "balanced_accuracy", family=2)
+    top1_mean, _, _ = expected_d(tables, "top1", family=2)
     assert f"{100 * mean:+.1f}" != f"{100 * top1_mean:+.1f}"  # the two metrics differ here
-    assert f"d = {100 * mean:+.1f} points of Δ, 95% CI [{100 * low:+.1f}" in head
+    assert f"d = {100 * mean:+.1f} points of Δ, family-wise 95% CI [{100 * low:+.1f}" in head
     assert "balanced_accuracy_rel_gap_mean" in section(page, "balanced-vs-imbalanced-gap")
 
 
@@ -329,8 +334,9 @@ def test_collapsed_representation_is_left_out_and_named(tmp_path):
     page = H.write_report(run).read_text()
     head = section(page, "headline")
     verdict = head.split("How much each method loses")[0]
-    assert re.search(r"CI \[[^]]+\] over 2 seeds", verdict)
-    assert not re.search(r"CI \[[^]]+\] over 3 seeds", verdict)
+    assert re.search(r"CI \[[^]]+\] \(Bonferroni over 2 tests\), [^)]+\), over 2 seeds", verdict)
+    assert "too few seeds for words (2 paired seeds, at least 3 needed)" in verdict
+    assert not re.search(r"over 3 seeds", verdict)
     assert "Left out (their seed pairs dropped): simclr_exp-r0.1_s2 (collapsed)." in head
     assert "collapsed: simclr_exp-r0.1_s2" in section(page, "collapse-and-failures")
 

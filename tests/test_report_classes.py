@@ -14,7 +14,7 @@ from conftest import tiny_study
 from ssl_robustness.report import html as H
 from ssl_robustness.report import plots as P
 from ssl_robustness.report import tables as T
-from ssl_robustness.report.classes import class_table
+from ssl_robustness.report.classes import class_table, rarity_table
 from ssl_robustness.report.tsne import colour_rows, embed, subsample, tsne_figure
 
 BAL_COUNTS = [45, 45, 45, 45]
@@ -77,7 +77,37 @@ def test_class_table_numbers_are_the_predictions_per_class_accuracy():
         np.testing.assert_allclose(table[f"{method}: balanced"], bal)
         np.testing.assert_allclose(table[f"{method}: exp-r0.1"], imb)
         np.testing.assert_allclose(table[f"{method}: gap"], np.subtract(bal, imb))
-    assert len(table.columns) == 4 + 3 * len(METHODS)
+        for c in range(4):  # the gap's 95% t-interval over seeds, from the predictions
+            gaps = [100 * (hit(k, "balanced", c, s) - hit(k, "exp-r0.1", c, s)) for s in SEEDS]
+            half = T975[len(SEEDS)] * np.std(gaps, ddof=1) / np.sqrt(len(SEEDS))
+            assert table[f"{method}: gap ±95%"][c] == pytest.approx(half)
+    assert len(table.columns) == 4 + 4 * len(METHODS)
+
+
+T975 = {2: 12.706204736174698, 3: 4.302652729749464}  # scipy.stats.t.ppf(0.975, n - 1)
+
+
+def hit(k: int, subset: str, c: int, seed: int) -> float:
+    labels, preds = predictions(k, subset, seed)
+    return float((preds[labels == c] == c).mean())
+
+
+def test_the_gap_by_rarity_rank_pools_the_rarest_class_of_each_seed():
+    pc = per_class_from_predictions()
+    # seed 1 draws other rare classes: its counts reversed, so "ant" is its rarest class
+    flip = dict(zip(CLASSES, IMB_COUNTS[::-1], strict=True))
+    one = pc["seed"] == SEEDS[1]
+    pc.loc[one, "train_count"] = pc.loc[one, "class"].map(flip)
+    table = rarity_table(pc, "exp-r0.1", "balanced")
+    rarest = table[table["rarity rank (1 = rarest)"] == 1].iloc[0]
+    assert rarest["classes"] == "2 classes"
+    for k, (_, method) in enumerate(METHODS):
+        want = []
+        for seed in SEEDS:
+            counts = flip if seed == SEEDS[1] else dict(zip(CLASSES, IMB_COUNTS, strict=True))
+            c = CLASSES.index(min(CLASSES, key=lambda n: counts[n]))
+            want.append(100 * (hit(k, "balanced", c, seed) - hit(k, "exp-r0.1", c, seed)))
+        assert rarest[f"{method}: gap"] == pytest.approx(np.mean(want))
 
 
 def test_class_table_names_the_scenario_only_when_two_share_a_method_and_reads_old_tables():

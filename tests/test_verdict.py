@@ -70,7 +70,11 @@ def three_seeds():
     return runs, result_rows(runs)
 
 
-def test_paired_t_interval_against_every_sl_variant(three_seeds):
+T_FAMILY_2 = 6.205346816570703  # scipy.stats.t.ppf(1 - 0.05 / 2 / 2, 2): Bonferroni over 2 tests
+P_T5_DF2 = 0.037749551350623745  # 2 * scipy.stats.t.sf(5, 2): a paired t of -5 on 3 seeds
+
+
+def test_paired_t_test_against_every_sl_variant_in_one_holm_family(three_seeds):
     runs, results = three_seeds
     [v] = V.verdicts(runs, results)
     assert (v.evaluation, v.comparison, v.subset, v.metric) == (
@@ -79,21 +83,25 @@ def test_paired_t_interval_against_every_sl_variant(three_seeds):
         "exp-r0.1",
         "top1",
     )
-    assert v.headline
+    assert v.confirmatory
     by_sl = {p.sl_method: p for p in v.pairs}
     assert set(by_sl) == {"supervised", "supervised-balanced_softmax"}
-    # d = [-0.06, -0.03, -0.06]: mean -0.05, sd sqrt(3e-4), se 0.01
+    # d = [-0.06, -0.03, -0.06]: mean -0.05, sd sqrt(3e-4), se 0.01, t = -5, p = 0.0377
     p = by_sl["supervised"]
-    assert p.seeds == (0, 1, 2)
+    assert p.seeds == (0, 1, 2) and p.family == "confirmatory" and p.family_size == 2
     assert p.mean == pytest.approx(-0.05)
-    assert p.low == pytest.approx(-0.05 - T975_2 * 0.01)
-    assert p.high == pytest.approx(-0.05 + T975_2 * 0.01)
-    assert p.words == "loses less"
+    assert p.p == pytest.approx(P_T5_DF2)
+    # Holm over 2 tests: the smaller p doubled; the other p is 1 -> stays 1
+    assert p.p_adjusted == pytest.approx(2 * P_T5_DF2)
+    assert p.low == pytest.approx(-0.05 - T_FAMILY_2 * 0.01)
+    assert p.high == pytest.approx(-0.05 + T_FAMILY_2 * 0.01)
+    # unadjusted it would read "loses less"; in its family of two it does not
+    assert p.words == "no detectable difference"
     assert (p.ssl_rel_gap, p.sl_rel_gap) == (pytest.approx(0.03), pytest.approx(0.08))
-    # d = [-0.01, -0.01, 0.02]: mean 0, same se -> the interval holds 0
+    # d = [-0.01, -0.01, 0.02]: mean 0 -> p = 1
     q = by_sl["supervised-balanced_softmax"]
     assert q.mean == pytest.approx(0.0, abs=1e-12)
-    assert q.high == pytest.approx(T975_2 * 0.01)
+    assert q.p == pytest.approx(1.0) and q.p_adjusted == pytest.approx(1.0)
     assert q.words == "no detectable difference"
     assert v.best_sl == "supervised-balanced_softmax"
     assert v.sl_rel_gaps == {
@@ -101,14 +109,29 @@ def test_paired_t_interval_against_every_sl_variant(three_seeds):
         "supervised-balanced_softmax": pytest.approx(0.03),
     }
     text = "\n".join(V.verdict_sentences(v))
+    assert text.startswith("Confirmatory comparison: linear-balanced, pretraining gap")
     assert "best SL variant: supervised-balanced_softmax (Δ 3.0%)" in text
-    assert "simclr (SSL-in-domain) loses less than supervised" in text
-    assert "d = -5.0 points of Δ, 95% CI [-9.3, -0.7] over 3 seeds" in text
     assert (
-        "simclr (SSL-in-domain) shows no detectable difference from supervised-balanced_softmax"
-        in (text)
+        "simclr (SSL-in-domain) shows no detectable difference from supervised: d = -5.0 "
+        "points of Δ, family-wise 95% CI [-11.2, +1.2] (Bonferroni over 2 tests), "
+        "Holm-adjusted p = 0.075 (unadjusted 0.038), over 3 seeds (Δ 3.0% vs 8.0%)." in text
     )
     assert "overlap" not in text
+
+
+def test_the_same_test_outside_the_confirmatory_comparison_is_exploratory(three_seeds):
+    runs, results = three_seeds
+    [v] = V.verdicts(runs, results, confirmatory=("knn-k20", "pretraining"))
+    p = next(p for p in v.pairs if p.sl_method == "supervised")
+    assert not v.confirmatory and p.family == "exploratory"
+    assert p.low == pytest.approx(-0.05 - T975_2 * 0.01)  # unadjusted 95%
+    assert p.words == "loses less"  # unadjusted p = 0.038 < 0.05 ...
+    # ... but the words never appear without "exploratory", and Holm over all 2 tests
+    sentence = V.paired_sentence(p)
+    assert sentence.startswith("exploratory: simclr (SSL-in-domain) loses less than supervised")
+    assert "p = 0.038, Holm over all 2 tests made p = 0.075" in sentence
+    lead = V.verdict_sentences(v)[0]
+    assert lead.startswith("Exploratory comparison (not the confirmatory one")
 
 
 def test_interval_above_zero_loses_more():
@@ -154,10 +177,10 @@ def test_collapsed_representation_drops_its_seed_pairs_and_is_named(three_seeds)
     [v] = V.verdicts(runs, results)
     p = next(p for p in v.pairs if p.sl_method == "supervised")
     assert p.seeds == (0, 1)
-    # d = [-0.06, -0.03]: mean -0.045, sd 0.03/sqrt(2), se 0.015, t(0.975, 1) = 12.706...
+    # d = [-0.06, -0.03]: mean -0.045, sd 0.03/sqrt(2), se 0.015; Bonferroni over 2 tests
     assert p.mean == pytest.approx(-0.045)
-    assert p.high == pytest.approx(-0.045 + 12.706204736174698 * 0.015)
-    assert p.words == "no detectable difference"
+    assert p.high == pytest.approx(-0.045 + 25.451699579357357 * 0.015)  # t(1-0.0125, 1)
+    assert p.words == "too few seeds for words"
     assert v.left_out == ("simclr_exp-r0.1_s2 (collapsed)",)
     assert "Left out (their seed pairs dropped): simclr_exp-r0.1_s2 (collapsed)." in (
         V.verdict_sentences(v)
@@ -255,7 +278,9 @@ def test_headline_first_and_cross_scenario_ignored(three_seeds):
     assert fixed.best_sl is None and fixed.pairs == ()
     lines = V.render(vs, "top-1 accuracy (the test split is balanced)")
     assert lines[0] == "The verdict uses top-1 accuracy (the test split is balanced)."
-    assert lines[1].startswith("linear-balanced, pretraining gap (balanced vs exp-r0.1)")
+    assert lines[1].startswith(
+        "Confirmatory comparison: linear-balanced, pretraining gap (balanced vs exp-r0.1)"
+    )
     assert any("no SL variant has a usable gap here" in line for line in lines)
     assert V.render([]) == [
         "No SSL method has a balanced-vs-imbalanced gap, so there is no verdict."

@@ -8,7 +8,7 @@ its paths, and nothing else spells a file or folder name of a run.
         representation.json (written last: done)  backbone.pt
         train/checkpoint.pt  features/<name>.npy  eval/<evaluation>-on-<set>-<key>/
       tables/<table>.csv|.parquet
-      report/report.html  summary.md  figures/
+      report/report.html  summary.md  tests.csv  figures/
 
 The names are fixed: a run made by an earlier version keeps its caches.
 
@@ -161,6 +161,11 @@ class RunLayout:
     @property
     def summary(self) -> Path:
         return self.report / "summary.md"
+
+    @property
+    def tests(self) -> Path:
+        """Every paired test of the verdict: family, p, adjusted p, interval, words."""
+        return self.report / "tests.csv"
 
     @property
     def figures(self) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 KEYS = ["scenario", "method", "seed", "class"]
 
@@ -54,6 +55,8 @@ def class_table(
         out[f"{label}: {twin}"] = 100 * mean["balanced_accuracy"].to_numpy()
         out[f"{label}: {main}"] = 100 * mean["accuracy"].to_numpy()
         out[f"{label}: gap"] = out[f"{label}: {twin}"] - out[f"{label}: {main}"]
+        per_seed = (m["balanced_accuracy"] - m["accuracy"]).groupby(m["class"])
+        out[f"{label}: gap ±95%"] = 100 * per_seed.agg(_half_width).reindex(classes).to_numpy()
     return out.sort_values(f"n in {main}", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -73,3 +76,78 @@ def _twin_counts(
         return bal.groupby(level="class")["arm_count"].mean().reindex(classes).to_numpy()
     fallback = fallback or {}
     return np.array([fallback.get(c, np.nan) for c in classes], dtype=float)
+
+
+def _half_width(values: pd.Series) -> float:
+    """Half-width of the 95% t-interval of the mean over seeds (NaN with one seed)."""
+    v = values.dropna().to_numpy(dtype=float)
+    if len(v) < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def rarity_table(per_class: pd.DataFrame, main: str, twin: str) -> pd.DataFrame:
+    """The gap by rarity rank: in every seed the classes are ranked by their training images in
+    D(n,r) (1 = the rarest), and each method's per-class gap (points) is averaged over seeds
+    rank by rank. Where the rare classes are drawn per seed, rank 1 is a different class in
+    each seed, so a rising gap at low ranks is rarity, not one hard class."""
+    bal = per_class[per_class["subset"] == twin].set_index(KEYS)
+    imb = per_class[per_class["subset"] == main].set_index(KEYS)
+    both = imb[["accuracy", "train_count"]].join(
+        bal["accuracy"].rename("balanced_accuracy"), how="inner"
+    )
+    if both.empty:
+        return pd.DataFrame()
+    both = both.reset_index()
+    both["gap"] = 100 * (both["balanced_accuracy"] - both["accuracy"])
+    both["rank"] = (
+        both.groupby(["scenario", "method", "seed"])["train_count"]
+        .rank(method="first", ascending=True)
+        .astype(int)
+    )
+    out = both.groupby("rank").agg(
+        **{f"n in {main} (mean)": ("train_count", "mean"), "classes": ("class", _distinct)}
+    )
+    pairs = list(dict.fromkeys(zip(both["scenario"], both["method"], strict=True)))
+    labels = method_labels(pairs)
+    for scenario, method in pairs:
+        m = both[(both["scenario"] == scenario) & (both["method"] == method)]
+        label = labels[(scenario, method)]
+        out[f"{label}: gap"] = m.groupby("rank")["gap"].mean()
+        out[f"{label}: gap ±95%"] = m.groupby("rank")["gap"].agg(
+            lambda g: _half_width(g / 100) * 100
+        )
+    return out.reset_index().rename(columns={"rank": "rarity rank (1 = rarest)"})
+
+
+def _distinct(names: pd.Series) -> str:
+    """The classes that held a rank over the seeds: one name, or how many."""
+    unique = list(dict.fromkeys(names))
+    return unique[0] if len(unique) == 1 else f"{len(unique)} classes"
+
+
+def rare_classes_by_seed(data_stats: dict) -> pd.DataFrame:
+    """Per seed, the classes of the tail group (from data/stats.json)."""
+    rows = [
+        {
+            "seed": seed,
+            "tail classes": ", ".join(d.get("groups", {}).get("members", {}).get("tail", [])),
+        }
+        for seed, d in (data_stats.get("seeds") or {}).items()
+    ]
+    return pd.DataFrame(rows, columns=["seed", "tail classes"])
+
+
+def coarseness_line(data_stats: dict, limit: int = 50) -> str | None:
+    """Where a class has fewer than `limit` test images, how coarse its accuracy is."""
+    test = data_stats.get("splits", {}).get("test", {})
+    counts = test.get("counts") or test.get("per_class")
+    if not isinstance(counts, list) or not counts:
+        return None
+    fewest = int(min(counts))
+    if fewest >= limit:
+        return None
+    return (
+        f"The smallest class has {fewest} test images: one image is {100 / fewest:.1f} points "
+        "of its accuracy, so per-class differences of a few points are within one or two images."
+    )

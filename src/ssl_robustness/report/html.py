@@ -24,7 +24,7 @@ from ..faults import reached
 from ..layout import RunLayout
 from ..names import TRAINED_SCENARIOS
 from . import verdict as V
-from .classes import class_table
+from .classes import class_table, coarseness_line, rare_classes_by_seed, rarity_table
 from .cost import cost_rows, cost_summary
 from .plots import (
     METRIC_LABELS,
@@ -65,6 +65,7 @@ class ReportContent:
     metric_reason: str
     headline: tuple[str, str] | None  # (evaluation, comparison) the figures show
     verdict_lines: list[str]
+    tests: pd.DataFrame  # every paired test the verdict made (report/tests.csv)
     other_lines: list[str]
     gap_lines: list[str]
     data_lines: list[str]
@@ -78,6 +79,8 @@ class ReportContent:
     failures: list[dict[str, Any]]
     class_table: pd.DataFrame
     class_table_caption: str
+    rarity: pd.DataFrame  # the gap by rarity rank over seeds
+    rare_by_seed: pd.DataFrame  # each seed's tail classes
     cost: pd.DataFrame  # wall time per phase (report/cost.py), largest first
     figures: Figures
     tsne: list[str]
@@ -93,6 +96,7 @@ def write_report(run_dir: str | Path) -> Path:
     run = load_run(run_dir)
     c = report_content(run)
     layout = RunLayout(run.path)
+    write_text(layout.tests, c.tests.to_csv(index=False))
     write_text(layout.summary, markdown(c))
     return write_text(layout.report_html, render_html(c))
 
@@ -111,29 +115,96 @@ def cost_table(run_dir: Path) -> pd.DataFrame:
 
 
 def headline_lines(run_dir: str | Path) -> list[str]:
-    """The verdict sentences (headline first), for the CLI after a run."""
+    """The verdict sentences (the confirmatory comparison first) with the same caveats as the
+    report's, for the CLI after a run."""
     run = load_run(run_dir)
     metric, reason = V.verdict_metric(run.stats)
-    return V.render(V.verdicts(run.tables["gap_runs"], run.results, metric), reason)
+    confirmatory = confirmatory_choice(run)
+    vs = V.verdicts(run.tables["gap_runs"], run.results, metric, confirmatory)
+    top = [v for v in vs if v.confirmatory]
+    return _verdict_block(run, top, vs, reason, confirmatory)
 
 
-def headline_choice(gaps: pd.DataFrame) -> tuple[str, str] | None:
-    """Liu et al.'s pretraining gap on linear-balanced when present, else the first gap."""
+def confirmatory_choice(run: RunDir) -> tuple[str, str]:
+    """The study's declared confirmatory (evaluation, comparison) from its config."""
+    chosen = run.report_setting("confirmatory", None) or {}
+    default = dict(zip(("evaluation", "comparison"), V.HEADLINE, strict=True))
+    return (
+        str(chosen.get("evaluation", default["evaluation"])),
+        str(chosen.get("comparison", default["comparison"])),
+    )
+
+
+def headline_choice(gaps: pd.DataFrame, confirmatory: tuple[str, str] = V.HEADLINE):
+    """The confirmatory comparison when the study has its gaps, else the first gap (whose
+    tests are then exploratory like every other)."""
     if gaps.empty:
         return None
     comparisons = (
         gaps["comparison"] if "comparison" in gaps else pd.Series("pretraining", gaps.index)
     )
     pairs = list(dict.fromkeys(zip(gaps["evaluation"], comparisons, strict=True)))
-    return V.HEADLINE if V.HEADLINE in pairs else pairs[0]
+    return confirmatory if confirmatory in pairs else pairs[0]
+
+
+def _verdict_block(
+    run: RunDir,
+    top: list[V.Verdict],
+    vs: list[V.Verdict],
+    reason: str,
+    confirmatory: tuple[str, str],
+) -> list[str]:
+    """The verdict's lines: the confirmatory comparison (or why there is none), the count of
+    tests made, and the caveats that bear on it."""
+    res = run.results
+    shown_ev = top[0].evaluation if top else (vs[0].evaluation if vs else None)
+    shown = res[res["evaluation"] == shown_ev] if shown_ev and "evaluation" in res else res
+    made = V.tests_table(vs)
+    count = int((made["seeds"] >= 2).sum()) if not made.empty else 0
+    lines = V.render(top or vs[:1], reason)
+    if not top and vs:
+        lines.insert(
+            1 if reason else 0,
+            f"The declared confirmatory comparison ({confirmatory[0]}, {confirmatory[1]} gap) "
+            "was not run in this study, so every comparison here is exploratory.",
+        )
+    if count:
+        lines.append(
+            f"This study made {count} paired tests in all (methods x SL variants x evaluations "
+            "x gap kinds x levels, on Δ and Δ_learned); only the confirmatory family's words are "
+            "a finding, and every other test is labelled exploratory (report/tests.csv)."
+        )
+    lines += [f"Caveat, near the random-init floor: {line}" for line in V.near_floor(shown)]
+    lines += [f"Caveat, {line}" for line in undertrained_lines(shown)]
+    lines += [f"Caveat, {line}" for line in knn_caveats(run)]
+    return lines
+
+
+def knn_caveats(run: RunDir) -> list[str]:
+    """kNN evaluations whose k exceeds the probe set's images per class: most of each vote then
+    comes from other classes, so the number says more about k than about the features."""
+    probe = run.stats.get("probe_balanced", {}).get("per_class")
+    if not isinstance(probe, int) or "evaluation" not in run.results:
+        return []
+    out = []
+    for ev in dict.fromkeys(run.results["evaluation"].dropna().astype(str)):
+        if ev.startswith("knn-k") and ev[5:].isdigit() and int(ev[5:]) > probe:
+            out.append(
+                f"{ev}: k = {ev[5:]} is larger than the probe set's {probe} images per class, so "
+                "every vote reaches into other classes"
+            )
+    return out
 
 
 def report_content(run: RunDir) -> ReportContent:
     metric, reason = V.verdict_metric(run.stats)
-    vs = V.verdicts(run.tables["gap_runs"], run.results, metric)
+    confirmatory = confirmatory_choice(run)
+    vs = V.verdicts(run.tables["gap_runs"], run.results, metric, confirmatory)
     gaps, aggregate = run.tables["gaps"], run.tables["aggregate"]
-    headline = headline_choice(gaps)
-    top = [v for v in vs if (v.evaluation, v.comparison) == headline] or vs[:1]
+    headline = headline_choice(gaps, confirmatory)
+    top = [v for v in vs if v.confirmatory] or [
+        v for v in vs if (v.evaluation, v.comparison) == headline
+    ]
     rest = [v for v in vs if all(v is not t for t in top)]
     classes, classes_caption = _class_table(run, headline)
     figures = Figures(RunLayout(run.path).figures)
@@ -141,7 +212,6 @@ def report_content(run: RunDir) -> ReportContent:
     _draw(run, figures, headline, metric, notes)
     tsne = _tsne(run, figures, notes) if run.report_setting("tsne", True) else []
     res = run.results
-    shown = res[res["evaluation"] == headline[0]] if headline and "evaluation" in res else res
     collapsed = (
         sorted(set(res.loc[V.truthy(res, "collapsed"), "representation"]))
         if "collapsed" in res
@@ -152,9 +222,10 @@ def report_content(run: RunDir) -> ReportContent:
         metric=metric,
         metric_reason=reason,
         headline=headline,
-        verdict_lines=V.render(top, reason)
-        + [f"Caveat, near the random-init floor: {line}" for line in V.near_floor(shown)]
-        + [f"Caveat, {line}" for line in undertrained_lines(shown)],
+        verdict_lines=_verdict_block(
+            run, [v for v in top if v.confirmatory], vs, reason, confirmatory
+        ),
+        tests=V.tests_table(vs),
         other_lines=[line for v in rest for line in V.verdict_sentences(v)],
         gap_lines=gap_sentences(gaps, headline, metric)
         + (
@@ -179,6 +250,8 @@ def report_content(run: RunDir) -> ReportContent:
         failures=_failures(run),
         class_table=classes,
         class_table_caption=classes_caption,
+        rarity=_rarity_table(run, headline),
+        rare_by_seed=rare_classes_by_seed(run.stats),
         cost=cost_table(run.path),
         figures=figures,
         tsne=tsne,
@@ -302,6 +375,16 @@ def undertrained_lines(results: pd.DataFrame) -> list[str]:
             "its last epoch as the best on validation; more epochs may raise its accuracy."
         )
     return lines
+
+
+def tests_shown(tests: pd.DataFrame) -> pd.DataFrame:
+    """The tests table as the report shows it: d and its interval in points of the measure."""
+    cols = ["evaluation", "comparison", "subset", "measure", "ssl_method", "sl_method", "family"]
+    out = tests[[*cols, "family_size", "seeds"]].copy()
+    for col in ("d_mean", "ci_low", "ci_high"):
+        out[f"{col} (points)"] = 100 * tests[col]
+    out["p"], out["p_adjusted"], out["words"] = tests["p"], tests["p_adjusted"], tests["words"]
+    return out
 
 
 def _gap_columns(metric: str) -> list[str]:
@@ -482,12 +565,26 @@ def _class_table(run: RunDir, headline: tuple[str, str] | None) -> tuple[pd.Data
     counts = _counts(run.stats.get("subsets", {}).get(twin, {}))
     table = class_table(pc, main, twin, dict(zip(names, counts, strict=False)))
     seeds = pc["seed"].nunique() if "seed" in pc else 1
+    coarse = coarseness_line(run.stats)
     return table, (
         f"{headline[0]}, {headline[1]}: per class, its training images in the balanced arm "
         f"{twin} and the imbalanced arm {main}, and each method's test accuracy (%) in both "
-        f"arms and the gap ({twin} minus {main}, points), mean over {seeds} seed(s). "
-        "Click a column header to sort."
+        f"arms and the gap ({twin} minus {main}, points, with the half-width of its 95% "
+        f"t-interval over seeds), mean over {seeds} seed(s). "
+        + (f"{coarse} " if coarse else "")
+        + "Click a column header to sort."
     )
+
+
+def _rarity_table(run: RunDir, headline: tuple[str, str] | None) -> pd.DataFrame:
+    """The gap by rarity rank of the headline evaluation (classes/rarity_table)."""
+    if headline is None:
+        return pd.DataFrame()
+    chosen = _per_class_rows(run, *headline)
+    if isinstance(chosen, str):
+        return pd.DataFrame()
+    pc, main, twin, _ = chosen
+    return rarity_table(pc, main, twin)
 
 
 def _tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
@@ -570,6 +667,9 @@ def markdown(c: ReportContent) -> str:
         "### How much each method loses",
         *bullets(c.gap_lines),
         "",
+        "### Every test made",
+        markdown_table(tests_shown(c.tests)) if not c.tests.empty else "_(none)_",
+        "",
         "### Other comparisons",
         *(bullets(c.other_lines) or ["_(none)_"]),
         "",
@@ -591,6 +691,12 @@ def markdown(c: ReportContent) -> str:
         f"_{c.class_table_caption}_".replace("Click a column header to sort.", "").strip(),
         "",
         markdown_table(c.class_table, "{:.1f}") if not c.class_table.empty else "_(none)_",
+        "",
+        "### The gap by rarity rank (points; 1 = the rarest class of each seed)",
+        markdown_table(c.rarity, "{:.1f}") if not c.rarity.empty else "_(none)_",
+        "",
+        "### The tail classes of each seed",
+        markdown_table(c.rare_by_seed) if not c.rare_by_seed.empty else "_(not recorded)_",
         "",
         "## Figures",
         *[f"![{k}](figures/{k}.png)" for k in figs + c.tsne],
@@ -628,9 +734,12 @@ def render_html(c: ReportContent) -> str:
         fig=c.figures.images,
         tables={
             "gaps": table(c.gaps),
+            "tests": table(tests_shown(c.tests)) if not c.tests.empty else "<p>none</p>",
             "aggregate": table(c.aggregate),
             "probe_overlap": table(c.probe_overlap) if not c.probe_overlap.empty else "",
             "classes": table(c.class_table, "%.1f") if not c.class_table.empty else "",
+            "rarity": table(c.rarity, "%.1f") if not c.rarity.empty else "",
+            "rare_by_seed": table(c.rare_by_seed) if not c.rare_by_seed.empty else "",
             "cost": table(c.cost, "%.1f") if not c.cost.empty else "",
         },
         environment=json.dumps(c.environment, indent=2),

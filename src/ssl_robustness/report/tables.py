@@ -122,6 +122,7 @@ RESULT_COLUMNS = [
     "collapse_ratio",
     "possibly_undertrained",
     "floor_top1",
+    "floor_balanced_accuracy",
     "over_floor",
     "error",
 ]
@@ -154,24 +155,45 @@ def possibly_undertrained(result: dict[str, Any]) -> bool | None:
     return int(selected["epoch"]) >= int(epochs) - 1  # epochs count from 0
 
 
+FLOOR_METRICS = ("top1", "balanced_accuracy")  # the metrics a verdict can use
+
+
 def with_floor(results: pd.DataFrame) -> pd.DataFrame:
     """Each trained representation's row gets the random-init floor of the same seed,
-    evaluation and adaptation (`floor_top1`) and its margin over it (`over_floor`)."""
+    evaluation and adaptation (`floor_top1`, `floor_balanced_accuracy`) and its top-1 margin
+    over it (`over_floor`)."""
     out = results.copy()
     floor = out[(out["scenario"] == "random-init") & (out["status"] == "ok")]
     key = {}
     for r in floor.itertuples():
         # a probe or cross-scenario floor has no arm; an own-subset floor has one per subset
         arm = r.subset if r.comparison == "fixed-representation" else "-"
-        key[(r.seed, r.evaluation, arm)] = r.top1
-    values = []
-    for r in out.itertuples():
-        arm = r.subset if r.comparison == "end-to-end" else "-"
-        trained = r.scenario in ("SL", "SSL-in-domain") and r.status == "ok"
-        values.append(key.get((r.seed, r.evaluation, arm), np.nan) if trained else np.nan)
-    out["floor_top1"] = values
+        key[(r.seed, r.evaluation, arm)] = r
+    for m in FLOOR_METRICS:
+        values = []
+        for r in out.itertuples():
+            arm = r.subset if r.comparison == "end-to-end" else "-"
+            trained = r.scenario in ("SL", "SSL-in-domain") and r.status == "ok"
+            hit = key.get((r.seed, r.evaluation, arm)) if trained else None
+            values.append(getattr(hit, m) if hit is not None else np.nan)
+        out[f"floor_{m}"] = values
     out["over_floor"] = out["top1"].astype(float) - out["floor_top1"].astype(float)
     return out
+
+
+def learned_rel_gap(balanced: float, imbalanced: float, floor: float) -> float:
+    """Δ_learned = (A(n,1) − A(n,r)) / (A(n,1) − F): the share of what the balanced arm learned
+    beyond the random-init floor F that the imbalanced arm loses. Liu et al.'s Δ divides by
+    A(n,1), floor included, so a representation that learned nothing looks perfectly robust;
+    undefined (NaN) where the balanced arm is not above its floor.
+
+    >>> round(learned_rel_gap(0.5, 0.45, 0.3), 6), learned_rel_gap(0.3, 0.3, 0.3)
+    (0.25, nan)
+    """
+    learned = balanced - floor
+    if not np.isfinite(learned) or learned <= 0:
+        return float("nan")
+    return (balanced - imbalanced) / learned
 
 
 def aggregate_over_seeds(results: pd.DataFrame) -> pd.DataFrame:
@@ -211,6 +233,12 @@ def gap_tables(results: pd.DataFrame, balanced: str) -> tuple[pd.DataFrame, pd.D
             for m in GAP_METRICS:
                 a, r = gap(float(ref.iloc[0][m]), float(other[m]))
                 row[f"{m}_gap"], row[f"{m}_rel_gap"] = a, r
+            for m in FLOOR_METRICS:  # the arms' own accuracies and the gap of what was learned
+                bal, imb = float(ref.iloc[0][m]), float(other[m])
+                floor = float(ref.iloc[0].get(f"floor_{m}", np.nan))
+                row[f"{m}_balanced_arm"], row[f"{m}_imbalanced_arm"] = bal, imb
+                row[f"{m}_floor"] = floor
+                row[f"{m}_learned_rel_gap"] = learned_rel_gap(bal, imb, floor)
             run_rows.append(row)
     gap_runs = pd.DataFrame(run_rows)
     rows = []
@@ -219,7 +247,8 @@ def gap_tables(results: pd.DataFrame, balanced: str) -> tuple[pd.DataFrame, pd.D
             row = dict(zip([*GAP_KEYS, "subset"], key, strict=True))
             row["level"], row["seeds"] = grp["level"].iloc[0], len(grp)
             for m in GAP_METRICS:
-                for kind in ("gap", "rel_gap"):
+                learned = ("learned_rel_gap",) if m in FLOOR_METRICS else ()
+                for kind in ("gap", "rel_gap", *learned):
                     s = seed_summary(grp[f"{m}_{kind}"].tolist())
                     row.update(
                         {

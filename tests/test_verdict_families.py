@@ -1,0 +1,171 @@
+"""The verdict cannot lean toward the hypothesis: the gap of what was learned beside Δ, arms'
+accuracies in every line, near-floor methods out of the confirmatory family, no words from
+two seeds or from zero variance, and every test's numbers in one table."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from test_verdict import gap_rows, result_rows
+
+from ssl_robustness.report import verdict as V
+from ssl_robustness.report.tables import gap_tables, with_floor
+
+
+def _results(rows):
+    base = {"status": "ok", "collapsed": False, "matched": True, "n": 100}
+    out = []
+    for r in rows:
+        row = {**base, **r}
+        for m in ("top5", "macro_f1", "head", "medium", "tail"):
+            row.setdefault(m, row["top1"])
+        row.setdefault("balanced_accuracy", row["top1"])
+        out.append(row)
+    return with_floor(pd.DataFrame(out))
+
+
+def _arm(scenario, method, subset, seed, top1):
+    return {
+        "representation": f"{method}_{subset}_s{seed}",
+        "scenario": scenario,
+        "method": method,
+        "subset": subset,
+        "balanced": subset == "balanced",
+        "level": 1.0 if subset == "balanced" else 0.1,
+        "seed": seed,
+        "evaluation": "linear-balanced",
+        "comparison": "pretraining",
+        "top1": top1,
+    }
+
+
+def _floor(seed, top1):
+    row = _arm("random-init", "random-init", "-", seed, top1)
+    return {**row, "representation": f"random-init_none_s{seed}", "balanced": None}
+
+
+def test_learned_gap_divides_by_what_was_learned_beyond_the_floor():
+    rows = [_floor(0, 0.30)]
+    rows += [_arm("SL", "supervised", "balanced", 0, 0.60), _arm("SL", "supervised", "r", 0, 0.54)]
+    rows += [_arm("SSL-in-domain", "simclr", "balanced", 0, 0.40)]
+    rows += [_arm("SSL-in-domain", "simclr", "r", 0, 0.38)]
+    runs, _ = gap_tables(_results(rows), "balanced")
+    by = runs.set_index("method")
+    # SL: Δ = 0.06/0.60 = 10%, Δ_learned = 0.06/0.30 = 20%
+    assert by.loc["supervised", "top1_rel_gap"] == pytest.approx(0.10)
+    assert by.loc["supervised", "top1_learned_rel_gap"] == pytest.approx(0.20)
+    # SimCLR: Δ = 0.02/0.40 = 5% looks half SL's; Δ_learned = 0.02/0.10 = 20%, the same
+    assert by.loc["simclr", "top1_rel_gap"] == pytest.approx(0.05)
+    assert by.loc["simclr", "top1_learned_rel_gap"] == pytest.approx(0.20)
+    assert by.loc["simclr", "top1_balanced_arm"] == pytest.approx(0.40)
+    assert by.loc["simclr", "top1_imbalanced_arm"] == pytest.approx(0.38)
+    assert by.loc["simclr", "top1_floor"] == pytest.approx(0.30)
+
+
+def _study(ssl_balanced, ssl_imbalanced, sl_balanced, sl_imbalanced, floor=0.30):
+    rows = []
+    for s in range(len(ssl_balanced)):
+        rows.append(_floor(s, floor))
+        rows.append(_arm("SL", "supervised", "balanced", s, sl_balanced[s]))
+        rows.append(_arm("SL", "supervised", "exp-r0.1", s, sl_imbalanced[s]))
+        rows.append(_arm("SSL-in-domain", "simclr", "balanced", s, ssl_balanced[s]))
+        rows.append(_arm("SSL-in-domain", "simclr", "exp-r0.1", s, ssl_imbalanced[s]))
+    results = _results(rows)
+    runs, _ = gap_tables(results, "balanced")
+    return runs, results
+
+
+def test_delta_and_learned_delta_disagree_and_the_verdict_says_so():
+    # SSL loses 2 points of 40 (Δ 5%), SL 6 of 60 (Δ 10%): by Δ SSL loses less.
+    # Over a floor of 30, SSL lost 2 of 10 learned (20%), SL 6 of 30 (20%): no difference.
+    runs, results = _study(
+        [0.40, 0.41, 0.39, 0.40],
+        [0.38, 0.39, 0.37, 0.38],
+        [0.60, 0.61, 0.59, 0.60],
+        [0.54, 0.545, 0.535, 0.54],
+    )
+    [v] = V.verdicts(runs, results)
+    [delta] = v.pairs
+    [learned] = v.learned_pairs
+    assert delta.family == "confirmatory" and learned.family == "sensitivity"
+    assert delta.words == "loses less"
+    assert learned.words != "loses less"
+    text = "\n".join(V.verdict_sentences(v))
+    assert "Δ and Δ_learned disagree for simclr vs supervised" in text
+    # both arms' absolute accuracies beside Δ
+    assert "top-1 balanced → imbalanced arm 40.0% → 38.0% vs supervised's 60.0% → 54.0%" in text
+    table = V.tests_table([v])
+    assert set(table["measure"]) == {"rel_gap", "learned_rel_gap"}
+    row = table[table["measure"] == "rel_gap"].iloc[0]
+    assert row["p_adjusted"] == pytest.approx(row["p"])  # a family of one
+    assert row["words"] == "loses less" and row["family_size"] == 1
+
+
+def test_a_representation_near_the_floor_is_left_out_of_the_confirmatory_family():
+    # SimCLR's imbalanced arm sits 1 point over a floor of 30: it learned ~nothing
+    runs, results = _study(
+        [0.33, 0.335, 0.325], [0.31, 0.31, 0.31], [0.60, 0.61, 0.59], [0.50, 0.52, 0.49]
+    )
+    [v] = V.verdicts(runs, results)
+    [p] = v.pairs
+    assert p.family == "exploratory"
+    assert v.near_floor and v.near_floor[0].startswith("simclr (+1.0 points over")
+    text = "\n".join(V.verdict_sentences(v))
+    assert "Left out of the confirmatory family, within 3 points of the random-init floor" in text
+    assert "exploratory: simclr" in text
+
+
+def test_two_seeds_give_an_interval_but_no_words():
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.01, 0.02])
+        + gap_rows("SL", "supervised", [0.3, 0.32])
+    )
+    [v] = V.verdicts(runs, result_rows(runs))
+    [p] = v.pairs
+    assert p.p < 0.05  # a tiny spread: "significant" on one degree of freedom
+    assert p.words == "too few seeds for words"
+    text = V.paired_sentence(p)
+    assert "too few seeds for words (2 paired seeds, at least 3 needed)" in text
+    assert "CI [" in text and "loses less" not in text
+
+
+def test_a_zero_variance_difference_is_flagged_not_shown_as_plus_minus_zero():
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.01, 0.02, 0.03])
+        + gap_rows("SL", "supervised", [0.11, 0.12, 0.13])
+    )
+    [v] = V.verdicts(runs, result_rows(runs))
+    [p] = v.pairs
+    assert math.isnan(p.p) and p.words == "zero variance over seeds, no test"
+    text = V.paired_sentence(p)
+    assert "zero variance over seeds" in text and "CI" not in text
+
+
+def test_knn_with_k_above_the_probe_sets_images_per_class_is_named():
+    from types import SimpleNamespace
+
+    from ssl_robustness.report.html import knn_caveats
+
+    run = SimpleNamespace(
+        stats={"probe_balanced": {"per_class": 78}},
+        results=pd.DataFrame({"evaluation": ["knn-k20", "knn-k200", "linear-balanced"]}),
+    )
+    [line] = knn_caveats(run)
+    assert line.startswith("knn-k200: k = 200 is larger than the probe set's 78 images per class")
+
+
+def test_a_small_test_set_says_how_coarse_a_class_accuracy_is():
+    from ssl_robustness.report.classes import coarseness_line, rare_classes_by_seed
+
+    line = coarseness_line({"splits": {"test": {"counts": [40, 16, 90]}}})
+    assert line.startswith("The smallest class has 16 test images: one image is 6.2 points")
+    assert coarseness_line({"splits": {"test": {"counts": [50, 60]}}}) is None
+    tails = rare_classes_by_seed(
+        {"seeds": {"0": {"groups": {"members": {"tail": ["ship", "truck"]}}}, "1": {}}}
+    )
+    assert tails.to_dict("records") == [
+        {"seed": "0", "tail classes": "ship, truck"},
+        {"seed": "1", "tail classes": ""},
+    ]
