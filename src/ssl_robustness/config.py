@@ -146,9 +146,9 @@ class ImbalanceConfig(Strict):
     """Images of the largest class (exp/step/pareto); None: the largest the pool allows. Sets n
     through the profile."""
     class_order: Literal["auto", "frequency", "random", "index"] = "auto"
-    """Which classes become rare: auto (random and drawn anew for every seed where the pool's
-    classes are within 10% of each other in size, else frequency), frequency (the least frequent
-    in the pool), random (seeded) or index (the last labels)."""
+    """Which classes become rare: auto (random where the pool's classes are within 10% of each
+    other in size, drawn anew for every seed unless resample_per_seed is false; else frequency),
+    frequency (the least frequent in the pool), random (seeded) or index (the last labels)."""
     seed: int = 0
     """Seed of the draws of the subsets (combined with the study seed when resample_per_seed)."""
     resample_per_seed: bool = True

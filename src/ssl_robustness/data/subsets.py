@@ -61,12 +61,11 @@ def resolve_class_order(cfg: ImbalanceConfig, pool_counts: np.ndarray) -> ClassO
     if cfg.class_order == "auto":
         low, high = float(counts.min()), float(counts.max())
         if high <= (1 + EQUAL_POOL_TOLERANCE) * low:
-            return ClassOrder(
-                "random",
-                True,
-                f"drawn anew for every seed: the pool's classes are equally large "
-                f"({low:.0f}..{high:.0f}, within {EQUAL_POOL_TOLERANCE:.0%})",
-            )
+            equal = f"the pool's classes are equally large ({low:.0f}..{high:.0f}, within "
+            equal += f"{EQUAL_POOL_TOLERANCE:.0%})"
+            if not cfg.resample_per_seed:  # fixed draws fix which classes are rare as well
+                return ClassOrder("random", False, f"random, the same in every seed: {equal}")
+            return ClassOrder("random", True, f"drawn anew for every seed: {equal}")
         return ClassOrder(
             "frequency", False, f"the pool's own frequency ({low:.0f}..{high:.0f} per class)"
         )

@@ -169,7 +169,7 @@ def with_floor(results: pd.DataFrame) -> pd.DataFrame:
         # a probe or cross-scenario floor has no arm; an own-subset floor has one per subset
         arm = r.subset if r.comparison == "fixed-representation" else "-"
         key[(r.seed, r.evaluation, arm)] = r
-    for m in FLOOR_METRICS:
+    for m in (m for m in FLOOR_METRICS if m in out.columns):  # tables built without a metric
         values = []
         for r in out.itertuples():
             arm = r.subset if r.comparison == "end-to-end" else "-"
