@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .config import StudyConfig, load_config
+from .cpu_threads import choose_cpu_threads
 from .errors import UserError
 from .layout import RunLayout
 from .lock import output_lock
@@ -552,6 +553,7 @@ def checkpoint_export(file: Path, out: Path, fmt: str, arch: str | None) -> None
 
 
 def main() -> None:
+    choose_cpu_threads()  # before torch starts its OpenMP runtime: cpu_threads.py says why
     try:
         cli.main(standalone_mode=False)
     except UserError as exc:

@@ -1,0 +1,102 @@
+"""CPU threading chosen before torch starts its OpenMP runtime.
+
+torch's OpenMP threads spin while they wait for work (libgomp's default). On idle cores that
+costs nothing; as soon as another process runs, the spinning threads take its time slices and
+each other's, and a training step loses 2-4.5x (benchmarks/threads.py). Sleeping waiters
+(`OMP_WAIT_POLICY=PASSIVE`) keep the step at its idle speed on busy cores, and the thread
+count follows the CPUs this process may actually use (affinity mask and cgroup quota), which
+OpenMP's own default ignores for quotas.
+
+Both are environment variables that the OpenMP runtime reads once, when torch is imported,
+so `choose_cpu_threads` runs first thing in the CLI (torch is imported lazily after the
+config is validated). A user's own `OMP_*`/`GOMP_*` settings always win; so does a later
+`torch.set_num_threads`. Under `torchrun` with several processes on one machine, torchrun
+sets `OMP_NUM_THREADS=1` itself unless the user did, which is what a multi-process CPU run
+wants; we leave it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+WAIT_POLICY = "PASSIVE"
+# variables that decide how OpenMP's threads wait: any of them set means the user chose
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+OFF_SWITCH = "SSL_ROBUSTNESS_CPU_THREADS"  # "default": leave torch's threading as it comes
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """What was set (`changed`: variable -> value) and why, for logs and `--plan`."""
+
+    changed: dict[str, str]
+    usable_cpus: int
+    note: str
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs' worth of time the cgroup allows (cgroup v2 `cpu.max` or v1 `cfs_quota_us`), or
+    None where there is no quota. A container limited to 2 CPUs on a 64-core host sees 64
+    cores in its affinity mask; OpenMP would start 64 threads that share 2 CPUs of time.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "cpu.max").write_text("150000 100000\\n")
+    >>> cgroup_cpu_quota(d)
+    1.5
+    """
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    for folder in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+        try:
+            quota_us = int((root / folder / "cpu.cfs_quota_us").read_text())
+            period_us = int((root / folder / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    return None
+
+
+def affinity_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def usable_cpus(root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may run on, capped by the cgroup's quota."""
+    quota = cgroup_cpu_quota(root)
+    cpus = affinity_cpus()
+    return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
+
+
+def choose_cpu_threads(
+    environ: MutableMapping[str, str] | None = None, root: Path = Path("/sys/fs/cgroup")
+) -> ThreadChoice:
+    """Set the OpenMP wait policy and thread count in `environ` (the process's environment by
+    default) unless the user set them; must run before torch is imported to take effect."""
+    env = os.environ if environ is None else environ
+    cpus = usable_cpus(root)
+    if env.get(OFF_SWITCH, "").lower() == "default":
+        return ThreadChoice({}, cpus, f"{OFF_SWITCH}=default: torch's threading as it comes")
+    if environ is None and "torch" in sys.modules:
+        return ThreadChoice({}, cpus, "torch was imported first: its threading as it comes")
+    changed: dict[str, str] = {}
+    if not any(v in env for v in WAIT_VARIABLES):
+        changed["OMP_WAIT_POLICY"] = WAIT_POLICY
+    # OpenMP's default already follows the affinity mask (torch then takes the physical cores
+    # among it); only a cgroup quota below the mask needs saying
+    if "OMP_NUM_THREADS" not in env and cpus < affinity_cpus():
+        changed["OMP_NUM_THREADS"] = str(cpus)
+    env.update(changed)
+    kept = [f"{v}={env[v]}" for v in (*WAIT_VARIABLES, "OMP_NUM_THREADS") if v in env]
+    return ThreadChoice(changed, cpus, f"{cpus} usable CPU(s); {', '.join(kept)}")

@@ -1,0 +1,95 @@
+"""The CPU threading chosen before torch starts: wait policy, quota-capped thread count, and
+the user's own settings always winning."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssl_robustness import cpu_threads
+from ssl_robustness.cpu_threads import cgroup_cpu_quota, choose_cpu_threads, usable_cpus
+
+
+def _cgroup_v2(tmp_path: Path, text: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cpu.max").write_text(text)
+    return tmp_path
+
+
+def _cgroup_v1(tmp_path: Path, quota: int, period: int) -> Path:
+    folder = tmp_path / "cpu,cpuacct"
+    folder.mkdir(parents=True)
+    (folder / "cpu.cfs_quota_us").write_text(f"{quota}\n")
+    (folder / "cpu.cfs_period_us").write_text(f"{period}\n")
+    return tmp_path
+
+
+def test_cgroup_quotas_are_read_in_both_versions(tmp_path):
+    assert cgroup_cpu_quota(_cgroup_v2(tmp_path / "a", "max 100000\n")) is None
+    assert cgroup_cpu_quota(_cgroup_v2(tmp_path / "b", "250000 100000\n")) == 2.5
+    assert cgroup_cpu_quota(_cgroup_v1(tmp_path / "c", 50000, 100000)) == 0.5
+    assert cgroup_cpu_quota(_cgroup_v1(tmp_path / "d", -1, 100000)) is None
+    assert cgroup_cpu_quota(tmp_path / "none") is None
+
+
+@pytest.fixture
+def eight_cpus(monkeypatch):
+    monkeypatch.setattr(cpu_threads, "affinity_cpus", lambda: 8)
+
+
+def test_a_quota_below_the_affinity_mask_caps_the_threads(tmp_path, eight_cpus):
+    assert usable_cpus(_cgroup_v2(tmp_path / "a", "250000 100000")) == 3  # 2.5 CPUs of time
+    assert usable_cpus(_cgroup_v2(tmp_path / "b", "1600000 100000")) == 8  # above the mask
+    env: dict[str, str] = {}
+    choice = choose_cpu_threads(env, _cgroup_v2(tmp_path / "c", "200000 100000"))
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"}
+    assert choice.changed == env and choice.usable_cpus == 2
+
+
+def test_without_a_quota_only_the_wait_policy_is_set(tmp_path, eight_cpus):
+    env: dict[str, str] = {"PATH": "/bin"}
+    choose_cpu_threads(env, tmp_path)
+    assert env == {"PATH": "/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        {"OMP_WAIT_POLICY": "ACTIVE"},
+        {"GOMP_SPINCOUNT": "100000"},
+        {"OMP_NUM_THREADS": "4", "KMP_BLOCKTIME": "0"},
+    ],
+)
+def test_the_users_own_settings_win(tmp_path, eight_cpus, user):
+    env = dict(user)
+    choice = choose_cpu_threads(env, _cgroup_v2(tmp_path, "100000 100000"))
+    assert all(env[k] == v for k, v in user.items())
+    assert "OMP_WAIT_POLICY" not in choice.changed
+    if "OMP_NUM_THREADS" in user:
+        assert "OMP_NUM_THREADS" not in choice.changed
+
+
+def test_the_off_switch_leaves_everything_as_it_comes(tmp_path, eight_cpus):
+    env = {"SSL_ROBUSTNESS_CPU_THREADS": "default"}
+    assert choose_cpu_threads(env, _cgroup_v2(tmp_path, "100000 100000")).changed == {}
+    assert env == {"SSL_ROBUSTNESS_CPU_THREADS": "default"}
+
+
+def test_the_cli_sets_the_wait_policy_before_torch_starts():
+    """In a fresh process, `main` runs before anything imports torch, so OpenMP reads it."""
+    code = (
+        "import os, sys\n"
+        "from ssl_robustness import cli\n"
+        "assert 'torch' not in sys.modules\n"
+        "sys.argv = ['ssl-robustness', 'config', '--section', 'seeds']\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print('POLICY', os.environ.get('OMP_WAIT_POLICY'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in cpu_threads.WAIT_VARIABLES}
+    env.pop(cpu_threads.OFF_SWITCH, None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "POLICY PASSIVE" in out.stdout, out.stderr
