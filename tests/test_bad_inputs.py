@@ -190,6 +190,42 @@ def _latin1(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     return ["run", str(tmp / "l1.yaml")]
 
 
+BOMB = (
+    "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+        for a, b in zip("abcdefg", "bcdefgh", strict=True)
+    )
+    + f"seeds: [{', '.join(['*h'] * 9)}]\n"
+)  # 9**9 strings from 1 kB
+
+
+def _npz(**arrays: np.ndarray) -> Callable[[Path], Path]:
+    """An npz of 6 train and 4 test 8x8 images (2 classes) with arrays changed or added."""
+
+    def make(tmp: Path) -> Path:
+        base = {
+            "train_images": np.zeros((6, 8, 8, 3), np.uint8),
+            "train_labels": np.array([0, 1, 0, 1, 0, 1]),
+            "test_images": np.zeros((4, 8, 8, 3), np.uint8),
+            "test_labels": np.array([0, 1, 0, 1]),
+        }
+        np.savez(tmp / "x.npz", **{**base, **arrays})
+        return tmp / "x.npz"
+
+    return make
+
+
+def _latin1_list(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    def make(tmp: Path) -> Path:
+        for i in range(4):
+            write_image(tmp / "l" / f"{i}.png", i, size=8)
+        (tmp / "train.txt").write_bytes("l/0.png 0\nl/1.png 1\nl/caf\xe9.png 0\n".encode("latin-1"))
+        return tmp
+
+    return data_layout(make, source="list", list={"train": str(tmp / "train.txt")})(tmp, mp)
+
+
 CASES: list[tuple[str, Builder, str]] = [
     # -- the config file itself
     ("missing file", lambda t, m: ["run", str(t / "nope.yaml")], r"nope\.yaml: config file not"),
@@ -207,6 +243,37 @@ CASES: list[tuple[str, Builder, str]] = [
         r"study\.yaml:4: .*duplicate key 'image_size' \(first set on line 2\)",
     ),
     ("not a mapping", text("- a\n- b\n"), r"must be a mapping of keys, got list"),
+    ("alias bomb", text(BOMB), r"study\.yaml:\d+: this alias expands the config past 100000"),
+    ("empty config", text(""), r"study\.yaml: the config file is empty \(or only comments\)"),
+    ("comment-only config", text("# name: x\n\n"), r"study\.yaml: the config file is empty"),
+    # -- values that would only fail later, or run as something else
+    ("epochs: true", cfg(pretrain__epochs=True), r"pretrain\.epochs: true/false is a boolean"),
+    ("seeds: [true]", cfg(seeds=[True]), r"seeds: true/false is a boolean, .*\[True\]"),
+    ("method k: false", cfg(evaluation__knn__k=[False]), r"evaluation\.knn\.k: true/false"),
+    ("lr inf", cfg(pretrain__optimizer__lr=float("inf")), r"optimizer\.lr: .*finite number"),
+    ("decay inf", cfg(pretrain__optimizer__weight_decay=float("inf")), r"weight_decay: .*finite"),
+    ("warmup inf", cfg(pretrain__warmup_epochs=float("inf")), r"warmup_epochs: .*finite number"),
+    ("exponent nan", cfg(data__imbalance__exponent=float("nan")), r"exponent: .*finite number"),
+    ("ratio 1", cfg(data__imbalance__ratio=1), r"data\.imbalance\.ratio: 1 makes the imbalanced"),
+    ("power exponent 0", cfg(data__imbalance={"profile": "power", "exponent": 0}), r"exponent: 0"),
+    ("l2_grid empty", cfg(evaluation__linear__l2_grid=[]), r"l2_grid: must list at least one"),
+    ("l2_grid negative", cfg(evaluation__linear__l2_grid=[-1e-3]), r"l2_grid: every L2 penalty"),
+    (
+        "groups contradict",
+        cfg(data__groups={"many_above": 10, "few_below": 50}),
+        r"data\.groups: many_above \(10\) is below few_below \(50\)",
+    ),
+    ("output_dir empty", cfg(output_dir=""), r"output_dir: empty: name a folder"),
+    (
+        "knn k above the probe set",
+        cfg("run --plan", evaluation__knn__k=[5, 100000]),
+        r"evaluation\.knn\.k: \[100000\] exceed\(s\) the probe set's \d+ images",
+    ),
+    (
+        "L2 grid without val",
+        cfg("run --plan", data__split__val_per_class=0, evaluation__linear__l2_grid=[1e-2, 1e-3]),
+        r"data\.split\.val_per_class: this data has no validation split",
+    ),
     # -- validation: key path and reason
     ("unknown key", cfg(nmae="x"), r"nmae: unknown key"),
     ("unknown nested key", cfg(data__imbalanse=1), r"data\.imbalanse: unknown key"),
@@ -260,6 +327,12 @@ CASES: list[tuple[str, Builder, str]] = [
     ),
     ("--set bad YAML", sets("seeds=[1"), r"--set 'seeds=\[1': value is not valid YAML"),
     ("--set empty key part", sets("data..seed=1"), r"--set 'data\.\.seed=1': empty key part"),
+    (
+        "--set duplicate key",
+        sets("data.imbalance={ratio: 0.1, ratio: 0.5}"),
+        r"--set .*: value is not valid YAML \(duplicate key 'ratio'",
+    ),
+    ("--set bool as int", sets("pretrain.batch_size=true"), r"pretrain\.batch_size: true/false"),
     ("--set negative seed", sets("data.imbalance.seed=-1"), r"data\.imbalance\.seed: a seed must"),
     (
         "--set on --plan",
@@ -328,6 +401,32 @@ CASES: list[tuple[str, Builder, str]] = [
         data_layout(_bad_npz, source="npz"),
         r"x\.npz: missing arrays \['train_labels', 'test_images', 'test_labels'\]",
     ),
+    (
+        "npz lengths differ",
+        data_layout(_npz(train_labels=np.array([0, 1, 0, 1])), source="npz"),
+        r"x\.npz: train_labels holds 4 labels for 6 train_images",
+    ),
+    (
+        "npz labels (N, 1)",
+        data_layout(_npz(test_labels=np.array([[0], [1], [0], [1]])), source="npz"),
+        r"x\.npz: test_labels must have shape \(N,\), got \(4, 1\)",
+    ),
+    (
+        "npz one-hot labels",
+        data_layout(_npz(train_labels=np.eye(2)[[0, 1, 0, 1, 0, 1]]), source="npz"),
+        r"x\.npz: train_labels has shape \(6, 2\) \(one-hot",
+    ),
+    (
+        "npz fractional labels",
+        data_layout(_npz(train_labels=np.array([0, 1, 0.5, 1, 0, 1])), source="npz"),
+        r"x\.npz: train_labels must hold integer class indices, got values such as \[0\.5\]",
+    ),
+    (
+        "npz object array",
+        data_layout(_npz(test_labels=np.array([0, 1, "a", None], dtype=object)), source="npz"),
+        r"x\.npz: test_labels: not readable as plain numbers: an object array",
+    ),
+    ("list file in Latin-1", _latin1_list, r"train\.txt:3: not UTF-8 text \(byte 0xe9"),
     (
         "unknown class to include",
         data_layout(_folder({"ant": 6, "bee": 6}), classes={"include": ["ant", "cow"]}),
@@ -421,3 +520,104 @@ def test_config_errors_fail_without_importing_torch(command, tmp_path):
     )
     assert out.stdout.strip() == "exit=2 torch=False", out.stderr
     assert "data.imbalanse: unknown key" in out.stderr
+
+
+# -- numbers that cannot be wrong without a word (not CLI rows: each checks the number itself)
+def test_knn_tiny_temperature_is_the_nearest_neighbour():
+    """exp(cos / 1e-12) overflowed to inf in several classes and argmax took the first; scaled
+    by the nearest neighbour, a tiny temperature is 1-NN."""
+    from ssl_robustness.evaluation.knn import knn_scores
+
+    rng = np.random.default_rng(0)
+    train, labels = rng.normal(size=(60, 8)), rng.integers(0, 3, 60)
+    test = rng.normal(size=(25, 8))
+    unit = train / np.linalg.norm(train, axis=1, keepdims=True)
+    nearest = labels[np.argmax(test @ unit.T, axis=1)]
+    for t in (1e-12, 1e-30):
+        scores = knn_scores(train, labels, test, k=20, temperature=t, num_classes=3)
+        assert np.isfinite(scores).all()
+        assert (scores.argmax(1) == nearest).all()
+
+
+@pytest.mark.parametrize("call", ["knn", "linear"])
+def test_evaluations_refuse_what_they_would_silently_change(call):
+    """k above the labelled images (was capped, rows kept the k) and an L2 grid without a
+    validation split (was 'selected' on a curve of zeros)."""
+    from ssl_robustness.evaluation.knn import knn_scores
+    from ssl_robustness.evaluation.linear_probe import linear_probe
+
+    x, y = np.random.default_rng(1).normal(size=(10, 4)).astype(np.float32), np.arange(10) % 2
+    with pytest.raises(ValueError, match="k = 11 exceeds the 10|no validation split"):
+        if call == "knn":
+            knn_scores(x, y, x, k=11, temperature=0.1, num_classes=2)
+        else:
+            linear_probe(x, y, x[:0], y[:0], 2, [1e-2, 1e-3])
+    if call == "linear":  # one value: used as given, and the curve says nothing was measured
+        model, curve = linear_probe(x, y, x[:0], y[:0], 2, [1e-3])
+        assert model.l2 == 1e-3 and curve == [{"l2": 1e-3, "val_balanced_accuracy": None}]
+
+
+def _saved_evaluation(tmp: Path) -> tuple[Path, object]:
+    from types import SimpleNamespace
+
+    from ssl_robustness.evaluation.outputs import write_evaluation
+
+    data = SimpleNamespace(labels=np.array([0, 1, 2, 1]), items=list("abcd"), num_classes=3)
+    scores = np.eye(3)[[0, 1, 2, 2]] + np.linspace(0, 0.1, 3)
+    write_evaluation(tmp, data, np.arange(4), scores, {})
+    return tmp, data
+
+
+PREDICTION_EDITS = [
+    ("a prediction edited", lambda t: t.replace("d,1,2,", "d,1,1,"), "checksum mismatch"),
+    ("class id out of range", lambda t: t.replace("d,1,2,", "d,1,7,"), "checksum mismatch"),
+]
+
+
+@pytest.mark.parametrize("name,edit,why", PREDICTION_EDITS, ids=[c[0] for c in PREDICTION_EDITS])
+def test_edited_predictions_are_rebuilt_not_read(name, edit, why, tmp_path):
+    from ssl_robustness.atomic import CacheWarning
+    from ssl_robustness.evaluation.outputs import PREDICTIONS_FILE, predictions_readable
+
+    directory, data = _saved_evaluation(tmp_path)
+    assert predictions_readable(directory, 4, 3, data.labels)
+    path = directory / PREDICTIONS_FILE
+    path.write_text(edit(path.read_text()))
+    with pytest.warns(CacheWarning, match=why):
+        assert not predictions_readable(directory, 4, 3, data.labels)
+
+
+def test_predictions_without_checksum_are_range_checked(tmp_path):
+    """Evaluations saved before the checksum existed: a class id out of range is refused."""
+    import json
+
+    from ssl_robustness.atomic import CacheWarning
+    from ssl_robustness.evaluation.outputs import (
+        METRICS_FILE,
+        PREDICTIONS_FILE,
+        PREDICTIONS_SHA256,
+        predictions_readable,
+    )
+
+    directory, data = _saved_evaluation(tmp_path)
+    meta = json.loads((directory / METRICS_FILE).read_text())
+    del meta[PREDICTIONS_SHA256]
+    (directory / METRICS_FILE).write_text(json.dumps(meta))
+    assert predictions_readable(directory, 4, 3, data.labels)
+    path = directory / PREDICTIONS_FILE
+    path.write_text(path.read_text().replace("d,1,2,", "d,1,7,"))
+    with pytest.warns(CacheWarning, match="class id 7 in column prediction, out of 0..2"):
+        assert not predictions_readable(directory, 4, 3, data.labels)
+
+
+def test_failed_runs_name_their_causes_on_the_last_line():
+    from ssl_robustness.cli import failures_line
+
+    failures = [
+        {"representation": f"r{i}", "error": f"TrainingDiverged: loss is nan\nat step {i}"}
+        for i in range(5)
+    ]
+    line = failures_line(failures, "runs/x/report.html")
+    assert "\n" not in line
+    assert line.startswith("5 run(s) failed: r0: TrainingDiverged: loss is nan at step 0; r1:")
+    assert line.endswith("; and 2 more; see runs/x/report.html")

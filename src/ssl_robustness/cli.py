@@ -314,6 +314,9 @@ def run(
 
         _check_device(cfg.device)
         data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)  # decodes nothing
+        from .evaluation.run import check_evaluation_sizes
+
+        check_evaluation_sizes(cfg.evaluation, data)
         speed = measure_throughput(cfg, resolve_device(cfg.device))  # a few steps, seconds
         for line in plan_lines(cfg, plan_rows(cfg, data), speed):
             click.echo(line)
@@ -341,7 +344,19 @@ def run(
     for line in headline_lines(cfg.out):
         click.echo(line)
     if result.failures:
-        raise UserError(f"{len(result.failures)} run(s) failed; see {result.report}")
+        raise UserError(failures_line(result.failures, result.report))
+
+
+def failures_line(failures: list[dict[str, Any]], report: Any, named: int = 3) -> str:
+    """One line naming each failure's cause (the first `named`, then a count): under a
+    scheduler the last line is often all a user sees."""
+    causes = []
+    for f in failures[:named]:
+        why = " ".join(str(f.get("error", "?")).split())
+        why = why if len(why) <= 240 else why[:237] + "..."
+        causes.append(f"{f.get('representation', '?')}: {why}")
+    more = f"; and {len(failures) - named} more" if len(failures) > named else ""
+    return f"{len(failures)} run(s) failed: " + "; ".join(causes) + f"{more}; see {report}"
 
 
 @cli.command("config")

@@ -10,7 +10,7 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -19,26 +19,51 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from .errors import UserError
 from .layout import RunLayout
 from .names import CHECKPOINT_FORMATS, PUBLISHED_WEIGHTS
 
 SOURCES_WITH_ROOT = ("folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz")
+BOOL_ERROR = "bool_not_a_value"  # the error type that names its key in its context
 
 
 class Strict(BaseModel):
     """Unknown keys are errors; the docstring under each field is its documentation
     (`ssl-robustness config` prints it, and a test checks that every key has one)."""
 
+    # allow_inf_nan=False: `lr: .inf` or `exponent: .nan` would pass every range check (nan
+    # compares false) and fail, or silently poison a number, only much later
     model_config = ConfigDict(
-        extra="forbid", protected_namespaces=(), use_attribute_docstrings=True
+        extra="forbid",
+        protected_namespaces=(),
+        use_attribute_docstrings=True,
+        allow_inf_nan=False,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data: Any) -> Any:
+        """pydantic reads `epochs: true` as 1 and `seeds: [true]` as seed 1: a YAML boolean
+        where a number (or text) is expected is a mistake, never a value."""
+        if not isinstance(data, dict):
+            return data
+        for key, v in data.items():
+            field = cls.model_fields.get(key) if isinstance(key, str) else None
+            if field is not None and _holds_bool(v) and not _takes_bool(field.annotation):
+                raise PydanticCustomError(
+                    BOOL_ERROR,
+                    "true/false is a boolean, not a value of this key (got {got})",
+                    {"key": key, "got": repr(v)},
+                )
+        return data
 
 
 class OmitsUnset(Strict):
@@ -62,6 +87,37 @@ class OmitsUnset(Strict):
             if getattr(self, key) is None:
                 data.pop(key, None)
         return data
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The types a field's annotation is made of (Literal values give their types)."""
+    if get_origin(annotation) is Literal:
+        return {type(a) for a in get_args(annotation)}
+    args = get_args(annotation)
+    if not args:
+        return {annotation}
+    return set().union(*(_leaf_types(a) for a in args))
+
+
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field may hold a boolean: a bool field, Any, or a section (a nested model
+    checks its own fields)."""
+    leaves = _leaf_types(annotation)
+    return (
+        bool in leaves
+        or Any in leaves
+        or any(isinstance(t, type) and issubclass(t, BaseModel) for t in leaves)
+    )
+
+
+def _holds_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return True
+    if isinstance(v, list | tuple):
+        return any(_holds_bool(x) for x in v)
+    if isinstance(v, dict):
+        return any(_holds_bool(x) for x in v.values())
+    return False
 
 
 def _non_negative_seed(v: int) -> int:
@@ -167,16 +223,26 @@ class ImbalanceConfig(Strict):
 
     @field_validator("ratio")
     @classmethod
-    def _ratio_range(cls, v: float) -> float:
+    def _ratio_range(cls, v: float, info: ValidationInfo) -> float:
         if not 0 < v <= 1:
             raise ValueError("must be in (0, 1]")
+        if v == 1 and info.data.get("profile", "exp") in ("exp", "step", "pareto"):
+            raise ValueError(
+                "1 makes the imbalanced subset a balanced one: there would be no imbalanced "
+                "arm and no gap; give a ratio below 1 (e.g. 0.1)"
+            )
         return v
 
     @field_validator("exponent")
     @classmethod
-    def _exponent_range(cls, v: float) -> float:
+    def _exponent_range(cls, v: float, info: ValidationInfo) -> float:
         if v < 0:
             raise ValueError("must be >= 0")
+        if v == 0 and info.data.get("profile") == "power":
+            raise ValueError(
+                "0 makes the power profile balanced: there would be no imbalanced arm and no "
+                "gap; give an exponent above 0 (1: the data's own skew)"
+            )
         return v
 
     @model_validator(mode="after")
@@ -211,6 +277,17 @@ class GroupsConfig(Strict):
     """oltr: a class with more training images than this is head (many-shot)."""
     few_below: int = Field(20, ge=1)
     """oltr: a class with fewer training images than this is tail (few-shot)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GroupsConfig:
+        """A class with many_above < count < few_below would be head and tail at once."""
+        if self.few_below > self.many_above + 1:
+            raise ValueError(
+                f"many_above ({self.many_above}) is below few_below ({self.few_below}): a class "
+                f"of {self.many_above + 1} images would be head and tail at once; "
+                "many_above must be >= few_below - 1"
+            )
+        return self
 
 
 class ClassesConfig(Strict):
@@ -639,6 +716,15 @@ class LinearProbeConfig(Strict):
     max_iter: int = Field(300, ge=1)
     """Iterations of the solver at most."""
 
+    @field_validator("l2_grid")
+    @classmethod
+    def _l2_values(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("must list at least one L2 penalty")
+        if min(v) < 0:
+            raise ValueError("every L2 penalty must be >= 0")
+        return v
+
 
 class LinearSGDConfig(Strict):
     """The literature's augmented-SGD probe (frozen backbone, augmented images); slow, off."""
@@ -763,6 +849,14 @@ class StudyConfig(Strict):
     report: ReportConfig = Field(default_factory=ReportConfig)
     """What the report draws."""
 
+    @field_validator("output_dir", mode="before")
+    @classmethod
+    def _named_folder(cls, v: Any) -> Any:
+        """`output_dir: ""` would be the working directory, written into without a word."""
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("empty: name a folder (or leave the key out for runs/<name>)")
+        return v
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
@@ -820,13 +914,20 @@ def load_config(
     else:
         source, text = str(path), _read_config_text(Path(path))
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _TooLarge as exc:
+        raise UserError(f"{source}:{exc.problem_mark.line + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise UserError(
             f"{source}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"
         ) from None
+    if raw is None:  # an empty or comment-only file: never the quick start's defaults unasked
+        raise UserError(
+            f"{source}: the config file is empty (or only comments); give the study's settings, "
+            "or leave out the file to run the built-in quick start"
+        )
     if not isinstance(raw, dict):
         raise UserError(
             f"{source}: a study config must be a mapping of keys, got {type(raw).__name__}"
@@ -856,8 +957,50 @@ def _read_config_text(p: Path) -> str:
         ) from None
 
 
+MAX_YAML_NODES = 100_000  # a study config has hundreds; aliases may not expand beyond this
+
+
+class _TooLarge(yaml.MarkedYAMLError):
+    """An alias expands the document past MAX_YAML_NODES (a "billion laughs" bomb)."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load that refuses a key set twice in one mapping (plain YAML keeps the last one)."""
+    """safe_load that refuses a key set twice in one mapping (plain YAML keeps the last one)
+    and a document whose aliases expand it past MAX_YAML_NODES nodes: nine aliases of nine
+    aliases ... are a 1 kB file that validation would walk for hours."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._expanded = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        alias = self.check_event(yaml.AliasEvent)
+        mark = self.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        self._expanded += self._size(node) if alias else 1
+        if self._expanded > MAX_YAML_NODES:
+            raise _TooLarge(
+                None,
+                None,
+                f"this alias expands the config past {MAX_YAML_NODES} values (an alias "
+                "bomb?); refused",
+                mark,
+            )
+        return node
+
+    def _size(self, node: yaml.Node) -> int:
+        """Values in `node` with every alias expanded (memoised: aliases share nodes)."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(self._size(n) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size += sum(self._size(k) + self._size(v) for k, v in node.value)
+        self._sizes[id(node)] = size = min(size, MAX_YAML_NODES + 1)
+        return size
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         first: dict[Any, int] = {}
@@ -894,8 +1037,12 @@ def format_validation_error(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         got = (
-            "" if err["type"] in ("extra_forbidden", "missing") else f" (got {err.get('input')!r})"
+            ""
+            if err["type"] in ("extra_forbidden", "missing", BOOL_ERROR)
+            else f" (got {err.get('input')!r})"
         )
+        if err["type"] == BOOL_ERROR:  # raised by the section: the key is in its context
+            loc.append(str(err.get("ctx", {}).get("key", "")))
         if len(got) > 80:
             got = ""
         lines.append(f"  {'.'.join(loc) or '<root>'}: {msg}{got}")
@@ -915,9 +1062,11 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not all(parts):
         raise UserError(f"--set {item!r}: empty key part in {key.strip()!r}")
     try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise UserError(f"--set {item!r}: value is not valid YAML") from None
+        parsed = yaml.load(value, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        why = getattr(exc, "problem", None) if isinstance(exc, yaml.MarkedYAMLError) else None
+        why = f" ({why})" if isinstance(why, str) and "duplicate key" in why else ""
+        raise UserError(f"--set {item!r}: value is not valid YAML{why}") from None
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
         if not isinstance(node, dict | list):

@@ -24,7 +24,7 @@ from .engine.device import resolve_device
 from .engine.distributed import barrier, is_distributed, is_main, local_only, world_size
 from .engine.logger import study_progress
 from .errors import UserError
-from .evaluation.run import evaluate_representation
+from .evaluation.run import check_evaluation_sizes, evaluate_representation
 from .lock import held_elsewhere, output_lock
 from .plan import study_work
 from .report.tables import StudyTables, build_tables, write_tables
@@ -82,6 +82,8 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
             f"{f' x {world_size()} processes' if is_distributed() else ''}, "
             f"subsets {[f'{p.name} (n={p.size})' for p in data.plans]}"
         )
+        for note in batch_notes(cfg, data, specs):
+            log(f"note: {note}")
     records, failures = run_specs(specs, cfg, data, device, log=log)
     if not is_main():
         return StudyResult(None, failures)
@@ -107,7 +109,35 @@ def start_study(
     barrier()
     if not is_main():
         data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+    check_evaluation_sizes(cfg.evaluation, data)
     return data, resolve_device(cfg.device), expand_representations(cfg, data)
+
+
+def batch_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec]) -> list[str]:
+    """Batches larger than the images they draw from: each epoch is then one step over all of
+    them (the batch is what the subset holds, not the configured size), said before training."""
+    notes: dict[str, str] = {}
+    for spec in specs:
+        if spec.train is None or spec.subset is None:
+            continue
+        n = len(data.draw(spec.seed).subsets[spec.subset])
+        if spec.train.batch_size > n:
+            notes.setdefault(
+                f"{spec.method} {spec.subset}",
+                f"{spec.method}: batch size {spec.train.batch_size} is larger than subset "
+                f"{spec.subset} ({n} images): each epoch is one step of all {n}",
+            )
+    ft = cfg.evaluation.finetune
+    if ft.enabled:
+        for seed in cfg.seeds:
+            for name, idx in data.draw(seed).subsets.items():
+                if ft.batch_size > len(idx):
+                    notes.setdefault(
+                        f"finetune {name}",
+                        f"evaluation.finetune.batch_size {ft.batch_size} is larger than subset "
+                        f"{name} ({len(idx)} images): each fine-tuning epoch is one step of all",
+                    )
+    return list(notes.values())
 
 
 def clear_orphan_temps(cfg: StudyConfig, *, jobs_may_run: bool) -> list[Path]:

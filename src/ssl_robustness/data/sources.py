@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import os
 import pickle
 from collections.abc import Callable
@@ -207,7 +208,7 @@ def load_awa2(root: Path) -> LabelledSet:
         if not needed.exists():
             raise UserError(f"data.root: AwA2 layout expects {needed}")
     names = []
-    for lineno, line in enumerate(classes_file.read_text().splitlines(), 1):
+    for lineno, line in enumerate(_utf8_text(classes_file).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -231,7 +232,7 @@ def load_list(root: Path, cfg: ListFilesConfig) -> LabelledSet:
     if cfg.classes is not None:
         if not cfg.classes.is_file():
             raise UserError(f"data.list.classes: file not found: {cfg.classes}")
-        class_names = [x.strip() for x in cfg.classes.read_text().splitlines() if x.strip()]
+        class_names = [x.strip() for x in _utf8_text(cfg.classes).splitlines() if x.strip()]
     rows: list[Row] = []
     for split in SPLIT_NAMES:
         for path in list_files(cfg, split):
@@ -297,6 +298,20 @@ def _item(root: Path, base: Path, listed: str) -> str:
     return Path(os.path.relpath(os.path.abspath(base / listed), os.path.abspath(root))).as_posix()
 
 
+def _utf8_text(path: Path) -> str:
+    """A list or class-name file's text; a file in another encoding (Latin-1) is refused with
+    the line of its first undecodable byte, never guessed at."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); save the file as UTF-8"
+        ) from None
+
+
 def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:
     suffix = path.suffix.lower()
     delimiter = cfg.delimiter or {".csv": ",", ".tsv": "\t"}.get(suffix)
@@ -306,7 +321,7 @@ def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:
     )
     columns = [cfg.path_column] if by_folder else [cfg.path_column, cfg.label_column]
     out = []
-    with path.open(newline="", encoding="utf-8") as fh:
+    with io.StringIO(_utf8_text(path), newline="") as fh:
         if delimiter is None:
             # a path-only line is the whole line (file names may hold spaces)
             lines = (
@@ -457,6 +472,42 @@ def load_cifar(root: Path, num_classes: int, download: bool = False) -> Labelled
 NPZ_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
+def _npz_array(npz: np.lib.npyio.NpzFile, path: Path, name: str) -> np.ndarray:
+    """One array; an object array (pickled Python objects) or a damaged member is refused."""
+    try:
+        return npz[name]
+    except (ValueError, OSError, EOFError) as exc:
+        why = "an object array (pickled Python objects)" if "allow_pickle" in str(exc) else exc
+        raise UserError(f"{path}: {name}: not readable as plain numbers: {why}") from None
+
+
+def _npz_labels(npz: np.lib.npyio.NpzFile, path: Path, split: str, n_images: int) -> np.ndarray:
+    """`<split>_labels` as (N,) int64 class indices, one per image: a (N, 1) column, one-hot
+    rows, fractional values or a length other than the images' are refused, never reshaped,
+    argmaxed or truncated."""
+    name = f"{split}_labels"
+    arr = _npz_array(npz, path, name)
+    if arr.ndim == 2 and arr.shape[1] > 1:
+        raise UserError(
+            f"{path}: {name} has shape {arr.shape} (one-hot or scores?); give class indices, "
+            f"shape ({arr.shape[0]},): labels.argmax(1) if they are one-hot"
+        )
+    if arr.ndim != 1:
+        raise UserError(f"{path}: {name} must have shape (N,), got {arr.shape}")
+    if len(arr) != n_images:
+        raise UserError(
+            f"{path}: {name} holds {len(arr)} labels for {n_images} {split}_images; "
+            "they must be as many"
+        )
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64)
+    bad = [x for x in arr.tolist() if not (isinstance(x, float) and x.is_integer())][:3]
+    what = f"values such as {bad}" if arr.dtype.kind == "f" else f"dtype {arr.dtype}"
+    raise UserError(f"{path}: {name} must hold integer class indices, got {what}")
+
+
 def load_npz(path: Path) -> LabelledSet:
     """Arrays in one .npz: train_images / test_images (N, H, W, 3) uint8, train_labels /
     test_labels, optional class_names (the layout of shared/data/cifar10_subset.npz)."""
@@ -467,16 +518,21 @@ def load_npz(path: Path) -> LabelledSet:
     missing = [k for k in NPZ_KEYS if k not in npz.files]
     if missing:
         raise UserError(f"{path}: missing arrays {missing} (has {npz.files})")
-    images = [npz["train_images"], npz["test_images"]]
+    images = [_npz_array(npz, path, "train_images"), _npz_array(npz, path, "test_images")]
     for name, arr in zip(("train_images", "test_images"), images, strict=True):
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
             raise UserError(
                 f"{path}: {name} must be uint8 (N, H, W, 3), got {arr.dtype} {arr.shape}"
             )
-    labels = np.concatenate([npz["train_labels"], npz["test_labels"]]).astype(np.int64)
-    num = int(labels.max()) + 1
+    labels = np.concatenate(
+        [
+            _npz_labels(npz, path, split, len(arr))
+            for split, arr in zip(("train", "test"), images, strict=True)
+        ]
+    )
+    num = int(labels.max()) + 1 if len(labels) else 0
     names = (
-        [str(x) for x in npz["class_names"]]
+        [str(x) for x in _npz_array(npz, path, "class_names")]
         if "class_names" in npz.files
         else [str(i) for i in range(num)]
     )

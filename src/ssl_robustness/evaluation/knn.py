@@ -17,15 +17,21 @@ def knn_scores(
     num_classes: int,
     chunk: int = 1024,
 ) -> np.ndarray:
-    """Class scores (N_test, C): the sum of exp(cos / T) over each test point's k neighbours."""
+    """Class scores (N_test, C): the sum of exp(cos / T) over each test point's k neighbours,
+    each row scaled by exp(-max cos / T) so that no weight overflows: a small T (1e-12) gave
+    inf votes in several classes and an arbitrary argmax; scaled, the nearest neighbour's
+    weight is 1 and a tiny T tends to 1-NN, as it should. A k above the training set is
+    refused (check_evaluation_sizes says so before a study starts), never silently capped."""
+    if k > len(train):
+        raise ValueError(f"k = {k} exceeds the {len(train)} labelled images")
     tr = F.normalize(torch.from_numpy(np.asarray(train, np.float32)), dim=1)
     te = F.normalize(torch.from_numpy(np.asarray(test, np.float32)), dim=1)
     labels = torch.from_numpy(np.asarray(train_labels, np.int64))
-    k = min(k, len(tr))
     out = []
     for start in range(0, len(te), chunk):
         sims, idx = (te[start : start + chunk] @ tr.t()).topk(k, dim=1)
-        weights = (sims / temperature).exp()
+        # topk sorts: column 0 is each row's largest similarity
+        weights = ((sims - sims[:, :1]) / temperature).exp()
         scores = torch.zeros(len(sims), num_classes)
         scores.scatter_add_(1, labels[idx], weights)
         out.append(scores)

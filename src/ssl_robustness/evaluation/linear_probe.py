@@ -83,7 +83,9 @@ def linear_probe(
     device: torch.device | str = "cpu",
 ) -> tuple[LinearModel, list[dict]]:
     """Fit one model per L2 strength, keep the one with the best validation balanced accuracy
-    (ties: stronger regularisation). Returns the model and the validation curve."""
+    (ties: stronger regularisation). Returns the model and the validation curve. Without a
+    validation split there is no choice: a one-value grid is used as given (its curve says
+    None), a longer one is refused."""
     dev = torch.device(device)
     x = torch.as_tensor(np.asarray(train_x), dtype=torch.float32, device=dev)
     y = torch.as_tensor(np.asarray(train_y), dtype=torch.long, device=dev)
@@ -97,11 +99,13 @@ def linear_probe(
         w, b = fit_logistic(xs, y, num_classes, l2, max_iter=max_iter, init=init)
         init = (w, b)
         model = LinearModel(w, b, mean, std, l2)
-        if len(val_y):
-            preds = model.scores(val_x).argmax(1)
-            score = float(np.nanmean(per_class_accuracy(np.asarray(val_y), preds, num_classes)))
-        else:  # no validation split: keep the strongest regularisation
-            score = 0.0
+        if not len(val_y):  # nothing to select on: the one L2 given (check_evaluation_sizes)
+            if len(l2_grid) > 1:
+                raise ValueError(f"no validation split to choose among the L2 grid {l2_grid}")
+            curve.append({"l2": l2, "val_balanced_accuracy": None})
+            return model, curve
+        preds = model.scores(val_x).argmax(1)
+        score = float(np.nanmean(per_class_accuracy(np.asarray(val_y), preds, num_classes)))
         curve.append({"l2": l2, "val_balanced_accuracy": score})
         if score > best_score:
             best, best_score = model, score

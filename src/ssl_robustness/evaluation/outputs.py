@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_json, write_text
+from ..atomic import file_sha256, read_json_or_none, warn_rebuild, write_json, write_text
 from ..data.prepare import StudyData
 from .metrics import classification_metrics, confusion, prediction_metrics, top_classes
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
+PREDICTIONS_SHA256 = "predictions_sha256"  # in metrics.json: the predictions it was made with
 
 
 def write_evaluation(
@@ -49,18 +50,57 @@ def write_evaluation(
     metrics = classification_metrics(labels, scores, no_groups)
     result = {"metrics": {k: metrics[k] for k in ("top1", "top5", "balanced_accuracy", "macro_f1")}}
     result.update(extra)
+    result[PREDICTIONS_SHA256] = file_sha256(directory / PREDICTIONS_FILE)
     write_json(directory / METRICS_FILE, result)  # written last: marks the evaluation done
     return result
 
 
-def predictions_readable(directory: Path, rows: int) -> bool:
-    """Whether the saved predictions parse, whole (a truncated file is rebuilt)."""
+def predictions_readable(
+    directory: Path, rows: int, num_classes: int | None = None, labels: np.ndarray | None = None
+) -> bool:
+    """Whether the saved predictions parse, whole, match the checksum metrics.json holds for
+    them, and (given `num_classes`, `labels`) name classes in range and the test labels: an
+    edited or damaged file is rebuilt with a CacheWarning, never read into the tables.
+    Evaluations saved before the checksum existed are range-checked only."""
+    path = directory / PREDICTIONS_FILE
+    meta = read_json_or_none(directory / METRICS_FILE)
+    want = meta.get(PREDICTIONS_SHA256) if isinstance(meta, dict) else None
     try:
+        if want is not None and file_sha256(path) != want:
+            warn_rebuild(path, "saved predictions edited or corrupted (checksum mismatch)")
+            return False
         table = read_predictions(directory)
     except (OSError, ValueError, pd.errors.ParserError):
         return False
     columns = {"label", "prediction", "top5"}
-    return columns <= set(table.columns) and len(table) == rows and not table.isna().any().any()
+    if not (columns <= set(table.columns) and len(table) == rows and not table.isna().any().any()):
+        return False
+    if num_classes is None:
+        return True
+    why = _out_of_range(table, num_classes, labels)
+    if why:
+        warn_rebuild(path, f"saved predictions {why}")
+    return not why
+
+
+def _out_of_range(table: pd.DataFrame, num_classes: int, labels: np.ndarray | None) -> str:
+    """What is wrong with the class ids of saved predictions ('' when nothing)."""
+    try:
+        top5 = [[int(x) for x in str(row).split()] for row in table["top5"]]
+        ids = {
+            "label": table["label"].to_numpy(dtype=np.int64),
+            "prediction": table["prediction"].to_numpy(dtype=np.int64),
+            "top5": np.array([x for row in top5 for x in row], dtype=np.int64),
+        }
+    except (ValueError, TypeError):
+        return "hold a class id that is not an integer"
+    for column, values in ids.items():
+        bad = values[(values < 0) | (values >= num_classes)]
+        if len(bad):
+            return f"hold class id {int(bad[0])} in column {column}, out of 0..{num_classes - 1}"
+    if labels is not None and not np.array_equal(ids["label"], np.asarray(labels)):
+        return "hold labels other than the test set's"
+    return ""
 
 
 def read_predictions(directory: Path) -> pd.DataFrame:

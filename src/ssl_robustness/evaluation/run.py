@@ -25,6 +25,7 @@ from torch import nn
 from ..atomic import read_json_or_none, write_json
 from ..config import AugmentationConfig, EvaluationConfig, config_hash
 from ..data.prepare import StudyData
+from ..errors import UserError
 from ..layout import RepresentationLayout
 from ..methods.augment import adjust_view
 from ..methods.supervised import SUPERVISED_VIEW
@@ -118,6 +119,26 @@ def evaluation_specs(
     return specs
 
 
+def check_evaluation_sizes(cfg: EvaluationConfig, data: StudyData) -> None:
+    """Refuse, before any training, settings this data would silently turn into others: a kNN
+    k above the probe set's size (every image votes, the rows still say k), and the linear
+    probe's L2 grid without a validation split to choose on."""
+    probe = len(data.probe_balanced)
+    if cfg.knn.enabled:
+        over = [k for k in cfg.knn.k if k > probe]
+        if over:
+            raise UserError(
+                f"evaluation.knn.k: {over} exceed(s) the probe set's {probe} images: every image "
+                f"would vote and the rows would still be labelled k={over[0]}; use k <= {probe}"
+            )
+    if cfg.linear.enabled and not len(data.indices("val")) and len(cfg.linear.l2_grid) > 1:
+        raise UserError(
+            f"data.split.val_per_class: this data has no validation split, so the linear probe "
+            f"cannot choose among evaluation.linear.l2_grid {cfg.linear.l2_grid}; give one "
+            "L2 value (it is then used as given) or val_per_class >= 1"
+        )
+
+
 def evaluation_jobs(
     specs: list[EvaluationSpec], data: StudyData, seed: int, subset: str | None
 ) -> list[EvaluationJob]:
@@ -193,7 +214,9 @@ def evaluate_representation(
     for job in evaluation_jobs(evaluation_specs(cfg, augmentation), data, seed, subset):
         out = job.directory(rep_dir, data)
         done = read_json_or_none(out / METRICS_FILE)
-        if done is not None and predictions_readable(out, len(test_idx)):
+        if done is not None and predictions_readable(
+            out, len(test_idx), data.num_classes, data.labels[test_idx]
+        ):
             yield job, out, done
             continue
         spec = job.spec
