@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
@@ -302,6 +303,48 @@ class ClassesConfig(Strict):
     for training once val/test are carved out), as `data stats` counts it."""
 
 
+class GroupByConfig(Strict):
+    """Images that belong together (frames of one video track, photos of one plant, animal or
+    patient): one id per image, and no id ever spans val, test, the probe set and the pool."""
+
+    pattern: str | None = None
+    """A regular expression searched in each image's path relative to data.root; its one
+    capture group is the group id (`(track_\\d+)_frame` groups `track_03_frame_11.png`)."""
+    column: str | int | None = None
+    """Source `list`: the column of the list files holding the group id (a header name or an
+    index)."""
+    keep_together: bool = True
+    """true: val, test, the probe set and the pool are disjoint in groups; false: split per image
+    as without group_by and only measure the leak (`data stats`' leakage line)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GroupByConfig:
+        if (self.pattern is None) == (self.column is None):
+            raise ValueError("give exactly one of pattern and column")
+        if self.pattern is not None:
+            try:
+                groups = re.compile(self.pattern).groups
+            except re.error as exc:
+                raise ValueError(f"pattern: not a regular expression: {exc}") from None
+            if groups != 1:
+                raise ValueError(f"pattern: needs exactly one capture group, has {groups}")
+        return self
+
+
+class DuplicatesConfig(Strict):
+    """Exact duplicates (the same decoded pixels) and, optionally, near-duplicates (a difference
+    hash of the decoded image within a Hamming distance): found by `data stats`."""
+
+    action: Literal["report", "drop", "group"] = "report"
+    """report: list them only; drop: keep one image of each set (none of a set filed under two
+    classes); group: keep each set in one split (as a data.group_by group)."""
+    near: bool = False
+    """Also find near-duplicates: 64-bit difference hashes (9x8 grey, area-averaged) of the
+    decoded images within near_threshold bits."""
+    near_threshold: int = Field(4, ge=0, le=16)
+    """Largest Hamming distance (of 64 bits) between the hashes of two near-duplicates."""
+
+
 class DataConfig(Strict):
     source: Literal["digits", "folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz"] = (
         "digits"
@@ -333,6 +376,11 @@ class DataConfig(Strict):
     """Skip unreadable images (counted in stats.json) instead of failing with their paths."""
     decode_workers: int = Field(4, ge=1)
     """Processes decoding images into the cache."""
+    group_by: GroupByConfig | None = None
+    """Where each image's group id comes from (a path pattern or a list column); None: images
+    are split one by one."""
+    duplicates: DuplicatesConfig = Field(default_factory=DuplicatesConfig)
+    """What `data stats` and the study do with duplicate images."""
 
     @model_validator(mode="after")
     def _needs(self) -> DataConfig:

@@ -15,7 +15,9 @@ from ..errors import UserError
 from ..layout import DataLayout
 from .groups import assign_groups
 from .images import BadImage, build_image_cache, meta_path
+from .item_groups import item_groups
 from .labelled import LabelledSet
+from .leakage import group_counts, leakage, leakage_line
 from .manifest import count_stats, write_manifest
 from .profiles import gini, imbalance_ratio
 from .sources import listing_class_ids, read_source, select_classes
@@ -28,6 +30,7 @@ from .subsets import (
     plan_subsets,
     resolve_class_order,
 )
+from .whole_groups import probe_in_whole_groups
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class StudyData:
     source: LabelledSet | None = field(default=None, repr=False)
     listing: LabelledSet | None = field(default=None, repr=False)  # before the class filters
     evaluation: EvaluationConfig | None = field(default=None, repr=False)
+    item_group: np.ndarray | None = None  # each item's data.group_by id; None: not set
     _draws: dict[int, SeedDraw] = field(default_factory=dict, repr=False)
     _sized: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -320,7 +324,9 @@ def arrange(
 ) -> StudyData:
     """Split, carve the probe set and plan the subsets of a listing (no images)."""
     class_ids = listing_class_ids(lset, listing)
-    split = make_splits(lset, cfg.split, class_ids)
+    groups = item_groups(lset, cfg)
+    together = groups if cfg.group_by is not None and cfg.group_by.keep_together else None
+    split = make_splits(lset, cfg.split, class_ids, together)
     pool = np.flatnonzero(split == "train")
     pool_counts = lset.class_counts(split == "train")
     empty = np.flatnonzero(pool_counts == 0)
@@ -329,7 +335,13 @@ def arrange(
     pool_order = per_class_order(lset.labels, pool, lset.num_classes, cfg.imbalance.seed, class_ids)
     protocol = evaluation.probe_set if evaluation is not None else "disjoint"
     asked = evaluation.probe_per_class if evaluation is not None else None
-    probe = carve_probe(pool_order, pool_counts, cfg, protocol, asked, lset.class_names)
+    probe = carve_probe(
+        pool_order, pool_counts, cfg, protocol, asked, lset.class_names, together, class_ids
+    )
+    if together is not None and protocol == "disjoint":  # the probe set at each order's tail
+        pool_order = [
+            np.concatenate([o[~np.isin(o, probe)], o[np.isin(o, probe)]]) for o in pool_order
+        ]
     pretrain_pool = pool if protocol == "pool" else np.setdiff1d(pool, probe)
     data = StudyData(
         class_names=lset.class_names,
@@ -349,6 +361,7 @@ def arrange(
         source=lset,
         listing=listing,
         evaluation=evaluation,
+        item_group=groups,
     )
     data.base_plans = _plan(data)
     return data
@@ -361,8 +374,11 @@ def carve_probe(
     protocol: str,
     asked: int | None,
     class_names: list[str],
+    groups: np.ndarray | None = None,
+    class_ids: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The balanced labelled set of the probes, `asked` (or the largest allowed) per class.
+    """The balanced labelled set of the probes, `asked` (or the largest allowed) per class;
+    with `groups` (disjoint protocol) in whole groups, none shared with the pretraining pool.
 
     disjoint: the tail of each class's fixed order, kept out of every pretraining subset, so
     both arms are probed on images neither has seen. pool: Liu et al.'s protocol, a prefix of
@@ -385,6 +401,7 @@ def carve_probe(
         spare = pool_counts - need
         largest = int(spare.min())
         per_class = asked or largest
+        limits = spare
         tight = class_names[int(np.argmin(spare))]
         if per_class > largest or per_class < 1:
             raise UserError(
@@ -393,19 +410,37 @@ def carve_probe(
                 f"{int(pool_counts.max())} in its pool and the subsets need "
                 f"{int(need[np.argmin(spare)])}); the largest disjoint size is {max(largest, 0)}. "
                 "Lower data.imbalance.n, or set evaluation.probe_set: pool (Liu et al.'s "
-                "overlapping protocol)"
+                "overlapping protocol)" + _default_probe_note(asked, "what the subsets leave")
             )
     else:
         # the subsets' size follows from the pool: by default half of the smallest class
         # goes to the probe set, the rest to pretraining
         per_class = asked or max(min_pool // 2, 1)
+        limits = pool_counts - 1
         if per_class >= min_pool:
             raise UserError(
                 f"evaluation.probe_per_class: {per_class} leaves class "
                 f"'{class_names[int(np.argmin(pool_counts))]}' ({min_pool} training images) "
                 f"nothing to pretrain on; the largest disjoint size is {min_pool - 1}"
+                + _default_probe_note(asked)
             )
+    if groups is not None:
+        ids = np.arange(len(pool_order)) if class_ids is None else class_ids
+        return probe_in_whole_groups(
+            pool_order, groups, per_class, limits, bool(asked), class_names, imb.seed, ids
+        )
     return np.sort(np.concatenate([o[len(o) - per_class :] for o in pool_order]))
+
+
+def _default_probe_note(asked: int | None, default: str = "half the smallest class's pool") -> str:
+    """An error about a probe size the user never set says where it came from and the way out."""
+    if asked:
+        return ""
+    return (
+        f". evaluation.probe_per_class is not set: its default is {default}; "
+        "drop the smallest classes with data.classes.min_count (see `data stats`), or set "
+        "evaluation.probe_set: pool"
+    )
 
 
 def _subset_lset(lset: LabelledSet, keep: np.ndarray) -> LabelledSet:
@@ -451,6 +486,9 @@ def write_data_manifests(data: StudyData, seeds: list[int]) -> None:
             split,
             subset,
         )
+    for old in layout.manifests.glob("*.csv"):  # an earlier setting's subsets or seeds
+        if old.stem not in sets:
+            old.unlink()
     write_json(layout.stats, data_stats(data, seeds))
 
 
@@ -464,27 +502,29 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
     draw) with the class's group, totals, each subset's imbalance, and the groups' rule."""
     ref = data.draw(seed)
     names = [p.name for p in ref.plans]
+    w = max(24, *(len(n) for n in data.class_names))  # never cut: distinct names print apart
     lines = [
-        f"{'class':24s} {'pool':>6s} {'val':>5s} {'test':>5s} "
+        f"{'class':{w}s} {'pool':>6s} {'val':>5s} {'test':>5s} "
         + " ".join(f"{n[:12]:>12s}" for n in names)
         + "  group"
     ]
     pool, val, test = (data.split_counts(s) for s in ("train", "val", "test"))
     for c, name in enumerate(data.class_names):
         lines.append(
-            f"{name[:24]:24s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} "
+            f"{name:{w}s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} "
             + " ".join(f"{int(p.counts[c]):12d}" for p in ref.plans)
             + f"  {ref.groups[c]}"
         )
     lines.append(
-        f"{'total':24s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} "
+        f"{'total':{w}s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} "
         + " ".join(f"{p.size:12d}" for p in ref.plans)
     )
+    lines.append(_seed_note(data, seed))
     pool = len(data.indices("train"))
     for p in ref.plans:
         lines.append(
-            f"{p.name}: n={p.size} ({p.size / pool:.0%} of the train pool), imbalance ratio "
-            f"{imbalance_ratio(p.counts):.4f}, Gini {gini(p.counts):.3f}"
+            f"{p.name}: n={p.size} ({p.size / pool:.1%} of the train pool), imbalance ratio "
+            f"{imbalance_ratio(p.counts):.4f}, Gini {_no_minus_zero(gini(p.counts), 3)}"
         )
     lines += ways_out_lines(data)
     probe = data.class_counts(data.probe_balanced)
@@ -504,7 +544,61 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
         f"groups: rule '{ref.group_rule}' from {data.imbalanced_name}; "
         f"bad images skipped: {len(data.bad_images)}"
     )
+    lines += item_group_lines(data, seed)
     return lines
+
+
+def _no_minus_zero(x: float, digits: int) -> str:
+    """`x` to `digits` places, never "-0.000" (a balanced set's Gini is 0, not below)."""
+    text = f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _seed_note(data: StudyData, seed: int) -> str:
+    """Which seed's subsets the table shows, and whether other seeds draw others."""
+    shown = f"subsets shown: study seed {seed}'s draw"
+    if data.class_order.per_seed:
+        return f"{shown} (each seed draws its own images and its own rare classes)"
+    if data.cfg.imbalance.resample_per_seed:
+        return f"{shown} (each seed draws its own images; the counts per class are the same)"
+    return f"{shown} (the same images in every seed)"
+
+
+def item_group_lines(data: StudyData, seed: int) -> list[str]:
+    """data.group_by groups per split and the leakage line."""
+    leak = leakage_of(data, seed)
+    if data.item_group is None:
+        return [leakage_line(None, seed)]
+    n = group_counts(data.item_group, _group_sets(data))
+    gb = data.cfg.group_by
+    how = "kept together" if gb is not None and gb.keep_together else "measured only"
+    return [
+        f"data.group_by groups ({how}): "
+        + ", ".join(f"{name} {count}" for name, count in n.items()),
+        leakage_line(leak, seed),
+    ]
+
+
+def _group_sets(data: StudyData) -> dict[str, np.ndarray]:
+    return {
+        "pool": data.indices("train"),
+        "val": data.indices("val"),
+        "test": data.indices("test"),
+        "probe set": data.probe_balanced,
+    }
+
+
+def leakage_of(data: StudyData, seed: int) -> dict[str, Any] | None:
+    """Test images sharing a data.group_by group with the pool, probe set and seed's subsets."""
+    if data.item_group is None:
+        return None
+    return leakage(
+        data.item_group,
+        data.indices("test"),
+        data.indices("train"),
+        data.probe_balanced,
+        data.draw(seed).subsets,
+    )
 
 
 WAYS_OUT_QUANTILES = (0.1, 0.25, 0.5)  # drop about this share of the classes, smallest first
@@ -647,6 +741,17 @@ def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
             "why": data.class_order.why,
         },
         "bad_images": {"count": len(data.bad_images), "items": data.bad_images},
+        **_item_group_stats(data, seeds),
+    }
+
+
+def _item_group_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
+    """stats.json's data.group_by entries; none without group_by (the file stays as it was)."""
+    if data.item_group is None:
+        return {}
+    return {
+        "item_groups": group_counts(data.item_group, _group_sets(data)),
+        "leakage": {str(seed): leakage_of(data, seed) for seed in seeds},
     }
 
 

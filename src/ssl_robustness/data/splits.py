@@ -8,21 +8,29 @@ import numpy as np
 from ..config import SplitConfig
 from ..errors import UserError
 from .labelled import LabelledSet
+from .whole_groups import group_members, largest_at_most, reachable, take_whole_groups
 
 
 def make_splits(
-    lset: LabelledSet, cfg: SplitConfig, class_ids: np.ndarray | None = None
+    lset: LabelledSet,
+    cfg: SplitConfig,
+    class_ids: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Split name ('train', 'val', 'test') of every item.
 
     `class_ids`: each class's index in the unfiltered listing (default: its label), which
     seeds its carve, so dropping another class with `data.classes` leaves its val/test as
-    they were."""
+    they were. `groups`: each item's group id (`data.group_by`); val and test are then carved
+    in whole groups."""
     split = listed_splits(lset, cfg)
     need = carve_needs(split, cfg)
     if need:
         ids = np.arange(lset.num_classes) if class_ids is None else np.asarray(class_ids)
-        _carve(lset, split, need, cfg.seed, ids)
+        if groups is None:
+            _carve(lset, split, need, cfg.seed, ids)
+        else:
+            _carve_groups(lset, split, need, cfg.seed, ids, groups)
     return split
 
 
@@ -74,3 +82,50 @@ def _carve(
         for s, k in need:
             split[order[start : start + k]] = s
             start += k
+
+
+def _carve_groups(
+    lset: LabelledSet,
+    split: np.ndarray,
+    need: list[tuple[str, int]],
+    seed: int,
+    class_ids: np.ndarray,
+    groups: np.ndarray,
+) -> None:
+    """`_carve` in whole groups: each split takes exactly k images per class made of whole
+    groups, and at least one group is left for training."""
+    for step, (s, k) in enumerate(need):
+        parts = [
+            group_members(np.flatnonzero((lset.labels == c) & (split == "train")), groups)
+            for c in range(lset.num_classes)
+        ]
+        for c, name in enumerate(lset.class_names):
+            rng = np.random.default_rng([seed, int(class_ids[c]), 1 + step])
+            chosen = take_whole_groups(parts[c], k, rng)
+            left = sum(len(p) for p in parts[c]) - len(chosen)
+            if len(chosen) == k and left >= 1:
+                split[chosen] = s
+                continue
+            every = _largest_for_all(parts, k)
+            own = largest_at_most(reachable([len(p) for p in parts[c]], k), k)
+            sizes = sorted((len(p) for p in parts[c]), reverse=True)
+            shown = ", ".join(map(str, sizes[:8])) + (" ..." if len(sizes) > 8 else "")
+            why = (
+                f"cannot give {s}_per_class={k} images in whole groups"
+                if len(chosen) != k
+                else f"would have no group left for training after {s}_per_class={k}"
+            )
+            raise UserError(
+                f"data.split: class '{name}' {why} (its {len(parts[c])} data.group_by groups "
+                f"hold {shown} images); the largest size it can give is {own}, the largest "
+                f"every class can is {every}. Lower data.split.{s}_per_class"
+            )
+
+
+def _largest_for_all(parts: list[list[np.ndarray]], k: int) -> int:
+    """The largest size <= k that every class can make of whole groups, leaving one group."""
+    common = (1 << (k + 1)) - 1
+    for class_parts in parts:
+        total = sum(len(p) for p in class_parts)
+        common &= reachable([len(p) for p in class_parts], min(k, total - 1)) if total else 1
+    return largest_at_most(common, k)

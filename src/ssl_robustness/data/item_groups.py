@@ -1,0 +1,77 @@
+"""Group ids of images that belong together (`data.group_by`), and whole-group draws.
+
+Frames of one video track are near-copies of each other: with one in the pool and another in
+the test set, the test measures recall, not generalisation. A group is kept in one split; its
+id comes from a path pattern or a list column. (Not the head/medium/tail class groups.)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DataConfig
+from ..errors import UserError
+from .labelled import LabelledSet
+
+
+def item_groups(lset: LabelledSet, cfg: DataConfig) -> np.ndarray | None:
+    """Each item's group id (strings), None without `data.group_by`."""
+    gb = cfg.group_by
+    if gb is None:
+        return None
+    if gb.pattern is not None:
+        rx = re.compile(gb.pattern)
+        out = []
+        for item in lset.items:
+            m = rx.search(item)
+            if m is None or m.group(1) is None:
+                unmatched = sum(rx.search(i) is None for i in lset.items)
+                raise UserError(
+                    f"data.group_by.pattern: {gb.pattern!r} does not match {item!r} "
+                    f"({unmatched} of {len(lset)} images unmatched); every image needs a group"
+                )
+            out.append(m.group(1))
+        groups = np.array(out, dtype=object)
+    else:
+        groups = _column_groups(lset, cfg)
+    check_one_label(groups, lset)
+    return groups
+
+
+def _column_groups(lset: LabelledSet, cfg: DataConfig) -> np.ndarray:
+    """The group column of source `list`, read with the same parser and paths as the labels."""
+    from .sources import SPLIT_NAMES, _base_folder, _item, _read_rows, list_files
+
+    if cfg.source != "list" or cfg.list is None:
+        raise UserError(
+            f"data.group_by.column: only for source 'list' (this is '{cfg.source}'); "
+            "use data.group_by.pattern on the image paths"
+        )
+    root = Path(cfg.root) if cfg.root is not None else Path(".")
+    as_label = cfg.list.model_copy(
+        update={"label_column": cfg.group_by.column, "label_from": "column"}
+    )  # type: ignore[union-attr]
+    by_item: dict[str, str] = {}
+    for split in SPLIT_NAMES:
+        for path in list_files(cfg.list, split):
+            base = _base_folder(root, cfg.list, split, path)
+            for p, group, _ in _read_rows(path, as_label):
+                by_item[_item(root, base, p)] = group
+    return np.array([by_item[i] for i in lset.items], dtype=object)
+
+
+def check_one_label(groups: np.ndarray, lset: LabelledSet) -> None:
+    """A group is one thing seen several times: two labels in it is a labelling error."""
+    first: dict[str, int] = {}
+    for i, g in enumerate(groups):
+        j = first.setdefault(g, i)
+        if lset.labels[j] != lset.labels[i]:
+            names = lset.class_names
+            raise UserError(
+                f"data.group_by: group {g!r} holds images of two classes: {lset.items[j]!r} "
+                f"('{names[lset.labels[j]]}') and {lset.items[i]!r} ('{names[lset.labels[i]]}'); "
+                "a group must have one label"
+            )

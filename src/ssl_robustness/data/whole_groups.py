@@ -1,0 +1,111 @@
+"""Draws in whole groups: exactly k images per class made of whole groups (a subset sum), so a
+group never straddles two splits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def group_members(members: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
+    """`members` (item indices) partitioned by group, groups in order of their id."""
+    if len(members) == 0:
+        return []
+    ids = groups[members].astype(str)
+    order = np.argsort(ids, kind="stable")
+    ids, members = ids[order], members[order]
+    cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    return np.split(members, cuts)
+
+
+def reachable(sizes: list[int], limit: int) -> int:
+    """Bitset (a Python int) of every total up to `limit` that some whole groups of `sizes` sum
+    to: bit s is set when s images can be taken in whole groups."""
+    mask = (1 << (limit + 1)) - 1
+    reach = 1
+    for s in sizes:
+        reach = (reach | (reach << s)) & mask
+    return reach
+
+
+def largest_at_most(reach: int, k: int) -> int:
+    """The largest total <= k set in `reach`."""
+    reach &= (1 << (k + 1)) - 1
+    return reach.bit_length() - 1
+
+
+def take_whole_groups(parts: list[np.ndarray], k: int, rng: np.random.Generator) -> np.ndarray:
+    """Exactly `k` items in whole groups, the groups in a seeded random order, earlier groups
+    preferred (a subset-sum walked back from the last group). Empty if no such choice exists."""
+    order = rng.permutation(len(parts))
+    sizes = [len(parts[i]) for i in order]
+    mask = (1 << (k + 1)) - 1
+    prefix = [1]
+    for s in sizes:
+        prefix.append((prefix[-1] | (prefix[-1] << s)) & mask)
+    if not (prefix[-1] >> k) & 1:
+        return np.array([], dtype=np.int64)
+    taken, left = [], k
+    for i in range(len(sizes) - 1, -1, -1):
+        if (prefix[i] >> left) & 1:
+            continue  # the earlier groups reach `left` without this one
+        taken.append(parts[order[i]])
+        left -= sizes[i]
+    return np.sort(np.concatenate(taken)) if taken else np.array([], dtype=np.int64)
+
+
+def probe_in_whole_groups(
+    pool_order: list[np.ndarray],
+    groups: np.ndarray,
+    target: int,
+    limits: np.ndarray,
+    asked: bool,
+    class_names: list[str],
+    seed: int,
+    class_ids: np.ndarray,
+) -> np.ndarray:
+    """The disjoint probe set in whole groups: the same size per class, `target` when `asked`,
+    else the largest every class can make up to `target`; class c gives at most `limits[c]`
+    (what its pretraining subsets leave)."""
+    parts = [group_members(np.sort(o), groups) for o in pool_order]
+    reach = [
+        reachable([len(p) for p in ps], max(int(lim), 0))
+        for ps, lim in zip(parts, limits, strict=True)
+    ]
+    common = -1
+    for r in reach:
+        common &= r
+    common &= ~1  # at least one image per class
+    if asked:
+        per_class = target
+    else:  # the common size nearest below the default, else the smallest above it
+        below = largest_at_most(common, target)
+        above = common >> (target + 1)
+        per_class = below if below > 0 else (target + _lowest_bit(above) if above else 0)
+    if per_class < 1 or not (common >> per_class) & 1:
+        c = next((c for c, r in enumerate(reach) if not (r >> max(per_class, 1)) & 1), 0)
+        own = largest_at_most(reach[c], max(per_class, 1))
+        every = largest_at_most(common, max(per_class, 1)) if common > 0 else 0
+        default = (
+            ""
+            if asked
+            else "; evaluation.probe_per_class is not set (its default comes from the smallest "
+            "class): drop small classes with data.classes.min_count"
+        )
+        raise UserError(
+            f"evaluation.probe_per_class: {max(per_class, 1)} images per class cannot be made of "
+            f"whole data.group_by groups: class '{class_names[c]}' can give at most {own} and "
+            f"leave its pretraining subsets their images; the largest size every class can give "
+            f"is {max(every, 0)}{default}"
+        )
+    chosen = [
+        take_whole_groups(ps, per_class, np.random.default_rng([seed, int(class_ids[c]), 29]))
+        for c, ps in enumerate(parts)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def _lowest_bit(x: int) -> int:
+    """1 + the index of x's lowest set bit (x > 0)."""
+    return (x & -x).bit_length()

@@ -1,0 +1,257 @@
+"""Natural data (issue 19): frames of one track stay in one split (`data.group_by`), the leak of
+a per-image split is counted, sizes that whole groups cannot meet are errors that say what can,
+and `data stats` prints what it shows without cutting or rounding it into a falsehood."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_image
+from ssl_robustness.config import DataConfig, EvaluationConfig
+from ssl_robustness.data.prepare import list_data, prepare_data, stats_lines
+from ssl_robustness.data.profiles import gini
+from ssl_robustness.data.whole_groups import reachable, take_whole_groups
+from ssl_robustness.errors import UserError
+
+TRACK = r"(track_\d+)_frame"
+
+
+def _frames(root: Path, tracks: dict[str, list[int]]) -> Path:
+    """root/<class>/track_<id>_frame_<f>.png: per class, one track per entry of that many
+    frames (track ids unique across classes)."""
+    k = 0
+    for c, (name, sizes) in enumerate(tracks.items()):
+        for t, frames in enumerate(sizes):
+            for f in range(frames):
+                write_image(root / name / f"track_{c}{t:02d}_frame_{f:02d}.png", k, size=8)
+                k += 1
+    return root
+
+
+def _cfg(root: Path, group_by: dict | None = None, **split) -> DataConfig:
+    return DataConfig(
+        source="folder",
+        root=root,
+        image_size=8,
+        split={"val_per_class": 3, "test_per_class": 6, **split},
+        imbalance={"profile": "natural"},
+        group_by=group_by,
+    )
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory) -> Path:
+    sizes = [3, 4, 5]
+    return _frames(
+        tmp_path_factory.mktemp("frames"),
+        {"cod": sizes * 4, "eel": sizes * 3, "ray": sizes * 2 + [3]},
+    )
+
+
+def _groups_of(data, idx) -> set[str]:
+    return set(data.item_group[idx].tolist())
+
+
+def test_grouped_frames_never_cross_val_test_probe_or_pool(frames, tmp_path):
+    data = list_data(_cfg(frames, {"pattern": TRACK}), tmp_path, EvaluationConfig())
+    sets = {
+        "val": data.indices("val"),
+        "test": data.indices("test"),
+        "probe": data.probe_balanced,
+        "pretrain": data.pretrain_pool,
+    }
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not _groups_of(data, sets[a]) & _groups_of(data, sets[b]), (a, b)
+    # exact, balanced sizes as asked, stratified per class
+    assert data.split_counts("test").tolist() == [6, 6, 6]
+    assert data.split_counts("val").tolist() == [3, 3, 3]
+    probe = data.class_counts(data.probe_balanced)
+    assert probe.min() == probe.max() > 0
+    for name, idx in data.draw(0).subsets.items():  # subsets draw from the pretraining pool
+        assert np.isin(idx, data.pretrain_pool).all(), name
+    lines = stats_lines(data, 0)
+    assert any(line.startswith("leakage: of 18 test images, 0 share") for line in lines)
+    assert any("with the subsets of seed 0: balanced 0, natural 0" in line for line in lines)
+
+
+def test_without_group_by_the_splits_are_untouched_and_the_leak_is_counted(frames, tmp_path):
+    plain = list_data(_cfg(frames), tmp_path, EvaluationConfig())
+    measured = list_data(
+        _cfg(frames, {"pattern": TRACK, "keep_together": False}), tmp_path, EvaluationConfig()
+    )
+    assert plain.item_group is None
+    assert (plain.split == measured.split).all()
+    assert (plain.probe_balanced == measured.probe_balanced).all()
+    for name, idx in plain.draw(0).subsets.items():
+        assert (measured.draw(0).subsets[name] == idx).all()
+    assert "leakage: not measured (data.group_by not set)" in stats_lines(plain, 0)[-1]
+    # the leak, counted by hand: test images whose track also has a frame in the set
+    g = measured.item_group
+    test = measured.indices("test")
+
+    def by_hand(idx):
+        return sum(g[i] in set(g[idx]) for i in test)
+
+    pool, probe = measured.indices("train"), measured.probe_balanced
+    leak = stats_lines(measured, 0)[-1]
+    subsets = measured.draw(0).subsets
+    assert by_hand(pool) > 0
+    assert leak == (
+        f"leakage: of 18 test images, {by_hand(pool)} share a data.group_by group with the "
+        f"train pool, {by_hand(probe)} with the probe set; with the subsets of seed 0: "
+        f"balanced {by_hand(subsets['balanced'])}, natural {by_hand(subsets['natural'])}"
+    )
+
+
+def test_a_group_with_two_labels_is_an_error_naming_it(tmp_path):
+    root = _frames(tmp_path / "f", {"cod": [3] * 10, "eel": [3] * 10})
+    (root / "cod" / "track_000_frame_00.png").rename(root / "eel" / "track_000_frame_00.png")
+    with pytest.raises(UserError, match=r"group 'track_000' holds images of two classes"):
+        list_data(_cfg(root, {"pattern": TRACK}), tmp_path, EvaluationConfig())
+
+
+def test_an_unmatched_path_is_an_error(tmp_path):
+    root = _frames(tmp_path / "f", {"cod": [3] * 10, "eel": [3] * 10})
+    write_image(root / "eel" / "stray.png", 1, size=8)
+    with pytest.raises(UserError, match=r"does not match 'eel/stray.png' \(1 of 61 images"):
+        list_data(_cfg(root, {"pattern": TRACK}), tmp_path, EvaluationConfig())
+
+
+def test_a_size_whole_groups_cannot_meet_names_the_class_and_what_can(tmp_path):
+    # eel's tracks hold 4 frames each: 6 test images cannot be whole tracks; 4 can, in both
+    root = _frames(tmp_path / "f", {"cod": [2] * 15, "eel": [4] * 8})
+    with pytest.raises(
+        UserError,
+        match=r"class 'eel' cannot give test_per_class=6 images in whole groups \(its 8 "
+        r"data.group_by groups hold 4, 4, .*the largest size it can give is 4, the largest "
+        r"every class can is 4",
+    ):
+        list_data(_cfg(root, {"pattern": TRACK}), tmp_path, EvaluationConfig())
+    data = list_data(
+        _cfg(root, {"pattern": TRACK}, test_per_class=4, val_per_class=0),
+        tmp_path,
+        EvaluationConfig(),
+    )
+    assert data.split_counts("test").tolist() == [4, 4]
+
+
+def test_a_probe_size_whole_groups_cannot_meet_names_the_class(tmp_path):
+    root = _frames(tmp_path / "f", {"cod": [3] * 10, "eel": [4] * 8})
+    cfg = _cfg(root, {"pattern": TRACK}, test_per_class=12, val_per_class=0)
+    with pytest.raises(
+        UserError,
+        match=r"probe_per_class: 5 images per class cannot be made of whole data.group_by "
+        r"groups: class 'cod' can give at most 3 .*every class can give is 0",
+    ):
+        list_data(cfg, tmp_path, EvaluationConfig(probe_per_class=5))
+    data = list_data(cfg, tmp_path, EvaluationConfig())  # default: the largest both can: 12
+    assert data.class_counts(data.probe_balanced).tolist() == [12, 12]
+
+
+def test_whole_group_subset_sums():
+    assert [s for s in range(12) if reachable([3, 5], 11) >> s & 1] == [0, 3, 5, 8]
+    parts = [np.array([0, 1, 2]), np.array([3, 4]), np.array([5, 6, 7, 8])]
+    rng = np.random.default_rng(0)
+    for k in (2, 3, 4, 5, 6, 7, 9):
+        got = take_whole_groups(parts, k, rng)
+        assert len(got) == k and all(
+            np.isin(p, got).all() or not np.isin(p, got).any() for p in parts
+        )
+    assert len(take_whole_groups(parts, 8, rng)) == 0
+
+
+# ----------------------------------------------------------------------------- friction
+def test_the_default_probe_size_error_names_min_count(tmp_path):
+    root = tmp_path / "f"
+    for c, n in enumerate((40, 40, 10)):  # 'gar' keeps 1 image for its pool after val/test
+        for i in range(n):
+            write_image(root / ("cod", "eel", "gar")[c] / f"{i:02d}.png", 100 * c + i, size=8)
+    cfg = DataConfig(
+        source="folder", root=root, image_size=8, split={"val_per_class": 3, "test_per_class": 6}
+    )
+    with pytest.raises(
+        UserError,
+        match=r"probe_per_class: 1 leaves class 'gar' .* is not set: its default is half the "
+        r"smallest class's pool; drop the smallest classes with data.classes.min_count",
+    ):
+        list_data(cfg, tmp_path, EvaluationConfig())
+    with pytest.raises(UserError) as err:
+        list_data(cfg, tmp_path, EvaluationConfig(probe_per_class=1))
+    assert "min_count" not in str(err.value)  # the user set it: no word on defaults
+
+
+def test_stats_keep_long_names_apart_and_say_which_seed(tmp_path):
+    long_a, long_b = "Pseudanthias_squamipinnis_male", "Pseudanthias_squamipinnis_female"
+    root = tmp_path / "f"
+    for c, name in enumerate((long_a, long_b, "cod")):
+        for i in range(20):
+            write_image(root / name / f"{i:02d}.png", 100 * c + i, size=8)
+    cfg = DataConfig(
+        source="folder",
+        root=root,
+        image_size=8,
+        split={"val_per_class": 2, "test_per_class": 4},
+        imbalance={"profile": "exp", "ratio": 0.5, "sweep": [1.0]},
+    )
+    out = tmp_path / "out"
+    data = prepare_data(cfg, out, EvaluationConfig(), seeds=[0, 1])
+    lines = stats_lines(data, 1)
+    assert sum(line.startswith(long_a + " ") for line in lines) == 1
+    assert sum(line.startswith(long_b + " ") for line in lines) == 1
+    assert any(line.startswith("subsets shown: study seed 1's draw") for line in lines)
+    assert any(line.startswith("subsets shown: study seed 1's draw") for line in lines)
+
+
+def test_a_balanced_subset_prints_gini_zero_not_minus_zero(tmp_path):
+    assert gini(np.full(30, 3)) < 0  # float rounding: 30 equal classes come out at -1e-16
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(30), 12)
+    images = rng.integers(0, 255, (len(labels), 8, 8, 3), dtype=np.uint8)
+    path = tmp_path / "d.npz"
+    np.savez(
+        path,
+        train_images=images,
+        train_labels=labels,
+        test_images=images[:60],
+        test_labels=np.repeat(np.arange(30), 2),
+    )
+    cfg = DataConfig(
+        source="npz",
+        root=path,
+        image_size=8,
+        split={"val_per_class": 0},
+        imbalance={"ratio": 0.5, "n": 90},
+    )
+    data = list_data(cfg, tmp_path, EvaluationConfig())
+    lines = stats_lines(data, 0)
+    assert not any("-0.000" in line for line in lines)
+    assert any(line.startswith("balanced: n=") and "Gini 0.000" in line for line in lines)
+
+
+def test_manifests_of_an_earlier_setting_are_removed(tmp_path):
+    root = tmp_path / "f"
+    for c in range(2):
+        for i in range(20):
+            write_image(root / f"k{c}" / f"{i:02d}.png", 100 * c + i, size=8)
+    base = {"source": "folder", "root": root, "image_size": 8}
+    split = {"val_per_class": 2, "test_per_class": 4}
+    out = tmp_path / "out"
+    first = DataConfig(**base, split=split, imbalance={"ratio": 0.25})
+    prepare_data(first, out, EvaluationConfig(), seeds=[0, 1])
+    manifests = out / "manifests"
+    assert (manifests / "subset-exp-r0.25-s1.csv").is_file()
+    cfg = DataConfig(**base, split=split, imbalance={"ratio": 0.5})
+    prepare_data(cfg, out, EvaluationConfig(), seeds=[0])
+    assert sorted(p.name for p in manifests.glob("*.csv")) == [
+        "probe-balanced.csv",
+        "split-test.csv",
+        "split-train.csv",
+        "split-val.csv",
+        "subset-balanced-s0.csv",
+        "subset-exp-r0.5-s0.csv",
+    ]
