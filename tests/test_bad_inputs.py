@@ -177,6 +177,54 @@ def _export_to_folder(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     return ["checkpoint", "export", str(tmp / "tiny.pt"), str(tmp / "folder")]
 
 
+def _tiny_resnet_state() -> dict:
+    from torchvision.models import resnet as tv
+
+    from ssl_robustness.models.backbones import ResNet
+
+    return ResNet(tv.BasicBlock, [1, 1, 1, 1], 4, True).state_dict()
+
+
+def _export(make: Callable[[], object], name: str = "w.pt") -> Builder:
+    """A case: `checkpoint export` of a file holding what `make` returns (bytes: written)."""
+
+    def build(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+        import torch
+
+        obj = make()
+        if isinstance(obj, bytes):
+            (tmp / name).write_bytes(obj)
+        else:
+            torch.save(obj, tmp / name)
+        return ["checkpoint", "export", str(tmp / name), str(tmp / "out.pt")]
+
+    return build
+
+
+def _with(key: str, value: object) -> Callable[[], dict]:
+    def make() -> dict:
+        return {**_tiny_resnet_state(), key: value() if callable(value) else value}
+
+    return make
+
+
+def _with_arch(**record: object) -> Callable[[], dict]:
+    arch = {"block": "BasicBlock", "layers": [1, 1, 1, 1], "width": 4, "small_stem": True}
+    return lambda: {"arch": {**arch, **record}, "state_dict": _tiny_resnet_state()}
+
+
+def _vgg_features() -> dict:
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3)).state_dict()
+
+
+def _nan_weights() -> dict:
+    sd = _tiny_resnet_state()
+    sd["layer1.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+    return sd
+
+
 def _stats_over_finished_study(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     out = tmp / "study"
     (out / "tables").mkdir(parents=True)
@@ -351,6 +399,38 @@ CASES: list[tuple[str, Builder, str]] = [
     ("report without tables", _report_without_tables, r"run: no tables/results\.csv; the study"),
     ("report on nothing", lambda t, m: ["report", str(t / "none")], r"'RUN_DIR'.*does not exist"),
     ("export to a folder", _export_to_folder, r"folder: Is a directory"),
+    # -- checkpoints
+    (
+        "checkpoint with integer keys",
+        _export(lambda: {101: __import__("torch").zeros(2)}),
+        r"w\.pt: a dict of tensors keyed by 101 \(int\)",
+    ),
+    (
+        "0-d conv1.weight",
+        _export(_with("conv1.weight", lambda: __import__("torch").tensor(1.0))),
+        r"w\.pt: conv1\.weight has shape \(\), not a convolution's",
+    ),
+    (
+        "arch record: unknown block",
+        _export(_with_arch(block="Foo")),
+        r"w\.pt: the file's arch record .*: unknown block 'Foo'",
+    ),
+    (
+        "arch record: two stages",
+        _export(_with_arch(layers=[1, 1])),
+        r"w\.pt: the file's arch record .*: layers must be 4 block counts >= 1, got \[1, 1\]",
+    ),
+    (
+        "text file named .pth",
+        _export(lambda: b"hello\n", name="w.pth"),  # was KeyError: 101
+        r"w\.pth: cannot read checkpoint \(truncated or not a PyTorch file\)",
+    ),
+    (
+        "NaN weights",
+        _export(_nan_weights),
+        r"w\.pt: 1 tensor\(s\) hold NaN or infinite values: \['layer1\.0\.conv1\.weight'\]",
+    ),
+    ("a VGG's layers", _export(_vgg_features), r"w\.pt: not a ResNet; set arch: timm:"),
     ("unknown option", lambda t, m: ["run", "--sed", "1"], r"No such option '--sed'"),
     ("unknown command", lambda t, m: ["train"], r"No such command 'train'"),
     (
@@ -621,3 +701,12 @@ def test_failed_runs_name_their_causes_on_the_last_line():
     assert "\n" not in line
     assert line.startswith("5 run(s) failed: r0: TrainingDiverged: loss is nan at step 0; r1:")
     assert line.endswith("; and 2 more; see runs/x/report.html")
+
+
+def test_inspect_does_not_call_nan_weights_ok(tmp_path):
+    import torch
+
+    torch.save(_nan_weights(), tmp_path / "w.pt")
+    result = CliRunner().invoke(cli, ["checkpoint", "inspect", str(tmp_path / "w.pt")])
+    assert result.exit_code == 2 and "ok (strict)" not in result.output
+    assert "load:      refused:" in result.output and "NaN or infinite" in result.output

@@ -101,14 +101,22 @@ def read_checkpoint(path: Path) -> Any:
             f"{path}: cannot read checkpoint (truncated or not a PyTorch file): "
             f"{str(exc).splitlines()[-1][:200]}"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any other file unpickles into any error
+        # (a text file named .pth: `KeyError: 101`); an untrusted file is refused, not a bug
         raise UserError(
-            f"{path}: cannot read checkpoint (truncated or not a PyTorch file): {str(exc)[:200]}"
+            f"{path}: cannot read checkpoint (truncated or not a PyTorch file): "
+            f"{type(exc).__name__}: {str(exc)[:200]}"
         ) from None
 
 
 def _tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        odd = [k for k in obj if not isinstance(k, str)]
+        if odd:
+            raise UserError(
+                f"a dict of tensors keyed by {odd[0]!r} ({type(odd[0]).__name__}): a state "
+                "dict's keys are parameter names"
+            )
         return obj
     return None
 
@@ -179,6 +187,11 @@ def infer_resnet_arch(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
     if "conv1.weight" not in sd:
         raise UserError("cannot infer the architecture: no conv1.weight (set the arch explicitly)")
     conv1 = sd["conv1.weight"]
+    if conv1.ndim != 4:
+        raise UserError(
+            f"conv1.weight has shape {tuple(conv1.shape)}, not a convolution's "
+            "(out, in, h, w): not a ResNet's first layer"
+        )
     width = int(conv1.shape[0])
     bottleneck = any(k.startswith("layer1.0.conv3.") for k in sd)
     layers = []
@@ -289,6 +302,9 @@ def resolve_arch(report: ImportReport, arch: str | None = None) -> dict[str, Any
     if isinstance(wanted, dict):
         if not {"block", "layers", "width", "small_stem"} <= set(wanted):
             raise UserError(f"{path}: the file's arch record is incomplete: {wanted}")
+        why = _bad_arch_record(wanted)
+        if why:
+            raise UserError(f"{path}: the file's arch record {wanted}: {why}")
         return wanted
     if report.arch is None:
         raise UserError(f"{path}: not a ResNet; set arch: timm:<name> for other models")
@@ -321,6 +337,26 @@ def resolve_arch(report: ImportReport, arch: str | None = None) -> dict[str, Any
     return standard_arch(name, a)
 
 
+def _bad_arch_record(arch: dict[str, Any]) -> str:
+    """What makes an arch record unbuildable ('' when nothing): checked before building."""
+    if arch["block"] not in ("BasicBlock", "Bottleneck"):
+        return f"unknown block {arch['block']!r} (BasicBlock or Bottleneck)"
+    layers = arch["layers"]
+    if not (
+        isinstance(layers, list)
+        and len(layers) == 4
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in layers)
+    ):
+        return f"layers must be 4 block counts >= 1, got {layers!r}"
+    for key in ("width", "width_per_group", "stem_padding"):
+        v = arch.get(key, 1)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            return f"{key} must be a positive integer, got {v!r}"
+    if not isinstance(arch["small_stem"], bool):
+        return f"small_stem must be true or false, got {arch['small_stem']!r}"
+    return ""
+
+
 def _missing_keys(arch: dict[str, Any], sd: dict[str, torch.Tensor]) -> list[str]:
     own = backbone_from_arch(arch).state_dict()
     return [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
@@ -328,7 +364,10 @@ def _missing_keys(arch: dict[str, Any], sd: dict[str, torch.Tensor]) -> list[str
 
 def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
     obj = read_checkpoint(path)
-    detected, raw = detect_format(obj)
+    try:
+        detected, raw = detect_format(obj)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
     # formats with one key prefix read alike (lightning/mmselfsup: a file's `meta` field may go)
     if fmt not in ("auto", detected) and FORMAT_PREFIX[fmt] != FORMAT_PREFIX[detected]:
         raise UserError(f"{path}: looks like {detected}, not {fmt} (keys: {list(raw)[:5]})")
@@ -339,8 +378,13 @@ def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
     report = ImportReport(str(path), fmt, kept, dropped)
     if isinstance(obj, dict) and isinstance(obj.get("arch"), (str, dict)):
         report.file_arch = obj["arch"]
-    if "conv1.weight" in kept:
-        report.arch = infer_resnet_arch(kept)
+    # a ResNet has residual blocks: conv1 alone (a VGG's first layer, `0.weight` read as a
+    # lightly child) is another network, never "a resnet18 with 99 keys missing"
+    if "conv1.weight" in kept and any(re.match(r"layer[1-4]\.\d+\.", k) for k in kept):
+        try:
+            report.arch = infer_resnet_arch(kept)
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
     return report
 
 
@@ -377,6 +421,14 @@ def strict_load(
     if shape_errors:
         raise UserError(
             f"{path}: wrong architecture, shapes differ:\n  " + "\n  ".join(shape_errors[:10])
+        )
+    broken = [
+        k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
+    if broken:
+        raise UserError(
+            f"{path}: {len(broken)} tensor(s) hold NaN or infinite values: {broken[:10]}; "
+            "refused (a diverged or damaged training)"
         )
     missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
     if allow_missing_head:
