@@ -77,9 +77,12 @@ def test_builtin_methods_are_registered_with_their_kind():
         "simsiam",
         "simclr",
         "byol",
+        "sdclr",
+        "bcl",
     }
     assert entries["supervised"].views_per_step == 1
-    assert all(entries[n].views_per_step == 2 for n in ("mocov2", "simsiam", "simclr", "byol"))
+    two = ("mocov2", "simsiam", "simclr", "byol", "sdclr", "bcl")
+    assert all(entries[n].views_per_step == 2 for n in two)
     assert not is_self_supervised(SupervisedConfig())
 
 

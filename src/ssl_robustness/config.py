@@ -639,6 +639,34 @@ class SupervisedConfig(MethodBase):
         return self
 
 
+class TemperatureScheduleConfig(Strict):
+    """Kukleva et al. (ICLR 2023), "Temperature Schedules for Self-Supervised Contrastive Methods
+    on Long-Tail Data": the temperature follows a cosine from tau_max down to tau_min and back,
+    tau(t) = tau_min + (tau_max - tau_min) (1 + cos(2 pi t / T)) / 2."""
+
+    tau_min: float = Field(0.1, gt=0)
+    """Lowest temperature (instance discrimination), reached mid-cycle; the paper's 0.1."""
+    tau_max: float = Field(1.0, gt=0)
+    """Highest temperature (group-wise discrimination), at each cycle's start; the paper's 1.0."""
+    period: float = Field(0.1, gt=0, le=1)
+    """Length T of one cycle as a fraction of training, stepped per batch: the paper's T = 200 of
+    2000 epochs on CIFAR-LT (0.25: its 200 of 800 on ImageNet-100-LT). A fraction, so a shorter run
+    keeps the paper's 10 cycles (20 epochs: one every 2 epochs), not its 200-epoch period."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TemperatureScheduleConfig:
+        if self.tau_min > self.tau_max:
+            raise ValueError(f"tau_min {self.tau_min} is above tau_max {self.tau_max}")
+        return self
+
+    @property
+    def suffix(self) -> str:
+        """`-ts` at the paper's settings, else with them (`-ts0.2-0.5p0.25`): in tables."""
+        if self == TemperatureScheduleConfig():
+            return "-ts"
+        return f"-ts{self.tau_min:g}-{self.tau_max:g}p{self.period:g}"
+
+
 class MocoV2Config(MethodBase):
     name: Literal["mocov2"] = "mocov2"
     """MoCo v2 (He et al. 2020; Chen et al. 2020): contrastive against a queue of momentum-encoded
@@ -661,6 +689,16 @@ class MocoV2Config(MethodBase):
     shuffle_bn_splits: int = Field(8, ge=1)
     """One process has no shuffle-BN: keys are batch-normalised in this many sub-batches, shuffled
     against the queries' (He et al. 2020, 3.3; the official CIFAR demo); 1 turns it off."""
+    temperature_schedule: TemperatureScheduleConfig | None = None
+    """Cosine temperature schedule (Kukleva et al. 2023) in place of `temperature`; labelled
+    `{name}-ts`. None: the fixed temperature."""
+
+    omit_when_none: ClassVar[tuple[str, ...]] = ("temperature_schedule",)
+
+    @property
+    def label(self) -> str:
+        ts = self.temperature_schedule
+        return self.name + (ts.suffix if ts is not None else "") + self.sam_suffix
 
 
 class SimSiamConfig(MethodBase):
@@ -683,6 +721,16 @@ class SimCLRConfig(MethodBase):
     """Hidden size of the projection head; None: the backbone's feature size."""
     temperature: float = Field(0.2, gt=0)
     """Softmax temperature of the NT-Xent loss."""
+    temperature_schedule: TemperatureScheduleConfig | None = None
+    """Cosine temperature schedule (Kukleva et al. 2023) in place of `temperature`; labelled
+    `{name}-ts`. None: the fixed temperature."""
+
+    omit_when_none: ClassVar[tuple[str, ...]] = ("temperature_schedule",)
+
+    @property
+    def label(self) -> str:
+        ts = self.temperature_schedule
+        return self.name + (ts.suffix if ts is not None else "") + self.sam_suffix
 
 
 class BYOLConfig(MethodBase):
@@ -694,6 +742,30 @@ class BYOLConfig(MethodBase):
     """Hidden size of the projector and the predictor; None: twice the backbone's feature size."""
     momentum_base: float = Field(0.99, ge=0, lt=1)
     """Starting momentum of the target network (raised to 1 on a cosine schedule)."""
+
+
+class SDCLRConfig(SimCLRConfig):
+    name: Literal["sdclr"] = "sdclr"
+    """SDCLR (Jiang et al., ICML 2021, "Self-Damaging Contrastive Learning"): SimCLR between the
+    network (one view) and a magnitude-pruned copy of it with its own batch norm (the other)."""
+    prune_ratio: float = Field(0.9, ge=0, lt=1)
+    """Fraction of the backbone's weights pruned, smallest magnitudes under one threshold over all
+    its layers, re-pruned at each epoch's start: the paper's 0.9 on CIFAR (0.3 on ImageNet)."""
+
+
+class BCLConfig(SimCLRConfig):
+    name: Literal["bcl"] = "bcl"
+    """BCL (Zhou et al., ICML 2022, "Contrastive Learning with Boosted Memorization"): SimCLR whose
+    least memorised images (highest momentum loss) get the strongest RandAugment."""
+    loss_momentum: float = Field(0.95, ge=0, lt=1)
+    """beta of each image's momentum loss, beta * before + (1 - beta) * this step's (the official
+    code's 0.95)."""
+    augment_ops: int = Field(1, ge=1, le=15)
+    """RandAugment operations drawn per view, each applied with the image's strength as its
+    probability (the paper's k = 1)."""
+    max_strength: float = Field(1.0, gt=0, le=1)
+    """Magnitude, as a fraction of each operation's range, of the least memorised image at most
+    (the paper's 30 of RandAugment's 30)."""
 
 
 IMPORT_ARCHS = ("resnet18", "resnet50")  # what models.checkpoints can check a file against

@@ -59,11 +59,19 @@ class ArrayBatches:
         return full + (1 if rest and not self.drop_last else 0)
 
     def epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels, _ in self.epoch_positions(rng):
+            yield images, labels
+
+    def epoch_positions(
+        self, rng: np.random.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """`epoch`'s batches with each image's position in `indices` (the same draws)."""
         order = epoch_order(self.labels[self.indices], self.sampler, rng, self.num_classes)
         order = order[rank() :: world_size()]
         pin = self.device.type == "cuda"
         for b in range(len(self)):
-            picked = self.indices[order[b * self.batch_size : (b + 1) * self.batch_size]]
+            positions = order[b * self.batch_size : (b + 1) * self.batch_size]
+            picked = self.indices[positions]
             images = torch.from_numpy(rows_in_order(self.images, picked))
             labels = torch.from_numpy(self.labels[picked])
             if pin:
@@ -71,4 +79,5 @@ class ArrayBatches:
             yield (
                 images.to(self.device, non_blocking=True),
                 labels.to(self.device, non_blocking=True),
+                torch.from_numpy(np.asarray(positions, dtype=np.int64)).to(self.device),
             )

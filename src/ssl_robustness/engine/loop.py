@@ -175,6 +175,7 @@ def fit(
     logger = MetricsLogger(run_dir, start_epoch) if rank() == 0 else None
     ratio: float | None = None
     for epoch in range(start_epoch, cfg.epochs):
+        model.begin_epoch(epoch)
         row = train_one_epoch(state, step_model, batches, cfg, epoch, logger, desc)
         ratio = row.get("collapse_ratio", ratio)
         if state.sam is not None:
@@ -223,16 +224,16 @@ def train_one_epoch(
     model.train()
     losses, stds, seen, t0 = [], [], 0, time.perf_counter()
     bar = tqdm(
-        batches.epoch(state.sample_rng),
+        batches.epoch_positions(state.sample_rng),
         total=steps_per_epoch,
         leave=False,
         desc=f"{desc} {epoch + 1}/{cfg.epochs}",
         disable=None,
     )
-    for i, (images, labels) in enumerate(bar):
+    for i, (images, labels, positions) in enumerate(bar):
         reached("train-step")  # failpoint: tests kill training here (faults.py)
         step = epoch * steps_per_epoch + i
-        ctx = StepContext(state.aug_gen, step / total)
+        ctx = StepContext(state.aug_gen, step / total, positions)
         if state.sam is not None:
             state.sam.begin(ctx, device)
         with autocast(device):

@@ -19,6 +19,9 @@ class StepContext:
 
     generator: torch.Generator  # drives every augmentation: saved in checkpoints
     progress: float  # fraction of training done, in [0, 1)
+    # each image's position in the training set (`ArrayBatches.indices`): the key of a
+    # method's per-image state (BCL's momentum losses); None where no loop gives one
+    positions: torch.Tensor | None = None
 
 
 @dataclass
@@ -46,6 +49,11 @@ class Method(nn.Module):
 
     def after_step(self, progress: float) -> None:
         """Called after each optimizer step (momentum encoders update here)."""
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called before each epoch's first step, also the first epoch after a resume (SDCLR
+        re-prunes here, BCL sets each image's augmentation strength): what it sets must follow
+        from the checkpointed state alone, so that a resumed run equals an uninterrupted one."""
 
 
 def collapse_std(z: torch.Tensor) -> float:

@@ -3,7 +3,7 @@ trained by `engine.loop.fit`. Importing this package registers the built-in meth
 
 from __future__ import annotations
 
-from . import byol, mocov2, simclr, simsiam, supervised  # noqa: F401 - they register themselves
+from . import bcl, byol, mocov2, sdclr, simclr, simsiam, supervised  # noqa: F401 - they register
 from .registry import (
     MethodEntry,
     MethodSetup,

@@ -177,6 +177,13 @@ def augment(
     images: torch.Tensor, spec: ViewSpec, g: torch.Generator, size: int | None = None
 ) -> torch.Tensor:
     """One augmented, normalised view (B, 3, S, S) of uint8 images (B, H, W, 3)."""
+    return normalize_into_memory_format(augment_pixels(images, spec, g, size))
+
+
+def augment_pixels(
+    images: torch.Tensor, spec: ViewSpec, g: torch.Generator, size: int | None = None
+) -> torch.Tensor:
+    """`augment`'s view before normalisation: floats in [0, 1] (where BCL adds RandAugment)."""
     x = to_float(images, contiguous=True)  # roi_align reads NCHW
     n, _, h, w = x.shape
     size = size or h
@@ -192,7 +199,7 @@ def augment(
         x = torch.where(_mask(n, spec.blur_p, g, x), gaussian_blur(x, sigma), x)
     if spec.solarize_p > 0:
         x = torch.where(_mask(n, spec.solarize_p, g, x), torch.where(x >= 0.5, 1 - x, x), x)
-    return normalize_into_memory_format(x)
+    return x
 
 
 def adjust_view(

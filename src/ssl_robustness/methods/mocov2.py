@@ -27,6 +27,7 @@ from .base import (
 )
 from .registry import MethodSetup, register_method
 from .shuffle_bn import key_permutation, split_batchnorm, split_sizes
+from .temperature import scheduled_temperature
 
 MOCOV2_VIEW = ViewSpec()  # crops from 0.2 of the image, jitter, grey, blur (SimSiam's too)
 
@@ -78,6 +79,7 @@ class MocoV2(MomentumTargets, TwoViewMethod):
             cfg.symmetric,
         )
         self.splits = cfg.shuffle_bn_splits
+        self.schedule = cfg.temperature_schedule  # Kukleva et al. 2023; None: fixed
         # a queue longer than half the data would hold the current images' own older keys
         size = max(1, min(cfg.queue_size, train_size // 2))
         self.register_buffer("queue", F.normalize(torch.randn(cfg.proj_dim, size), dim=0))
@@ -132,16 +134,18 @@ class MocoV2(MomentumTargets, TwoViewMethod):
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         v1, v2 = self.two_views(images, ctx)
         queue = self.queue.clone().detach()
+        tau = scheduled_temperature(self.schedule, self.temperature, ctx.progress)
         q1, k2 = self._query(v1), self._key(v2, ctx.generator)
-        loss, losses = info_nce_terms(q1, k2, queue, self.temperature)
+        loss, losses = info_nce_terms(q1, k2, queue, tau)
         keys = [k2]
         if self.symmetric:
             q2, k1 = self._query(v2), self._key(v1, ctx.generator)
-            loss_21, losses_21 = info_nce_terms(q2, k1, queue, self.temperature)
+            loss_21, losses_21 = info_nce_terms(q2, k1, queue, tau)
             loss, losses = 0.5 * (loss + loss_21), 0.5 * (losses + losses_21)
             keys.append(k1)
         self.enqueue(torch.cat(keys))
-        return StepOutput(loss, q1, losses=losses)
+        logs = {"temperature": tau} if self.schedule is not None else {}
+        return StepOutput(loss, q1, logs=logs, losses=losses)
 
     def after_step(self, progress: float) -> None:
         self.update_targets(self.momentum)

@@ -12,6 +12,7 @@ from ..models.heads import mlp
 from .augment import PAPER_CROP, ViewSpec
 from .base import StepContext, StepOutput, TwoViewMethod, cross_entropy_terms
 from .registry import register_method
+from .temperature import scheduled_temperature
 
 SIMCLR_VIEW = ViewSpec(crop_scale=PAPER_CROP, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2)
 
@@ -54,12 +55,18 @@ class SimCLR(TwoViewMethod):
         self.backbone = backbone
         self.projector = mlp(dim, cfg.hidden_dim or dim, cfg.proj_dim)
         self.temperature = cfg.temperature
+        self.schedule = cfg.temperature_schedule  # Kukleva et al. 2023; None: fixed
+
+    def temperature_at(self, ctx: StepContext) -> float:
+        return scheduled_temperature(self.schedule, self.temperature, ctx.progress)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         v1, v2 = self.two_views(images, ctx)
         z = self.projector(self.backbone(torch.cat([v1, v2])))
         z1, z2 = z.float().chunk(2)
-        loss, rows = nt_xent_terms(z1, z2, self.temperature)
+        tau = self.temperature_at(ctx)
+        loss, rows = nt_xent_terms(z1, z2, tau)
         n = len(z1)
         # each image's loss: the mean of its two views' rows (their mean is the batch loss)
-        return StepOutput(loss, z1, losses=0.5 * (rows[:n] + rows[n:]))
+        logs = {"temperature": tau} if self.schedule is not None else {}
+        return StepOutput(loss, z1, logs=logs, losses=0.5 * (rows[:n] + rows[n:]))
