@@ -255,3 +255,112 @@ def test_manifests_of_an_earlier_setting_are_removed(tmp_path):
         "subset-balanced-s0.csv",
         "subset-exp-r0.5-s0.csv",
     ]
+
+
+# ----------------------------------------------------------------------------- duplicates
+def _dup_folder(root: Path) -> Path:
+    """cod and eel, 30 noise images each, plus: five copies of cod/00 under cod (exact), a
+    copy of cod/01 filed under eel (exact, two labels) and cod/02 brightened by 6 levels
+    under eel (a near-duplicate: its pixels differ, its difference hash does not)."""
+    from PIL import Image
+
+    for c, name in enumerate(("cod", "eel")):
+        for i in range(30):
+            write_image(root / name / f"{i:02d}.png", 100 * c + i, size=16)
+    for k in range(5):
+        (root / "cod" / f"copy{k}.png").write_bytes((root / "cod" / "00.png").read_bytes())
+    (root / "eel" / "twin.png").write_bytes((root / "cod" / "01.png").read_bytes())
+    px = np.asarray(Image.open(root / "cod" / "02.png")).astype(int)
+    Image.fromarray(np.clip(px + 6, 0, 255).astype(np.uint8)).save(root / "eel" / "bright.png")
+    return root
+
+
+def _dup_cfg(root: Path, **duplicates) -> DataConfig:
+    return DataConfig(
+        source="folder",
+        root=root,
+        image_size=16,
+        split={"val_per_class": 3, "test_per_class": 6},
+        duplicates=duplicates,
+    )
+
+
+def test_exact_and_near_duplicates_are_found_with_their_splits_and_labels(tmp_path):
+    root = _dup_folder(tmp_path / "f")
+    data = prepare_data(_dup_cfg(root, near=True), tmp_path / "out", EvaluationConfig())
+    rep = data.duplicates
+    sets = {(r["kind"], tuple(r["items"])) for r in rep["sets"]}
+    copies = ("cod/00.png", *(f"cod/copy{k}.png" for k in range(5)))
+    assert sets == {
+        ("exact", copies),
+        ("exact", ("cod/01.png", "eel/twin.png")),
+        ("near", ("cod/02.png", "eel/bright.png")),
+    }
+    place = {data.items[i]: s for i, s in enumerate(data.split)}
+    for i in data.probe_balanced:
+        place[data.items[i]] = "probe"
+    crossing = sum(len({place[i] for i in items}) > 1 for _, items in sets)
+    assert crossing >= 1 and rep["crossing_a_split"] == crossing
+    assert rep["under_two_labels"] == 2
+    assert (rep["exact_sets"], rep["exact_images"], rep["near_sets"]) == (2, 8, 1)
+    lines = stats_lines(data, 0)
+    assert any(
+        line.startswith("  exact (two classes") and "cod/01.png, eel/twin.png" in line
+        for line in lines
+    )
+    # without near: the near pair is not reported; exact ones are, by default
+    plain = prepare_data(_dup_cfg(root), tmp_path / "out2", EvaluationConfig())
+    assert [r["kind"] for r in plain.duplicates["sets"]] == ["exact", "exact"]
+
+
+def test_duplicates_dropped_or_kept_in_one_split(tmp_path):
+    root = _dup_folder(tmp_path / "f")
+    dropped = prepare_data(_dup_cfg(root, action="drop"), tmp_path / "a", EvaluationConfig())
+    assert "cod/00.png" in dropped.items
+    gone = {"cod/01.png", "eel/twin.png", *(f"cod/copy{k}.png" for k in range(5))}
+    assert not gone & set(dropped.items) and len(dropped.dropped) == 7
+    assert len(dropped.images) == len(dropped.items) == 67 - 7
+    # the listing stage (run --plan) arranges as the run did, from the record beside the cache
+    planned = list_data(_dup_cfg(root, action="drop"), tmp_path / "a", EvaluationConfig())
+    assert planned.items == dropped.items and (planned.split == dropped.split).all()
+
+    with pytest.raises(UserError, match=r"holds images of two classes.*set action: drop"):
+        prepare_data(_dup_cfg(root, action="group"), tmp_path / "b", EvaluationConfig())
+    (root / "eel" / "twin.png").unlink()
+    grouped = prepare_data(_dup_cfg(root, action="group"), tmp_path / "b", EvaluationConfig())
+    place = grouped.split.copy()
+    place[grouped.probe_balanced] = "probe"
+    copies = [
+        grouped.items.index(i) for i in ("cod/00.png", *(f"cod/copy{k}.png" for k in range(5)))
+    ]
+    assert len(set(place[copies])) == 1
+    assert grouped.duplicates["crossing_a_split"] == 0
+
+
+def test_near_duplicate_components_match_brute_force():
+    from ssl_robustness.data.duplicates import near_duplicates
+
+    assert [s.tolist() for s in near_duplicates(np.array([0, 15, 2**40 - 1], np.uint64), 4)] == [
+        [0, 1]
+    ]
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2**63, 40, dtype=np.uint64)
+    flips = rng.integers(0, 64, (40, 3))
+    noisy = base.copy()
+    for i in range(40):
+        for b in flips[i, : rng.integers(0, 4)]:
+            noisy[i] ^= np.uint64(1 << int(b))
+    hashes = np.concatenate([base, noisy])
+    dist = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    for t in (0, 2, 5):
+        got = {tuple(s.tolist()) for s in near_duplicates(hashes, t)}
+        # components of the brute-force relation
+        comp = list(range(len(hashes)))
+        for a, b in zip(*np.nonzero(dist <= t), strict=True):
+            ra, rb = comp[a], comp[b]
+            if ra != rb:
+                comp = [min(ra, rb) if x in (ra, rb) else x for x in comp]
+        want = {}
+        for i, r in enumerate(comp):
+            want.setdefault(r, []).append(i)
+        assert got == {tuple(v) for v in want.values() if len(v) > 1}, t

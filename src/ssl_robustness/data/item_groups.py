@@ -75,3 +75,34 @@ def check_one_label(groups: np.ndarray, lset: LabelledSet) -> None:
                 f"('{names[lset.labels[j]]}') and {lset.items[i]!r} ('{names[lset.labels[i]]}'); "
                 "a group must have one label"
             )
+
+
+def link_groups(
+    groups: np.ndarray | None, lset: LabelledSet, linked: list[tuple[str, ...]]
+) -> np.ndarray | None:
+    """`groups` (each item its own without group_by) with every set of `linked` items, and
+    the groups they touch, merged into one; None when there is nothing to link."""
+    if not linked:
+        return groups
+    ids = list(groups) if groups is not None else list(lset.items)
+    index = {item: i for i, item in enumerate(lset.items)}
+    parent: dict[str, str] = {}
+
+    def find(g: str) -> str:
+        while parent.get(g, g) != g:
+            g = parent[g]
+        return g
+
+    for items in linked:
+        roots = sorted({find(ids[index[i]]) for i in items if i in index})
+        for r in roots[1:]:
+            parent[r] = roots[0]
+    merged = np.array([find(g) for g in ids], dtype=object)
+    try:
+        check_one_label(merged, lset)
+    except UserError as err:
+        raise UserError(
+            f"{err} (data.duplicates.action: group linked duplicates filed under two classes; "
+            "set action: drop to leave such sets out)"
+        ) from None
+    return merged

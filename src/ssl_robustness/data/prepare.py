@@ -13,9 +13,10 @@ from ..atomic import write_json
 from ..config import DataConfig, EvaluationConfig, ListFilesConfig, config_hash
 from ..errors import UserError
 from ..layout import DataLayout
+from .duplicates import DuplicateSet, describe, duplicate_lines, find_duplicates, to_drop
 from .groups import assign_groups
 from .images import BadImage, build_image_cache, meta_path
-from .item_groups import item_groups
+from .item_groups import item_groups, link_groups
 from .labelled import LabelledSet
 from .leakage import group_counts, leakage, leakage_line
 from .manifest import count_stats, write_manifest
@@ -84,6 +85,8 @@ class StudyData:
     listing: LabelledSet | None = field(default=None, repr=False)  # before the class filters
     evaluation: EvaluationConfig | None = field(default=None, repr=False)
     item_group: np.ndarray | None = None  # each item's data.group_by id; None: not set
+    duplicates: dict[str, Any] | None = None  # what data.duplicates found (prepare_data only)
+    dropped: list[str] = field(default_factory=list)  # duplicates left out, and why
     _draws: dict[int, SeedDraw] = field(default_factory=dict, repr=False)
     _sized: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -222,9 +225,12 @@ def list_data(
     `prepare_data` will leave them out."""
     listing = read_source(cfg)
     lset = select_classes(listing, cfg)
-    return _arrange_without(
-        lset, _recorded_bad(cfg, directory, lset), cfg, directory, evaluation, listing
-    )
+    cache_file = _image_cache_file(cfg, directory, lset)
+    bad = _recorded_bad(cfg, directory, lset, cache_file)
+    sets = _recorded_duplicates(cache_file, cfg) if cfg.duplicates.action != "report" else None
+    if sets:  # as prepare_data will arrange them; without a record, as if there were none
+        return _arrange_duplicates(lset, bad, sets, cfg, directory, evaluation, listing)
+    return _arrange_without(lset, bad, cfg, directory, evaluation, listing)
 
 
 def prepare_data(
@@ -252,11 +258,112 @@ def prepare_data(
     )
     if bad_records != recorded:  # the cache was (re)built: its own bad images
         data = _arrange_without(lset, bad_records, cfg, directory, evaluation, listing)
+    cache = images
     if bad_records:
         images = images[np.flatnonzero(_kept(lset, bad_records))]
     data.images = images
+    data = _with_duplicates(data, cache, lset, bad_records, cache_file, evaluation, listing)
     write_data_manifests(data, seeds or [0])
     return data
+
+
+def _with_duplicates(
+    data: StudyData,
+    cache: np.ndarray,
+    lset: LabelledSet,
+    bad: list[BadImage],
+    cache_file: Path,
+    evaluation: EvaluationConfig | None,
+    listing: LabelledSet,
+) -> StudyData:
+    """Find the duplicates among the decoded images (or take those recorded beside the cache),
+    drop or link them as data.duplicates.action says, and describe where they ended up."""
+    cfg, source = data.cfg, data.source
+    assert source is not None and data.images is not None
+    sets = _recorded_duplicates(cache_file, cfg)
+    if sets is None:
+        sets = find_duplicates(data.images, source, cfg.duplicates)
+        _record_duplicates(cache_file, cfg, sets)
+    if sets and cfg.duplicates.action != "report":
+        data = _arrange_duplicates(lset, bad, sets, cfg, data.directory, evaluation, listing)
+        data.images = cache[np.flatnonzero(_kept(lset, bad + _drops(lset, sets, cfg)))]
+    label_of = {
+        item: lset.class_names[int(y)] for item, y in zip(lset.items, lset.labels, strict=True)
+    }
+    data.duplicates = describe(sets, _where(data), label_of)
+    return data
+
+
+def _drops(lset: LabelledSet, sets: list[DuplicateSet], cfg: DataConfig) -> list[BadImage]:
+    """action drop: the duplicates left out, as indices into `lset` with why."""
+    if cfg.duplicates.action != "drop":
+        return []
+    label_of = {item: str(y) for item, y in zip(lset.items, lset.labels, strict=True)}
+    index = {item: i for i, item in enumerate(lset.items)}
+    why = to_drop([s for s in sets if all(i in index for i in s.items)], label_of)
+    return [BadImage(index[item], message) for item, message in sorted(why.items())]
+
+
+def _arrange_duplicates(
+    lset: LabelledSet,
+    bad: list[BadImage],
+    sets: list[DuplicateSet],
+    cfg: DataConfig,
+    directory: Path,
+    evaluation: EvaluationConfig | None,
+    listing: LabelledSet,
+) -> StudyData:
+    """The arrangement with data.duplicates.action applied: drop, or group (one split each)."""
+    drops = _drops(lset, sets, cfg)
+    linked = sets if cfg.duplicates.action == "group" else None
+    data = _arrange_without(lset, bad + drops, cfg, directory, evaluation, listing, linked)
+    data.bad_images = [b.message for b in bad]
+    data.dropped = [b.message for b in drops]
+    return data
+
+
+def _where(data: StudyData) -> dict[str, str]:
+    """Each item's place: pool (pretraining), probe set, val or test."""
+    place = np.array(data.split, dtype=object)
+    place[place == "train"] = "pool"
+    place[data.probe_balanced] = "probe set"
+    return dict(zip(data.items, place.tolist(), strict=True))
+
+
+def _duplicates_record(cache_file: Path) -> Path:
+    return cache_file.with_suffix(".duplicates.json")
+
+
+def _recorded_duplicates(cache_file: Path, cfg: DataConfig) -> list[DuplicateSet] | None:
+    """The sets found in this very cache (its SHA-256) with these settings, else None."""
+    try:
+        record = json.loads(_duplicates_record(cache_file).read_text())
+        meta = json.loads(meta_path(cache_file).read_text())
+        if record["cache_sha256"] != meta["sha256"] or record["settings"] != _dup_settings(cfg):
+            return None
+        return [DuplicateSet(str(s["kind"]), tuple(s["items"])) for s in record["sets"]]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _record_duplicates(cache_file: Path, cfg: DataConfig, sets: list[DuplicateSet]) -> None:
+    try:
+        sha = json.loads(meta_path(cache_file).read_text())["sha256"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return
+    write_json(
+        _duplicates_record(cache_file),
+        {
+            "cache_sha256": sha,
+            "settings": _dup_settings(cfg),
+            "sets": [{"kind": s.kind, "items": list(s.items)} for s in sets],
+        },
+    )
+
+
+def _dup_settings(cfg: DataConfig) -> dict[str, Any]:
+    d = cfg.duplicates
+    return {"near": d.near, "near_threshold": d.near_threshold if d.near else None}
 
 
 def _image_cache_file(
@@ -300,6 +407,7 @@ def _arrange_without(
     directory: Path,
     evaluation: EvaluationConfig | None,
     listing: LabelledSet,
+    linked: list[DuplicateSet] | None = None,
 ) -> StudyData:
     """`arrange` the listing less its bad images; a natural/power plan the smallest classes
     cannot meet says which class filters can."""
@@ -307,7 +415,13 @@ def _arrange_without(
         lset = _subset_lset(lset, _kept(lset, bad))
     try:
         return arrange(
-            lset, cfg, directory, evaluation, listing=listing, bad=[b.message for b in bad]
+            lset,
+            cfg,
+            directory,
+            evaluation,
+            listing=listing,
+            bad=[b.message for b in bad],
+            linked=linked,
         )
     except UserError as err:
         raise _with_ways_out(err, cfg, lset, listing, directory, evaluation) from None
@@ -321,11 +435,14 @@ def arrange(
     *,
     listing: LabelledSet | None = None,
     bad: list[str] | None = None,
+    linked: list[DuplicateSet] | None = None,
 ) -> StudyData:
-    """Split, carve the probe set and plan the subsets of a listing (no images)."""
+    """Split, carve the probe set and plan the subsets of a listing (no images); `linked`:
+    sets of items kept in one split (data.duplicates.action: group)."""
     class_ids = listing_class_ids(lset, listing)
-    groups = item_groups(lset, cfg)
-    together = groups if cfg.group_by is not None and cfg.group_by.keep_together else None
+    groups = link_groups(item_groups(lset, cfg), lset, [s.items for s in linked or []])
+    apart = cfg.group_by is not None and not cfg.group_by.keep_together and not linked
+    together = None if apart else groups
     split = make_splits(lset, cfg.split, class_ids, together)
     pool = np.flatnonzero(split == "train")
     pool_counts = lset.class_counts(split == "train")
@@ -545,6 +662,9 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
         f"bad images skipped: {len(data.bad_images)}"
     )
     lines += item_group_lines(data, seed)
+    lines += duplicate_lines(data.duplicates, data.cfg.duplicates.action)
+    if data.dropped:
+        lines.append(f"duplicates dropped: {len(data.dropped)} images (see stats.json)")
     return lines
 
 
@@ -747,12 +867,14 @@ def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
 
 def _item_group_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
     """stats.json's data.group_by entries; none without group_by (the file stays as it was)."""
-    if data.item_group is None:
-        return {}
-    return {
-        "item_groups": group_counts(data.item_group, _group_sets(data)),
-        "leakage": {str(seed): leakage_of(data, seed) for seed in seeds},
-    }
+    out: dict[str, Any] = {}
+    if data.duplicates is not None:
+        out["duplicates"] = {**data.duplicates, "action": data.cfg.duplicates.action}
+        out["duplicates"]["dropped"] = data.dropped
+    if data.item_group is not None:
+        out["item_groups"] = group_counts(data.item_group, _group_sets(data))
+        out["leakage"] = {str(seed): leakage_of(data, seed) for seed in seeds}
+    return out
 
 
 def _groups(data: StudyData, d: SeedDraw) -> dict[str, Any]:
