@@ -225,6 +225,20 @@ def _nan_weights() -> dict:
     return sd
 
 
+def _report_on_cut_table(cut: Callable[[str], str]) -> Builder:
+    """A case: `report` on a run directory whose tables/results.csv was cut by `cut`."""
+
+    def build(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+        run_dir = tmp / "run"
+        (run_dir / "tables").mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(tiny_study(tmp)))
+        whole = "representation,method,top1\nsimclr_s0,simclr,0.61\nsupervised_s0,supervised,0.7\n"
+        (run_dir / "tables" / "results.csv").write_text(cut(whole))
+        return ["report", str(run_dir)]
+
+    return build
+
+
 def _stats_over_finished_study(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     out = tmp / "study"
     (out / "tables").mkdir(parents=True)
@@ -398,6 +412,16 @@ CASES: list[tuple[str, Builder, str]] = [
     ),
     ("report without tables", _report_without_tables, r"run: no tables/results\.csv; the study"),
     ("report on nothing", lambda t, m: ["report", str(t / "none")], r"'RUN_DIR'.*does not exist"),
+    (
+        "report on a table cut mid-row",
+        _report_on_cut_table(lambda t: t[:-8]),
+        r"results\.csv: truncated \(its last row is cut off\); rerun",
+    ),
+    (
+        "report on a ragged table",
+        _report_on_cut_table(lambda t: t + "x,y,0.1,extra,more\n"),
+        r"results\.csv: not a readable table",
+    ),
     ("export to a folder", _export_to_folder, r"folder: Is a directory"),
     # -- checkpoints
     (

@@ -6,6 +6,7 @@ missing; the report then says less."""
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,19 @@ def _json(path: Path, default: Any) -> Any:
 
 
 def _csv(path: Path) -> pd.DataFrame:
+    """A table, or a UserError when it is damaged: pandas fills a row cut off mid-way with
+    NaN, and a report from it would be wrong without a word."""
     try:
-        return pd.read_csv(path)
-    except (FileNotFoundError, pd.errors.EmptyDataError):
+        raw = path.read_bytes()
+    except FileNotFoundError:
         return pd.DataFrame()
+    if not raw:
+        return pd.DataFrame()
+    rebuild = "rerun `ssl-robustness run` on the study's config to rebuild the tables"
+    if not raw.endswith(b"\n"):
+        raise UserError(f"{path}: truncated (its last row is cut off); {rebuild}")
+    try:
+        df = pd.read_csv(io.BytesIO(raw))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable table ({exc}); {rebuild}") from None
+    return df
