@@ -143,8 +143,16 @@ def test_the_plan_states_a_measured_speed_and_the_time_it_gives() -> None:
     last = plan_lines(StudyConfig(), rows, speed)[-1]
     assert last == (
         "2 representations, 1 cached; 275,400 image passes to go: about 45m54s of training at "
-        "100 image passes/s, evaluation extra (measured: the median of 3 training steps of "
-        "resnet_tiny at batch 64, 16 px on cpu, after 1 warm-up)"
+        "100 image passes/s, evaluation extra (measured: the median of 5 training steps of "
+        "resnet_tiny at batch 64, 16 px on cpu, after 2 warm-up)"
+    )
+    # the configured batch beside the one measured, and the range the timed steps span
+    speed = Throughput(100.0, "resnet_tiny", 64, 16, "cpu", 5, 2, 128, 80.0, 120.0)
+    assert plan_lines(StudyConfig(), rows, speed)[-1] == (
+        "2 representations, 1 cached; 275,400 image passes to go: about 45m54s of training "
+        "(38m15s to 57m22s at the fastest and slowest timed step) at 100 image passes/s, "
+        "evaluation extra (measured: the median of 5 training steps of resnet_tiny at batch 64 "
+        "(the configured 128, capped on a CPU for speed), 16 px on cpu, after 2 warm-up)"
     )
 
 
@@ -175,12 +183,12 @@ def test_a_slow_step_is_timed_once(monkeypatch) -> None:
     assert speed.steps == 1
     assert (
         speed.how()
-        == "measured: 1 training step of resnet_tiny at batch 8, 8 px on cpu, after 1 warm-up"
+        == "measured: 1 training step of resnet_tiny at batch 8, 8 px on cpu, after 2 warm-up"
     )
 
 
 def test_run_plan_prints_the_measured_estimate(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(plan, "SLOW_STEP_S", float("inf"))  # 3 steps however loaded the CPU
+    monkeypatch.setattr(plan, "SLOW_STEP_S", float("inf"))  # 5 steps however loaded the CPU
     result = CliRunner().invoke(
         cli,
         [
@@ -196,9 +204,14 @@ def test_run_plan_prints_the_measured_estimate(tmp_path, monkeypatch) -> None:
     )
     assert result.exit_code == 0, result.output
     last = result.output.splitlines()[-1]
-    assert re.search(r"image passes to go: about \S+ of training at [\d,]+ image passes/s", last)
+    assert re.search(
+        r"image passes to go: about \S+ of training \(\S+ to \S+ at the fastest and slowest "
+        r"timed step\) at [\d,]+ image passes/s",
+        last,
+    )
     assert (
-        "(measured: the median of 3 training steps of resnet_tiny at batch 64, 16 px on cpu" in last
+        "(measured: the median of 5 training steps of resnet_tiny at batch 64 (the configured "
+        "128, capped on a CPU for speed), 16 px on cpu" in last
     )
 
 

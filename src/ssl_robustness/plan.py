@@ -21,8 +21,8 @@ from .representations import RepresentationSpec, expand_representations, represe
 if TYPE_CHECKING:
     import torch
 
-MEASURE_STEPS = 3  # timed training steps, after MEASURE_WARMUP untimed ones
-MEASURE_WARMUP = 1
+MEASURE_STEPS = 5  # timed training steps, after MEASURE_WARMUP untimed ones
+MEASURE_WARMUP = 2
 SLOW_STEP_S = 5.0  # a warm-up step slower than this: time one step only
 # at most, on a CPU (images/s barely depends on the batch there), so that --plan takes seconds
 # even for a ResNet-50 at 224 px
@@ -110,13 +110,19 @@ class Throughput:
     device: str
     steps: int = MEASURE_STEPS
     warmup: int = MEASURE_WARMUP
+    configured_batch: int | None = None  # the config's, where the measure used fewer
+    slowest_per_s: float | None = None  # of the timed steps: the range an estimate spans
+    fastest_per_s: float | None = None
 
     def how(self) -> str:
         steps = (
             f"the median of {self.steps} training steps" if self.steps > 1 else "1 training step"
         )
+        batch = f"batch {self.batch}"
+        if self.configured_batch not in (None, self.batch):
+            batch += f" (the configured {self.configured_batch}, capped on a CPU for speed)"
         return (
-            f"measured: {steps} of {self.backbone} at batch {self.batch}, "
+            f"measured: {steps} of {self.backbone} at {batch}, "
             f"{self.image_size} px on {self.device}, after {self.warmup} warm-up"
         )
 
@@ -153,8 +159,19 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
 
     warm = [step() for _ in range(MEASURE_WARMUP)]
     steps = MEASURE_STEPS if max(warm) < SLOW_STEP_S else 1  # --plan stays quick
-    step_s = max(statistics.median(step() for _ in range(steps)), 1e-9)  # robust to a stall
-    return Throughput(batch / step_s, cfg.backbone.name, batch, size, str(device), steps)
+    timed = [max(step(), 1e-9) for _ in range(steps)]
+    step_s = statistics.median(timed)  # robust to a stall
+    return Throughput(
+        batch / step_s,
+        cfg.backbone.name,
+        batch,
+        size,
+        str(device),
+        steps,
+        configured_batch=cfg.pretrain.batch_size,
+        slowest_per_s=batch / max(timed),
+        fastest_per_s=batch / min(timed),
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -168,8 +185,12 @@ def cost_line(passes: int, speed: Throughput | None) -> str:
     """The work left in time at the measured speed (training only)."""
     if speed is None or passes == 0:
         return ""
+    spread = ""
+    if speed.slowest_per_s and speed.fastest_per_s and speed.steps > 1:
+        low, high = passes / speed.fastest_per_s, passes / speed.slowest_per_s
+        spread = f" ({duration(low)} to {duration(high)} at the fastest and slowest timed step)"
     return (
-        f": about {duration(passes / speed.passes_per_s)} of training at "
+        f": about {duration(passes / speed.passes_per_s)} of training{spread} at "
         f"{speed.passes_per_s:,.0f} image passes/s, evaluation extra ({speed.how()})"
     )
 
