@@ -734,3 +734,41 @@ def test_inspect_does_not_call_nan_weights_ok(tmp_path):
     result = CliRunner().invoke(cli, ["checkpoint", "inspect", str(tmp_path / "w.pt")])
     assert result.exit_code == 2 and "ok (strict)" not in result.output
     assert "load:      refused:" in result.output and "NaN or infinite" in result.output
+
+
+def _fill_then_fail(exc: BaseException) -> Callable[[Path], None]:
+    def writer(tmp: Path) -> None:
+        tmp.write_bytes(b"x" * 100)  # what was written before the disk filled
+        raise exc
+
+    return writer
+
+
+DISK_FULL = [  # how a full disk surfaces: numpy's message, torch's, and the plain errno
+    ("numpy np.save", OSError("1048576 requested and 8192 written"), True),
+    ("torch.save", RuntimeError("[enforce fail at inline_container.cc:626] unexpected pos"), True),
+    ("errno ENOSPC", OSError(28, "No space left on device"), False),
+]
+
+
+@pytest.mark.parametrize("name,exc,by_free_space", DISK_FULL, ids=[c[0] for c in DISK_FULL])
+def test_a_full_disk_is_said_with_the_path_and_nothing_half_written(
+    name, exc, by_free_space, tmp_path, monkeypatch
+):
+    import shutil
+
+    from ssl_robustness import atomic
+
+    if by_free_space:  # the file system has (almost) nothing left while the temp file exists
+        monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 0))
+    target = tmp_path / "rep" / "checkpoint.pt"
+    with pytest.raises(atomic.DiskFull, match=r"rep/checkpoint\.pt: the disk is full"):
+        atomic.write_with(target, _fill_then_fail(exc))
+    assert list((tmp_path / "rep").iterdir()) == []  # neither the file nor its temp
+
+
+def test_a_failed_write_with_free_space_is_not_called_a_full_disk(tmp_path):
+    from ssl_robustness import atomic
+
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        atomic.write_with(tmp_path / "x.pt", _fill_then_fail(RuntimeError("unexpected pos")))

@@ -14,12 +14,14 @@ instead of failing or, worse, using garbage.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import pickle
 import re
 import secrets
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -58,17 +60,48 @@ def _create_temp(path: Path) -> Path:
     raise FileExistsError(f"{path.parent}: no free temp file name for {path.name}")
 
 
+class DiskFull(UserError):
+    """A write failed because its file system is full: the study stops (every later write
+    would fail too), the file that could not be written named, nothing half-written left."""
+
+
+FULL_BELOW = 1 << 20  # bytes free under which a failed write is taken for a full disk
+
+
+def _disk_full(where: Path, exc: BaseException) -> bool:
+    """Whether a write's failure is a full disk. numpy says only `OSError: 1048576 requested
+    and 8192 written` (no errno) and torch `RuntimeError: ... unexpected pos`: for these the
+    free space of the file system (measured while the temp file still holds its bytes) tells."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(exc, OSError | RuntimeError):
+        return False
+    try:
+        return shutil.disk_usage(where).free < FULL_BELOW
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success it is renamed onto `path`, on error removed."""
+    """Yield a temp path beside `path`; on success it is renamed onto `path`, on error removed
+    (a full disk raised as DiskFull, naming `path`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = _create_temp(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
+        full = _disk_full(path.parent, exc)
         tmp_path.unlink(missing_ok=True)
+        if full:
+            raise DiskFull(
+                f"{path}: the disk is full (writing it failed: {type(exc).__name__}: "
+                f"{str(exc)[:120]}); nothing half-written was left. Free space on "
+                f"{path.parent}'s file system, or set output_dir on another disk, and rerun: "
+                "finished work is kept"
+            ) from None
         raise
 
 

@@ -268,6 +268,8 @@ class _Cli(click.Group):
         except UserError as exc:
             raise _Fault(str(exc)) from None
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT) and exc.filename is None:
+                raise _Fault(f"the disk is full ({exc.strerror}); free space and rerun") from None
             if exc.errno not in _USER_ERRNOS or exc.filename is None:
                 raise
             target = exc.filename2 if exc.filename2 is not None else exc.filename

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from . import __version__
-from .atomic import remove_orphan_temps, write_json, write_text
+from .atomic import DiskFull, remove_orphan_temps, write_json, write_text
 from .config import StudyConfig
 from .data.prepare import StudyData, prepare_data
 from .engine.device import resolve_device
@@ -186,7 +186,7 @@ def run_specs(
                 lock = representation_lock(spec, cfg, log)
                 with lock, progress.representation(spec.dirname, spec.name):  # epoch lines
                     records += run_representation(spec, cfg, data, device)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, DiskFull):  # a full disk fails every later run too
                 raise
             except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
                 failures.append(_failure(spec, exc))
@@ -214,7 +214,7 @@ def _train_together(
                 log(f"[{i}/{len(specs)}] train {spec.name} on {world_size()} processes ({status})")
             try:
                 obtain_representation(spec, cfg, data, device)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, DiskFull):
                 raise
             except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
                 failures.append(_failure(spec, exc))
