@@ -364,3 +364,24 @@ def test_near_duplicate_components_match_brute_force():
         for i, r in enumerate(comp):
             want.setdefault(r, []).append(i)
         assert got == {tuple(v) for v in want.values() if len(v) > 1}, t
+
+
+def test_a_long_decode_prints_flushed_progress_lines(tmp_path, monkeypatch, capsys):
+    from ssl_robustness.data import images as images_mod
+
+    monkeypatch.setattr(images_mod, "PROGRESS_EVERY_S", 0.0)  # every image counts as long
+    root = tmp_path / "f"
+    for c in range(2):
+        for i in range(12):
+            write_image(root / f"k{c}" / f"{i:02d}.png", 100 * c + i, size=8)
+    cfg = DataConfig(
+        source="folder",
+        root=root,
+        image_size=8,
+        split={"val_per_class": 0, "test_per_class": 4},
+        imbalance={"ratio": 0.5},
+    )
+    prepare_data(cfg, tmp_path / "out", EvaluationConfig())
+    err = capsys.readouterr().err.splitlines()
+    assert "decoding images: 1/24 (4%) in 0s" in err
+    assert err[-1].startswith("decoding images: 24/24 in ")

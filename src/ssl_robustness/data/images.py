@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ from ..faults import reached
 from .labelled import LabelledSet
 
 CACHE_VERSION = 2
+PROGRESS_EVERY_S = 5.0  # a decode longer than this prints progress
 # transparent pixels are composited onto this colour (white, like a browser page)
 BACKGROUND = (255, 255, 255)
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
@@ -250,5 +252,53 @@ def _decode_into(
             out[j] = 0
             return BadImage(index, f"{path}: {type(e).__name__}: {e}")
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return [b for b in pool.map(work, range(len(indices))) if b is not None]
+    bad = []
+    with ThreadPoolExecutor(max_workers=workers) as pool, DecodeProgress(len(indices)) as progress:
+        for b in pool.map(work, range(len(indices))):
+            progress.step()
+            if b is not None:
+                bad.append(b)
+    return bad
+
+
+class DecodeProgress:
+    """Progress of a decode longer than a few seconds: a bar on a terminal, else a flushed line
+    on stderr every PROGRESS_EVERY_S seconds (logs show it live)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.start = self.last = time.perf_counter()
+        self.bar: Any = None
+
+    def __enter__(self) -> DecodeProgress:
+        return self
+
+    def step(self) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if self.bar is not None:
+            self.bar.update(1)
+        elif now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            if sys.stderr.isatty():
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=self.total, initial=self.done, desc="decoding images")
+            else:
+                print(
+                    f"decoding images: {self.done:,}/{self.total:,} "
+                    f"({self.done / self.total:.0%}) in {now - self.start:.0f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.last > self.start:  # lines were printed: say it ended
+            print(
+                f"decoding images: {self.done:,}/{self.total:,} in "
+                f"{time.perf_counter() - self.start:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
