@@ -304,7 +304,7 @@ def test_unbalanced_test_split_is_said_and_the_verdict_uses_balanced_accuracy(tm
     top1_mean, _, _ = expected_d(tables, "top1", family=2)
     assert f"{100 * mean:+.1f}" != f"{100 * top1_mean:+.1f}"  # the two metrics differ here
     assert f"d = {100 * mean:+.1f} points of Δ, family-wise 95% CI [{100 * low:+.1f}" in head
-    assert "balanced_accuracy_rel_gap_mean" in section(page, "balanced-vs-imbalanced-gap")
+    assert "balanced accuracy Δ (%)" in section(page, "balanced-vs-imbalanced-gap")
 
 
 def test_interval_covers_and_probe_overlap_are_quoted(tmp_path):

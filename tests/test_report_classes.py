@@ -74,13 +74,13 @@ def test_class_table_numbers_are_the_predictions_per_class_accuracy():
     for k, (_, method) in enumerate(METHODS):
         bal = [expected(k, "balanced", c) for c in range(4)]
         imb = [expected(k, "exp-r0.1", c) for c in range(4)]
-        np.testing.assert_allclose(table[f"{method}: balanced"], bal)
-        np.testing.assert_allclose(table[f"{method}: exp-r0.1"], imb)
-        np.testing.assert_allclose(table[f"{method}: gap"], np.subtract(bal, imb))
+        np.testing.assert_allclose(table[f"{method}: balanced (%)"], bal)
+        np.testing.assert_allclose(table[f"{method}: exp-r0.1 (%)"], imb)
+        np.testing.assert_allclose(table[f"{method}: gap (points)"], np.subtract(bal, imb))
         for c in range(4):  # the gap's 95% t-interval over seeds, from the predictions
             gaps = [100 * (hit(k, "balanced", c, s) - hit(k, "exp-r0.1", c, s)) for s in SEEDS]
             half = T975[len(SEEDS)] * np.std(gaps, ddof=1) / np.sqrt(len(SEEDS))
-            assert table[f"{method}: gap ±95%"][c] == pytest.approx(half)
+            assert table[f"{method}: gap ±95% (points)"][c] == pytest.approx(half)
     assert len(table.columns) == 4 + 4 * len(METHODS)
 
 
@@ -107,15 +107,15 @@ def test_the_gap_by_rarity_rank_pools_the_rarest_class_of_each_seed():
             counts = flip if seed == SEEDS[1] else dict(zip(CLASSES, IMB_COUNTS, strict=True))
             c = CLASSES.index(min(CLASSES, key=lambda n: counts[n]))
             want.append(100 * (hit(k, "balanced", c, seed) - hit(k, "exp-r0.1", c, seed)))
-        assert rarest[f"{method}: gap"] == pytest.approx(np.mean(want))
+        assert rarest[f"{method}: gap (points)"] == pytest.approx(np.mean(want))
 
 
 def test_class_table_names_the_scenario_only_when_two_share_a_method_and_reads_old_tables():
     pc = per_class_from_predictions().drop(columns="arm_count")
     pc.loc[pc["method"] == "supervised-balanced_softmax", "method"] = "simclr"
     table = class_table(pc, "exp-r0.1", "balanced", dict.fromkeys(CLASSES, 45))
-    assert "simclr (SL): gap" in table and "simclr (SSL-in-domain): gap" in table
-    assert "supervised: gap" in table
+    assert "simclr (SL): gap (points)" in table and "simclr (SSL-in-domain): gap (points)" in table
+    assert "supervised: gap (points)" in table
     assert table["n in balanced"].tolist() == BAL_COUNTS  # from stats when no arm_count
 
 
@@ -124,7 +124,7 @@ def test_report_shows_the_sortable_class_table_from_predictions(tmp_path):
     per_class_from_predictions().to_csv(run / "tables" / "per_class.csv", index=False)
     page = H.write_report(run).read_text()
     pay = section(page, "which-classes-pay")
-    table = pay.split('<div class="scroll" id="class-table">')[1].split("</table>")[0]
+    table = pay.split('<div id="class-table">')[1].split("</table>")[0]
     assert 'class="dataframe sortable"' in table
     headers = re.findall(r"<th>([^<]*)</th>", table)
     assert headers[:4] == ["class", "group", "n in balanced", "n in exp-r0.1"]
@@ -134,7 +134,7 @@ def test_report_shows_the_sortable_class_table_from_predictions(tmp_path):
     dog = cells[3]
     assert dog[1:4] == ["tail", "45", "10"]
     k = [m for _, m in METHODS].index("simclr")
-    col = headers.index("simclr: gap")
+    col = headers.index("simclr: gap (points)")
     assert dog[col] == f"{expected(k, 'balanced', 3) - expected(k, 'exp-r0.1', 3):.1f}"
     # the sort script is inline and addresses the sortable tables
     script = page.split("<script>")[1].split("</script>")[0]

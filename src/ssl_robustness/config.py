@@ -376,6 +376,11 @@ class DataConfig(Strict):
     """Skip unreadable images (counted in stats.json) instead of failing with their paths."""
     decode_workers: int = Field(4, ge=1)
     """Processes decoding images into the cache."""
+    fingerprint: Literal["stat", "content"] = "stat"
+    """How the image cache knows its files are unchanged: stat (each file's size and
+    modification time: fast, but a file replaced by another of the same size with its mtime
+    restored goes unseen) or content (SHA-256 of every file's bytes: reads each image once per
+    run). Not part of any cache key; switching rebuilds the image cache once."""
     group_by: GroupByConfig | None = None
     """Where each image's group id comes from (a path pattern or a list column); None: images
     are split one by one."""

@@ -27,8 +27,9 @@ def class_table(
     twin_counts: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Per class (rows ordered by D(n,r) count, largest first): group, counts per arm, and per
-    method accuracy in each arm and the gap, in percent. `per_class` holds one evaluation's
-    rows; `twin_counts` (class -> count) stands in for tables without `arm_count`."""
+    method accuracy in each arm (%) and the gap (points), units named in the headers.
+    `per_class` holds one evaluation's rows; `twin_counts` (class -> count) stands in for
+    tables without `arm_count`."""
     bal = per_class[per_class["subset"] == twin].set_index(KEYS)
     imb = per_class[per_class["subset"] == main].set_index(KEYS)
     both = imb[["accuracy", "train_count", "group"]].join(
@@ -52,11 +53,14 @@ def class_table(
         m = both[(both["scenario"] == scenario) & (both["method"] == method)]
         mean = m.groupby("class")[["balanced_accuracy", "accuracy"]].mean().reindex(classes)
         label = labels[(scenario, method)]
-        out[f"{label}: {twin}"] = 100 * mean["balanced_accuracy"].to_numpy()
-        out[f"{label}: {main}"] = 100 * mean["accuracy"].to_numpy()
-        out[f"{label}: gap"] = out[f"{label}: {twin}"] - out[f"{label}: {main}"]
+        bal_acc, imb_acc = f"{label}: {twin} (%)", f"{label}: {main} (%)"
+        out[bal_acc] = 100 * mean["balanced_accuracy"].to_numpy()
+        out[imb_acc] = 100 * mean["accuracy"].to_numpy()
+        out[f"{label}: gap (points)"] = out[bal_acc] - out[imb_acc]
         per_seed = (m["balanced_accuracy"] - m["accuracy"]).groupby(m["class"])
-        out[f"{label}: gap ±95%"] = 100 * per_seed.agg(_half_width).reindex(classes).to_numpy()
+        out[f"{label}: gap ±95% (points)"] = (
+            100 * per_seed.agg(_half_width).reindex(classes).to_numpy()
+        )
     return out.sort_values(f"n in {main}", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -113,8 +117,8 @@ def rarity_table(per_class: pd.DataFrame, main: str, twin: str) -> pd.DataFrame:
     for scenario, method in pairs:
         m = both[(both["scenario"] == scenario) & (both["method"] == method)]
         label = labels[(scenario, method)]
-        out[f"{label}: gap"] = m.groupby("rank")["gap"].mean()
-        out[f"{label}: gap ±95%"] = m.groupby("rank")["gap"].agg(
+        out[f"{label}: gap (points)"] = m.groupby("rank")["gap"].mean()
+        out[f"{label}: gap ±95% (points)"] = m.groupby("rank")["gap"].agg(
             lambda g: _half_width(g / 100) * 100
         )
     return out.reset_index().rename(columns={"rank": "rarity rank (1 = rarest)"})

@@ -23,7 +23,9 @@ from ..data.profiles import imbalance_ratio
 from ..faults import reached
 from ..layout import RunLayout
 from ..names import TRAINED_SCENARIOS
+from . import display as D
 from . import verdict as V
+from .bottom_line import bottom_line
 from .classes import class_table, coarseness_line, rare_classes_by_seed, rarity_table
 from .cost import cost_rows, cost_summary
 from .plots import (
@@ -32,6 +34,7 @@ from .plots import (
     class_gaps,
     gap_figure,
     group_bars_figure,
+    method_palette,
     plt,
     which_classes_pay_figure,
 )
@@ -88,6 +91,7 @@ class ReportContent:
     seeds: Any
     environment: dict[str, Any]
     config_text: str
+    bottom_line: str = ""  # one plain-words paragraph above the verdict (bottom_line.py)
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -122,7 +126,8 @@ def headline_lines(run_dir: str | Path) -> list[str]:
     confirmatory = confirmatory_choice(run)
     vs = V.verdicts(run.tables["gap_runs"], run.results, metric, confirmatory)
     top = [v for v in vs if v.confirmatory]
-    return _verdict_block(run, top, vs, reason, confirmatory)
+    lead = bottom_line(top, vs, confirmatory, run.results, run.stats)
+    return [f"Bottom line: {lead}", *_verdict_block(run, top, vs, reason, confirmatory)]
 
 
 def confirmatory_choice(run: RunDir) -> tuple[str, str]:
@@ -263,6 +268,9 @@ def report_content(run: RunDir) -> ReportContent:
         config_text=yaml.safe_dump(run.config, sort_keys=False)
         if run.config
         else "(no config.yaml)",
+        bottom_line=bottom_line(
+            [v for v in top if v.confirmatory], vs, confirmatory, res, run.stats
+        ),
     )
 
 
@@ -375,16 +383,6 @@ def undertrained_lines(results: pd.DataFrame) -> list[str]:
             "its last epoch as the best on validation; more epochs may raise its accuracy."
         )
     return lines
-
-
-def tests_shown(tests: pd.DataFrame) -> pd.DataFrame:
-    """The tests table as the report shows it: d and its interval in points of the measure."""
-    cols = ["evaluation", "comparison", "subset", "measure", "ssl_method", "sl_method", "family"]
-    out = tests[[*cols, "family_size", "seeds"]].copy()
-    for col in ("d_mean", "ci_low", "ci_high"):
-        out[f"{col} (points)"] = 100 * tests[col]
-    out["p"], out["p_adjusted"], out["words"] = tests["p"], tests["p_adjusted"], tests["words"]
-    return out
 
 
 def _gap_columns(metric: str) -> list[str]:
@@ -503,17 +501,19 @@ def _draw(
         return
     ev, comparison = headline
     gaps, agg = run.tables["gaps"], run.tables["aggregate"]
+    palette = _palette(run)
     if not gaps.empty:
         figures.add(
             "gap",
-            gap_figure(gaps, ev, metric, comparison if "comparison" in gaps else None),
-            f"{ev}, {comparison} gap",
+            gap_figure(gaps, ev, metric, comparison if "comparison" in gaps else None, palette),
+            f"{ev}, {comparison} gap; each method keeps its colour in every chart",
         )
     if not agg.empty and not _rows(agg, ev, comparison).empty:
         figures.add(
             "groups",
             group_bars_figure(agg, ev, metric, comparison if "comparison" in agg else None),
-            f"{ev}: accuracy by group",
+            f"{ev}: accuracy by group; the axis runs from 0 to 100% and intervals reaching "
+            "past it are clipped there (the title counts them)",
         )
     chosen = _per_class_rows(run, ev, comparison)
     if isinstance(chosen, str):
@@ -523,7 +523,7 @@ def _draw(
     by_class = class_gaps(pc, ev, main, twin, comparison if "comparison" in pc else None)
     figures.add(
         "which_classes_pay",
-        which_classes_pay_figure(by_class, ev, main),
+        which_classes_pay_figure(by_class, ev, main, palette),
         f"{ev}: per-class gap against training count in {main}",
     )
     if bad:
@@ -531,6 +531,15 @@ def _draw(
             "which classes pay leaves out collapsed or failed representations: "
             + ", ".join(sorted(bad))
         )
+
+
+def _palette(run: RunDir) -> dict[tuple[str, str], str]:
+    """One colour per method for every chart of this report, from all its results."""
+    res = run.results
+    if res.empty or "method" not in res:
+        return {}
+    res = res.dropna(subset=["scenario", "method"])
+    return method_palette(zip(res["scenario"], res["method"], strict=True))
 
 
 def _per_class_rows(
@@ -567,13 +576,18 @@ def _class_table(run: RunDir, headline: tuple[str, str] | None) -> tuple[pd.Data
     seeds = pc["seed"].nunique() if "seed" in pc else 1
     coarse = coarseness_line(run.stats)
     return table, (
-        f"{headline[0]}, {headline[1]}: per class, its training images in the balanced arm "
-        f"{twin} and the imbalanced arm {main}, and each method's test accuracy (%) in both "
-        f"arms and the gap ({twin} minus {main}, points, with the half-width of its 95% "
-        f"t-interval over seeds), mean over {seeds} seed(s). "
-        + (f"{coarse} " if coarse else "")
-        + "Click a column header to sort."
+        f"{headline[0]}, {headline[1]}: per class, its training images in "
+        f"{arm_words(twin, 'balanced')} and {arm_words(main, 'imbalanced')}, and each "
+        f"method's test accuracy (%) in both arms and the gap ({twin} minus {main}, in "
+        f"points, with the half-width of its 95% t-interval over seeds), mean over {seeds} "
+        "seed(s). " + (f"{coarse} " if coarse else "") + "Click a column header to sort."
     )
+
+
+def arm_words(name: str, kind: str) -> str:
+    """'the balanced arm' when the subset is named so, else 'the balanced arm (name)': never
+    'the balanced arm balanced'."""
+    return f"the {kind} arm" if name == kind else f"the {kind} arm ({name})"
 
 
 def _rarity_table(run: RunDir, headline: tuple[str, str] | None) -> pd.DataFrame:
@@ -658,9 +672,12 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
 def markdown(c: ReportContent) -> str:
     bullets = lambda xs: [f"- {x}" for x in xs]  # noqa: E731
     figs = [k for k in c.figures.images if not k.startswith("tsne-")]
+    tables = lambda parts: "\n\n".join(markdown_table(D.formatted(p)) for p in parts)  # noqa: E731
+    caption = c.class_table_caption.replace("Click a column header to sort.", "").strip()
     parts = [
         f"# {c.title}: is SSL more robust to class imbalance than SL?",
         "",
+        *([f"**Bottom line:** {c.bottom_line}", ""] if c.bottom_line else []),
         "## Verdict",
         *bullets(c.verdict_lines),
         "",
@@ -668,7 +685,7 @@ def markdown(c: ReportContent) -> str:
         *bullets(c.gap_lines),
         "",
         "### Every test made",
-        markdown_table(tests_shown(c.tests)) if not c.tests.empty else "_(none)_",
+        tables([D.tests_table(c.tests)]) if not c.tests.empty else "_(none)_",
         "",
         "### Other comparisons",
         *(bullets(c.other_lines) or ["_(none)_"]),
@@ -682,18 +699,18 @@ def markdown(c: ReportContent) -> str:
         "## Balanced-vs-imbalanced gap",
         f"_What an interval covers:_ {c.interval_covers}",
         "",
-        markdown_table(c.gaps),
+        tables(D.gap_parts(c.gaps, c.metric)) or "_(none)_",
         "",
         "## Accuracy (mean and 95% t-interval over seeds)",
-        markdown_table(c.aggregate),
+        tables(D.aggregate_parts(c.aggregate, c.metric)) or "_(none)_",
         "",
         "## Which classes pay",
-        f"_{c.class_table_caption}_".replace("Click a column header to sort.", "").strip(),
+        f"_{caption}_" if caption else "",
         "",
-        markdown_table(c.class_table, "{:.1f}") if not c.class_table.empty else "_(none)_",
+        tables(D.class_parts(c.class_table)) or "_(none)_",
         "",
         "### The gap by rarity rank (points; 1 = the rarest class of each seed)",
-        markdown_table(c.rarity, "{:.1f}") if not c.rarity.empty else "_(none)_",
+        tables([c.rarity]) if not c.rarity.empty else "_(none)_",
         "",
         "### The tail classes of each seed",
         markdown_table(c.rare_by_seed) if not c.rare_by_seed.empty else "_(not recorded)_",
@@ -703,7 +720,7 @@ def markdown(c: ReportContent) -> str:
         *bullets(c.notes),
         "",
         "## Where the time went",
-        markdown_table(c.cost, "{:.1f}") if not c.cost.empty else "_(not recorded)_",
+        tables([c.cost]) if not c.cost.empty else "_(not recorded)_",
         "",
         "## Collapse and failures",
         f"- collapsed representations: {', '.join(c.collapsed)}"
@@ -726,21 +743,25 @@ def _template() -> jinja2.Template:
 def render_html(c: ReportContent) -> str:
     from .. import __version__
 
-    def table(df: pd.DataFrame, fmt: str = "%.3f") -> str:
-        return df.to_html(index=False, float_format=fmt, na_rep="", border=0, classes="sortable")
+    def table(*parts: pd.DataFrame) -> str:
+        """Each part a sortable table whose cells carry their column's format and unit."""
+        return "\n".join(
+            D.formatted(p).to_html(index=False, na_rep="", border=0, classes="sortable")
+            for p in parts
+        )
 
     return _template().render(
         c=c,
         fig=c.figures.images,
         tables={
-            "gaps": table(c.gaps),
-            "tests": table(tests_shown(c.tests)) if not c.tests.empty else "<p>none</p>",
-            "aggregate": table(c.aggregate),
+            "gaps": table(*D.gap_parts(c.gaps, c.metric)),
+            "tests": table(D.tests_table(c.tests)) if not c.tests.empty else "<p>none</p>",
+            "aggregate": table(*D.aggregate_parts(c.aggregate, c.metric)),
             "probe_overlap": table(c.probe_overlap) if not c.probe_overlap.empty else "",
-            "classes": table(c.class_table, "%.1f") if not c.class_table.empty else "",
-            "rarity": table(c.rarity, "%.1f") if not c.rarity.empty else "",
+            "classes": table(*D.class_parts(c.class_table)) if not c.class_table.empty else "",
+            "rarity": table(c.rarity) if not c.rarity.empty else "",
             "rare_by_seed": table(c.rare_by_seed) if not c.rare_by_seed.empty else "",
-            "cost": table(c.cost, "%.1f") if not c.cost.empty else "",
+            "cost": table(c.cost) if not c.cost.empty else "",
         },
         environment=json.dumps(c.environment, indent=2),
         version=__version__,

@@ -1,7 +1,9 @@
 """The report's figures, each a function from tables to a matplotlib Figure.
 
 Error bars are the tables' 95% t-intervals over seeds (`*_ci95`), the same numbers the text
-quotes; head/medium/tail keep one colour in every chart (GROUP_COLORS)."""
+quotes; head/medium/tail keep one colour in every chart (GROUP_COLORS), and so does each method
+(`method_palette`, one mapping the report passes to every chart). Legends sit beside the axes,
+never on the data, and every figure uses matplotlib's constrained layout so no label is cut."""
 
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ SCENARIO_COLORS = {
     SSL_IMAGENET: "#9467bd",
     RANDOM_INIT: "#c7c7c7",
 }
-# method colours for point charts: none of them a group colour
+# method colours (gap bars, which-classes-pay points): none of them a group colour
 METHOD_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+RANDOM_INIT_COLOR = "#c7c7c7"
+_SCENARIO_ORDER = (SL, SSL_IN_DOMAIN, SSL_IMAGENET)
 # class colours (t-SNE): tab20 less the group colours and their light twins, so a class is never
 # drawn in a group's colour; dark ones first, so neighbouring classes are not one hue in two
 # shades; above this many classes the maps colour by group only
@@ -41,6 +45,26 @@ MAX_NAMED_CLASSES = 60
 METRIC_LABELS = {"top1": "top-1", "balanced_accuracy": "balanced accuracy"}
 
 
+def method_palette(pairs) -> dict[tuple[str, str], str]:
+    """One colour per (scenario, method), the same in every chart of a report: SL variants
+    first, then SSL in-domain, then imported, each in order of first appearance; random init
+    always light grey. Past len(METHOD_COLORS) methods colours repeat (the labels tell)."""
+    pairs = [(str(s), str(m)) for s, m in dict.fromkeys(pairs)]
+    rank = {s: i for i, s in enumerate(_SCENARIO_ORDER)}
+    ordered = sorted(
+        (p for p in pairs if p[0] != RANDOM_INIT),
+        key=lambda p: rank.get(p[0], len(rank)),
+    )
+    out = {p: METHOD_COLORS[i % len(METHOD_COLORS)] for i, p in enumerate(ordered)}
+    return out | {p: RANDOM_INIT_COLOR for p in pairs if p[0] == RANDOM_INIT}
+
+
+def _palette(df: pd.DataFrame, colors: dict[tuple[str, str], str] | None) -> dict:
+    """The report's palette, else one from this table's own methods (notebook use)."""
+    own = method_palette(zip(df["scenario"], df["method"], strict=True))
+    return own | (colors or {})
+
+
 def class_counts_figure(
     class_names: list[str], counts: np.ndarray, groups: np.ndarray, title: str
 ) -> Figure:
@@ -48,7 +72,7 @@ def class_counts_figure(
     order = np.argsort(-np.asarray(counts), kind="stable")
     named = len(order) <= MAX_NAMED_CLASSES
     width = max(6.0, min(0.22 * len(order) + 2, 16.0))
-    fig, ax = plt.subplots(figsize=(width, 4.6 if named else 3.6))
+    fig, ax = plt.subplots(figsize=(width, 4.6 if named else 3.6), layout="constrained")
     colors = [GROUP_COLORS.get(str(groups[i]), "grey") for i in order]
     ax.bar(range(len(order)), np.asarray(counts)[order], color=colors)
     ax.set_yscale("log")
@@ -63,7 +87,6 @@ def class_counts_figure(
         ax.set_xticks([])
         ax.set_xlabel(f"{len(order)} classes, sorted by count (names in the per-class table below)")
     _group_legend(ax)
-    fig.tight_layout()
     return fig
 
 
@@ -73,9 +96,13 @@ def _short(name: str, width: int = 18) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def _group_legend(ax: plt.Axes, loc: str = "upper right") -> None:
+def _group_legend(ax: plt.Axes) -> None:
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in GROUP_COLORS.values()]
-    ax.legend(handles, list(GROUP_COLORS), loc=loc, fontsize=8)
+    ax.legend(handles, list(GROUP_COLORS), fontsize=8, **BESIDE)
+
+
+# a legend beside the axes' top right corner: off the data, below the title
+BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "frameon": False}
 
 
 def _select(df: pd.DataFrame, evaluation: str, comparison: str | None) -> pd.DataFrame:
@@ -98,54 +125,80 @@ def _ci(df: pd.DataFrame, column: str, scale: float) -> np.ndarray:
 
 
 def gap_figure(
-    gaps: pd.DataFrame, evaluation: str, metric: str = "top1", comparison: str | None = None
+    gaps: pd.DataFrame,
+    evaluation: str,
+    metric: str = "top1",
+    comparison: str | None = None,
+    colors: dict[tuple[str, str], str] | None = None,
 ) -> Figure:
-    """Absolute and relative balanced-vs-imbalanced gap per method, 95% t-interval bars."""
+    """Absolute and relative balanced-vs-imbalanced gap per method, 95% t-interval bars; each
+    bar in its method's colour (`colors`, the report's palette), named under the bar."""
     g = _select(gaps, evaluation, comparison)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    palette = _palette(g, colors)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     labels = [
         _label(r.method, r.subset) + ("\n(1 seed)" if int(r.seeds) < 2 else "")
         for r in g.itertuples()
     ]
-    colors = [SCENARIO_COLORS.get(str(s), "#17becf") for s in g["scenario"]]
+    bar_colors = [
+        palette[(str(s), str(m))] for s, m in zip(g["scenario"], g["method"], strict=True)
+    ]
     for ax, kind, label in (
         (axes[0], "gap", "A(n,1) - A(n,r)  [points]"),
         (axes[1], "rel_gap", "relative gap Δ  [%]"),
     ):
         vals = g[f"{metric}_{kind}_mean"].to_numpy(dtype=float) * 100
         ax.bar(
-            range(len(g)), vals, yerr=_ci(g, f"{metric}_{kind}_ci95", 100), color=colors, capsize=3
+            range(len(g)),
+            vals,
+            yerr=_ci(g, f"{metric}_{kind}_ci95", 100),
+            color=bar_colors,
+            capsize=3,
         )
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(range(len(g)), labels, fontsize=7)
         ax.set_ylabel(label)
-    shown = [s for s in SCENARIO_COLORS if s in set(g["scenario"])]
-    handles = [plt.Rectangle((0, 0), 1, 1, color=SCENARIO_COLORS[s]) for s in shown]
-    axes[1].legend(handles, shown, fontsize=7)
     kind = f", {comparison}" if comparison else ""
     fig.suptitle(
         f"{evaluation}{kind}: loss from imbalance in {METRIC_LABELS.get(metric, metric)} "
-        "(bars: 95% t-interval over seeds)",
+        "(bars: 95% t-interval over seeds; colour: method)",
         fontsize=10,
     )
-    fig.tight_layout()
     return fig
+
+
+ACCURACY_LIMITS = (0.0, 100.0)  # the accuracy axis; intervals are clipped to it
+
+
+def clipped_errors(mean: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, int]:
+    """(2, n) error bar lengths of mean ± half clipped to ACCURACY_LIMITS, and how many bars
+    reached past them: a 2-seed interval can span more than 0..100% of accuracy."""
+    low, high = ACCURACY_LIMITS
+    below = np.clip(np.minimum(half, mean - low), 0, None)
+    above = np.clip(np.minimum(half, high - mean), 0, None)
+    clipped = int(((mean - half < low) | (mean + half > high)).sum())
+    return np.vstack([below, above]), clipped
 
 
 def group_bars_figure(
     aggregate: pd.DataFrame, evaluation: str, metric: str = "top1", comparison: str | None = None
 ) -> Figure:
-    """Overall / head / medium / tail accuracy per method and subset, 95% t-interval bars."""
+    """Overall / head / medium / tail accuracy per method and subset, 95% t-interval bars
+    clipped at 0 and 100% (the title says how many were)."""
     a = _select(aggregate, evaluation, comparison)
     series = [(metric, OVERALL_COLOR)] + list(GROUP_COLORS.items())
-    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(a) + 3), 4.2))
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(a) + 4), 4.2), layout="constrained")
     width = 0.8 / len(series)
+    clipped = 0
     for j, (m, color) in enumerate(series):
+        mean = a[f"{m}_mean"].to_numpy(dtype=float) * 100
+        err, k = clipped_errors(mean, _ci(a, f"{m}_ci95", 100))
+        clipped += k
         ax.bar(
             np.arange(len(a)) + j * width,
-            a[f"{m}_mean"].to_numpy(dtype=float) * 100,
+            mean,
             width,
-            yerr=_ci(a, f"{m}_ci95", 100),
+            yerr=err,
             label=METRIC_LABELS.get(m, m),
             color=color,
             capsize=2,
@@ -155,10 +208,16 @@ def group_bars_figure(
         [_label(r.method, r.subset) for r in a.itertuples()],
         fontsize=7,
     )
+    ax.set_ylim(*ACCURACY_LIMITS)
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"{evaluation}: overall / head / medium / tail (bars: 95% t-interval)")
-    ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
-    fig.tight_layout()
+    note = (
+        f"; {clipped} interval{'s' if clipped != 1 else ''} clipped at 0 or 100%" if clipped else ""
+    )
+    ax.set_title(
+        f"{evaluation}: overall / head / medium / tail\n(bars: 95% t-interval over seeds{note})",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, **BESIDE)
     return fig
 
 
@@ -192,12 +251,19 @@ def class_gaps(
     return out
 
 
-def which_classes_pay_figure(gaps_by_class: pd.DataFrame, evaluation: str, subset: str) -> Figure:
-    """Per-class gap against the class's training count in D(n,r): one colour per method,
-    log x; the ticks along the bottom give each class's group in the group colours."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+def which_classes_pay_figure(
+    gaps_by_class: pd.DataFrame,
+    evaluation: str,
+    subset: str,
+    colors: dict[tuple[str, str], str] | None = None,
+) -> Figure:
+    """Per-class gap against the class's training count in D(n,r): one colour per method
+    (`colors`, the report's palette), log x; the ticks along the bottom give each class's
+    group in the group colours."""
+    fig, ax = plt.subplots(figsize=(9.5, 4.4), layout="constrained")
     shown = gaps_by_class[gaps_by_class["train_count"] > 0]
     methods = list(dict.fromkeys(zip(shown["scenario"], shown["method"], strict=True)))
+    palette = _palette(shown, colors)
     dodge = _dodge(shown["train_count"].to_numpy(dtype=float), len(methods))
     stacked = False
     for i, (scenario, method) in enumerate(methods):
@@ -216,7 +282,7 @@ def which_classes_pay_figure(gaps_by_class: pd.DataFrame, evaluation: str, subse
             pts["y"],
             s=16 * pts["k"],
             alpha=0.75,
-            color=METHOD_COLORS[i % len(METHOD_COLORS)],
+            color=palette[(str(scenario), str(method))],
             label=f"{method} ({scenario})",
         )
     per_class = shown.drop_duplicates("class")
@@ -226,17 +292,23 @@ def which_classes_pay_figure(gaps_by_class: pd.DataFrame, evaluation: str, subse
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log")
     _plain_log_ticks(ax, shown["train_count"].to_numpy(dtype=float))
-    offset = " methods drawn side by side, slightly off their count;" if len(methods) > 1 else ""
+    offset = "; methods drawn side by side, slightly off their count" if len(methods) > 1 else ""
     ax.set_xlabel(
-        f"training images of the class in {subset} ({offset} ticks: head / medium / tail)"
+        textwrap.fill(
+            f"training images of the class in {subset} (ticks at the bottom: head / medium / "
+            f"tail{offset})",
+            90,
+        ),
+        fontsize=9,
     )
     ax.set_ylabel("A_c(n,1) - A_c(n,r)  [points]")
     ax.set_title(f"{evaluation}: which classes pay for the imbalance (mean over seeds)")
-    legend = ax.legend(fontsize=7, title="marker area: classes at that point" if stacked else None)
+    legend = ax.legend(
+        fontsize=7, title="marker area: classes at that point" if stacked else None, **BESIDE
+    )
     legend.get_title().set_fontsize(7)
     for handle in legend.legend_handles:
         handle.set_sizes([16])
-    fig.tight_layout()
     return fig
 
 

@@ -1,0 +1,153 @@
+"""The report's bottom line: one short paragraph in plain words that a reader can stop after.
+
+What the confirmatory comparison found, from which absolute accuracies, over how many seeds,
+and only the caveats that change how far it can be trusted (too few seeds, representations
+near the random-init floor, a test set too small for per-class claims, what was left out).
+Built from the same Verdicts as the verdict's lines, so the two never disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from . import verdict as V
+
+PER_CLASS_TEST_MIN = 50  # below this many test images per class, per-class claims are coarse
+
+
+def bottom_line(
+    top: list[V.Verdict],
+    vs: list[V.Verdict],
+    confirmatory: tuple[str, str],
+    results: pd.DataFrame,
+    stats: dict[str, Any],
+) -> str:
+    """The paragraph for the confirmatory Verdicts `top` (all verdicts `vs`); callers put
+    'Bottom line:' before it in their own markup."""
+    if not top:
+        if not vs:
+            return (
+                "No SSL method has a balanced-vs-imbalanced gap, so this study "
+                "cannot say whether SSL loses less than SL under imbalance."
+            )
+        return (
+            f"The declared confirmatory comparison ({confirmatory[0]}, "
+            f"{confirmatory[1]} gap) was not run in this study, so nothing here is a finding; "
+            "every comparison below is exploratory."
+        )
+    sentences = [s for v in top for s in _found(v)]
+    caveats = [c for v in top for c in _caveats(v, results)]
+    small = _small_test(stats)
+    if small:
+        caveats.append(small)
+    text = " ".join(sentences)
+    if caveats:
+        text += " Caveats: " + "; ".join(dict.fromkeys(caveats)) + "."
+    return text
+
+
+def _found(v: V.Verdict) -> list[str]:
+    """What the confirmatory comparison found for one imbalanced arm."""
+    words = V.METRIC_WORDS.get(v.metric, v.metric)
+    where = f"{v.evaluation} ({v.comparison} gap, {words}, balanced arm vs {v.subset})"
+    if v.best_sl is None:
+        why = "no SL variant has a usable gap" if v.study_has_sl else "this study trained no SL arm"
+        return [f"on {where} {why}, so it cannot say whether SSL loses less than SL."]
+    pairs = [p for p in v.pairs if p.sl_method == v.best_sl and p.seeds]
+    if not pairs:
+        return [f"on {where} no SSL method shares a seed with {v.best_sl}, so there is no test."]
+    sl = pairs[0]
+    seeds = max(len(p.seeds) for p in pairs)
+    arms = "; ".join(f"{p.ssl_method} {_arms(p.ssl_accuracy, p.ssl_rel_gap)}" for p in pairs)
+    head = (
+        f"On {where}, over {seeds} seed{'s' if seeds != 1 else ''}, {v.best_sl} (the SL variant "
+        f"that lost least) {_arms(sl.sl_accuracy, sl.sl_rel_gap)}; {arms}."
+    )
+    return [head, _finding(pairs, v.best_sl)]
+
+
+def _arms(acc: tuple[float, float], rel_gap: float) -> str:
+    """'went from 80.1% to 75.2% (Δ 6.1%)'; an older run's tables lack the arms' accuracy."""
+    if any(V._missing(a) for a in acc):
+        return f"had Δ {V._pct(rel_gap)}"
+    return f"went from {V._pct(acc[0])} to {V._pct(acc[1])} (Δ {V._pct(rel_gap)})"
+
+
+def _finding(pairs: list[V.Paired], sl: str) -> str:
+    """The words of the confirmatory tests against the best SL variant, or why there are none."""
+    said = [p for p in pairs if p.words in (V.LESS, V.MORE, V.SAME)]
+    unsaid = [p for p in pairs if p not in said]
+    parts = []
+    for p in said:
+        verb = {V.LESS: f"loses less than {sl}", V.MORE: f"loses more than {sl}"}.get(
+            p.words, f"shows no detectable difference from {sl}"
+        )
+        parts.append(
+            f"{p.ssl_method} {verb} (d = {V._pp(p.mean)} points of Δ, family-wise 95% CI "
+            f"[{V._pp(p.low)}, {V._pp(p.high)}])"
+        )
+    text = ("The confirmatory test finds: " + "; ".join(parts) + ".") if parts else ""
+    if unsaid:
+        fewest = min(len(p.seeds) for p in unsaid)
+        why = {
+            V.ZERO_VARIANCE: "the seeds gave identical differences, so there is no test",
+        }.get(
+            unsaid[0].words,
+            f"{fewest} paired seed{'s' if fewest != 1 else ''} give no words (at least "
+            f"{V.MIN_SEEDS_FOR_WORDS} are needed)",
+        )
+        names = ", ".join(p.ssl_method for p in unsaid)
+        text += f" For {names} against {sl}: {why}, so this study is not conclusive."
+    return text.strip()
+
+
+def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
+    out = []
+    # v.near_floor: "name (detail)", left out of the family; results: any seed near the floor
+    near = [n.split(" (")[0] for n in v.near_floor] + _near_floor_methods(results, v.evaluation)
+    if near:
+        out.append(
+            f"{', '.join(dict.fromkeys(near))} within {100 * V.NEAR_FLOOR:.0f} points of the "
+            f"random-init floor on {v.evaluation} in some seed (they learned little there, so "
+            "their gap says little about robustness"
+            + ("; left out of the test" if v.near_floor else "")
+            + ")"
+        )
+    if v.left_out:
+        out.append("left out (collapsed or failed): " + ", ".join(v.left_out))
+    out += [f"Δ and Δ_learned give different words for {p}" for p in _disagreeing(v)]
+    return out
+
+
+def _near_floor_methods(results: pd.DataFrame, evaluation: str) -> list[str]:
+    if "over_floor" not in results or "evaluation" not in results:
+        return []
+    over = pd.to_numeric(results["over_floor"], errors="coerce")
+    rows = results[(results["evaluation"] == evaluation) & (over < V.NEAR_FLOOR)]
+    return list(dict.fromkeys(rows["method"].astype(str)))
+
+
+def _disagreeing(v: V.Verdict) -> list[str]:
+    learned = {(p.ssl_method, p.sl_method): p.words for p in v.learned_pairs}
+    return [
+        f"{p.ssl_method} vs {p.sl_method}"
+        for p in v.pairs
+        if learned.get((p.ssl_method, p.sl_method), p.words) != p.words
+        and V.TOO_FEW not in (p.words, learned[(p.ssl_method, p.sl_method)])
+    ]
+
+
+def _small_test(stats: dict[str, Any]) -> str | None:
+    """The test set's smallest class, when it is too small for per-class claims."""
+    test = stats.get("splits", {}).get("test", {})
+    counts = test.get("counts") or test.get("per_class")
+    if not isinstance(counts, list) or not counts:
+        return None
+    fewest = int(min(counts))
+    if fewest >= PER_CLASS_TEST_MIN:
+        return None
+    return (
+        f"the test set has {fewest} images in its smallest class (one image is "
+        f"{100 / max(fewest, 1):.0f} points of that class's accuracy), too few for per-class claims"
+    )
