@@ -772,3 +772,43 @@ def test_a_failed_write_with_free_space_is_not_called_a_full_disk(tmp_path):
 
     with pytest.raises(RuntimeError, match="unexpected pos"):
         atomic.write_with(tmp_path / "x.pt", _fill_then_fail(RuntimeError("unexpected pos")))
+
+
+# -- caches that can be wrong
+def test_swapped_files_fool_the_stat_fingerprint_but_not_the_content_one(tmp_path):
+    """Two images of equal byte size swapped, their mtimes restored: the default (stat)
+    fingerprint keeps the old pixels, as the README says; `data.fingerprint: content` sees it."""
+    import warnings
+
+    from PIL import Image
+
+    from ssl_robustness.atomic import CacheWarning
+    from ssl_robustness.data.images import build_image_cache
+    from ssl_robustness.data.labelled import LabelledSet
+
+    a, b = tmp_path / "a.bmp", tmp_path / "b.bmp"  # BMP: equal sizes for equal shapes
+    Image.new("RGB", (8, 8), (250, 0, 0)).save(a)
+    Image.new("RGB", (8, 8), (0, 0, 250)).save(b)
+    lset = LabelledSet(["a.bmp", "b.bmp"], np.array([0, 1]), ["x", "y"], root=tmp_path)
+    idx = np.arange(2)
+    for content in (False, True):
+        cache = tmp_path / f"cache-{content}.npy"
+        first, _ = build_image_cache(lset, idx, 8, cache, content_fingerprint=content)
+        red = int(first[0, 0, 0, 0])
+        del first
+        times = [(p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in (a, b)]
+        data_a, data_b = a.read_bytes(), b.read_bytes()
+        a.write_bytes(data_b)
+        b.write_bytes(data_a)
+        for p, t in zip((a, b), times, strict=True):
+            os.utime(p, ns=t)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            again, _ = build_image_cache(lset, idx, 8, cache, content_fingerprint=content)
+        rebuilt = any(issubclass(w.category, CacheWarning) for w in caught)
+        assert rebuilt is content
+        assert (int(again[0, 0, 0, 0]) == red) is (not content)  # stat: the stale red
+        a.write_bytes(data_a)  # swap back for the next round
+        b.write_bytes(data_b)
+        for p, t in zip((a, b), times, strict=True):
+            os.utime(p, ns=t)

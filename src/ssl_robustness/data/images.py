@@ -3,7 +3,8 @@
 Training epochs then index a (N, S, S, 3) array instead of decoding JPEGs again. The cache is
 written to a temp file and renamed, so a killed run never leaves a half-filled cache behind.
 Beside it, `<cache>.meta.json` records a fingerprint of the inputs (size and mtime of every
-image file, or a hash of in-memory pixels) and the cache file's SHA-256: a cache whose inputs
+image file, or with `data.fingerprint: content` a hash of its bytes; a hash of in-memory
+pixels) and the cache file's SHA-256: a cache whose inputs
 changed, or whose bytes were truncated or altered, is rebuilt with a warning, never trusted.
 """
 
@@ -96,8 +97,12 @@ def meta_path(cache_file: Path) -> Path:
     return cache_file.with_suffix(".meta.json")
 
 
-def input_fingerprint(lset: LabelledSet, indices: np.ndarray, size: int) -> dict[str, Any]:
-    """What the cache was built from: size and mtime of every file, or a hash of the pixels.
+def input_fingerprint(
+    lset: LabelledSet, indices: np.ndarray, size: int, content: bool = False
+) -> dict[str, Any]:
+    """What the cache was built from: size and mtime of every file (`content`: a hash of each
+    file's bytes, which a replaced file of equal size and restored mtime cannot fool), or a
+    hash of the pixels.
 
     Raises UserError naming the files that do not exist (a wrong root, not bad images)."""
     h = hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
@@ -118,7 +123,10 @@ def input_fingerprint(lset: LabelledSet, indices: np.ndarray, size: int) -> dict
         except FileNotFoundError:
             missing.append(str(lset.root / item))
             continue
-        h.update(f"{item}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        if content:
+            h.update(f"{item}\t{file_sha256(lset.root / item)}\n".encode())
+        else:
+            h.update(f"{item}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     if missing:
         more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
         raise UserError(
@@ -126,7 +134,8 @@ def input_fingerprint(lset: LabelledSet, indices: np.ndarray, size: int) -> dict
             + "\n  ".join(missing[:20])
             + more
         )
-    return {"kind": "files", "image_size": size, "count": len(indices), "sha256": h.hexdigest()}
+    kind = "file-contents" if content else "files"
+    return {"kind": kind, "image_size": size, "count": len(indices), "sha256": h.hexdigest()}
 
 
 def build_image_cache(
@@ -137,6 +146,7 @@ def build_image_cache(
     *,
     skip_bad: bool = False,
     workers: int = 4,
+    content_fingerprint: bool = False,
 ) -> tuple[np.ndarray, list[BadImage]]:
     """Images of `indices` as a read-only memmap; returns (array, bad images).
 
@@ -144,7 +154,7 @@ def build_image_cache(
     they are returned (index into `lset` + message), recorded beside the cache, and left out
     by the caller. A missing file always fails: it means a wrong root, not a bad image.
     """
-    inputs = input_fingerprint(lset, indices, size)
+    inputs = input_fingerprint(lset, indices, size, content_fingerprint)
     shape = (len(indices), size, size, 3)
     cached = _load_verified(cache_file, inputs, shape)
     if cached is not None:
