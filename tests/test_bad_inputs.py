@@ -278,6 +278,12 @@ def _npz(**arrays: np.ndarray) -> Callable[[Path], Path]:
     return make
 
 
+def _self_link(tmp: Path) -> Path:
+    root = _folder({"ant": 3, "bee": 3})(tmp)
+    (root / "ant" / "loop.png").symlink_to("loop.png")  # points to itself
+    return root
+
+
 def _latin1_list(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     def make(tmp: Path) -> Path:
         for i in range(4):
@@ -504,6 +510,11 @@ CASES: list[tuple[str, Builder, str]] = [
         "npz missing arrays",
         data_layout(_bad_npz, source="npz"),
         r"x\.npz: missing arrays \['train_labels', 'test_images', 'test_labels'\]",
+    ),
+    (
+        "self-referencing symlink",
+        data_layout(_self_link),
+        r"1 image link\(s\) point to nothing or to themselves: \['.*imgs/ant/loop\.png'\]",
     ),
     (
         "npz lengths differ",

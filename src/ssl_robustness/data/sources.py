@@ -134,6 +134,22 @@ def _is_image(p: Path) -> bool:
     return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def _refuse_broken_links(entries: list[Path]) -> None:
+    """An image name that is a link to nothing (or to itself) was silently left out of the
+    listing, a class then smaller than its folder says: name it instead."""
+    broken = [
+        p
+        for p in entries
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_symlink() and not p.exists()
+    ]
+    if broken:
+        more = f" ... and {len(broken) - 10} more" if len(broken) > 10 else ""
+        raise UserError(
+            f"{len(broken)} image link(s) point to nothing or to themselves: "
+            f"{[str(p) for p in broken[:10]]}{more}; fix or remove them"
+        )
+
+
 def _class_dirs(folder: Path) -> list[Path]:
     return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
@@ -158,7 +174,9 @@ def load_folder(root: Path, class_names: list[str] | None = None) -> LabelledSet
         for d in _class_dirs(top):
             if d.name not in index:
                 raise UserError(f"{d}: class '{d.name}' is not a class of {tops[0][1]}")
-            files = sorted(p for p in d.iterdir() if _is_image(p))
+            entries = list(d.iterdir())
+            _refuse_broken_links(entries)
+            files = sorted(p for p in entries if _is_image(p))
             if not files and split in (None, "train"):
                 raise UserError(f"{d}: empty class folder (no {'/'.join(IMAGE_EXTENSIONS)} files)")
             for p in files:
