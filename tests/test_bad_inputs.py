@@ -823,3 +823,25 @@ def test_swapped_files_fool_the_stat_fingerprint_but_not_the_content_one(tmp_pat
         b.write_bytes(data_b)
         for p, t in zip((a, b), times, strict=True):
             os.utime(p, ns=t)
+
+
+def test_batches_above_their_subset_and_no_val_are_said_before_training(tmp_path):
+    """A batch larger than its subset was silently one step of the whole subset; without a
+    validation split nothing is selected: both are said (run_study logs them as notes)."""
+    from ssl_robustness.config import validate_config
+    from ssl_robustness.data.prepare import list_data
+    from ssl_robustness.representations import expand_representations
+    from ssl_robustness.study import size_notes
+
+    raw = tiny_study(tmp_path)
+    raw["data"]["split"]["val_per_class"] = 0
+    raw["pretrain"]["batch_size"] = 5000
+    raw["evaluation"]["finetune"]["batch_size"] = 5000
+    cfg = validate_config(raw)
+    data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)
+    notes = size_notes(cfg, data, expand_representations(cfg, data))
+    text = "\n".join(notes)
+    assert re.search(r"simclr: batch size 5000 is larger than subset \S+ \(300 images\)", text)
+    assert "evaluation.finetune.batch_size 5000 is larger than subset" in text
+    assert "no validation split: fine-tuning keeps its last epoch" in text
+    assert "no validation split: the linear probe uses L2 0.001 as given" in text

@@ -82,7 +82,7 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
             f"{f' x {world_size()} processes' if is_distributed() else ''}, "
             f"subsets {[f'{p.name} (n={p.size})' for p in data.plans]}"
         )
-        for note in batch_notes(cfg, data, specs):
+        for note in size_notes(cfg, data, specs):
             log(f"note: {note}")
     records, failures = run_specs(specs, cfg, data, device, log=log)
     if not is_main():
@@ -113,10 +113,20 @@ def start_study(
     return data, resolve_device(cfg.device), expand_representations(cfg, data)
 
 
-def batch_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec]) -> list[str]:
-    """Batches larger than the images they draw from: each epoch is then one step over all of
-    them (the batch is what the subset holds, not the configured size), said before training."""
+def size_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec]) -> list[str]:
+    """Said before training: batches larger than the images they draw from (each epoch is then
+    one step over all of them, not the configured size), and what is kept without a
+    validation split (nothing can be selected on it)."""
     notes: dict[str, str] = {}
+    if not len(data.indices("val")):
+        ev = cfg.evaluation
+        if ev.finetune.enabled or ev.linear_sgd.enabled:
+            notes["no val ft"] = "no validation split: fine-tuning keeps its last epoch"
+        if ev.linear.enabled:
+            notes["no val lin"] = (
+                f"no validation split: the linear probe uses L2 {ev.linear.l2_grid[0]:g} as "
+                "given, selected on nothing"
+            )
     for spec in specs:
         if spec.train is None or spec.subset is None:
             continue
