@@ -845,3 +845,11 @@ def test_batches_above_their_subset_and_no_val_are_said_before_training(tmp_path
     assert "evaluation.finetune.batch_size 5000 is larger than subset" in text
     assert "no validation split: fine-tuning keeps its last epoch" in text
     assert "no validation split: the linear probe uses L2 0.001 as given" in text
+
+
+def test_evaluate_refuses_k_above_the_probe_set_like_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _write_config(tmp_path, {"evaluation.knn.k": [100000]})
+    result = CliRunner().invoke(cli, ["evaluate", path, "--method", "simclr"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "evaluation.knn.k: [100000] exceed(s) the probe set's" in result.stderr
