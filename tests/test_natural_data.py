@@ -89,7 +89,7 @@ def test_without_group_by_the_splits_are_untouched_and_the_leak_is_counted(frame
     assert (plain.probe_balanced == measured.probe_balanced).all()
     for name, idx in plain.draw(0).subsets.items():
         assert (measured.draw(0).subsets[name] == idx).all()
-    assert "leakage: not measured (data.group_by not set)" in stats_lines(plain, 0)[-1]
+    assert any(x.startswith("leakage: not measured (data.group_by") for x in stats_lines(plain, 0))
     # the leak, counted by hand: test images whose track also has a frame in the set
     g = measured.item_group
     test = measured.indices("test")
@@ -98,7 +98,7 @@ def test_without_group_by_the_splits_are_untouched_and_the_leak_is_counted(frame
         return sum(g[i] in set(g[idx]) for i in test)
 
     pool, probe = measured.indices("train"), measured.probe_balanced
-    leak = stats_lines(measured, 0)[-1]
+    leak = next(x for x in stats_lines(measured, 0) if x.startswith("leakage:"))
     subsets = measured.draw(0).subsets
     assert by_hand(pool) > 0
     assert leak == (
@@ -385,3 +385,64 @@ def test_a_long_decode_prints_flushed_progress_lines(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err.splitlines()
     assert "decoding images: 1/24 (4%) in 0s" in err
     assert err[-1].startswith("decoding images: 24/24 in ")
+
+
+# ----------------------------------------------------------------------------- data used
+def test_the_tradeoff_table_and_the_classes_dropped_are_exact(tmp_path):
+    """Pools 60/30/12/3 (official test split, no val). min_count 10 drops 'ray'. The default
+    probe set takes 12 // 2 = 6 per class, leaving gar 6 for pretraining: the balanced arm, and
+    so every matched arm, gets 3 x 6 = 18 of the 102-image pool. min_count 30 keeps cod and eel:
+    probe 15 each, pretraining 45 and 15: balanced 2 x 15 = 30, natural (shares 60:30) 45,
+    so n = 30."""
+    from ssl_robustness.data.prepare import data_tradeoff
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), [60, 30, 12, 3])
+    images = rng.integers(0, 255, (len(labels), 8, 8, 3), dtype=np.uint8)
+    path = tmp_path / "d.npz"
+    np.savez(
+        path,
+        train_images=images,
+        train_labels=labels,
+        test_images=images[:8],
+        test_labels=np.repeat(np.arange(4), 2),
+        class_names=np.array(["cod", "eel", "gar", "ray"]),
+    )
+    cfg = DataConfig(
+        source="npz",
+        root=path,
+        image_size=8,
+        split={"val_per_class": 0},
+        imbalance={"profile": "natural"},
+        classes={"min_count": 10},
+    )
+    data = list_data(cfg, tmp_path, EvaluationConfig())
+    assert data_tradeoff(data) == [
+        {"choice": "as configured", "n": 18, "classes": 3, "share_of_pool": 18 / 102},
+        {"choice": "data.classes.min_count: 30", "n": 30, "classes": 2, "share_of_pool": 30 / 102},
+    ]
+    lines = stats_lines(data, 0)
+    assert (
+        "classes: 3 of 4 listed kept; dropped: 'ray' (data.classes.min_count 10: 3 in its pool)"
+        in lines
+    )
+    assert (
+        "used per arm (of a 102-image train pool): balanced 18 (17.6%), natural 18 (17.6%); "
+        "the smallest class, 'gar', has 6 images for pretraining"
+    ) in lines
+    assert "  data.classes.min_count: 30       30       2   29.4%" in lines
+
+
+def test_the_report_states_groups_leakage_duplicates_and_the_data_used(frames, tmp_path):
+    from ssl_robustness.data.prepare import data_stats
+    from ssl_robustness.report.html import data_lines
+
+    cfg = _cfg(frames, {"pattern": TRACK})
+    lines = data_lines(data_stats(prepare_data(cfg, tmp_path, EvaluationConfig()), [0]))
+    assert "data.group_by groups: pool 19, val 3, test 6, probe set 6." in lines
+    assert (
+        "Leakage (seed 0): of 18 test images, 0 share a group with the train pool, 0 with the "
+        "probe set; subsets: balanced 0, natural 0."
+    ) in lines
+    assert any(x.startswith("Duplicates (report): 0 exact and 0 near sets") for x in lines)
+    assert any(x.startswith("used per arm (of a ") for x in lines)

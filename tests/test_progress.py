@@ -203,7 +203,8 @@ def test_run_plan_prints_the_measured_estimate(tmp_path, monkeypatch) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    last = result.output.splitlines()[-1]
+    last = next(x for x in result.output.splitlines() if "image passes to go" in x)
+    assert "used per arm (of a " in result.output  # the data each arm uses, before training
     assert re.search(
         r"image passes to go: about \S+ of training \(\S+ to \S+ at the fastest and slowest "
         r"timed step\) at [\d,]+ image passes/s",

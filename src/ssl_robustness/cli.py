@@ -322,6 +322,12 @@ def run(
         speed = measure_throughput(cfg, resolve_device(cfg.device))  # a few steps, seconds
         for line in plan_lines(cfg, plan_rows(cfg, data), speed):
             click.echo(line)
+        from .data.prepare import data_tradeoff
+        from .data.tradeoff import arm_usage, tradeoff_lines, usage_lines
+
+        used = usage_lines(arm_usage(data, cfg.seeds[0]))
+        for line in used + tradeoff_lines(data_tradeoff(data)):
+            click.echo(line)
         return
     _check_device(cfg.device)
     opts = _cluster_options(cluster)

@@ -31,6 +31,7 @@ from .subsets import (
     plan_subsets,
     resolve_class_order,
 )
+from .tradeoff import arm_usage, tradeoff_lines, tradeoff_rows, usage_lines
 from .whole_groups import probe_in_whole_groups
 
 
@@ -665,6 +666,8 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
     )
     lines += item_group_lines(data, seed)
     lines += duplicate_lines(data.duplicates, data.cfg.duplicates.action)
+    lines += usage_lines(arm_usage(data, seed))
+    lines += tradeoff_lines(data_tradeoff(data))
     if data.dropped:
         lines.append(f"duplicates dropped: {len(data.dropped)} images (see stats.json)")
     return lines
@@ -867,9 +870,19 @@ def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
     }
 
 
+def data_tradeoff(data: StudyData) -> list[dict[str, Any]]:
+    """The trade-off table's rows (tradeoff.py), with the class filters' options from here."""
+    return tradeoff_rows(
+        data,
+        lambda: _min_count_options(
+            data.split_counts("train"), data.cfg, data.listing, data.directory, data.evaluation
+        ),
+    )
+
+
 def _item_group_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
     """stats.json's data.group_by entries; none without group_by (the file stays as it was)."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"usage": arm_usage(data, seeds[0]), "tradeoff": data_tradeoff(data)}
     if data.duplicates is not None:
         out["duplicates"] = {**data.duplicates, "action": data.cfg.duplicates.action}
         out["duplicates"]["dropped"] = data.dropped

@@ -336,7 +336,9 @@ def data_lines(stats: dict[str, Any]) -> list[str]:
     count = bad.get("count", 0) if isinstance(bad, dict) else len(bad)
     if count:
         lines.append(f"{count} unreadable images were left out.")
-    return lines
+    from ..data.tradeoff import natural_data_lines
+
+    return lines + natural_data_lines(stats)
 
 
 def _probe_line(probe: dict[str, Any]) -> str:
