@@ -446,3 +446,41 @@ def test_the_report_states_groups_leakage_duplicates_and_the_data_used(frames, t
     ) in lines
     assert any(x.startswith("Duplicates (report): 0 exact and 0 near sets") for x in lines)
     assert any(x.startswith("used per arm (of a ") for x in lines)
+
+
+def test_group_ids_from_a_list_column(tmp_path):
+    """A CSV names each image's plant: the plants stay whole, and two labels in one plant is
+    an error naming the plant."""
+    root = tmp_path / "imgs"
+    rows = ["path,label,plant"]
+    k = 0
+    for c, name in enumerate(("oak", "elm")):
+        for plant in range(10):
+            for shot in range(3):
+                item = f"{name}/p{c}{plant}_{shot}.png"
+                write_image(root / item, k, size=8)
+                rows.append(f"{item},{name},plant{c}{plant}")
+                k += 1
+    listing = tmp_path / "train.csv"
+    listing.write_text("\n".join(rows) + "\n")
+
+    def cfg() -> DataConfig:
+        return DataConfig(
+            source="list",
+            root=root,
+            image_size=8,
+            list={"train": listing, "path_column": "path", "label_column": "label"},
+            split={"val_per_class": 3, "test_per_class": 6},
+            imbalance={"ratio": 0.5},
+            group_by={"column": "plant"},
+        )
+
+    data = list_data(cfg(), tmp_path, EvaluationConfig())
+    assert data.item_group[0] == "plant00"
+    val, test = data.indices("val"), data.indices("test")
+    rest = np.setdiff1d(np.arange(len(data.items)), np.concatenate([val, test]))
+    assert not _groups_of(data, test) & _groups_of(data, rest)
+    assert not _groups_of(data, val) & _groups_of(data, rest)
+    listing.write_text("\n".join([*rows[:-1], rows[-1].replace("plant19", "plant00")]) + "\n")
+    with pytest.raises(UserError, match=r"group 'plant00' holds images of two classes"):
+        list_data(cfg(), tmp_path, EvaluationConfig())
