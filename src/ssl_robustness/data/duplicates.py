@@ -186,13 +186,10 @@ def duplicate_lines(report: dict[str, Any] | None, action: str, shown: int = 10)
     ]
     flagged = [r for r in report["sets"] if r["crosses_split"] or r["two_labels"]]
     for r in flagged[:shown]:
-        what = [
-            w for w, on in (("two classes", r["two_labels"]), ("splits", r["crosses_split"])) if on
-        ]
-        lines.append(
-            f"  {r['kind']} ({' and '.join(what)}: {', '.join(r['classes'])}; "
-            f"{', '.join(r['splits'])}): {', '.join(r['items'])}"
-        )
+        classes = ", ".join(r["classes"])
+        label = f"under two classes ({classes})" if r["two_labels"] else classes
+        where = ("crosses " if r["crosses_split"] else "in ") + " / ".join(r["splits"])
+        lines.append(f"  {r['kind']}, {label}, {where}: {', '.join(r['items'])}")
     if len(flagged) > shown:
         lines.append(f"  ... and {len(flagged) - shown} more in stats.json")
     return lines

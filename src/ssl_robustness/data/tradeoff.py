@@ -62,6 +62,7 @@ def arm_usage(data: StudyData, seed: int) -> dict[str, Any]:
         "smallest_class": {
             "class": data.class_names[tight],
             "pretrain_images": int(pretrain[tight]),
+            "all_equal": bool(pretrain.min() == pretrain.max()),
         },
     }
 
@@ -71,9 +72,15 @@ def usage_lines(usage: dict[str, Any]) -> list[str]:
         f"{name} {a['n']:,} ({a['share_of_pool']:.1%})" for name, a in usage["arms"].items()
     )
     small = usage["smallest_class"]
+    if small.get("all_equal"):
+        smallest = f"every class has {small['pretrain_images']:,} images for pretraining"
+    else:
+        smallest = (
+            f"the smallest class, '{small['class']}', has {small['pretrain_images']:,} images "
+            "for pretraining"
+        )
     lines = [
-        f"used per arm (of a {usage['pool']:,}-image train pool): {arms}; the smallest class, "
-        f"'{small['class']}', has {small['pretrain_images']:,} images for pretraining",
+        f"used per arm (of a {usage['pool']:,}-image train pool): {arms}; {smallest}",
         f"classes: {usage['classes_kept']} of {usage['classes_listed']} listed kept"
         + (
             "; dropped: " + "; ".join(f"'{d['class']}' ({d['why']})" for d in usage["dropped"])
