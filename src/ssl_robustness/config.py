@@ -784,8 +784,10 @@ class ImportedConfig(OmitsUnset):
     path: Path | None = None
     """The checkpoint file; give exactly one of path and weights."""
     weights: str | None = None
-    """A published ImageNet checkpoint by name (mocov2_800ep, simsiam_100ep_256bs, byol_200ep,
-    swav_800ep, dino_resnet50, barlowtwins_resnet50): downloaded once into
+    """A published ImageNet checkpoint by name (ResNet-50s: mocov2_800ep, simsiam_100ep_256bs,
+    byol_200ep, swav_800ep, dino_resnet50, barlowtwins_resnet50; vision transformers: dino_vits16,
+    dino_vitb16, dinov2_vits14, dinov2_vitb14, dinov2_vits14_reg, dinov2_vitb14_reg, mae_vitb16,
+    mocov3_vits, mocov3_vitb, ibot_vits16, ibot_vitb16): downloaded once into
     $SSL_ROBUSTNESS_CACHE (else torch.hub's checkpoints folder) and checksum-verified on every
     use; its format and arch come with the name."""
     format: Literal[("auto", *CHECKPOINT_FORMATS)] = "auto"  # type: ignore[valid-type]
@@ -794,9 +796,21 @@ class ImportedConfig(OmitsUnset):
     """resnet18, resnet50 or timm:<name>; None: inferred from the keys (or the published one's)."""
     image_size: int = Field(224, ge=8, le=1024)
     """The input size the weights were trained at: its own decoded cache, never the study's (tiny)
-    image size, which would leave an ImageNet stem a 1x1 map."""
+    image size, which would leave an ImageNet stem a 1x1 map. A vision transformer's must be a
+    multiple of its patch size (16; DINOv2's 14): its position embeddings are interpolated from
+    the grid it was trained at."""
+    features: Literal["cls", "mean", "dino"] | None = None
+    """What a probe sees of a vision transformer. cls (also None): the class token after the final
+    norm; mean: the mean of the patch tokens; dino: DINO's linear-evaluation recipe, the class
+    tokens of the last 4 blocks and the mean patch token concatenated (5 x dim). Part of the
+    representation's identity; ResNets give their pooled features (leave it unset)."""
 
-    omit_when_none: ClassVar[tuple[str, ...]] = ("weights", "path")
+    omit_when_none: ClassVar[tuple[str, ...]] = ("weights", "path", "features")
+
+    @field_validator("features")
+    @classmethod
+    def _default_features(cls, v: str | None) -> str | None:
+        return None if v == "cls" else v  # the default, keyed as if unset
 
     @field_validator("arch")
     @classmethod
@@ -882,6 +896,22 @@ class KNNConfig(Strict):
         return v
 
 
+class ViTFinetuneConfig(Strict):
+    """How a vision transformer is fine-tuned: as MAE, BEiT and iBOT fine-tune theirs (AdamW,
+    layer-wise learning-rate decay, no weight decay on biases, norms, tokens and position
+    embeddings). Used for ViT backbones only; ResNets keep the SGD settings above."""
+
+    lr: float = Field(5e-4, gt=0)
+    """Base learning rate per 256 images (MAE's blr): the rate is lr x batch_size / 256."""
+    layer_decay: float = Field(0.65, gt=0, le=1)
+    """Layer-wise decay: block i of d learns at layer_decay^(d - i) of the head's rate (MAE ViT-B,
+    iBOT ViT-B: 0.65; iBOT ViT-S: 0.75)."""
+    weight_decay: float = Field(0.05, ge=0)
+    """AdamW's weight decay (MAE, iBOT, MoCo v3)."""
+    warmup_epochs: float = Field(0.5, ge=0)
+    """Epochs of linear warm-up (MAE: 5 of 100; here 0.5 of the default 10)."""
+
+
 class FinetuneConfig(Strict):
     enabled: bool = True
     """Fine-tune the whole network with a linear head (Liu et al.'s OOD protocol)."""
@@ -902,6 +932,8 @@ class FinetuneConfig(Strict):
     train_on: list[Literal["own", "imbalanced"]] = Field(default_factory=lambda: ["own"])
     """own: fine-tune on the arm's own subset (end-to-end gap); imbalanced: every representation on
     the main imbalanced subset (cross-scenario comparison, no gap)."""
+    vit: ViTFinetuneConfig = Field(default_factory=ViTFinetuneConfig)
+    """Fine-tuning of vision transformers (these replace lr, backbone_lr_mult, weight_decay)."""
 
 
 class EvaluationConfig(Strict):

@@ -16,7 +16,10 @@ SSL_SCENARIOS = (SSL_IN_DOMAIN, SSL_IMAGENET)
 TRAINED_SCENARIOS = (SL, SSL_IN_DOMAIN)  # their subset column is the pretraining subset
 
 # the key layouts models/checkpoints.py reads (each with its prefix there); "auto" detects one
-CHECKPOINT_FORMATS = ("torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl")
+RESNET_FORMATS = ("torchvision", "timm", "moco", "simsiam", "lightning", "mmselfsup", "vissl")
+# the vision-transformer layouts models/vit_checkpoints.py reads (timm's too)
+VIT_FORMATS = ("dino", "dinov2", "mae", "mocov3", "ibot")
+CHECKPOINT_FORMATS = (*RESNET_FORMATS, *VIT_FORMATS)
 
 # published ImageNet SSL checkpoints an `imported` entry may name as `weights:` (their URLs,
 # formats and checksums are in models/hub.py)
@@ -27,4 +30,15 @@ PUBLISHED_WEIGHTS = (
     "swav_800ep",
     "dino_resnet50",
     "barlowtwins_resnet50",
+    "dino_vits16",
+    "dino_vitb16",
+    "dinov2_vits14",
+    "dinov2_vitb14",
+    "dinov2_vits14_reg",
+    "dinov2_vitb14_reg",
+    "mae_vitb16",
+    "mocov3_vits",
+    "mocov3_vitb",
+    "ibot_vits16",
+    "ibot_vitb16",
 )

@@ -26,8 +26,13 @@ def extract_features(
     images: np.ndarray,
     indices: np.ndarray,
     device: torch.device,
-    batch_size: int = 512,
+    batch_size: int | None = None,
 ) -> np.ndarray:
+    """Features of `images[indices]` in batches of `batch_size` (default 512, or as many as
+    keep a vision transformer's activations near 2 GiB: ViTBackbone.feature_batch)."""
+    if batch_size is None:
+        sized = getattr(backbone, "feature_batch", None)
+        batch_size = sized() if callable(sized) else 512
     backbone = prepare_model(backbone.eval(), device)
     out = []
     for start in range(0, len(indices), batch_size):

@@ -21,6 +21,7 @@ from ..engine.loop import fit, seed_everything
 from ..methods.augment import ViewSpec
 from ..methods.longtail_losses import LongTailLoss
 from ..methods.supervised import SUPERVISED_VIEW, Supervised
+from ..models.vit import ViTBackbone
 from .features import extract_features
 from .metrics import per_class_accuracy
 
@@ -39,6 +40,9 @@ class _LogitsModule(nn.Module):
         super().__init__()
         self.model = model
         self.feature_dim = model.head.weight.shape[0]
+        sized = getattr(model.backbone, "feature_batch", None)
+        if sized is not None:  # a ViT's batches of the feature pass (extract_features)
+            self.feature_batch = sized
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.logits(x)
@@ -62,14 +66,20 @@ def train_classifier(
     device: torch.device,
     view: ViewSpec = SUPERVISED_VIEW,
     images: np.ndarray | None = None,
+    vit: dict[str, float] | None = None,
 ) -> np.ndarray:
     """Train backbone + linear head on `train_idx`; return test-set scores of the best-on-val
     epoch. `seed` sets everything random here (head, batches, augmentation): the caller
-    derives it from the evaluation's identity, so a rebuilt evaluation is the same."""
+    derives it from the evaluation's identity, so a rebuilt evaluation is the same.
+
+    A vision transformer fine-tuned whole (`vit`: config.ViTFinetuneConfig's settings) trains
+    with AdamW and layer-wise learning-rate decay instead of `lr`, `backbone_lr_mult` and
+    `weight_decay` (see `vit_training`)."""
     images = data.images if images is None else images
     seed_everything(seed)
     counts = data.class_counts(train_idx)
-    model = Supervised(
+    layerwise = vit is not None and not freeze_backbone and isinstance(backbone, ViTBackbone)
+    model = (LayerDecayClassifier if layerwise else Supervised)(
         copy.deepcopy(backbone),
         data.num_classes,
         LongTailLoss(loss, counts),
@@ -103,6 +113,10 @@ def train_classifier(
         checkpoint_every=1,
         optimizer=OptimizerConfig(name="sgd", lr=lr, weight_decay=weight_decay),
     )
+    if layerwise:
+        assert vit is not None and isinstance(model, LayerDecayClassifier)
+        cfg = vit_training(cfg, vit)
+        model.layer_decay, model.weight_decay = vit["layer_decay"], vit["weight_decay"]
     batches = ArrayBatches(
         images,
         data.labels,
@@ -116,3 +130,31 @@ def train_classifier(
     fit(model, batches, cfg, run_dir, seed=seed, on_epoch_end=select, desc="finetune")
     model.load_state_dict(torch.load(best_file, map_location="cpu", weights_only=True))
     return predict_scores(model, images, data.indices("test"), device)
+
+
+def vit_training(cfg: TrainConfig, vit: dict[str, float]) -> TrainConfig:
+    """The fine-tuning settings of a ViT: AdamW at lr x batch / 256 (MAE's scaling), its weight
+    decay, a linear warm-up, then the cosine decay every run has."""
+    lr = vit["lr"] * cfg.batch_size / 256
+    return cfg.model_copy(
+        update={
+            "optimizer": OptimizerConfig(name="adamw", lr=lr, weight_decay=vit["weight_decay"]),
+            "warmup_epochs": vit["warmup_epochs"],
+        }
+    )
+
+
+class LayerDecayClassifier(Supervised):
+    """A ViT and its head with layer-wise learning-rate decay (ViTBackbone.layer_groups); the
+    head learns at the full rate, its bias without weight decay."""
+
+    layer_decay: float = 1.0
+    weight_decay: float = 0.0
+
+    def param_groups(self) -> list[dict]:
+        assert isinstance(self.backbone, ViTBackbone)
+        head = [
+            {"params": [p], "weight_decay": self.weight_decay if p.ndim > 1 else 0.0}
+            for p in self.head.parameters()
+        ]
+        return head + self.backbone.layer_groups(self.layer_decay, self.weight_decay)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..layout import RepresentationLayout
 from ..methods.augment import adjust_view
 from ..methods.supervised import SUPERVISED_VIEW
+from ..models.vit import ViTBackbone
 from .features import cached_features
 from .finetune import BEST_META, train_classifier
 from .knn import knn_scores
@@ -104,7 +105,9 @@ def evaluation_specs(
                 )
             )
     if cfg.finetune.enabled:
-        settings = {**cfg.finetune.model_dump(exclude={"train_on", "enabled"}), "augmentation": aug}
+        # `vit` joins the settings of vision transformers only (vit_specs): ResNets keep their keys
+        ft = cfg.finetune.model_dump(exclude={"train_on", "enabled", "vit"})
+        settings = {**ft, "augmentation": aug}
         for on in dict.fromkeys(cfg.finetune.train_on):
             specs.append(EvaluationSpec(f"finetune-{on}", "finetune", on, settings))
     if cfg.linear_sgd.enabled:
@@ -117,6 +120,16 @@ def evaluation_specs(
             )
         )
     return specs
+
+
+def vit_specs(specs: list[EvaluationSpec], cfg: EvaluationConfig) -> list[EvaluationSpec]:
+    """A vision transformer's fine-tuning: its AdamW and layer-decay settings (used in place of
+    lr, backbone_lr_mult and weight_decay) join its settings, and so its evaluation's key."""
+    vit = cfg.finetune.vit.model_dump()
+    return [
+        replace(s, settings={**s.settings, "vit": vit}) if s.kind == "finetune" else s
+        for s in specs
+    ]
 
 
 def check_evaluation_sizes(cfg: EvaluationConfig, data: StudyData) -> None:
@@ -211,7 +224,10 @@ def evaluate_representation(
     view = SUPERVISED_VIEW
     if augmentation is not None:
         view = adjust_view(view, augmentation.crop_min_scale, augmentation.flip, augmentation.color)
-    for job in evaluation_jobs(evaluation_specs(cfg, augmentation), data, seed, subset):
+    specs = evaluation_specs(cfg, augmentation)
+    if isinstance(backbone, ViTBackbone):
+        specs = vit_specs(specs, cfg)
+    for job in evaluation_jobs(specs, data, seed, subset):
         out = job.directory(rep_dir, data)
         done = read_json_or_none(out / METRICS_FILE)
         if done is not None and predictions_readable(
@@ -269,6 +285,7 @@ def evaluate_representation(
                 device=device,
                 view=view,
                 images=images,
+                vit=s.get("vit"),
             )
             extra.update(selected=read_json_or_none(out / BEST_META), epochs=s["epochs"])
         took = time.perf_counter() - started - (clock.features - features_before)

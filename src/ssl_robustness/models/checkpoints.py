@@ -14,6 +14,8 @@ padding 2, no max-pool), and that is the stem built.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import pickle
 import re
 from collections import Counter
@@ -26,10 +28,11 @@ from torch import nn
 
 from ..atomic import pickled_code_detail
 from ..errors import UserError
-from ..names import CHECKPOINT_FORMATS
+from ..names import RESNET_FORMATS
 from .backbones import STANDARD_RESNETS, TimmBackbone, backbone_from_arch
+from .vit_checkpoints import ViTReport, read_vit, vit_backbone, vit_model
 
-FORMAT_PREFIX = {  # the backbone's key prefix in each of names.CHECKPOINT_FORMATS
+FORMAT_PREFIX = {  # the backbone's key prefix in each of names.RESNET_FORMATS
     "moco": "encoder_q.",
     "simsiam": "encoder.",
     "lightning": "backbone.",
@@ -38,7 +41,7 @@ FORMAT_PREFIX = {  # the backbone's key prefix in each of names.CHECKPOINT_FORMA
     "torchvision": "",
     "timm": "",
 }
-assert set(FORMAT_PREFIX) == set(CHECKPOINT_FORMATS), "a format without its prefix"
+assert set(FORMAT_PREFIX) == set(RESNET_FORMATS), "a format without its prefix"
 # heads, dropped: classifiers, and SwAV's projection head and prototypes (its published file is
 # a torchvision ResNet-50's keys plus these)
 HEAD_PREFIXES = ("fc.", "head.", "classifier.", "projection_head.", "prototypes.")
@@ -89,7 +92,11 @@ def read_checkpoint(path: Path) -> Any:
     if not path.is_file():
         raise UserError(f"{path}: checkpoint file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # DINO's and iBOT's full checkpoints hold their argparse options: plain values (torch
+        # < 2.5 has no safe_globals and refuses them as pickled code)
+        allow = getattr(torch.serialization, "safe_globals", None)
+        with allow([argparse.Namespace]) if allow else contextlib.nullcontext():
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = pickled_code_detail(exc)
         if detail:
@@ -362,8 +369,11 @@ def _missing_keys(arch: dict[str, Any], sd: dict[str, torch.Tensor]) -> list[str
     return [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
 
 
-def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
+def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport | ViTReport:
     obj = read_checkpoint(path)
+    vit = read_vit(obj, path, fmt)  # a vision transformer (vit_checkpoints.py), else None
+    if vit is not None:
+        return vit
     try:
         detected, raw = detect_format(obj)
     except UserError as exc:
@@ -390,15 +400,19 @@ def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport:
 
 def load_backbone(
     path: Path, fmt: str = "auto", arch: str | None = None
-) -> tuple[nn.Module, ImportReport]:
+) -> tuple[nn.Module, ImportReport | ViTReport]:
     """Build the backbone the file describes and load it strictly."""
     report = inspect_checkpoint(path, fmt)
     return backbone_from_report(report, arch), report
 
 
-def backbone_from_report(report: ImportReport, arch: str | None = None) -> nn.Module:
+def backbone_from_report(report: ImportReport | ViTReport, arch: str | None = None) -> nn.Module:
     """The backbone an inspected file describes, loaded strictly (refuses partial loads)."""
     path = Path(report.path)
+    if isinstance(report, ViTReport):
+        vit, record = vit_model(report, arch)
+        strict_load(vit, report.state_dict, path, allow_missing_head=True)
+        return vit_backbone(vit, record, report)
     wanted, _ = _wanted_arch(report, arch)
     if isinstance(wanted, str) and wanted.startswith("timm:"):
         model: nn.Module = TimmBackbone(wanted.removeprefix("timm:"))

@@ -34,6 +34,8 @@ from ..config import ImportedConfig
 from ..errors import UserError
 from ..names import PUBLISHED_WEIGHTS
 from .checkpoints import ImportReport, load_backbone
+from .vit import ViTBackbone
+from .vit_checkpoints import ViTReport
 
 CACHE_ENV = "SSL_ROBUSTNESS_CACHE"
 SIDECAR_SUFFIX = ".sha256"
@@ -49,6 +51,9 @@ class Published:
     checksum: str | None  # "sha256:<prefix>" or "md5:<prefix>" as published; None: none is
     source: str  # who published it, in words (the README's table)
 
+
+FAIR = "https://dl.fbaipublicfiles.com"
+IBOT = "https://lf3-nlp-opensource.bytetos.com/obj/nlp-opensource/archive/2022/ibot"
 
 REGISTRY: dict[str, Published] = {
     "mocov2_800ep": Published(
@@ -96,6 +101,68 @@ REGISTRY: dict[str, Published] = {
         "resnet50",
         None,
         "Barlow Twins, 1000 epochs, batch 2048 (facebookresearch/barlowtwins)",
+    ),
+    # vision transformers (models/vit_checkpoints.py); none of them publishes a checksum
+    "dino_vits16": Published(
+        f"{FAIR}/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth",
+        "dino",
+        "ViT-S/16",
+        None,
+        "DINO ViT-S/16 backbone (facebookresearch/dino)",
+    ),
+    "dino_vitb16": Published(
+        f"{FAIR}/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+        "dino",
+        "ViT-B/16",
+        None,
+        "DINO ViT-B/16 backbone (facebookresearch/dino)",
+    ),
+    **{
+        f"dinov2_vit{s}14{reg}": Published(
+            f"{FAIR}/dinov2/dinov2_vit{s}14/dinov2_vit{s}14{reg and '_reg4'}_pretrain.pth",
+            "dinov2",
+            f"ViT-{s.upper()}/14",
+            None,
+            f"DINOv2 ViT-{s.upper()}/14{reg and ' with 4 registers'}, distilled from ViT-g, "
+            "pretrained on LVD-142M, not ImageNet-1k alone (facebookresearch/dinov2, torch.hub)",
+        )
+        for reg in ("", "_reg")
+        for s in ("s", "b")
+    },
+    "mae_vitb16": Published(
+        f"{FAIR}/mae/pretrain/mae_pretrain_vit_base.pth",
+        "mae",
+        "ViT-B/16",
+        None,
+        "MAE ViT-B/16 encoder (facebookresearch/mae)",
+    ),
+    "mocov3_vits": Published(
+        f"{FAIR}/moco-v3/vit-s-300ep/vit-s-300ep.pth.tar",
+        "mocov3",
+        "ViT-S/16",
+        None,
+        "MoCo v3 ViT-S/16 (12 heads), 300 epochs (facebookresearch/moco-v3)",
+    ),
+    "mocov3_vitb": Published(
+        f"{FAIR}/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar",
+        "mocov3",
+        "ViT-B/16",
+        None,
+        "MoCo v3 ViT-B/16, 300 epochs (facebookresearch/moco-v3)",
+    ),
+    "ibot_vits16": Published(
+        f"{IBOT}/vits_16/checkpoint_teacher.pth",
+        "ibot",
+        "ViT-S/16",
+        None,
+        "iBOT ViT-S/16 teacher backbone (bytedance/ibot)",
+    ),
+    "ibot_vitb16": Published(
+        f"{IBOT}/vitb_16/checkpoint_teacher.pth",
+        "ibot",
+        "ViT-B/16",
+        None,
+        "iBOT ViT-B/16 teacher backbone (bytedance/ibot)",
     ),
 }
 assert tuple(REGISTRY) == PUBLISHED_WEIGHTS, "names.PUBLISHED_WEIGHTS lists the registry"
@@ -237,6 +304,19 @@ def imported_source(imp: ImportedConfig) -> tuple[Path, str, str | None]:
     return fetch(imp.weights), fmt, imp.arch or entry.arch
 
 
-def load_imported(imp: ImportedConfig) -> tuple[nn.Module, ImportReport]:
-    """The backbone of an `imported` entry, read with weights_only and loaded strictly."""
-    return load_backbone(*imported_source(imp))
+def load_imported(imp: ImportedConfig) -> tuple[nn.Module, ImportReport | ViTReport]:
+    """The backbone of an `imported` entry, read with weights_only and loaded strictly; a
+    vision transformer returns the entry's features at the entry's image size."""
+    backbone, report = load_backbone(*imported_source(imp))
+    if isinstance(backbone, ViTBackbone):
+        try:
+            backbone.choose(imp.features or "cls")
+            backbone.set_input_size(imp.image_size)
+        except UserError as exc:
+            raise UserError(f"imported '{imp.name}': {exc}") from None
+    elif imp.features is not None:
+        raise UserError(
+            f"imported '{imp.name}': features: {imp.features} is for vision transformers; "
+            f"{report.path} holds a ResNet (its pooled features): leave features unset"
+        )
+    return backbone, report
