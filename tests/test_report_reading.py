@@ -186,7 +186,7 @@ def test_wide_tables_come_in_parts_that_repeat_their_keys():
     for m in ("m1", "m2", "m3", "m4", "m5"):
         cols |= {f"{m}: b (%)": [1.0], f"{m}: i (%)": [1.0], f"{m}: gap (points)": [0.0]}
     parts = D.class_parts(pd.DataFrame(cols))
-    assert [len(p.columns) for p in parts] == [4 + 9, 4 + 6]
+    assert [len(p.columns) for p in parts] == [4 + 6, 4 + 6, 4 + 3]
     assert all(list(p.columns[:4]) == ["class", "group", "n in b", "n in i"] for p in parts)
 
 

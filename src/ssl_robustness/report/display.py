@@ -5,6 +5,8 @@ in a scroll box or off a printed page. The CSV tables under tables/ keep their f
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from .plots import METRIC_LABELS
@@ -12,7 +14,8 @@ from .plots import METRIC_LABELS
 GAP_KEYS = ["scenario", "method", "evaluation", "comparison", "subset", "seeds"]
 AGGREGATE_KEYS = ["scenario", "method", "subset", "evaluation", "comparison", "seeds"]
 MEASURE_WORDS = {"rel_gap": "Δ", "learned_rel_gap": "Δ_learned"}
-GROUPS_PER_PART = 3  # value groups (metrics, methods) per table part
+GROUPS_PER_PART = 3  # metrics per part of the accuracy table
+METHODS_PER_PART = 2  # methods per part of the per-class table (4 columns each)
 
 
 def _words(metric: str) -> str:
@@ -83,15 +86,15 @@ def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
 
 
 def class_parts(table: pd.DataFrame, keep: int = 4) -> list[pd.DataFrame]:
-    """The per-class table in parts of GROUPS_PER_PART methods, each repeating the first
+    """The per-class table in parts of METHODS_PER_PART methods, each repeating the first
     `keep` columns (class, group, counts); a method's columns share the prefix 'name: '."""
     if table.empty:
         return []
     head, rest = list(table.columns[:keep]), list(table.columns[keep:])
     methods = list(dict.fromkeys(c.rsplit(": ", 1)[0] for c in rest))
     parts = []
-    for i in range(0, len(methods), GROUPS_PER_PART):
-        chosen = set(methods[i : i + GROUPS_PER_PART])
+    for i in range(0, len(methods), METHODS_PER_PART):
+        chosen = set(methods[i : i + METHODS_PER_PART])
         parts.append(table[head + [c for c in rest if c.rsplit(": ", 1)[0] in chosen]])
     return parts or [table]
 
@@ -120,3 +123,13 @@ def formatted(df: pd.DataFrame) -> pd.DataFrame:
             fmt = column_format(str(col))
             out[col] = [("" if pd.isna(v) else fmt.format(v)) for v in x]
     return out
+
+
+def breakable_headers(table_html: str) -> str:
+    """A line-break opportunity after each '_' in header cells (method names such as
+    supervised-balanced_softmax), so a header wraps at a word part, not mid-letter."""
+    return re.sub(
+        r"<th>([^<]*)</th>",
+        lambda m: "<th>" + m.group(1).replace("_", "_<wbr>") + "</th>",
+        table_html,
+    )

@@ -748,7 +748,9 @@ def render_html(c: ReportContent) -> str:
     def table(*parts: pd.DataFrame) -> str:
         """Each part a sortable table whose cells carry their column's format and unit."""
         return "\n".join(
-            D.formatted(p).to_html(index=False, na_rep="", border=0, classes="sortable")
+            D.breakable_headers(
+                D.formatted(p).to_html(index=False, na_rep="", border=0, classes="sortable")
+            )
             for p in parts
         )
 
