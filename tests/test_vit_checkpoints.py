@@ -370,3 +370,53 @@ def test_a_linear_probe_and_fine_tuning_on_a_tiny_vit_in_a_tiny_study(tmp_path):
         "vit"
         in json.loads((done["finetune-imbalanced"][0] / "metrics.json").read_text())["settings"]
     )
+
+
+def test_the_plan_prices_an_imported_vit_by_its_own_network(tmp_path):
+    from ssl_robustness.data.prepare import list_data
+    from ssl_robustness.plan import imported_costs, plan_lines, plan_rows
+
+    path = _save(tmp_path / "vit.pth", _vit().state_dict())
+    raw = tiny_study(tmp_path, methods=[], random_init=False)
+    raw["imported"] = [{"name": "vit", "path": str(path), "image_size": 32}]
+    cfg = validate_config(raw)
+    data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)
+    (cost,) = imported_costs(cfg, data, torch.device("cpu"))
+    n_val, n_test = len(data.indices("val")), len(data.indices("test"))
+    subsets = data.draw(0)
+    fits = [subsets.subsets[p.name] for p in subsets.matched_plans]  # finetune-own, fixed rep
+    # linear: probe, val, test; kNN: the same probe and test; each fine-tuning: val per epoch, test
+    assert cost.frozen == len(data.probe_balanced) + n_val + n_test + len(fits) * (n_val + n_test)
+    assert cost.trained == sum(len(i) // min(64, len(i)) * min(64, len(i)) for i in fits)
+    assert cost.speed.words == "ViT/16, 2 blocks, dim 64 at 32 px"
+    assert cost.speed.forward_per_s > 0 and cost.speed.train_per_s > 0
+    lines = plan_lines(cfg, plan_rows(cfg, data), None, [cost])
+    assert "0 image passes to go (SSL-ImageNet apart, below)" in lines[-2]
+    assert lines[-1].startswith(f"SSL-ImageNet vit: {cost.frozen:,} frozen and {cost.trained:,}")
+
+
+def test_a_published_vit_is_timed_without_a_download(tmp_path, monkeypatch):
+    from ssl_robustness.config import ImportedConfig
+
+    monkeypatch.setattr(hub, "fetch", lambda name: pytest.fail(f"fetched {name}"))
+    with torch.device("meta"):  # the structure only
+        net, words = hub.imported_architecture(
+            ImportedConfig(name="m", weights="mocov3_vits", image_size=160, features="mean")
+        )
+        reg, _ = hub.imported_architecture(ImportedConfig(name="d", weights="dinov2_vits14_reg"))
+    assert words == "ViT-S/16, 12 blocks, dim 384" and net.tokens == 101
+    assert net.model.blocks[0].attn.num_heads == 12 and net.features == "mean"
+    assert reg.tokens == 16 * 16 + 1 + 4  # 224 px in patches of 14, class and 4 registers
+
+
+def test_checkpoint_inspect_says_what_the_vit_is(tmp_path):
+    from click.testing import CliRunner
+
+    from ssl_robustness.cli import cli
+
+    sd = {f"backbone.{k}": v for k, v in _vit().state_dict().items()}
+    path = _save(tmp_path / "dino.pth", {"teacher": sd, "args": argparse.Namespace(lr=0.1)})
+    result = CliRunner().invoke(cli, ["checkpoint", "inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "arch:      ViT/16, 2 blocks, dim 64, DINO teacher" in result.output
+    assert "load:      ok (strict)" in result.output

@@ -312,15 +312,17 @@ def run(
     if plan:
         from .data.prepare import list_data
         from .engine.device import resolve_device
-        from .plan import measure_throughput, plan_lines, plan_rows
+        from .plan import imported_costs, measure_throughput, plan_lines, plan_rows
 
         _check_device(cfg.device)
         data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)  # decodes nothing
         from .evaluation.run import check_evaluation_sizes
 
         check_evaluation_sizes(cfg.evaluation, data)
-        speed = measure_throughput(cfg, resolve_device(cfg.device))  # a few steps, seconds
-        for line in plan_lines(cfg, plan_rows(cfg, data), speed):
+        device = resolve_device(cfg.device)
+        speed = measure_throughput(cfg, device)  # a few steps, seconds
+        imported = imported_costs(cfg, data, device)  # each imported network timed, its own
+        for line in plan_lines(cfg, plan_rows(cfg, data), speed, imported):
             click.echo(line)
         from .data.prepare import data_tradeoff
         from .data.tradeoff import arm_usage, tradeoff_lines, usage_lines

@@ -6,6 +6,7 @@ path (`data.imbalanse: unknown key`) instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -1192,7 +1193,9 @@ def format_validation_error(exc: ValidationError) -> str:
         loc = [str(x) for x in err["loc"] if not _is_union_tag(x)]
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _did_you_mean(err["loc"])
+        if err["type"] == "list_type" and "," in str(err.get("input")):
+            msg += f"; a list is written in brackets: [{err['input']}]"
         got = (
             ""
             if err["type"] in ("extra_forbidden", "missing", BOOL_ERROR)
@@ -1204,6 +1207,30 @@ def format_validation_error(exc: ValidationError) -> str:
             got = ""
         lines.append(f"  {'.'.join(loc) or '<root>'}: {msg}{got}")
     return "\n".join(lines)
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """'; did you mean 'epochs'?' for an unknown key close to a key of its own section."""
+    model: Any = StudyConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if part in _METHOD_CONFIGS:  # the union's tag: this item's method settings
+            model = _METHOD_CONFIGS[part]
+            continue
+        field = model.model_fields.get(part)
+        model = _section_model(field.annotation) if field is not None else None
+        if model is None:
+            return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _section_model(annotation: Any) -> Any:
+    """The config section class inside an annotation (X, X | None, list[X]), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_section_model, get_args(annotation))), None)
 
 
 def _is_union_tag(x: Any) -> bool:

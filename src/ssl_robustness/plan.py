@@ -15,11 +15,14 @@ from .data.prepare import StudyData
 from .engine.logger import duration
 from .evaluation.run import evaluation_jobs, evaluation_specs
 from .methods import views_per_step
+from .names import SSL_IMAGENET
 from .report.cost import cost_lines, cost_rows
 from .representations import RepresentationSpec, expand_representations, representation_status
 
 if TYPE_CHECKING:
     import torch
+
+    from .evaluation.cost import ModelSpeed
 
 MEASURE_STEPS = 5  # timed training steps, after MEASURE_WARMUP untimed ones
 MEASURE_WARMUP = 2
@@ -195,8 +198,63 @@ def cost_line(passes: int, speed: Throughput | None) -> str:
     )
 
 
-def plan_lines(cfg: StudyConfig, rows: list[PlanRow], speed: Throughput | None = None) -> list[str]:
-    """The plan as `run --plan` prints it: a table, then the work left and its time."""
+@dataclass(frozen=True)
+class ImportedCost:
+    """The evaluations left of one `imported` entry over all seeds, in passes of its own
+    network (evaluation/cost.py), at that network's measured speed."""
+
+    name: str
+    frozen: int  # images through the frozen backbone: feature pass, fine-tuning's predictions
+    trained: int  # images through fine-tuning's training steps
+    speed: ModelSpeed
+
+    def line(self) -> str:
+        took = duration(self.speed.seconds(self.frozen, self.trained))
+        return (
+            f"{SSL_IMAGENET} {self.name}: {self.frozen:,} frozen and {self.trained:,} "
+            f"fine-tuning image passes to go: about {took} ({self.speed.how()})"
+        )
+
+
+def imported_costs(
+    cfg: StudyConfig,
+    data: StudyData,
+    device: torch.device,
+    specs: list[RepresentationSpec] | None = None,
+) -> list[ImportedCost]:
+    """Per `imported` entry with work left: its evaluations' passes, priced by timing its own
+    architecture (random weights, nothing downloaded) at its image size on `device`."""
+    from .evaluation.cost import evaluation_passes, measure_speed
+    from .models.hub import imported_architecture
+
+    evals = evaluation_specs(cfg.evaluation)
+    specs = expand_representations(cfg, data) if specs is None else specs
+    costs = []
+    for imp in cfg.imported:
+        todo = [
+            s
+            for s in specs
+            if s.scenario == SSL_IMAGENET
+            and s.method == imp.name
+            and representation_status(s, cfg.out) != "done"
+        ]
+        if not todo:
+            continue
+        passes = [evaluation_passes(evaluation_jobs(evals, data, s.seed, None), data) for s in todo]
+        net, words = imported_architecture(imp)
+        speed = measure_speed(net, imp.image_size, device, f"{words} at {imp.image_size} px")
+        costs.append(ImportedCost(imp.name, *map(sum, zip(*passes, strict=True)), speed))
+    return costs
+
+
+def plan_lines(
+    cfg: StudyConfig,
+    rows: list[PlanRow],
+    speed: Throughput | None = None,
+    imported: list[ImportedCost] | None = None,
+) -> list[str]:
+    """The plan as `run --plan` prints it: a table, then the work left and its time; with
+    `imported`, the SSL-ImageNet representations are priced by their own networks."""
     lines = [
         f"{'representation':40s} {'scenario':14s} {'seed':>4s} {'status':8s} {'image passes':>12s}"
     ]
@@ -206,11 +264,14 @@ def plan_lines(cfg: StudyConfig, rows: list[PlanRow], speed: Throughput | None =
             f"{r.status:8s} {r.image_passes:12,d}"
         )
     todo = [r for r in rows if r.status != "done"]
-    passes = sum(r.image_passes for r in todo)
+    priced = [r for r in todo if not (imported and r.scenario == SSL_IMAGENET)]
+    passes = sum(r.image_passes for r in priced)
+    apart = f" ({SSL_IMAGENET} apart, below)" if imported else ""
     lines.append(
         f"{len(rows)} representations, {len(rows) - len(todo)} cached; "
-        f"{passes:,} image passes to go{cost_line(passes, speed)}"
+        f"{passes:,} image passes to go{apart}{cost_line(passes, speed)}"
     )
+    lines += [c.line() for c in imported or []]
     spent = cost_lines(cost_rows(cfg.out))
     if spent:  # a resumed or re-run study: what its finished phases took
         lines += ["wall time recorded so far, by phase:", *(f"  {x}" for x in spent)]

@@ -91,6 +91,7 @@ def read_checkpoint(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: checkpoint file not found")
+    _refuse_non_checkpoint(path)
     try:
         # DINO's and iBOT's full checkpoints hold their argparse options: plain values (torch
         # < 2.5 has no safe_globals and refuses them as pickled code)
@@ -114,6 +115,23 @@ def read_checkpoint(path: Path) -> Any:
             f"{path}: cannot read checkpoint (truncated or not a PyTorch file): "
             f"{type(exc).__name__}: {str(exc)[:200]}"
         ) from None
+
+
+# what torch.save writes first: a zip archive (since torch 1.6) or a pickle (protocol 2+)
+CHECKPOINT_STARTS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def _refuse_non_checkpoint(path: Path) -> None:
+    """A file torch.save cannot have written (a config, a text file) is named as such
+    before torch.load answers with its own boilerplate."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    if not head.startswith(CHECKPOINT_STARTS):
+        raise UserError(
+            f"{path}: cannot read checkpoint (truncated or not a PyTorch file): not a "
+            f"checkpoint file (torch.save writes a zip archive or a pickle; this file begins "
+            f"{head!r})"
+        )
 
 
 def _tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:

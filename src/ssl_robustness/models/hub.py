@@ -34,8 +34,8 @@ from ..config import ImportedConfig
 from ..errors import UserError
 from ..names import PUBLISHED_WEIGHTS
 from .checkpoints import ImportReport, load_backbone
-from .vit import ViTBackbone
-from .vit_checkpoints import ViTReport
+from .vit import ViTArch, ViTBackbone, build_vit
+from .vit_checkpoints import ViTReport, heads_for
 
 CACHE_ENV = "SSL_ROBUSTNESS_CACHE"
 SIDECAR_SUFFIX = ".sha256"
@@ -320,3 +320,49 @@ def load_imported(imp: ImportedConfig) -> tuple[nn.Module, ImportReport | ViTRep
             f"{report.path} holds a ResNet (its pooled features): leave features unset"
         )
     return backbone, report
+
+
+# the ViT sizes of the registry's arch words: (dim, blocks)
+VIT_SIZES = {"S": (384, 12), "B": (768, 12), "L": (1024, 24)}
+
+
+def imported_architecture(imp: ImportedConfig) -> tuple[nn.Module, str]:
+    """(the network of an `imported` entry with random weights, at its image size and with its
+    features; its name in words), for timing it: a published name is not downloaded (its arch
+    word gives the structure), a file is inspected, not loaded."""
+    from .backbones import backbone_from_arch
+    from .checkpoints import inspect_checkpoint, resolve_arch, standard_arch
+
+    if imp.weights is not None:
+        entry = published(imp.weights)
+        arch = imp.arch or entry.arch or ""
+        if arch.startswith("ViT-"):
+            vit = _registry_vit(imp.weights, entry, arch)
+        else:
+            return backbone_from_arch(standard_arch(arch, {})), arch
+    else:
+        assert imp.path is not None
+        report = inspect_checkpoint(imp.path, imp.format)
+        if not isinstance(report, ViTReport):
+            return backbone_from_arch(resolve_arch(report, imp.arch)), "ResNet"
+        vit = report.vit
+    backbone = ViTBackbone(build_vit(vit), vit.record(), vit.patch, imp.features or "cls")
+    backbone.set_input_size(imp.image_size)
+    return backbone, vit.words()
+
+
+def _registry_vit(name: str, entry: Published, arch: str) -> ViTArch:
+    """The structure a registry's "ViT-S/16" names, as the published file holds it."""
+    size, patch = arch.removeprefix("ViT-").split("/")
+    dim, depth = VIT_SIZES[size]
+    dinov2 = entry.format == "dinov2"
+    return ViTArch(
+        patch=int(patch),
+        dim=dim,
+        depth=depth,
+        heads=heads_for(dim, entry.format, None),
+        mlp_hidden=4 * dim,
+        grid=224 // int(patch),
+        registers=4 if dinov2 and name.endswith("_reg") else 0,
+        layer_scale=dinov2,
+    )

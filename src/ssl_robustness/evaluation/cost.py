@@ -1,0 +1,110 @@
+"""What evaluating a representation costs in passes of its own network, and that network's
+measured speed: an imported ViT-B at 224 px is not the study's ResNet-18 at 32 px.
+
+A representation's evaluations push images through its backbone twice over: frozen, in the
+feature pass of the linear probe and kNN (each named feature set once: the probe set or
+subset, val, test) and in the validation and test predictions of fine-tuning; and in
+fine-tuning's training steps (forward, backward, update)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..data.prepare import StudyData
+from ..engine.device import autocast, prepare_model, to_memory_format
+from .run import PROBE_SET, EvaluationJob
+
+MEASURE_BATCH_CPU = 8  # images per timed batch on a CPU: seconds, not minutes, at 224 px
+MEASURE_BATCH_GPU = 64
+SLOW_S = 5.0  # a warm-up slower than this: one timed repeat only
+
+
+def evaluation_passes(jobs: list[EvaluationJob], data: StudyData) -> tuple[int, int]:
+    """(images through the frozen backbone, images through fine-tuning's training steps) of
+    one representation's evaluations (full batches only, as engine/batches.py trains)."""
+    feature_sets: dict[str, int] = {}
+    frozen = trained = 0
+    n_val, n_test = len(data.indices("val")), len(data.indices("test"))
+    for job in jobs:
+        kind = job.spec.kind
+        if kind in ("linear", "knn"):
+            train = PROBE_SET if job.adapt_on == PROBE_SET else f"subset-{job.adapt_on}"
+            feature_sets[train] = len(job.indices)
+            feature_sets["test"] = n_test
+            if kind == "linear":
+                feature_sets["val"] = n_val
+            continue
+        epochs, batch = job.spec.settings["epochs"], job.spec.settings["batch_size"]
+        size = len(job.indices)
+        batch = min(batch, size)
+        trained += epochs * (size // batch * batch if batch else 0)
+        frozen += epochs * n_val + n_test  # the best-on-val choice each epoch, then test
+    return frozen + sum(feature_sets.values()), trained
+
+
+@dataclass(frozen=True)
+class ModelSpeed:
+    """Images per second of one network: frozen forward passes and training steps."""
+
+    forward_per_s: float
+    train_per_s: float
+    words: str  # "ViT-B/16, 12 blocks, dim 768 at 224 px"
+    batch: int
+    device: str
+
+    def seconds(self, frozen: int, trained: int) -> float:
+        return frozen / self.forward_per_s + trained / self.train_per_s
+
+    def how(self) -> str:
+        return (
+            f"measured: {self.words} at batch {self.batch} on {self.device}, "
+            f"{self.forward_per_s:,.1f} images/s frozen, {self.train_per_s:,.1f} training"
+        )
+
+
+def measure_speed(
+    backbone: nn.Module, size: int, device: torch.device, words: str, repeats: int = 2
+) -> ModelSpeed:
+    """Time a no-grad forward batch (as the feature pass runs) and a training step (forward,
+    backward, AdamW update) of `backbone` on random images of `size` px: the median of
+    `repeats` after one warm-up, one when the warm-up is slower than SLOW_S."""
+    batch = MEASURE_BATCH_CPU if device.type == "cpu" else MEASURE_BATCH_GPU
+    torch.manual_seed(0)
+    net = prepare_model(backbone, device)
+    x = to_memory_format(torch.randn(batch, 3, size, size, device=device))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-6)
+
+    def forward() -> None:
+        net.eval()
+        with torch.no_grad(), autocast(device):
+            net(x)
+
+    def train() -> None:
+        net.train()
+        with autocast(device):
+            loss = net(x).float().pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def per_s(step) -> float:  # noqa: ANN001
+        warm = _timed(step, device)
+        n = repeats if warm < SLOW_S else 1
+        return batch / max(statistics.median(_timed(step, device) for _ in range(n)), 1e-9)
+
+    return ModelSpeed(per_s(forward), per_s(train), words, batch, str(device))
+
+
+def _timed(step, device: torch.device) -> float:  # noqa: ANN001
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
