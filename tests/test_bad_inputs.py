@@ -853,3 +853,19 @@ def test_evaluate_refuses_k_above_the_probe_set_like_run(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["evaluate", path, "--method", "simclr"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "evaluation.knn.k: [100000] exceed(s) the probe set's" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "cut", ["3,", "3", "3,0,2.", ",,"], ids=["no epoch", "step only", "mid", "empty"]
+)
+def test_a_log_row_cut_off_by_a_kill_or_full_disk_resumes(cut, tmp_path):
+    """A resumed training reads steps.csv back: a last row cut off mid-write was a
+    ValueError/TypeError traceback; it is left out (the log is rewritten without it)."""
+    from ssl_robustness.engine.logger import MetricsLogger
+
+    (tmp_path / "steps.csv").write_text(f"step,epoch,loss\n1,0,2.3\n2,0,2.1\n{cut}")
+    (tmp_path / "epochs.csv").write_text("epoch,loss\n0,2.2\n")
+    logger = MetricsLogger(tmp_path, start_epoch=1)
+    logger.close()
+    assert (tmp_path / "steps.csv").read_text() == "step,epoch,loss\n1,0,2.3\n2,0,2.1\n"
+    assert logger.epochs == [{"epoch": "0", "loss": "2.2"}]

@@ -58,10 +58,23 @@ class MetricsLogger:
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
+    """The whole rows of a log; a row cut off by a kill or a full disk (fields missing or
+    empty, `epoch` not a number) is left out, never a traceback on resume."""
     if not path.exists():
         return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):  # every row is written with its newline
+        lines.pop()
+    rows = list(csv.DictReader(lines))
+    return [r for r in rows if None not in r and None not in r.values() and _whole(r)]
+
+
+def _whole(row: dict[str, Any]) -> bool:
+    try:
+        int(row["epoch"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _to_csv(rows: list[dict[str, Any]]) -> str:
