@@ -285,13 +285,26 @@ def _record(name: str, entry: Published, part: Path, record: Path) -> None:
 
 @contextmanager
 def _lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `<path>.lock`, removed again before it is released, so the cache
+    keeps no empty lock file (after a failed download neither). A waiter that got the lock on
+    a file removed meanwhile opens the new one and waits again."""
+    lock = path.with_name(path.name + ".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as f:
+    while True:
+        f = open(lock, "a")  # noqa: SIM115 - held across the yield below
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if os.fstat(f.fileno()).st_ino == os.stat(lock).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
 
 
 def imported_source(imp: ImportedConfig) -> tuple[Path, str, str | None]:
