@@ -79,7 +79,8 @@ class MocoV2(MomentumTargets, TwoViewMethod):
             cfg.symmetric,
         )
         self.splits = cfg.shuffle_bn_splits
-        self.schedule = cfg.temperature_schedule  # Kukleva et al. 2023; None: fixed
+        # a plugin's settings without the key (their own class) train at a fixed temperature
+        self.schedule = getattr(cfg, "temperature_schedule", None)  # Kukleva et al. 2023
         # a queue longer than half the data would hold the current images' own older keys
         size = max(1, min(cfg.queue_size, train_size // 2))
         self.register_buffer("queue", F.normalize(torch.randn(cfg.proj_dim, size), dim=0))

@@ -55,7 +55,8 @@ class SimCLR(TwoViewMethod):
         self.backbone = backbone
         self.projector = mlp(dim, cfg.hidden_dim or dim, cfg.proj_dim)
         self.temperature = cfg.temperature
-        self.schedule = cfg.temperature_schedule  # Kukleva et al. 2023; None: fixed
+        # a plugin's settings without the key (their own class) train at a fixed temperature
+        self.schedule = getattr(cfg, "temperature_schedule", None)  # Kukleva et al. 2023
 
     def temperature_at(self, ctx: StepContext) -> float:
         return scheduled_temperature(self.schedule, self.temperature, ctx.progress)
