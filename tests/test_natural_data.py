@@ -485,3 +485,20 @@ def test_group_ids_from_a_list_column(tmp_path):
     listing.write_text("\n".join([*rows[:-1], rows[-1].replace("plant19", "plant00")]) + "\n")
     with pytest.raises(UserError, match=r"group 'plant00' holds images of two classes"):
         list_data(cfg(), tmp_path, EvaluationConfig())
+
+
+def test_a_slow_evaluation_says_so_when_it_ends(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from ssl_robustness import study
+
+    jobs = [(SimpleNamespace(label=name), Path("."), {}) for name in ("linear-balanced", "knn-k20")]
+    monkeypatch.setattr(study, "SLOW_EVALUATION_S", float("inf"))
+    assert list(study.announce_slow(iter(jobs), "simclr_natural_s0")) == jobs
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(study, "SLOW_EVALUATION_S", 0.0)
+    assert list(study.announce_slow(iter(jobs), "simclr_natural_s0")) == jobs
+    assert capsys.readouterr().err.splitlines() == [
+        "    simclr_natural_s0: evaluation 1 (linear-balanced) in 0s",
+        "    simclr_natural_s0: evaluation 2 (knn-k20) in 0s",
+    ]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import sys
+import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,15 +277,37 @@ def run_representation(
     backbone, info = obtain_representation(spec, cfg, data, device)
     return [
         {"spec": spec, "info": info, "job": job, "directory": directory, "result": result}
-        for job, directory, result in evaluate_representation(
-            backbone,
-            data,
-            cfg.evaluation,
-            spec.layout(cfg.layout).path,
-            spec.seed,
-            device,
-            cfg.augmentation,
-            subset=spec.subset,
-            image_size=spec.input_size,
+        for job, directory, result in announce_slow(
+            evaluate_representation(
+                backbone,
+                data,
+                cfg.evaluation,
+                spec.layout(cfg.layout).path,
+                spec.seed,
+                device,
+                cfg.augmentation,
+                subset=spec.subset,
+                image_size=spec.input_size,
+            ),
+            spec.name,
         )
     ]
+
+
+SLOW_EVALUATION_S = 5.0  # an evaluation longer than this says so when it ends
+
+
+def announce_slow(evaluations: Iterator[tuple[Any, Path, dict[str, Any]]], name: str) -> Iterator:
+    """Pass the evaluations through; one that took over SLOW_EVALUATION_S prints a flushed line
+    on stderr when it ends (a log shows the study alive between the epochs' lines)."""
+    started = time.perf_counter()
+    for i, item in enumerate(evaluations, 1):
+        took = time.perf_counter() - started
+        if took >= SLOW_EVALUATION_S:
+            print(
+                f"    {name}: evaluation {i} ({item[0].label}) in {took:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+        yield item
+        started = time.perf_counter()
