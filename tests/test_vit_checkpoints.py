@@ -420,3 +420,11 @@ def test_checkpoint_inspect_says_what_the_vit_is(tmp_path):
     assert result.exit_code == 0, result.output
     assert "arch:      ViT/16, 2 blocks, dim 64, DINO teacher" in result.output
     assert "load:      ok (strict)" in result.output
+
+
+def test_nan_weights_in_a_vit_are_refused_by_the_strict_loader(tmp_path):
+    sd = dict(_vit().state_dict())
+    sd["blocks.0.attn.qkv.weight"] = sd["blocks.0.attn.qkv.weight"].clone()
+    sd["blocks.0.attn.qkv.weight"][0, 0] = float("nan")
+    with pytest.raises(UserError, match="NaN or infinite"):
+        load_backbone(_save(tmp_path / "nan.pth", sd))

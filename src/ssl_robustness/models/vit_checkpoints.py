@@ -90,8 +90,14 @@ class ViTReport:
 
 
 def _tensors(obj: Any) -> dict[str, torch.Tensor] | None:
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(k, str)}
+    """A dict of tensors under parameter names, any `module.` prefix removed; None otherwise
+    (the ResNet reader then names what is wrong, e.g. integer keys)."""
+    if not isinstance(obj, dict) or not obj:
+        return None
+    if all(isinstance(v, torch.Tensor) for v in obj.values()) and all(
+        isinstance(k, str) for k in obj
+    ):
+        return {k.removeprefix("module."): v for k, v in obj.items()}
     return None
 
 
