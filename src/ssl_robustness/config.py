@@ -33,7 +33,16 @@ from .errors import UserError
 from .layout import RunLayout
 from .names import CHECKPOINT_FORMATS, PUBLISHED_WEIGHTS
 
-SOURCES_WITH_ROOT = ("folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz")
+SOURCES_WITH_ROOT = (
+    "folder",
+    "list",
+    "cifar10",
+    "cifar100",
+    "cifar10_subset",
+    "awa2",
+    "agrinet",
+    "npz",
+)
 BOOL_ERROR = "bool_not_a_value"  # the error type that names its key in its context
 
 
@@ -347,15 +356,25 @@ class DuplicatesConfig(Strict):
 
 
 class DataConfig(Strict):
-    source: Literal["digits", "folder", "list", "cifar10", "cifar100", "awa2", "agrinet", "npz"] = (
-        "digits"
-    )
-    """Where the images come from: digits (built in), folder, list, cifar10, cifar100, awa2, agrinet
+    source: Literal[
+        "digits",
+        "folder",
+        "list",
+        "cifar10",
+        "cifar100",
+        "cifar10_subset",
+        "awa2",
+        "agrinet",
+        "npz",
+    ] = "digits"
+    """Where the images come from: digits (built in), folder, list, cifar10, cifar100,
+    cifar10_subset (1,000 + 200 images per class of CIFAR-10, seeded, cached once), awa2, agrinet
     or npz (see the README's Data formats)."""
     root: Path | None = None
     """Folder (or .npz file) of the data; required by every source but digits."""
     download: bool = False
-    """cifar10/cifar100: fetch the dataset into root if it is not there."""
+    """cifar10/cifar100/cifar10_subset: fetch CIFAR through torchvision into root if it is not
+    there."""
     list: ListFilesConfig | None = None
     """Split files of source 'list' (required for it)."""
     image_size: int = Field(16, ge=8, le=1024)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import DataConfig, ListFilesConfig
 from ..errors import UserError
+from . import cifar_subset
 from .labelled import LabelledSet
 from .splits import pool_counts_before_carving
 
@@ -40,6 +41,7 @@ def read_source(cfg: DataConfig) -> LabelledSet:
         "list": lambda c: load_list(_root(c), c.list),  # type: ignore[arg-type]
         "cifar10": lambda c: load_cifar(_root(c), 10, c.download),
         "cifar100": lambda c: load_cifar(_root(c), 100, c.download),
+        "cifar10_subset": lambda c: load_cifar10_subset(_root(c), c.download),
         "npz": lambda c: load_npz(_root(c)),
     }
     lset = loaders[cfg.source](cfg)
@@ -484,6 +486,12 @@ def load_cifar(root: Path, num_classes: int, download: bool = False) -> Labelled
         pixels=np.concatenate(pixels),
         official_split=np.array(splits, dtype=object),
     )
+
+
+def load_cifar10_subset(root: Path, download: bool) -> LabelledSet:
+    """Source cifar10_subset: 1,000 train + 200 test images per class of torchvision's
+    CIFAR-10, drawn with a fixed seed and cached once under `root` (data/cifar_subset.py)."""
+    return cifar_subset.cached(root, lambda: load_cifar(root, 10, download), load_npz)
 
 
 # ----------------------------------------------------------------------------- arrays
