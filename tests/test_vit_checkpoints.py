@@ -366,10 +366,10 @@ def test_a_linear_probe_and_fine_tuning_on_a_tiny_vit_in_a_tiny_study(tmp_path):
     assert set(done) == {"linear-balanced", "finetune-imbalanced"}
     feats = np.load(rep_dir / "features" / "test.npy")
     assert feats.shape == (len(data.indices("test")), 3 * DIM)
-    assert (
-        "vit"
-        in json.loads((done["finetune-imbalanced"][0] / "metrics.json").read_text())["settings"]
-    )
+    ft_dir = done["finetune-imbalanced"][0]
+    assert "vit" in json.loads((ft_dir / "metrics.json").read_text())["settings"]
+    first = (ft_dir / "steps.csv").read_text().splitlines()[1].split(",")
+    assert 0 < float(first[3]) <= 5e-4 * 64 / 256  # AdamW's scaled rate, not SGD's lr 0.05
 
 
 def test_the_plan_prices_an_imported_vit_by_its_own_network(tmp_path):
