@@ -428,3 +428,13 @@ def test_nan_weights_in_a_vit_are_refused_by_the_strict_loader(tmp_path):
     sd["blocks.0.attn.qkv.weight"][0, 0] = float("nan")
     with pytest.raises(UserError, match="NaN or infinite"):
         load_backbone(_save(tmp_path / "nan.pth", sd))
+
+
+def test_an_imported_resnet_is_timed_as_the_network_its_keys_name(tmp_path):
+    import torchvision
+
+    from ssl_robustness.config import ImportedConfig
+
+    path = _save(tmp_path / "r18.pth", torchvision.models.resnet18().state_dict())
+    net, words = hub.imported_architecture(ImportedConfig(name="r", path=path))
+    assert words == "resnet18" and net.feature_dim == 512

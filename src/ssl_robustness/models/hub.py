@@ -344,7 +344,7 @@ def imported_architecture(imp: ImportedConfig) -> tuple[nn.Module, str]:
     features; its name in words), for timing it: a published name is not downloaded (its arch
     word gives the structure), a file is inspected, not loaded."""
     from .backbones import backbone_from_arch
-    from .checkpoints import inspect_checkpoint, resolve_arch, standard_arch
+    from .checkpoints import arch_in_words, inspect_checkpoint, resolve_arch, standard_arch
 
     if imp.weights is not None:
         entry = published(imp.weights)
@@ -357,7 +357,9 @@ def imported_architecture(imp: ImportedConfig) -> tuple[nn.Module, str]:
         assert imp.path is not None
         report = inspect_checkpoint(imp.path, imp.format)
         if not isinstance(report, ViTReport):
-            return backbone_from_arch(resolve_arch(report, imp.arch)), "ResNet"
+            return backbone_from_arch(resolve_arch(report, imp.arch)), arch_in_words(
+                report, imp.arch
+            )
         vit = report.vit
     backbone = ViTBackbone(build_vit(vit), vit.record(), vit.patch, imp.features or "cls")
     backbone.set_input_size(imp.image_size)

@@ -6,9 +6,14 @@ What a probe sees is the backbone's `features` choice:
 - `cls`: the class token after the final norm (the default; what DINO, MoCo v3 and iBOT probe);
 - `mean`: the mean of the patch tokens after the final norm (class and register tokens left
   out, as DINOv2's `x_norm_patchtokens`);
-- `dino`: DINO's and DINOv2's linear-evaluation recipe: the class tokens of the last
+- `dino`: the linear-evaluation recipe of DINO and DINOv2: the class tokens of the last
   `DINO_LAST_BLOCKS` blocks (each through the final norm) concatenated with the mean patch
-  token of the last block: (DINO_LAST_BLOCKS + 1) x dim features.
+  token of the last block: (DINO_LAST_BLOCKS + 1) x dim features. (DINO itself used 4 blocks
+  without the mean for ViT-S and 1 block with it for ViT-B; DINOv2 chooses among 1 or 4 blocks,
+  with or without the mean, on validation; this is the largest of those, fixed.)
+
+The position embeddings are resampled by timm's `resample_abs_pos_embed` (bicubic, antialiased),
+close to but not bit-equal with DINOv2's own `interpolate_pos_encoding`.
 """
 
 from __future__ import annotations
