@@ -482,15 +482,15 @@ def _find_spec(cfg: StudyConfig, method: str, subset: str | None, seed: int | No
     from .representations import expand_representations
 
     data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+    from .evaluation.run import check_evaluation_sizes
+
+    check_evaluation_sizes(cfg.evaluation, data)  # as `run` does, before any training
     seed = cfg.seeds[0] if seed is None else seed
     specs = expand_representations(cfg, data)
     want_subset = subset or data.imbalanced_name
     for s in specs:
         if s.method == method and s.seed == seed and s.subset in (want_subset, None):
             return s, data, resolve_device(cfg.device)
-    from .evaluation.run import check_evaluation_sizes
-
-    check_evaluation_sizes(cfg.evaluation, data)  # as `run` does, before any training
     known = sorted({f"{s.method} (subset {s.subset})" for s in specs})
     raise UserError(
         f"--method {method} --subset {want_subset} --seed {seed}: no such "
