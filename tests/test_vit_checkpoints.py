@@ -347,6 +347,7 @@ def test_a_linear_probe_and_fine_tuning_on_a_tiny_vit_in_a_tiny_study(tmp_path):
     raw = tiny_study(tmp_path, methods=[], random_init=False)
     raw["imported"] = [{"name": "vit", "path": str(path), "image_size": 16, "features": "dino"}]
     raw["evaluation"]["knn"] = {"enabled": False}
+    raw["evaluation"]["linear"]["max_iter"] = 30
     raw["evaluation"]["finetune"]["train_on"] = ["imbalanced"]  # one fine-tuning run
     cfg = validate_config(raw)
     data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
