@@ -22,7 +22,7 @@ from ssl_robustness.errors import UserError  # noqa: E402
 from ssl_robustness.evaluation.finetune import LayerDecayClassifier, vit_training  # noqa: E402
 from ssl_robustness.evaluation.run import evaluation_specs, vit_specs  # noqa: E402
 from ssl_robustness.models import hub  # noqa: E402
-from ssl_robustness.models.checkpoints import inspect_checkpoint, load_backbone  # noqa: E402
+from ssl_robustness.models.checkpoints import export_backbone, inspect_checkpoint, load_backbone  # noqa: E402
 from ssl_robustness.models.vit import ViTArch, ViTBackbone  # noqa: E402
 from ssl_robustness.models.vit_checkpoints import heads_for  # noqa: E402
 from ssl_robustness.names import PUBLISHED_WEIGHTS, VIT_FORMATS  # noqa: E402
@@ -193,6 +193,13 @@ def test_dinov2_hub_files_with_layer_scale_and_registers_compute_as_dinov2(tmp_p
     x = torch.randn(2, 3, 28, 28)
     with torch.no_grad():
         assert torch.allclose(model(x), _dinov2_reference(model, sd, x), atol=1e-5)
+    export_backbone(report, tmp_path / "exported.pth")  # timm's layout, registers folded
+    again, back = load_backbone(tmp_path / "exported.pth")
+    # without registers the two layouts are the same keys
+    layout = "timm layout, 4 registers" if registers else "torch.hub layout"
+    assert back.words().endswith(f"DINOv2 ({layout})")
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
 
 
 def test_inspect_names_the_architecture_in_words(tmp_path):

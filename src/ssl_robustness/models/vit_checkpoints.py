@@ -158,10 +158,11 @@ def role_of(fmt: str, layout: str, raw: dict[str, torch.Tensor], detected: str, 
     if layout == BASE_ENCODER:
         return "MoCo v3 base encoder"
     if fmt == "dinov2":
-        regs = raw.get("register_tokens")
-        return "DINOv2 (torch.hub layout" + (
-            f", {regs.shape[1]} registers)" if regs is not None else ")"
-        )
+        # torch.hub's `register_tokens`, or timm's `reg_token` (an exported file)
+        hub_regs = raw.get("register_tokens")
+        regs = hub_regs if hub_regs is not None else raw.get("reg_token")
+        layout = "timm layout" if "reg_token" in raw else "torch.hub layout"
+        return f"DINOv2 ({layout}" + (f", {regs.shape[1]} registers)" if regs is not None else ")")
     if fmt == "mae":
         full = any(k.startswith("decoder_") for k in raw)
         return "MAE encoder" + (" (decoder dropped)" if full else "")
