@@ -410,3 +410,13 @@ def test_cli_report_rebuilds_from_the_run_directory(tmp_path):
     out = CliRunner().invoke(cli, ["report", str(run)])
     assert out.exit_code == 0, out.output
     assert (run / "report" / "report.html").exists()
+
+
+def test_a_study_without_gaps_still_reports(tmp_path):
+    """Only imported representations and no random init: the gap tables have no columns
+    (pandas writes them as one empty line), which is a study's answer, not a damaged file."""
+    run, tables = make_run(tmp_path)
+    for name in ("gaps", "gap_runs"):
+        pd.DataFrame().to_csv(run / "tables" / f"{name}.csv", index=False)
+    page = H.write_report(run).read_text()
+    assert "<section id='headline'>" in page

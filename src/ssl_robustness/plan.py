@@ -5,12 +5,14 @@ configured batch and image size on the chosen device give image passes per secon
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .config import StudyConfig
+from .cpu_threads import usable_cpus
 from .data.prepare import StudyData
 from .engine.logger import duration
 from .evaluation.run import evaluation_jobs, evaluation_specs
@@ -116,6 +118,7 @@ class Throughput:
     configured_batch: int | None = None  # the config's, where the measure used fewer
     slowest_per_s: float | None = None  # of the timed steps: the range an estimate spans
     fastest_per_s: float | None = None
+    load: str = ""  # on a CPU: how busy the cores were while it measured
 
     def how(self) -> str:
         steps = (
@@ -126,8 +129,28 @@ class Throughput:
             batch += f" (the configured {self.configured_batch}, capped on a CPU for speed)"
         return (
             f"measured: {steps} of {self.backbone} at {batch}, "
-            f"{self.image_size} px on {self.device}, after {self.warmup} warm-up"
+            f"{self.image_size} px on {self.device}, after {self.warmup} warm-up{self.load}"
         )
+
+
+def cpu_load_note(before: float, after: float, cpus: int) -> str:
+    """What the cores were doing while a CPU step was timed: the 1-minute load average (it
+    counts our own threads too) against the CPUs this process may use. A load above them means
+    other work shared the cores, and the estimate is that slow only while it lasts.
+
+    >>> cpu_load_note(0.4, 1.9, 2)
+    '; load average 1.9 on 2 usable CPU(s)'
+    >>> cpu_load_note(3.0, 4.5, 2)[:61]
+    '; load average 4.5 on 2 usable CPU(s): the cores were busy wi'
+    """
+    load = max(before, after)
+    note = f"; load average {load:.1f} on {cpus} usable CPU(s)"
+    if load > cpus + 0.5:
+        note += (
+            ": the cores were busy with other work while it measured, so this estimate is "
+            "slower than an idle machine's"
+        )
+    return note
 
 
 def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
@@ -160,6 +183,7 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
         _sync(device)
         return time.perf_counter() - start
 
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     warm = [step() for _ in range(MEASURE_WARMUP)]
     steps = MEASURE_STEPS if max(warm) < SLOW_STEP_S else 1  # --plan stays quick
     timed = [max(step(), 1e-9) for _ in range(steps)]
@@ -174,6 +198,11 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
         configured_batch=cfg.pretrain.batch_size,
         slowest_per_s=batch / max(timed),
         fastest_per_s=batch / min(timed),
+        load=(
+            cpu_load_note(load_before, os.getloadavg()[0], usable_cpus())
+            if device.type == "cpu" and hasattr(os, "getloadavg")
+            else ""
+        ),
     )
 
 

@@ -93,7 +93,7 @@ def _csv(path: Path) -> pd.DataFrame:
         raw = path.read_bytes()
     except FileNotFoundError:
         return pd.DataFrame()
-    if not raw:
+    if not raw.strip():  # pandas writes a table without columns as one empty line
         return pd.DataFrame()
     rebuild = "rerun `ssl-robustness run` on the study's config to rebuild the tables"
     if not raw.endswith(b"\n"):
