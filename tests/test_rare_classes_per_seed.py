@@ -60,3 +60,25 @@ def test_a_study_on_the_digits_records_different_tail_classes_per_seed(tmp_path)
     assert "which classes are rare" in __import__(
         "ssl_robustness.data.prepare", fromlist=["interval_covers"]
     ).interval_covers(data)
+
+
+def test_a_per_seed_order_keeps_n_and_the_probe_set_the_same_in_every_seed(tmp_path, monkeypatch):
+    """The digits' pools differ by a few images (within the tolerance): the plan is made for
+    the smallest pool, so n is matched across seeds and fits whichever class is the head."""
+    from ssl_robustness.data import prepare, subsets
+
+    raw = tiny_study(tmp_path, seeds=[0, 1, 2, 3])
+    raw["data"]["imbalance"] = {"profile": "exp", "ratio": 0.1}  # n from the pool
+    cfg = validate_config(raw)
+    data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+    pool = data.class_counts(data.pretrain_pool)
+    assert data.class_order.per_seed and pool.min() < pool.max()
+    sizes = {tuple(p.size for p in data.draw(s).plans) for s in cfg.seeds}
+    assert len(sizes) == 1
+    for s in cfg.seeds:
+        assert all((p.counts <= pool).all() for p in data.draw(s).plans)
+    # the old plan, from each seed's own ranked pool, gave n that varied with the order
+    monkeypatch.setattr(prepare, "worst_case_pool", lambda c: c)
+    monkeypatch.setattr(subsets, "worst_case_pool", lambda c: c)
+    old = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+    assert len({tuple(p.size for p in old.draw(s).plans) for s in cfg.seeds}) > 1

@@ -198,3 +198,35 @@ def test_words_read_right(tmp_path):
     summary = (run / "report" / "summary.md").read_text()
     italic = [line for line in summary.splitlines() if line.startswith("_") and line.endswith("_")]
     assert italic and not [line for line in italic if line[-2].isspace() or line[1].isspace()]
+
+
+def test_bottom_line_states_only_the_confirmatory_familys_words_as_findings():
+    """A method near the floor is tested outside the family (unadjusted): its words, however
+    strong, are not 'the confirmatory test finds'."""
+    from ssl_robustness.report import bottom_line as B
+    from ssl_robustness.report import verdict as V
+
+    def pair(method, family, p_adj):
+        return V.Paired(
+            "SSL-in-domain",
+            method,
+            "supervised",
+            (0, 1, 2),
+            0.01,
+            0.10,
+            -9.0,
+            -15.0,
+            -3.0,
+            V.LESS,
+            p=0.01,
+            p_adjusted=p_adj,
+            family=family,
+            family_size=1,
+        )
+
+    text = B._finding(
+        [pair("simclr", V.CONFIRMATORY, 0.02), pair("mocov2", V.EXPLORATORY, 0.3)], "supervised"
+    )
+    found = text.split("The confirmatory test finds: ")[1].split(".")[0]
+    assert "simclr loses less than supervised" in found and "mocov2" not in found
+    assert "mocov2 is outside the confirmatory family" in text and "exploratory only" in text

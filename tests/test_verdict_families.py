@@ -169,3 +169,25 @@ def test_a_small_test_set_says_how_coarse_a_class_accuracy_is():
         {"seed": "0", "tail classes": "ship, truck"},
         {"seed": "1", "tail classes": ""},
     ]
+
+
+def test_the_floor_margin_is_taken_in_the_verdicts_own_metric():
+    """On an unbalanced test split the verdict runs on balanced accuracy: a method far above
+    the floor in top-1 but within 3 points in balanced accuracy is near the floor there."""
+    from ssl_robustness.report.verdict import _near_floor_methods
+
+    rows = pd.DataFrame(
+        {
+            "method": ["simclr", "simclr"],
+            "subset": ["balanced", "exp-r0.1"],
+            "evaluation": ["linear-balanced"] * 2,
+            "top1": [0.60, 0.58],
+            "floor_top1": [0.40, 0.40],
+            "over_floor": [0.20, 0.18],
+            "balanced_accuracy": [0.31, 0.30],
+            "floor_balanced_accuracy": [0.29, 0.29],
+        }
+    )
+    assert _near_floor_methods(rows, "linear-balanced", "exp-r0.1") == {}
+    near = _near_floor_methods(rows, "linear-balanced", "exp-r0.1", metric="balanced_accuracy")
+    assert list(near) == ["simclr"] and "+1.0 points" in near["simclr"]

@@ -30,6 +30,7 @@ from .subsets import (
     per_class_order,
     plan_subsets,
     resolve_class_order,
+    worst_case_pool,
 )
 from .tradeoff import arm_usage, tradeoff_lines, tradeoff_rows, usage_lines
 from .whole_groups import probe_in_whole_groups
@@ -184,6 +185,8 @@ def _draw_for_seed(data: StudyData, seed: int) -> SeedDraw:
 def _plan(data: StudyData, order_seed: int | None = None) -> list[SubsetPlan]:
     pool_counts = data.split_counts("train")
     pretrain_counts = data.class_counts(data.pretrain_pool)
+    if data.class_order.per_seed:  # the same n and counts by rank in every seed's order
+        pretrain_counts = worst_case_pool(pretrain_counts)
     return plan_subsets(
         pretrain_counts,
         data.cfg.imbalance,
@@ -515,9 +518,14 @@ def carve_probe(
         return draw(pool_order, np.full(len(pool_counts), per_class))
     imb = cfg.imbalance
     if imb.n is not None or imb.n_max is not None:
-        # the subsets' size is fixed: the probe set gets what they leave
-        plans = [p for p in plan_subsets(pool_counts, imb, class_names) if p.matched]
+        # the subsets' size is fixed: the probe set gets what they leave; where each seed
+        # draws which classes are rare, any class may be the head in some seed
+        per_seed = resolve_class_order(imb, pool_counts).per_seed
+        planned = worst_case_pool(pool_counts) if per_seed else pool_counts
+        plans = [p for p in plan_subsets(planned, imb, class_names) if p.matched]
         need = np.max([p.counts for p in plans], axis=0)
+        if per_seed:
+            need = np.full_like(need, need.max())
         spare = pool_counts - need
         largest = int(spare.min())
         per_class = asked or largest

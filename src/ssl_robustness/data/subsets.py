@@ -80,6 +80,18 @@ def resolve_class_order(cfg: ImbalanceConfig, pool_counts: np.ndarray) -> ClassO
     return ClassOrder(cfg.class_order, False, why)
 
 
+def worst_case_pool(pool_counts: np.ndarray) -> np.ndarray:
+    """Every class's pool as large as the smallest: the plan it gives fits whichever class
+    lands on which rank, so where each seed draws the order, n and the counts by rank are the
+    same in every seed (pools within EQUAL_POOL_TOLERANCE lose at most that share).
+
+    >>> worst_case_pool(np.array([300, 290, 280])).tolist()
+    [280, 280, 280]
+    """
+    counts = np.asarray(pool_counts, dtype=np.int64)
+    return np.full_like(counts, counts.min())
+
+
 def class_rank_order(pool_counts: np.ndarray, order: str, seed: int) -> np.ndarray:
     """Classes in rank order: rank 0 keeps the most images."""
     c = len(pool_counts)

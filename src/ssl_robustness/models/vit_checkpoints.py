@@ -47,6 +47,8 @@ WHO = {"dino": "DINO", "ibot": "iBOT", "dinov2": "DINOv2", "mae": "MAE", "mocov3
 # not part of the encoder: heads, MAE's decoder, the mask tokens of masked-image modelling
 DROPPED = ("head.", "decoder_", "mask_token", "masked_embed")
 STANDARD_DEPTH = {192: 12, 384: 12, 768: 12, 1024: 24, 1280: 32, 1536: 40}
+# heads of the standard sizes (Ti, S, B, L, H, g): not dim / 64 for ViT-H/14 (16) and g (24)
+STANDARD_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1536: 24}
 MOCOV3_SMALL_HEADS = 12  # moco-v3's vits.py: vit_small has num_heads=12, not DeiT's 6
 
 
@@ -214,10 +216,15 @@ def _fold_registers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def heads_for(dim: int, fmt: str, file_arch: Any) -> int:
-    """Attention heads (not in the weights): dim / 64, except MoCo v3's ViT-S (12)."""
+    """Attention heads (not in the weights): the standard size's (MoCo v3's ViT-S has 12),
+    else dim / 64, the head width of every standard ViT but H and g.
+
+    >>> heads_for(1280, "mae", None), heads_for(384, "mocov3", None), heads_for(128, "dino", None)
+    (16, 12, 2)
+    """
     if fmt == "mocov3" and (dim == 384 or file_arch == "vit_small"):
         return MOCOV3_SMALL_HEADS
-    return max(1, dim // 64)
+    return STANDARD_HEADS.get(dim, max(1, dim // 64))
 
 
 def infer_vit_arch(

@@ -76,8 +76,11 @@ def _arms(acc: tuple[float, float], rel_gap: float) -> str:
 
 def _finding(pairs: list[V.Paired], sl: str) -> str:
     """The words of the confirmatory tests against the best SL variant, or why there are none."""
-    said = [p for p in pairs if p.words in (V.LESS, V.MORE, V.SAME)]
-    unsaid = [p for p in pairs if p not in said]
+    worded = [p for p in pairs if p.words in (V.LESS, V.MORE, V.SAME)]
+    # a method left out of the family (near the floor) has only an exploratory test
+    said = [p for p in worded if p.family == V.CONFIRMATORY]
+    outside = [p for p in worded if p not in said]
+    unsaid = [p for p in pairs if p not in worded]
     parts = []
     for p in said:
         verb = {V.LESS: f"loses less than {sl}", V.MORE: f"loses more than {sl}"}.get(
@@ -88,6 +91,13 @@ def _finding(pairs: list[V.Paired], sl: str) -> str:
             f"[{V._pp(p.low)}, {V._pp(p.high)}])"
         )
     text = ("The confirmatory test finds: " + "; ".join(parts) + ".") if parts else ""
+    if outside:
+        names = ", ".join(p.ssl_method for p in outside)
+        text += (
+            f" {names} {'is' if len(outside) == 1 else 'are'} outside the confirmatory family "
+            "(see the caveats), so its comparison with "
+            f"{sl} is exploratory only and not a finding."
+        )
     if unsaid:
         fewest = min(len(p.seeds) for p in unsaid)
         why = {
@@ -105,7 +115,8 @@ def _finding(pairs: list[V.Paired], sl: str) -> str:
 def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
     out = []
     # v.near_floor: "name (detail)", left out of the family; results: any seed near the floor
-    near = [n.split(" (")[0] for n in v.near_floor] + _near_floor_methods(results, v.evaluation)
+    near = [n.split(" (")[0] for n in v.near_floor]
+    near += _near_floor_methods(results, v.evaluation, v.metric)
     if near:
         out.append(
             f"{', '.join(dict.fromkeys(near))} within {100 * V.NEAR_FLOOR:.0f} points of the "
@@ -120,10 +131,10 @@ def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
     return out
 
 
-def _near_floor_methods(results: pd.DataFrame, evaluation: str) -> list[str]:
-    if "over_floor" not in results or "evaluation" not in results:
+def _near_floor_methods(results: pd.DataFrame, evaluation: str, metric: str) -> list[str]:
+    if "evaluation" not in results:
         return []
-    over = pd.to_numeric(results["over_floor"], errors="coerce")
+    over = V.over_floor(results, metric)
     rows = results[(results["evaluation"] == evaluation) & (over < V.NEAR_FLOOR)]
     return list(dict.fromkeys(rows["method"].astype(str)))
 

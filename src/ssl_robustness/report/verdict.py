@@ -211,7 +211,7 @@ def _verdict(
                         acc,
                     )
                 )
-    floor = _near_floor_methods(results, evaluation, subset) if confirmatory else {}
+    floor = _near_floor_methods(results, evaluation, subset, metric=metric) if confirmatory else {}
     return Verdict(
         evaluation,
         comparison,
@@ -367,21 +367,39 @@ def _finish(p: Paired, family: str, p_adjusted: float, size: int) -> Paired:
     )
 
 
+def over_floor(results: pd.DataFrame, metric: str = "top1") -> pd.Series:
+    """Each row's margin over the random-init floor in the verdict's own metric (the
+    `over_floor` column is top-1's; balanced accuracy has its own floor column)."""
+    floor = f"floor_{metric}"
+    if metric != "top1" and metric in results and floor in results:
+        return pd.to_numeric(results[metric], errors="coerce") - pd.to_numeric(
+            results[floor], errors="coerce"
+        )
+    if "over_floor" not in results:
+        return pd.Series(np.nan, index=results.index)
+    return pd.to_numeric(results["over_floor"], errors="coerce")
+
+
 def _near_floor_methods(
-    results: pd.DataFrame, evaluation: str, subset: str, margin: float | None = None
+    results: pd.DataFrame,
+    evaluation: str,
+    subset: str,
+    margin: float | None = None,
+    metric: str = "top1",
 ) -> dict[str, str]:
     """Methods whose balanced or imbalanced arm beats the random-init floor of this evaluation
-    by less than `margin` on average over seeds: they learned ~nothing, so their Δ says nothing
-    about robustness and they stay out of the confirmatory family."""
+    by less than `margin` on average over seeds (in the verdict's metric): they learned
+    ~nothing, so their Δ says nothing about robustness and they stay out of the confirmatory
+    family."""
     margin = NEAR_FLOOR if margin is None else margin
-    if "over_floor" not in results or "evaluation" not in results:
+    if "evaluation" not in results:
         return {}
-    rows = results[
-        (results["evaluation"] == evaluation) & results["subset"].isin(["balanced", subset])
-    ]
+    margins = over_floor(results, metric)
+    keep = (results["evaluation"] == evaluation) & results["subset"].isin(["balanced", subset])
+    rows, margins = results[keep], margins[keep]
     out = {}
     for method, g in rows.groupby("method", sort=False):
-        over = pd.to_numeric(g["over_floor"], errors="coerce").groupby(g["subset"]).mean()
+        over = margins[g.index].groupby(g["subset"]).mean()
         if over.notna().any() and float(over.min()) < margin:
             out[str(method)] = (
                 f"{100 * float(over.min()):+.1f} points over the random-init floor in its "
