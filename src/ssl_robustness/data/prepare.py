@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +306,9 @@ def _drops(lset: LabelledSet, sets: list[DuplicateSet], cfg: DataConfig) -> list
         return []
     label_of = {item: str(y) for item, y in zip(lset.items, lset.labels, strict=True)}
     index = {item: i for i, item in enumerate(lset.items)}
-    why = to_drop([s for s in sets if all(i in index for i in s.items)], label_of)
+    # a copy skipped as a bad image is already out; the set's other copies still count
+    kept = [replace(s, items=tuple(i for i in s.items if i in index)) for s in sets]
+    why = to_drop([s for s in kept if len(s.items) > 1], label_of)
     return [BadImage(index[item], message) for item, message in sorted(why.items())]
 
 
