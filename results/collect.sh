@@ -7,6 +7,7 @@ run=$1 name=$2 cmd=$3
 out="$(dirname "$0")/$name"
 rm -rf "$out" && mkdir -p "$out/tables"
 cp "$run"/tables/*.csv "$out/tables/"
+[ -f "$run/report/tests.csv" ] && cp "$run/report/tests.csv" "$out/tests.csv"
 cp "$run/report/summary.md" "$run/config.yaml" "$run/environment.json" "$run/failures.json" "$out/"
 cp "$run/data/stats.json" "$out/data_stats.json"
 printf '%s\n' "$cmd" > "$out/COMMAND"
