@@ -8,8 +8,11 @@ times the same forward + backward + SGD step of a fixed batch (channels_last, ou
 setting, as a study's CPU step runs) after a warm-up, and prints images/s. The arms:
 
 - `torch default`: no OMP_*/GOMP_* variables, torch's threading as it comes;
-- `ours`: what `ssl-robustness` chooses (`cpu_threads.choose_cpu_threads`, before torch);
-- `PASSIVE`: OMP_WAIT_POLICY=PASSIVE alone; `1 thread`: OMP_NUM_THREADS=1.
+- `ours`: what `ssl-robustness` chooses (`cpu_threads.choose_cpu_threads`, before torch:
+  sleeping waiters where other threads are runnable as it starts, else torch's default);
+- `PASSIVE`: OMP_WAIT_POLICY=PASSIVE (waiters sleep at once); `spin 10k`/`spin 100k`:
+  GOMP_SPINCOUNT (waiters spin that many times, then sleep; libgomp's default is 300k);
+  `1 thread`: OMP_NUM_THREADS=1.
 
 Conditions: `idle`, then `busy-N` with N single-threaded busy-loop processes that this script
 starts and stops. Rounds alternate the arms (A B C D, then rotated), so a load that changes
@@ -31,6 +34,8 @@ SETTINGS: dict[str, dict[str, str]] = {
     "torch default": {},
     "ours": {},  # the child calls choose_cpu_threads itself
     "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "spin 10k": {"GOMP_SPINCOUNT": "10000"},
+    "spin 100k": {"GOMP_SPINCOUNT": "100000"},
     "1 thread": {"OMP_NUM_THREADS": "1"},
 }
 CLEARED = (
@@ -102,11 +107,12 @@ def start_competitors(n: int) -> list[subprocess.Popen]:
 
 
 def race(condition: str, competitors: int, args: argparse.Namespace) -> dict[str, list[float]]:
-    names = list(SETTINGS)
+    names = [n for n in SETTINGS if n in args.arms]
     speeds: dict[str, list[float]] = {n: [] for n in names}
     procs = start_competitors(competitors)
     try:
-        time.sleep(0.5 if competitors else 0)
+        # the competitors run a while first, as other work does when a study starts
+        time.sleep(args.settle if competitors else 0)
         for r in range(args.rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 got = measure(name, args)
@@ -133,6 +139,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--busy", type=int, nargs="*", default=[1, 2], help="competitor counts")
+    ap.add_argument("--settle", type=float, default=2.0, help="seconds competitors run first")
+    ap.add_argument("--arms", nargs="*", default=list(SETTINGS), help="which settings to race")
     args = ap.parse_args()
     print(
         f"{args.arch} width {args.width}, {args.size} px, batch {args.batch}; "
@@ -144,11 +152,12 @@ def main() -> None:
         table[f"busy-{n}"] = race(f"busy-{n}", n, args)
     best_idle = max(statistics.median(v) for v in table["idle"].values())
     print(f"\nmedian images/s over {args.rounds} rounds; ratio to torch's default, to best idle")
-    print(f"{'condition':10s} " + " ".join(f"{n:>24s}" for n in SETTINGS))
+    arms = [n for n in SETTINGS if n in args.arms]
+    print(f"{'condition':10s} " + " ".join(f"{n:>24s}" for n in arms))
     for cond, speeds in table.items():
         base = statistics.median(speeds["torch default"])
         cells = []
-        for n in SETTINGS:
+        for n in arms:
             m = statistics.median(speeds[n])
             cells.append(f"{m:8.1f} {m / base:5.2f}x {m / best_idle:5.0%}")
         print(f"{cond:10s} " + " ".join(f"{c:>24s}" for c in cells))

@@ -2,8 +2,10 @@
 
 torch's OpenMP threads spin while they wait for work (libgomp's default). On idle cores that
 costs nothing; as soon as another process runs, the spinning threads take its time slices and
-each other's, and a training step loses 2-4.5x (benchmarks/threads.py). Sleeping waiters
-(`OMP_WAIT_POLICY=PASSIVE`) keep the step at its idle speed on busy cores, and the thread
+each other's: beside one busy process a small ResNet's step fell to 38% of its idle speed
+here (benchmarks/README.md), and to a fifth in the issue that asked for this. Sleeping waiters
+(`OMP_WAIT_POLICY=PASSIVE`) win back a third on busy cores but cost 10-13% on idle ones, so
+they are the choice only when the cores are already busy as the process starts; the thread
 count follows the CPUs this process may actually use (affinity mask and cgroup quota), which
 OpenMP's own default ignores for quotas.
 
@@ -20,11 +22,13 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
 WAIT_POLICY = "PASSIVE"
+BUSY_LOAD = 1.0  # other threads runnable as we start: the cores are shared
 # variables that decide how OpenMP's threads wait: any of them set means the user chose
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 OFF_SWITCH = "SSL_ROBUSTNESS_CPU_THREADS"  # "default": leave torch's threading as it comes
@@ -79,19 +83,45 @@ def usable_cpus(root: Path = Path("/sys/fs/cgroup")) -> int:
     return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
 
 
+def other_load(samples: int = 5, interval_s: float = 0.05) -> float:
+    """Other threads runnable right now, before torch starts: the median over a few samples
+    of the kernel's running count (/proc/loadavg's R of R/T) less this process. The 1-minute
+    load average would lag: a study started right after another would see the first one's
+    threads and choose sleeping waiters on idle cores."""
+    counts = []
+    for i in range(samples):
+        try:
+            running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        counts.append(running - 1)
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return float(sorted(counts)[len(counts) // 2])
+
+
 def choose_cpu_threads(
-    environ: MutableMapping[str, str] | None = None, root: Path = Path("/sys/fs/cgroup")
+    environ: MutableMapping[str, str] | None = None,
+    root: Path = Path("/sys/fs/cgroup"),
+    load: float | None = None,
 ) -> ThreadChoice:
     """Set the OpenMP wait policy and thread count in `environ` (the process's environment by
-    default) unless the user set them; must run before torch is imported to take effect."""
+    default) unless the user set them; must run before torch is imported to take effect.
+
+    Sleeping waiters cost 10-13% of an idle step (benchmarks/README.md), so they are chosen
+    only when other work is already running as the process starts (`load`, default
+    `other_load()`, at least BUSY_LOAD): torch's OpenMP then uses every usable CPU, and any
+    other runnable thread oversubscribes them, whatever the core count."""
     env = os.environ if environ is None else environ
     cpus = usable_cpus(root)
+    load = other_load() if load is None else load
     if env.get(OFF_SWITCH, "").lower() == "default":
         return ThreadChoice({}, cpus, f"{OFF_SWITCH}=default: torch's threading as it comes")
     if environ is None and "torch" in sys.modules:
         return ThreadChoice({}, cpus, "torch was imported first: its threading as it comes")
     changed: dict[str, str] = {}
-    if not any(v in env for v in WAIT_VARIABLES):
+    busy = load >= BUSY_LOAD
+    if busy and not any(v in env for v in WAIT_VARIABLES):
         changed["OMP_WAIT_POLICY"] = WAIT_POLICY
     # OpenMP's default already follows the affinity mask (torch then takes the physical cores
     # among it); only a cgroup quota below the mask needs saying
@@ -99,4 +129,5 @@ def choose_cpu_threads(
         changed["OMP_NUM_THREADS"] = str(cpus)
     env.update(changed)
     kept = [f"{v}={env[v]}" for v in (*WAIT_VARIABLES, "OMP_NUM_THREADS") if v in env]
-    return ThreadChoice(changed, cpus, f"{cpus} usable CPU(s); {', '.join(kept)}")
+    state = f"{load:g} other runnable thread(s) ({'busy' if busy else 'idle'} cores)"
+    return ThreadChoice(changed, cpus, f"{cpus} usable CPU(s), {state}; {', '.join(kept)}")
