@@ -230,3 +230,29 @@ def test_bottom_line_states_only_the_confirmatory_familys_words_as_findings():
     found = text.split("The confirmatory test finds: ")[1].split(".")[0]
     assert "simclr loses less than supervised" in found and "mocov2" not in found
     assert "mocov2 is outside the confirmatory family" in text and "exploratory only" in text
+
+
+def test_the_caveats_tell_left_out_methods_from_ones_near_the_floor_in_one_seed():
+    from ssl_robustness.report import bottom_line as B
+    from ssl_robustness.report import verdict as V
+
+    v = V.Verdict(
+        "linear-balanced",
+        "pretraining",
+        "exp-r0.1",
+        "top1",
+        "supervised",
+        {},
+        (),
+        near_floor=("simsiam (+1.2 points over the random-init floor in its balanced arm)",),
+    )
+    results = pd.DataFrame(
+        {
+            "method": ["mocov2", "mocov2", "simsiam"],
+            "evaluation": ["linear-balanced"] * 3,
+            "over_floor": [0.02, 0.08, 0.01],
+        }
+    )
+    caveats = B._caveats(v, results)
+    assert caveats[0].startswith("simsiam within 3 points") and "left out of the test" in caveats[0]
+    assert caveats[1].startswith("mocov2 within 3 points") and "still in the test" in caveats[1]
