@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from .errors import UserError
+from .errors import UserError, utf8_text
 from .layout import RunLayout
 from .names import CHECKPOINT_FORMATS, PUBLISHED_WEIGHTS
 
@@ -1124,14 +1124,7 @@ def _read_config_text(p: Path) -> str:
         data = p.read_bytes()
     except OSError as exc:
         raise UserError(f"{p}: cannot read config file: {exc.strerror}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UserError(
-            f"{p}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "save the config as UTF-8"
-        ) from None
+    return utf8_text(data, p, "the config")
 
 
 MAX_YAML_NODES = 100_000  # a study config has hundreds; aliases may not expand beyond this

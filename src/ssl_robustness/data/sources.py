@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DataConfig, ListFilesConfig
-from ..errors import UserError
+from ..errors import UserError, utf8_text
 from . import cifar_subset
 from .labelled import LabelledSet
 from .splits import pool_counts_before_carving
@@ -321,15 +321,7 @@ def _item(root: Path, base: Path, listed: str) -> str:
 def _utf8_text(path: Path) -> str:
     """A list or class-name file's text; a file in another encoding (Latin-1) is refused with
     the line of its first undecodable byte, never guessed at."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UserError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-            f"{exc.start}); save the file as UTF-8"
-        ) from None
+    return utf8_text(path.read_bytes(), path)
 
 
 def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from . import verdict as V
+from .classes import fewest_test_images
 
 PER_CLASS_TEST_MIN = 50  # below this many test images per class, per-class claims are coarse
 
@@ -156,12 +157,8 @@ def _disagreeing(v: V.Verdict) -> list[str]:
 
 def _small_test(stats: dict[str, Any]) -> str | None:
     """The test set's smallest class, when it is too small for per-class claims."""
-    test = stats.get("splits", {}).get("test", {})
-    counts = test.get("counts") or test.get("per_class")
-    if not isinstance(counts, list) or not counts:
-        return None
-    fewest = int(min(counts))
-    if fewest >= PER_CLASS_TEST_MIN:
+    fewest = fewest_test_images(stats)
+    if fewest is None or fewest >= PER_CLASS_TEST_MIN:
         return None
     return (
         f"the test set has {fewest} images in its smallest class (one image is "

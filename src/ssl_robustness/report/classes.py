@@ -142,14 +142,19 @@ def rare_classes_by_seed(data_stats: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["seed", "tail classes"])
 
 
-def coarseness_line(data_stats: dict, limit: int = 50) -> str | None:
-    """Where a class has fewer than `limit` test images, how coarse its accuracy is."""
+def fewest_test_images(data_stats: dict) -> int | None:
+    """Test images of the smallest class, from stats.json (None where it does not say)."""
     test = data_stats.get("splits", {}).get("test", {})
     counts = test.get("counts") or test.get("per_class")
     if not isinstance(counts, list) or not counts:
         return None
-    fewest = int(min(counts))
-    if fewest >= limit:
+    return int(min(counts))
+
+
+def coarseness_line(data_stats: dict, limit: int = 50) -> str | None:
+    """Where a class has fewer than `limit` test images, how coarse its accuracy is."""
+    fewest = fewest_test_images(data_stats)
+    if fewest is None or fewest >= limit:
         return None
     return (
         f"The smallest class has {fewest} test images: one image is {100 / fewest:.1f} points "
