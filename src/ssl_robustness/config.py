@@ -692,7 +692,23 @@ class TemperatureScheduleConfig(Strict):
         return f"-ts{self.tau_min:g}-{self.tau_max:g}p{self.period:g}"
 
 
-class MocoV2Config(MethodBase):
+class ContrastiveMethodBase(MethodBase):
+    """A contrastive method's settings: its temperature may follow a schedule (not a method of
+    its own: no `name`, so it registers nothing)."""
+
+    temperature_schedule: TemperatureScheduleConfig | None = None
+    """Cosine temperature schedule (Kukleva et al. 2023) in place of `temperature`; labelled
+    `{name}-ts`. None: the fixed temperature."""
+
+    omit_when_none: ClassVar[tuple[str, ...]] = ("temperature_schedule",)
+
+    @property
+    def label(self) -> str:
+        ts = self.temperature_schedule
+        return self.name + (ts.suffix if ts is not None else "") + self.sam_suffix
+
+
+class MocoV2Config(ContrastiveMethodBase):
     name: Literal["mocov2"] = "mocov2"
     """MoCo v2 (He et al. 2020; Chen et al. 2020): contrastive against a queue of momentum-encoded
     keys."""
@@ -714,16 +730,6 @@ class MocoV2Config(MethodBase):
     shuffle_bn_splits: int = Field(8, ge=1)
     """One process has no shuffle-BN: keys are batch-normalised in this many sub-batches, shuffled
     against the queries' (He et al. 2020, 3.3; the official CIFAR demo); 1 turns it off."""
-    temperature_schedule: TemperatureScheduleConfig | None = None
-    """Cosine temperature schedule (Kukleva et al. 2023) in place of `temperature`; labelled
-    `{name}-ts`. None: the fixed temperature."""
-
-    omit_when_none: ClassVar[tuple[str, ...]] = ("temperature_schedule",)
-
-    @property
-    def label(self) -> str:
-        ts = self.temperature_schedule
-        return self.name + (ts.suffix if ts is not None else "") + self.sam_suffix
 
 
 class SimSiamConfig(MethodBase):
@@ -737,7 +743,7 @@ class SimSiamConfig(MethodBase):
     """Keep the predictor's learning rate fixed (no cosine decay), as in the paper."""
 
 
-class SimCLRConfig(MethodBase):
+class SimCLRConfig(ContrastiveMethodBase):
     name: Literal["simclr"] = "simclr"
     """SimCLR (Chen et al. 2020): contrastive with the other images of the batch as negatives."""
     proj_dim: int = Field(128, ge=2)
@@ -746,16 +752,6 @@ class SimCLRConfig(MethodBase):
     """Hidden size of the projection head; None: the backbone's feature size."""
     temperature: float = Field(0.2, gt=0)
     """Softmax temperature of the NT-Xent loss."""
-    temperature_schedule: TemperatureScheduleConfig | None = None
-    """Cosine temperature schedule (Kukleva et al. 2023) in place of `temperature`; labelled
-    `{name}-ts`. None: the fixed temperature."""
-
-    omit_when_none: ClassVar[tuple[str, ...]] = ("temperature_schedule",)
-
-    @property
-    def label(self) -> str:
-        ts = self.temperature_schedule
-        return self.name + (ts.suffix if ts is not None else "") + self.sam_suffix
 
 
 class BYOLConfig(MethodBase):
