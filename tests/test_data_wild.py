@@ -13,10 +13,11 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import tiny_study, write_image
+from ssl_robustness.cache_keys import config_hash, data_key
 from ssl_robustness.cli import cli
-from ssl_robustness.config import DataConfig, ListFilesConfig, config_hash
+from ssl_robustness.config import DataConfig, ListFilesConfig
 from ssl_robustness.data import images as images_module
-from ssl_robustness.data.prepare import data_key, list_data, prepare_data, stats_lines
+from ssl_robustness.data.prepare import list_data, prepare_data, stats_lines
 from ssl_robustness.data.sources import load_list, load_source
 from ssl_robustness.errors import UserError
 

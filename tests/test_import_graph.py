@@ -34,6 +34,7 @@ FLOORS = {
     "layout": 0,
     "names": 0,
     "config": 0,
+    "cache_keys": 0,
     "config_docs": 0,
     "cpu_threads": 0,
     "data": 1,
@@ -69,7 +70,10 @@ def imports_of(path: Path) -> set[str]:
     is_pkg = path.name == "__init__.py"
     package = me if is_pkg else me.rsplit(".", 1)[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    for block in [n for n in ast.walk(tree) if _type_checking_only(n)]:
+        block.body = []  # imports for annotations only never run: they make no edge
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -90,6 +94,16 @@ def imports_of(path: Path) -> set[str]:
         found.update(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
     found.discard(me)
     return {n for n in found if _exists(n)}
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    """`if TYPE_CHECKING:` (or `typing.TYPE_CHECKING`)."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _exists(module: str) -> bool:
@@ -140,10 +154,12 @@ def test_no_import_cycles():
 
 
 def test_the_checker_sees_lazy_and_relative_imports():
-    """The walker reads imports inside functions and resolves `..` against the package."""
+    """The walker reads imports inside functions and resolves `..` against the package, and
+    leaves out those made for annotations only (`if TYPE_CHECKING:`)."""
     deps = imports_of(ROOT / "cli.py")
     assert f"{PACKAGE}.study" in deps  # imported inside a command function
     assert f"{PACKAGE}.config" in deps
+    assert f"{PACKAGE}.config" not in imports_of(ROOT / "cache_keys.py")
 
 
 def test_the_ground_floor_imports_torch_at_most_lazily():

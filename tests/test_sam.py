@@ -19,6 +19,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from conftest import end_spawned_worker
+from ssl_robustness.cache_keys import config_hash
 from ssl_robustness.config import (
     BYOLConfig,
     MocoV2Config,
@@ -27,7 +28,6 @@ from ssl_robustness.config import (
     SimCLRConfig,
     SimSiamConfig,
     TrainConfig,
-    config_hash,
 )
 from ssl_robustness.engine.batches import ArrayBatches
 from ssl_robustness.engine.loop import fit

@@ -7,8 +7,6 @@ path (`data.imbalanse: unknown key`) instead of a silently ignored setting.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -19,16 +17,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_serializer,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from .cache_keys import OmitsUnset
 from .errors import UserError, utf8_text
 from .layout import RunLayout
 from .names import CHECKPOINT_FORMATS, PUBLISHED_WEIGHTS
@@ -74,29 +71,6 @@ class Strict(BaseModel):
                     "true/false is a boolean, not a value of this key (got {got})",
                     {"key": key, "got": repr(v)},
                 )
-        return data
-
-
-class OmitsUnset(Strict):
-    """Keys added after configs were in use: each is left out of the dump while it is None, so
-    configs that do not set it dump (and key their caches) exactly as before it existed."""
-
-    omit_when_none: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass's own keys add to its parents' (never replace them: that would put a
-        parent's key back in every dump, and so change every cache key)."""
-        super().__pydantic_init_subclass__(**kwargs)
-        inherited = [k for base in cls.__mro__[1:] for k in getattr(base, "omit_when_none", ())]
-        cls.omit_when_none = tuple(dict.fromkeys([*inherited, *cls.omit_when_none]))
-
-    @model_serializer(mode="wrap")
-    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        for key in self.omit_when_none:
-            if getattr(self, key) is None:
-                data.pop(key, None)
         return data
 
 
@@ -559,7 +533,7 @@ def _rebuild_study_config() -> None:
     study.model_rebuild(force=True)
 
 
-class MethodBase(OmitsUnset):
+class MethodBase(Strict, OmitsUnset):
     epochs: int | None = Field(None, ge=1)
     """Training epochs of this method; None: pretrain.epochs."""
     batch_size: int | None = Field(None, ge=2)
@@ -792,7 +766,7 @@ class BCLConfig(SimCLRConfig):
 IMPORT_ARCHS = ("resnet18", "resnet50")  # what models.checkpoints can check a file against
 
 
-class ImportedConfig(OmitsUnset):
+class ImportedConfig(Strict, OmitsUnset):
     """An SSL backbone pretrained elsewhere (scenario SSL-ImageNet)."""
 
     name: str
@@ -1066,14 +1040,6 @@ _rebuild_study_config()
 
 
 # ----------------------------------------------------------------------------- loading
-def config_hash(obj: Any, length: int = 10) -> str:
-    """A stable short hash of a JSON-able description: keys run directories and caches."""
-    if isinstance(obj, BaseModel):
-        obj = obj.model_dump(mode="json")
-    text = json.dumps(obj, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
 def builtin_config_text(name: str = "quickstart") -> str:
     return resources.files("ssl_robustness").joinpath(f"configs/{name}.yaml").read_text()
 

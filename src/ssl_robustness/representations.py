@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import cache_keys
 from .atomic import load_torch_or_none, read_json_or_none, save_torch, write_json
 from .config import (
     AugmentationConfig,
@@ -24,9 +25,8 @@ from .config import (
     MethodBase,
     StudyConfig,
     TrainConfig,
-    config_hash,
 )
-from .data.prepare import StudyData, data_key
+from .data.prepare import StudyData
 from .engine.batches import ArrayBatches
 from .engine.distributed import is_main, world_size
 from .engine.loop import fit, seed_everything
@@ -69,53 +69,31 @@ class RepresentationSpec:
     @property
     def settings(self) -> dict[str, Any]:
         """The canonical JSON dump of what makes this representation (hashed into `key`)."""
-        base = {
-            "data": data_key(self.data),
-            "split": _dump(self.data.split),
-            "imbalance": _dump(self.data.imbalance),
-            "image_size": self.data.image_size,
-        }
-        if self.imported is not None and self.imported.weights is not None:
-            return {
-                **base,
-                "input_size": self.imported.image_size,
-                "imported": _dump(self.imported),
-                "published": published_settings(self.imported.weights),
-            }
         if self.imported is not None:
-            assert self.imported_file is not None
-            size, mtime = self.imported_file
-            return {
-                **base,
-                "input_size": self.imported.image_size,
-                "imported": _dump(self.imported),
-                "size": size,
-                "mtime": mtime,
-            }
+            weights = self.imported.weights
+            return cache_keys.imported_settings(
+                self.data,
+                self.imported,
+                self.imported.image_size,
+                published=published_settings(weights) if weights is not None else None,
+                file=self.imported_file,
+            )
         if self.method_config is not None:
-            return {
-                **base,
-                "images": self.images,
-                "method": _dump(self.method_config),
-                "train": _dump(self.train),
-                "augmentation": _dump(self.augmentation),
-                "backbone": _dump(self.backbone),
-                # batches reach the model in the drawn order, no longer sorted by item index
-                # (which followed the labels): runs trained before are not reused
-                "batch_order": "drawn",
-            }
-        return {**base, "backbone": _dump(self.backbone)}
+            assert self.train is not None
+            return cache_keys.trained_settings(
+                self.data,
+                self.images,
+                self.method_config,
+                self.train,
+                self.augmentation,
+                self.backbone,
+            )
+        return cache_keys.random_init_settings(self.data, self.backbone)
 
     @property
     def key(self) -> str:
-        return config_hash(
-            {
-                "scenario": self.scenario,
-                "method": self.method,
-                "subset": self.subset,
-                "seed": self.seed,
-                **self.settings,
-            }
+        return cache_keys.representation_key(
+            self.scenario, self.method, self.subset, self.seed, self.settings
         )
 
     @property
@@ -128,10 +106,6 @@ class RepresentationSpec:
 
     def layout(self, run: RunLayout) -> RepresentationLayout:
         return run.representation(self.dirname)
-
-
-def _dump(model: Any) -> Any:
-    return model.model_dump(mode="json") if model is not None else None
 
 
 def expand_representations(cfg: StudyConfig, data: StudyData) -> list[RepresentationSpec]:

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..atomic import write_json
-from ..config import DataConfig, EvaluationConfig, ListFilesConfig, config_hash
+from ..cache_keys import image_cache_key, items_key
+from ..config import DataConfig, EvaluationConfig
 from ..errors import UserError
 from ..layout import DataLayout
 from .duplicates import DuplicateSet, describe, duplicate_lines, find_duplicates, to_drop
@@ -122,9 +123,7 @@ class StudyData:
 
     def items_key(self, idx: np.ndarray) -> str:
         """A hash of the items (and labels) an index set holds: keys runs by their images."""
-        return config_hash(
-            {"items": [self.items[i] for i in idx], "labels": self.labels[idx].tolist()}
-        )
+        return items_key([self.items[i] for i in idx], self.labels[idx].tolist())
 
     def split_counts(self, split: str) -> np.ndarray:
         return self.class_counts(self.indices(split))
@@ -194,31 +193,6 @@ def _plan(data: StudyData, order_seed: int | None = None) -> list[SubsetPlan]:
         natural_counts=pool_counts,
         order_seed=order_seed,
     )
-
-
-# keys added to data.list after the cache keys were fixed: in the key only when set
-_LIST_KEYS_SINCE = ("label_from", "relative_to", "roots")
-
-
-def data_key(cfg: DataConfig) -> str:
-    """The hash of what decides a study's images. `classes` and `test_root` change which
-    images a study sees (a random-init or imported representation is keyed by this alone):
-    in the key only when set, so the keys of configs without them stay what they were."""
-    dump = cfg.model_dump(
-        mode="json", include={"source", "root", "list", "image_size", "skip_bad_images"}
-    )
-    if dump.get("list"):
-        for key in _LIST_KEYS_SINCE:
-            if dump["list"][key] == ListFilesConfig.model_fields[key].get_default(
-                call_default_factory=True
-            ):
-                del dump["list"][key]
-    classes = cfg.classes.model_dump(mode="json", exclude_defaults=True)
-    if classes:
-        dump["classes"] = classes
-    if cfg.test_root is not None:
-        dump["test_root"] = str(cfg.test_root)
-    return config_hash(dump)
 
 
 def list_data(
@@ -379,8 +353,9 @@ def _image_cache_file(
 ) -> Path:
     """The decoded images of `lset` at `size` (default `cfg.image_size`); keyed by the item
     list too: adding or removing an image file makes a new cache."""
-    listing = config_hash({"data": data_key(cfg), "items": lset.items})
-    return DataLayout(directory).image_cache(listing, size or cfg.image_size)
+    return DataLayout(directory).image_cache(
+        image_cache_key(cfg, lset.items), size or cfg.image_size
+    )
 
 
 def _recorded_bad(

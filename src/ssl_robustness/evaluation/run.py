@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from ..atomic import read_json_or_none, write_json
-from ..config import AugmentationConfig, EvaluationConfig, config_hash
+from ..cache_keys import evaluation_key
+from ..cache_keys import evaluation_seed as _seed
+from ..config import AugmentationConfig, EvaluationConfig
 from ..data.prepare import StudyData
 from ..errors import UserError
 from ..layout import RepresentationLayout
@@ -71,13 +73,8 @@ class EvaluationJob:
         on the same images (the imbalanced arm's `own` and `imbalanced`) share one run."""
         own_name = self.spec.kind in ("knn", "linear_sgd")
         base = self.spec.name if own_name else self.spec.name.rsplit("-", 1)[0]
-        key = config_hash(
-            {
-                **self.spec.settings,
-                "adapt_items": data.items_key(self.indices),
-                "test_items": data.items_key(data.indices("test")),
-            },
-            8,
+        key = evaluation_key(
+            self.spec.settings, data.items_key(self.indices), data.items_key(data.indices("test"))
         )
         return RepresentationLayout(rep_dir).evaluation(f"{base}-on-{self.adapt_on}-{key}")
 
@@ -185,7 +182,7 @@ def evaluation_jobs(
 def evaluation_seed(rep_dir: Path, job_dir: Path, seed: int) -> int:
     """Every evaluation seeds itself from its own identity, never from global state, so a
     resumed or rebuilt evaluation gives the numbers of an uninterrupted run."""
-    return int(config_hash({"rep": rep_dir.name, "eval": job_dir.name, "seed": seed}, 8), 16)
+    return _seed(rep_dir.name, job_dir.name, seed)
 
 
 def evaluate_representation(
