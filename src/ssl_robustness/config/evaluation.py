@@ -1,0 +1,126 @@
+"""The `evaluation` section: the probes, kNN and fine-tuning each representation gets."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+)
+
+from .base import Strict
+from .methods import LossName, SamplerName
+
+
+class LinearProbeConfig(Strict):
+    enabled: bool = True
+    """Run the linear probe (L2-regularised logistic regression on frozen features)."""
+    train_on: list[Literal["balanced", "own", "imbalanced"]] = Field(
+        default_factory=lambda: ["balanced", "own"]
+    )
+    """Training sets of the probe. balanced: the probe set, disjoint from every pretraining subset
+    (pretraining robustness); own: the arm's own subset (end-to-end); imbalanced: every
+    representation on the main imbalanced subset (a cross-scenario comparison, no gap)."""
+    l2_grid: list[float] = Field(default_factory=lambda: [1e-2, 1e-3, 1e-4, 1e-5])
+    """L2 penalties tried; the best on val is kept."""
+    max_iter: int = Field(300, ge=1)
+    """Iterations of the solver at most."""
+
+    @field_validator("l2_grid")
+    @classmethod
+    def _l2_values(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("must list at least one L2 penalty")
+        if min(v) < 0:
+            raise ValueError("every L2 penalty must be >= 0")
+        return v
+
+
+class LinearSGDConfig(Strict):
+    """The literature's augmented-SGD probe (frozen backbone, augmented images); slow, off."""
+
+    enabled: bool = False
+    """Run the augmented-SGD linear probe."""
+    epochs: int = Field(10, ge=1)
+    """Training epochs of the SGD probe."""
+    lr: float = Field(0.1, gt=0)
+    """Learning rate of the SGD probe."""
+    batch_size: int = Field(256, ge=2)
+    """Batch size of the SGD probe."""
+
+
+class KNNConfig(Strict):
+    enabled: bool = True
+    """Run the weighted cosine kNN classifier on frozen features of the probe set."""
+    k: list[int] = Field(default_factory=lambda: [20, 200])
+    """Neighbour counts, one result each."""
+    temperature: float = Field(0.07, gt=0)
+    """Temperature of the neighbours' similarity weights."""
+
+    @field_validator("k")
+    @classmethod
+    def _positive_distinct(cls, v: list[int]) -> list[int]:
+        if any(k < 1 for k in v):
+            raise ValueError("every k must be >= 1")
+        if len(set(v)) != len(v):
+            raise ValueError("k values must be distinct")
+        return v
+
+
+class ViTFinetuneConfig(Strict):
+    """How a vision transformer is fine-tuned: as MAE, BEiT and iBOT fine-tune theirs (AdamW,
+    layer-wise learning-rate decay, no weight decay on biases, norms, tokens and position
+    embeddings). Used for ViT backbones only; ResNets keep the SGD settings above."""
+
+    lr: float = Field(5e-4, gt=0)
+    """Base learning rate per 256 images (MAE's blr): the rate is lr x batch_size / 256."""
+    layer_decay: float = Field(0.65, gt=0, le=1)
+    """Layer-wise decay: block i of d learns at layer_decay^(d - i) of the head's rate (MAE ViT-B,
+    iBOT ViT-B: 0.65; iBOT ViT-S: 0.75)."""
+    weight_decay: float = Field(0.05, ge=0)
+    """AdamW's weight decay (MAE, iBOT, MoCo v3)."""
+    warmup_epochs: float = Field(0.5, ge=0)
+    """Epochs of linear warm-up (MAE: 5 of 100; here 0.5 of the default 10)."""
+
+
+class FinetuneConfig(Strict):
+    enabled: bool = True
+    """Fine-tune the whole network with a linear head (Liu et al.'s OOD protocol)."""
+    epochs: int = Field(10, ge=1)
+    """Fine-tuning epochs; the epoch kept is the best on val (balanced accuracy)."""
+    batch_size: int = Field(128, ge=2)
+    """Fine-tuning batch size."""
+    lr: float = Field(0.05, gt=0)
+    """Learning rate of the head."""
+    backbone_lr_mult: float = Field(0.1, ge=0)
+    """The backbone's learning rate as a multiple of lr."""
+    weight_decay: float = Field(5e-4, ge=0)
+    """Weight decay of fine-tuning."""
+    loss: LossName = "ce"
+    """Fine-tuning loss (as methods[supervised].loss)."""
+    sampler: SamplerName = "instance"
+    """Fine-tuning batch sampling (as methods[supervised].sampler)."""
+    train_on: list[Literal["own", "imbalanced"]] = Field(default_factory=lambda: ["own"])
+    """own: fine-tune on the arm's own subset (end-to-end gap); imbalanced: every representation on
+    the main imbalanced subset (cross-scenario comparison, no gap)."""
+    vit: ViTFinetuneConfig = Field(default_factory=ViTFinetuneConfig)
+    """Fine-tuning of vision transformers (these replace lr, backbone_lr_mult, weight_decay)."""
+
+
+class EvaluationConfig(Strict):
+    linear: LinearProbeConfig = Field(default_factory=LinearProbeConfig)
+    """The linear probe on frozen features."""
+    linear_sgd: LinearSGDConfig = Field(default_factory=LinearSGDConfig)
+    """The literature's augmented-SGD probe (frozen backbone); slow, off by default."""
+    knn: KNNConfig = Field(default_factory=KNNConfig)
+    """The weighted kNN classifier on frozen features."""
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    """Full fine-tuning."""
+    probe_set: Literal["disjoint", "pool"] = "disjoint"
+    """The balanced labelled set of the linear probe and kNN. disjoint: drawn apart from every
+    pretraining subset; pool: Liu et al.'s protocol, the largest balanced set of the whole train
+    pool (it overlaps the subsets)."""
+    probe_per_class: int | None = Field(None, ge=1)
+    """Images per class of the probe set; None: the largest the protocol allows (disjoint with n
+    unset: half the smallest class)."""
