@@ -829,7 +829,7 @@ def test_batches_above_their_subset_and_no_val_are_said_before_training(tmp_path
     """A batch larger than its subset was silently one step of the whole subset; without a
     validation split nothing is selected: both are said (run_study logs them as notes)."""
     from ssl_robustness.config import validate_config
-    from ssl_robustness.data.prepare import list_data
+    from ssl_robustness.data.listing import list_data
     from ssl_robustness.representations import expand_representations
     from ssl_robustness.study import size_notes
 

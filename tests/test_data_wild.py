@@ -17,8 +17,10 @@ from ssl_robustness.cache_keys import config_hash, data_key
 from ssl_robustness.cli import cli
 from ssl_robustness.config import DataConfig, ListFilesConfig
 from ssl_robustness.data import images as images_module
-from ssl_robustness.data.prepare import list_data, prepare_data, stats_lines
+from ssl_robustness.data.listing import list_data
+from ssl_robustness.data.prepare import prepare_data
 from ssl_robustness.data.sources import load_list, load_source
+from ssl_robustness.data.stats import stats_lines
 from ssl_robustness.errors import UserError
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -11,8 +11,10 @@ import pytest
 
 from conftest import write_image
 from ssl_robustness.config import DataConfig, EvaluationConfig
-from ssl_robustness.data.prepare import list_data, prepare_data, stats_lines
+from ssl_robustness.data.listing import list_data
+from ssl_robustness.data.prepare import prepare_data
 from ssl_robustness.data.profiles import gini
+from ssl_robustness.data.stats import stats_lines
 from ssl_robustness.data.whole_groups import reachable, take_whole_groups
 from ssl_robustness.errors import UserError
 
@@ -395,7 +397,7 @@ def test_the_tradeoff_table_and_the_classes_dropped_are_exact(tmp_path):
     so every matched arm, gets 3 x 6 = 18 of the 102-image pool. min_count 30 keeps cod and eel:
     probe 15 each, pretraining 45 and 15: balanced 2 x 15 = 30, natural (shares 60:30) 45,
     so n = 30."""
-    from ssl_robustness.data.prepare import data_tradeoff
+    from ssl_robustness.data.stats import data_tradeoff
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), [60, 30, 12, 3])
@@ -435,7 +437,7 @@ def test_the_tradeoff_table_and_the_classes_dropped_are_exact(tmp_path):
 
 
 def test_the_report_states_groups_leakage_duplicates_and_the_data_used(frames, tmp_path):
-    from ssl_robustness.data.prepare import data_stats
+    from ssl_robustness.data.stats import data_stats
     from ssl_robustness.report.html import data_lines
 
     cfg = _cfg(frames, {"pattern": TRACK})

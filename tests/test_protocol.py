@@ -258,7 +258,7 @@ def test_imported_backbone_sees_images_at_its_own_input_size(tmp_path, monkeypat
 
 def test_an_unbalanced_official_test_split_is_reported_as_such(tmp_path):
     from conftest import write_image
-    from ssl_robustness.data.prepare import stats_lines
+    from ssl_robustness.data.stats import stats_lines
 
     root = tmp_path / "official"
     for c, (train, test) in enumerate({"ant": (24, 6), "bee": (20, 3), "cat": (18, 2)}.values()):

@@ -58,14 +58,14 @@ def test_a_study_on_the_digits_records_different_tail_classes_per_seed(tmp_path)
         main = data.draw(s).plans[1]
         assert sorted(main.counts.tolist()) == sorted(data.draw(0).plans[1].counts.tolist())
     assert "which classes are rare" in __import__(
-        "ssl_robustness.data.prepare", fromlist=["interval_covers"]
+        "ssl_robustness.data.stats", fromlist=["interval_covers"]
     ).interval_covers(data)
 
 
 def test_a_per_seed_order_keeps_n_and_the_probe_set_the_same_in_every_seed(tmp_path, monkeypatch):
     """The digits' pools differ by a few images (within the tolerance): the plan is made for
     the smallest pool, so n is matched across seeds and fits whichever class is the head."""
-    from ssl_robustness.data import prepare, subsets
+    from ssl_robustness.data import arrange, study_data, subsets
 
     raw = tiny_study(tmp_path, seeds=[0, 1, 2, 3])
     raw["data"]["imbalance"] = {"profile": "exp", "ratio": 0.1}  # n from the pool
@@ -78,7 +78,8 @@ def test_a_per_seed_order_keeps_n_and_the_probe_set_the_same_in_every_seed(tmp_p
     for s in cfg.seeds:
         assert all((p.counts <= pool).all() for p in data.draw(s).plans)
     # the old plan, from each seed's own ranked pool, gave n that varied with the order
-    monkeypatch.setattr(prepare, "worst_case_pool", lambda c: c)
+    monkeypatch.setattr(study_data, "worst_case_pool", lambda c: c)
+    monkeypatch.setattr(arrange, "worst_case_pool", lambda c: c)
     monkeypatch.setattr(subsets, "worst_case_pool", lambda c: c)
     old = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     assert len({tuple(p.size for p in old.draw(s).plans) for s in cfg.seeds}) > 1

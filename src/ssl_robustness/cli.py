@@ -310,7 +310,7 @@ def run(
     cfg = _load(config, overrides)
     _check_output_dir(cfg.out)
     if plan:
-        from .data.prepare import list_data
+        from .data.listing import list_data
         from .engine.device import resolve_device
         from .plan import imported_costs, measure_throughput, plan_lines, plan_rows
 
@@ -324,7 +324,7 @@ def run(
         imported = imported_costs(cfg, data, device)  # each imported network timed, its own
         for line in plan_lines(cfg, plan_rows(cfg, data), speed, imported):
             click.echo(line)
-        from .data.prepare import data_tradeoff
+        from .data.stats import data_tradeoff
         from .data.tradeoff import arm_usage, tradeoff_lines, usage_lines
 
         used = usage_lines(arm_usage(data, cfg.seeds[0]))
@@ -401,7 +401,8 @@ def data_stats(config: Path | None, overrides: tuple[str, ...], wait: bool) -> N
     _hold_lock(cfg.out, "data stats", wait)
     _refuse_other_study(cfg)
 
-    from .data.prepare import prepare_data, stats_lines
+    from .data.prepare import prepare_data
+    from .data.stats import stats_lines
     from .report.plots import class_counts_figure, plt
 
     d = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .config import StudyConfig
 from .cpu_threads import usable_cpus
-from .data.prepare import StudyData
+from .data.study_data import StudyData
 from .engine.logger import duration
 from .evaluation.run import evaluation_jobs, evaluation_specs
 from .methods import views_per_step

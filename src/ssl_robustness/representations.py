@@ -26,7 +26,7 @@ from .config import (
     StudyConfig,
     TrainConfig,
 )
-from .data.prepare import StudyData
+from .data.study_data import StudyData
 from .engine.batches import ArrayBatches
 from .engine.distributed import is_main, world_size
 from .engine.loop import fit, seed_everything

@@ -22,7 +22,8 @@ import yaml
 from . import __version__
 from .atomic import DiskFull, remove_orphan_temps, write_json, write_text
 from .config import StudyConfig
-from .data.prepare import StudyData, prepare_data
+from .data.prepare import prepare_data
+from .data.study_data import StudyData
 from .engine.device import resolve_device
 from .engine.distributed import barrier, is_distributed, is_main, local_only, world_size
 from .engine.logger import study_progress

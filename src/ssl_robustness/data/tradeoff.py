@@ -19,7 +19,7 @@ from ..errors import UserError
 from .splits import pool_counts_before_carving
 from .subsets import plan_subsets
 
-# a prepare.StudyData (not imported: prepare builds its stats from this module)
+# a study_data.StudyData (not imported: stats builds its lines from this module)
 StudyData = Any
 
 

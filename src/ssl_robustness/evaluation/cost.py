@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data.prepare import StudyData
+from ..data.study_data import StudyData
 from ..engine.device import autocast, prepare_model, to_memory_format
 from .run import PROBE_SET, EvaluationJob
 

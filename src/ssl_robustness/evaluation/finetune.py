@@ -15,7 +15,7 @@ from torch import nn
 
 from ..atomic import read_json, save_torch, write_json
 from ..config import OptimizerConfig, TrainConfig
-from ..data.prepare import StudyData
+from ..data.study_data import StudyData
 from ..engine.batches import ArrayBatches
 from ..engine.loop import fit, seed_everything
 from ..methods.augment import ViewSpec

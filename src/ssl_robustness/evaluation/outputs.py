@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import file_sha256, read_json_or_none, warn_rebuild, write_json, write_text
-from ..data.prepare import StudyData
+from ..data.study_data import StudyData
 from .metrics import classification_metrics, confusion, prediction_metrics, top_classes
 
 METRICS_FILE = "metrics.json"

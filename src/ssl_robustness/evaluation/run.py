@@ -26,7 +26,7 @@ from ..atomic import read_json_or_none, write_json
 from ..cache_keys import evaluation_key
 from ..cache_keys import evaluation_seed as _seed
 from ..config import AugmentationConfig, EvaluationConfig
-from ..data.prepare import StudyData
+from ..data.study_data import StudyData
 from ..errors import UserError
 from ..layout import RepresentationLayout
 from ..methods.augment import adjust_view

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
-from ..data.prepare import StudyData
+from ..data.study_data import StudyData
 from ..evaluation.metrics import gap, seed_summary
 from ..evaluation.outputs import read_predictions, saved_prediction_metrics
 from ..faults import reached

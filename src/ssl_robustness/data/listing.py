@@ -1,0 +1,113 @@
+"""The listing stage: a data config's labels, splits, probe set and subset plans, less the bad
+images and duplicates the image cache records, with no image decoded (`run --plan`;
+`prepare_data` runs it before decoding)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DataConfig, EvaluationConfig
+from ..errors import UserError
+from .advice import with_ways_out
+from .arrange import arrange
+from .cache_records import image_cache_file, recorded_bad, recorded_duplicates
+from .duplicates import DuplicateSet, to_drop
+from .images import BadImage
+from .labelled import LabelledSet
+from .sources import read_source, select_classes
+from .study_data import StudyData
+
+
+def list_data(
+    cfg: DataConfig, directory: Path, evaluation: EvaluationConfig | None = None
+) -> StudyData:
+    """The listing stage: labels, splits, probe set and subset plans, every feasibility check,
+    and no image decoded (`run --plan`; `prepare_data` runs it before decoding). With
+    `skip_bad_images`, the bad images an existing image cache records are left out, as
+    `prepare_data` will leave them out."""
+    listing = read_source(cfg)
+    lset = select_classes(listing, cfg)
+    cache_file = image_cache_file(cfg, directory, lset)
+    bad = recorded_bad(cfg, directory, lset, cache_file)
+    sets = recorded_duplicates(cache_file, cfg) if cfg.duplicates.action != "report" else None
+    if sets:  # as prepare_data will arrange them; without a record, as if there were none
+        return arrange_duplicates(lset, bad, sets, cfg, directory, evaluation, listing)
+    return arrange_without(lset, bad, cfg, directory, evaluation, listing)
+
+
+def arrange_without(
+    lset: LabelledSet,
+    bad: list[BadImage],
+    cfg: DataConfig,
+    directory: Path,
+    evaluation: EvaluationConfig | None,
+    listing: LabelledSet,
+    linked: list[DuplicateSet] | None = None,
+) -> StudyData:
+    """`arrange` the listing less its bad images; a natural/power plan the smallest classes
+    cannot meet says which class filters can."""
+    if bad:
+        lset = _subset_lset(lset, kept_mask(lset, bad))
+    try:
+        return arrange(
+            lset,
+            cfg,
+            directory,
+            evaluation,
+            listing=listing,
+            bad=[b.message for b in bad],
+            linked=linked,
+        )
+    except UserError as err:
+        raise with_ways_out(err, cfg, lset, listing, directory, evaluation) from None
+
+
+def arrange_duplicates(
+    lset: LabelledSet,
+    bad: list[BadImage],
+    sets: list[DuplicateSet],
+    cfg: DataConfig,
+    directory: Path,
+    evaluation: EvaluationConfig | None,
+    listing: LabelledSet,
+) -> StudyData:
+    """The arrangement with data.duplicates.action applied: drop, or group (one split each)."""
+    drops = duplicate_drops(lset, sets, cfg)
+    linked = sets if cfg.duplicates.action == "group" else None
+    data = arrange_without(lset, bad + drops, cfg, directory, evaluation, listing, linked)
+    data.bad_images = [b.message for b in bad]
+    data.dropped = [b.message for b in drops]
+    return data
+
+
+def duplicate_drops(lset: LabelledSet, sets: list[DuplicateSet], cfg: DataConfig) -> list[BadImage]:
+    """action drop: the duplicates left out, as indices into `lset` with why."""
+    if cfg.duplicates.action != "drop":
+        return []
+    label_of = {item: str(y) for item, y in zip(lset.items, lset.labels, strict=True)}
+    index = {item: i for i, item in enumerate(lset.items)}
+    # a copy skipped as a bad image is already out; the set's other copies still count
+    kept = [replace(s, items=tuple(i for i in s.items if i in index)) for s in sets]
+    why = to_drop([s for s in kept if len(s.items) > 1], label_of)
+    return [BadImage(index[item], message) for item, message in sorted(why.items())]
+
+
+def kept_mask(lset: LabelledSet, bad: list[BadImage]) -> np.ndarray:
+    keep = np.ones(len(lset), dtype=bool)
+    keep[[b.index for b in bad]] = False  # dropped by index: never by parsing paths
+    return keep
+
+
+def _subset_lset(lset: LabelledSet, keep: np.ndarray) -> LabelledSet:
+    idx = np.flatnonzero(keep)
+    return LabelledSet(
+        [lset.items[i] for i in idx],
+        lset.labels[idx],
+        lset.class_names,
+        lset.root,
+        None if lset.pixels is None else lset.pixels[idx],
+        None if lset.official_split is None else lset.official_split[idx],
+    )
