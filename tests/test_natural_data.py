@@ -438,7 +438,7 @@ def test_the_tradeoff_table_and_the_classes_dropped_are_exact(tmp_path):
 
 def test_the_report_states_groups_leakage_duplicates_and_the_data_used(frames, tmp_path):
     from ssl_robustness.data.stats import data_stats
-    from ssl_robustness.report.html import data_lines
+    from ssl_robustness.report.sentences import data_lines
 
     cfg = _cfg(frames, {"pattern": TRACK})
     lines = data_lines(data_stats(prepare_data(cfg, tmp_path, EvaluationConfig()), [0]))

@@ -14,8 +14,9 @@ from matplotlib.container import BarContainer
 from scipy import stats as sps
 
 from ssl_robustness.errors import UserError
-from ssl_robustness.report import html as H
 from ssl_robustness.report import plots as P
+from ssl_robustness.report import render as R
+from ssl_robustness.report import sentences as S
 from ssl_robustness.report.plots import GROUP_COLORS
 
 CLASSES = ["ant", "bee", "cat", "dog"]
@@ -228,9 +229,9 @@ def section(page, name):
 
 
 def test_write_report_takes_only_the_run_directory(tmp_path):
-    assert list(signature(H.write_report).parameters) == ["run_dir"]
+    assert list(signature(R.write_report).parameters) == ["run_dir"]
     run, tables = make_run(tmp_path)
-    page_path = H.write_report(run)
+    page_path = R.write_report(run)
     assert page_path == run / "report" / "report.html"
     page = page_path.read_text()
     assert (run / "report" / "summary.md").exists()
@@ -262,7 +263,7 @@ def test_write_report_takes_only_the_run_directory(tmp_path):
 
 def test_report_module_imports_no_study_or_data_preparation():
     code = (
-        "import sys, ssl_robustness.report.html\n"
+        "import sys, ssl_robustness.report.render\n"
         "bad = [m for m in ('ssl_robustness.study', 'ssl_robustness.data.prepare',"
         " 'ssl_robustness.config', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
@@ -272,7 +273,7 @@ def test_report_module_imports_no_study_or_data_preparation():
 
 def test_verdict_in_the_headline_is_the_paired_interval(tmp_path):
     run, tables = make_run(tmp_path)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     head = section(page, "headline")
     tests = pd.read_csv(run / "report" / "tests.csv")
     family = tests[tests["family"] == "confirmatory"]
@@ -293,7 +294,7 @@ def test_verdict_in_the_headline_is_the_paired_interval(tmp_path):
 
 def test_unbalanced_test_split_is_said_and_the_verdict_uses_balanced_accuracy(tmp_path):
     run, tables = make_run(tmp_path, test_balanced=False)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     data = section(page, "data")
     assert "The test split is NOT balanced (5..8 images per class)" in data
     head = section(page, "headline")
@@ -309,21 +310,21 @@ def test_unbalanced_test_split_is_said_and_the_verdict_uses_balanced_accuracy(tm
 
 def test_interval_covers_and_probe_overlap_are_quoted(tmp_path):
     run, _ = make_run(tmp_path)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     gap = section(page, "balanced-vs-imbalanced-gap")
     assert "What an interval covers:</b> Seeds vary the subset draws and the initialisation" in gap
     data = section(page, "data")
     assert "200 images, 50 per class, disjoint from every pretraining subset" in data
-    overlap = H.probe_overlap_table(json.loads((run / "data" / "stats.json").read_text()))
+    overlap = S.probe_overlap_table(json.loads((run / "data" / "stats.json").read_text()))
     assert overlap["overlap_images"].tolist() == [0, 0, 0, 0]
     assert overlap["subset"].tolist() == ["balanced", "exp-r0.1"] * 2
-    pooled = H.probe_overlap_table({"probe_overlap": {"0": {"exp-r0.1": [3, 0, 2, 0]}}})
+    pooled = S.probe_overlap_table({"probe_overlap": {"0": {"exp-r0.1": [3, 0, 2, 0]}}})
     assert pooled.iloc[0][["overlap_images", "classes_overlapping"]].tolist() == [5, 2]
 
 
 def test_older_run_without_new_stats_keys_still_reports(tmp_path):
     run, _ = make_run(tmp_path, old_stats=True)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     assert "not recorded in this run&#39;s stats.json" in page or "not recorded" in page
     assert "protocol not recorded (an older run)" in section(page, "data")
     assert "The test split is balanced (5 images per class)." in section(page, "data")
@@ -331,7 +332,7 @@ def test_older_run_without_new_stats_keys_still_reports(tmp_path):
 
 def test_collapsed_representation_is_left_out_and_named(tmp_path):
     run, _ = make_run(tmp_path, collapsed={"simclr_exp-r0.1_s2"})
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     head = section(page, "headline")
     verdict = head.split("How much each method loses")[0]
     assert re.search(r"CI \[[^]]+\] \(Bonferroni over 2 tests\), [^)]+\), over 2 seeds", verdict)
@@ -343,7 +344,7 @@ def test_collapsed_representation_is_left_out_and_named(tmp_path):
 
 def test_not_a_run_directory_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no tables/results.csv"):
-        H.write_report(tmp_path)
+        R.write_report(tmp_path)
 
 
 def test_which_classes_pay_is_the_per_class_gap_mean_over_seeds():
@@ -389,7 +390,7 @@ def test_error_bars_are_the_ci95_and_groups_keep_their_colours():
 
 def test_tsne_reads_cached_test_features(tmp_path):
     run, _ = make_run(tmp_path, tsne=True)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     tsne = section(page, "t-sne-of-test-features")
     # seed 0, trained on the main imbalanced subset: one per method
     names = sorted(p.name for p in (run / "report" / "figures").glob("tsne-*.png"))
@@ -418,5 +419,5 @@ def test_a_study_without_gaps_still_reports(tmp_path):
     run, tables = make_run(tmp_path)
     for name in ("gaps", "gap_runs"):
         pd.DataFrame().to_csv(run / "tables" / f"{name}.csv", index=False)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     assert "<section id='headline'>" in page

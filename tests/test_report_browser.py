@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_report import make_run
 
-from ssl_robustness.report import html as H
+from ssl_robustness.report import render as R
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -92,7 +92,7 @@ def report(tmp_path_factory):
     if given:
         return Path(given).resolve(), tmp
     run, _ = make_run(tmp, tsne=True)
-    return H.write_report(run), tmp
+    return R.write_report(run), tmp
 
 
 def test_report_shows_every_image_and_hides_no_column_at_1400px(report):

@@ -11,8 +11,8 @@ from matplotlib.colors import to_hex
 from test_report import CLASSES, GROUPS, IMB_COUNTS, SEEDS, build_tables, make_run, section
 
 from conftest import tiny_study
-from ssl_robustness.report import html as H
 from ssl_robustness.report import plots as P
+from ssl_robustness.report import render as R
 from ssl_robustness.report import tables as T
 from ssl_robustness.report.classes import class_table, rarity_table
 from ssl_robustness.report.tsne import colour_rows, embed, subsample, tsne_figure
@@ -122,7 +122,7 @@ def test_class_table_names_the_scenario_only_when_two_share_a_method_and_reads_o
 def test_report_shows_the_sortable_class_table_from_predictions(tmp_path):
     run, _ = make_run(tmp_path)
     per_class_from_predictions().to_csv(run / "tables" / "per_class.csv", index=False)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     pay = section(page, "which-classes-pay")
     parts = pay.split('<div id="class-table">')[1].replace("<wbr>", "").split("</table>")
     # wide tables come in parts of two methods, each repeating class, group and counts
@@ -244,7 +244,7 @@ def test_tsne_at_102_classes_colours_by_group_with_a_legend():
 
 def test_report_tsne_puts_each_methods_arms_in_one_figure(tmp_path):
     run, _ = make_run(tmp_path, tsne=True)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     tsne = section(page, "t-sne-of-test-features")
     assert "t-SNE of simclr (SSL-in-domain), seed 0: balanced | exp-r0.1" in tsne
 
@@ -271,7 +271,7 @@ def test_undertrained_fine_tune_is_a_column_and_a_line(tmp_path):
     res.to_csv(run / "tables" / "results.csv", index=False)
     agg = T.aggregate_over_seeds(res.assign(top5=0.0, macro_f1=0.0))
     assert agg["undertrained_seeds"].tolist() == [0, 0, 0, 0, 0, 1]
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     line = (
         "possibly undertrained: linear-balanced of simclr (SSL-in-domain, exp-r0.1, seed 1) "
         "kept its last epoch as the best on validation; more epochs may raise its accuracy."

@@ -11,8 +11,9 @@ from matplotlib.container import BarContainer
 from test_report import build_tables, expected_d, make_run, section
 
 from ssl_robustness.report import display as D
-from ssl_robustness.report import html as H
 from ssl_robustness.report import plots as P
+from ssl_robustness.report import render as R
+from ssl_robustness.report.headline import headline_lines
 
 
 def texts_outside(fig) -> list[str]:
@@ -61,7 +62,7 @@ def with_arm_accuracies(run, tables):
 def test_bottom_line_opens_the_report_with_accuracies_seeds_and_caveats(tmp_path):
     run, tables = make_run(tmp_path)
     with_arm_accuracies(run, tables)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     head = section(page, "headline")
     bottom = re.search(r'<p class="bottom-line"><b>Bottom line:</b> (.*?)</p>', head, re.S)
     assert bottom and head.index("bottom-line") < head.index("<h2>Verdict</h2>")
@@ -85,13 +86,13 @@ def test_bottom_line_opens_the_report_with_accuracies_seeds_and_caveats(tmp_path
     assert "the test set has 5 images in its smallest class" in text and "per-class claims" in text
     summary = (run / "report" / "summary.md").read_text()
     assert summary.split("\n")[2].startswith("**Bottom line:** On linear-balanced")
-    lines = H.headline_lines(run)
+    lines = headline_lines(run)
     assert lines[0].startswith("Bottom line: On linear-balanced") and "Caveats:" in lines[0]
 
 
 def test_bottom_line_says_too_few_seeds_and_what_was_left_out(tmp_path):
     run, _ = make_run(tmp_path, collapsed={"simclr_exp-r0.1_s2"})
-    text = H.headline_lines(run)[0]
+    text = headline_lines(run)[0]
     assert "over 2 seeds" in text
     assert "2 paired seeds give no words (at least 3 are needed)" in text
     assert "this study is not conclusive" in text
@@ -166,7 +167,7 @@ def test_group_intervals_are_clipped_at_the_axis_and_the_title_says_so():
 
 def test_tables_name_one_unit_per_column_and_hide_nothing(tmp_path):
     run, tables = make_run(tmp_path)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     gap = section(page, "balanced-vs-imbalanced-gap")
     headers = re.findall(r"<th>([^<]*)</th>", gap)
     assert "top-1 gap (points)" in headers and "top-1 Δ (%)" in headers
@@ -192,7 +193,7 @@ def test_wide_tables_come_in_parts_that_repeat_their_keys():
 
 def test_words_read_right(tmp_path):
     run, _ = make_run(tmp_path)
-    page = H.write_report(run).read_text()
+    page = R.write_report(run).read_text()
     assert "the balanced arm balanced" not in page
     assert "in the balanced arm and the imbalanced arm (exp-r0.1)" in page
     summary = (run / "report" / "summary.md").read_text()

@@ -146,7 +146,7 @@ def test_a_zero_variance_difference_is_flagged_not_shown_as_plus_minus_zero():
 def test_knn_with_k_above_the_probe_sets_images_per_class_is_named():
     from types import SimpleNamespace
 
-    from ssl_robustness.report.html import knn_caveats
+    from ssl_robustness.report.headline import knn_caveats
 
     run = SimpleNamespace(
         stats={"probe_balanced": {"per_class": 78}},

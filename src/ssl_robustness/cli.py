@@ -349,7 +349,7 @@ def run(
         return
     click.echo(f"report: {result.report}")
     click.echo(f"tables: {cfg.layout.tables}")
-    from .report.html import headline_lines
+    from .report.headline import headline_lines
 
     for line in headline_lines(cfg.out):
         click.echo(line)
@@ -507,7 +507,7 @@ def _find_spec(cfg: StudyConfig, method: str, subset: str | None, seed: int | No
 )
 def report(run_dir: Path) -> None:
     """Rebuild the HTML/Markdown report of a finished study from its run directory alone."""
-    from .report.html import write_report
+    from .report.render import write_report
 
     click.echo(f"report: {write_report(run_dir)}")
 

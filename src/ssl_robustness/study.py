@@ -76,7 +76,7 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
 
     Launched by torchrun, every process trains each representation data-parallel; rank 0
     evaluates, writes the tables and the report, the others return without tables."""
-    from .report.html import write_report
+    from .report.render import write_report
 
     data, device, specs = start_study(cfg, owner=True)
     run = cfg.layout
