@@ -20,7 +20,7 @@ from conftest import tiny_study  # noqa: E402
 from ssl_robustness.config import validate_config  # noqa: E402
 from ssl_robustness.errors import UserError  # noqa: E402
 from ssl_robustness.evaluation.finetune import LayerDecayClassifier, vit_training  # noqa: E402
-from ssl_robustness.evaluation.run import evaluation_specs, vit_specs  # noqa: E402
+from ssl_robustness.evaluation.run import evaluation_specs  # noqa: E402
 from ssl_robustness.models import hub  # noqa: E402
 from ssl_robustness.models.checkpoints import export_backbone, inspect_checkpoint, load_backbone  # noqa: E402
 from ssl_robustness.models.vit import ViTArch, ViTBackbone  # noqa: E402
@@ -300,15 +300,15 @@ def test_vit_fine_tuning_uses_adamw_with_layer_decay_and_resnets_keep_their_keys
     cfg = validate_config(tiny_study(Path("/nonexistent")))
     specs = evaluation_specs(cfg.evaluation)
     ft = next(s for s in specs if s.kind == "finetune")
-    assert "vit" not in ft.settings  # a ResNet's fine-tuning key is as before
-    vit = next(s for s in vit_specs(specs, cfg.evaluation) if s.kind == "finetune")
-    assert vit.settings["vit"] == {
+    assert "vit" not in ft.key  # a ResNet's fine-tuning key is as before
+    vit = next(s for s in evaluation_specs(cfg.evaluation, vit=True) if s.kind == "finetune")
+    assert vit.key["vit"] == {
         "lr": 5e-4,
         "layer_decay": 0.65,
         "weight_decay": 0.05,
         "warmup_epochs": 0.5,
     }
-    train = vit_training(cfg.pretrain.model_copy(update={"batch_size": 128}), vit.settings["vit"])
+    train = vit_training(cfg.pretrain.model_copy(update={"batch_size": 128}), vit.settings.vit)
     assert train.optimizer.name == "adamw" and train.optimizer.lr == pytest.approx(2.5e-4)
     a = ViTArch(16, DIM, 2, 1, 4 * DIM, 2)
     from ssl_robustness.models.vit import build_vit

@@ -15,6 +15,7 @@ from .config import StudyConfig
 from .cpu_threads import usable_cpus
 from .data.study_data import StudyData
 from .engine.logger import duration
+from .evaluation.registry import kind_of_spec
 from .evaluation.run import evaluation_jobs, evaluation_specs
 from .methods import views_per_step
 from .names import SSL_IMAGENET
@@ -57,12 +58,9 @@ def plan_rows(
     evals = evaluation_specs(cfg.evaluation)
     for spec in expand_representations(cfg, data) if specs is None else specs:
         jobs = evaluation_jobs(evals, data, spec.seed, spec.subset)
-        fits = [j for j in jobs if j.spec.kind not in ("linear", "knn")]
-        ft_work = sum(j.spec.settings["epochs"] * len(j.indices) for j in fits)
-        ft_images = sum(
-            j.spec.settings["epochs"] * full_batches(len(j.indices), j.spec.settings["batch_size"])
-            for j in fits
-        )
+        fits = [(j, f) for j in jobs if (f := kind_of_spec(j.spec).fit(j.spec.settings))]
+        ft_work = sum(f.epochs * len(j.indices) for j, f in fits)
+        ft_images = sum(f.epochs * full_batches(len(j.indices), f.batch_size) for j, f in fits)
         work = images = 0
         if spec.subset is not None and spec.method_config is not None:
             assert spec.train is not None
@@ -301,6 +299,8 @@ def plan_lines(
         f"{passes:,} image passes to go{apart}{cost_line(passes, speed)}"
     )
     lines += [c.line() for c in imported or []]
+    names = [s.name for s in evaluation_specs(cfg.evaluation)]
+    lines.append(f"evaluations of every representation: {', '.join(names) or 'none'}")
     spent = cost_lines(cost_rows(cfg.out))
     if spent:  # a resumed or re-run study: what its finished phases took
         lines += ["wall time recorded so far, by phase:", *(f"  {x}" for x in spent)]

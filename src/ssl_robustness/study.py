@@ -28,6 +28,7 @@ from .engine.device import resolve_device
 from .engine.distributed import barrier, is_distributed, is_main, local_only, world_size
 from .engine.logger import study_progress
 from .errors import UserError
+from .evaluation.registry import StudyInputs, enabled_kinds
 from .evaluation.run import check_evaluation_sizes, evaluate_representation
 from .lock import held_elsewhere, output_lock
 from .plan import study_work
@@ -122,15 +123,12 @@ def size_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec
     one step over all of them, not the configured size), and what is kept without a
     validation split (nothing can be selected on it)."""
     notes: dict[str, str] = {}
+    kinds = enabled_kinds(cfg.evaluation)
     if not len(data.indices("val")):
-        ev = cfg.evaluation
-        if ev.finetune.enabled or ev.linear_sgd.enabled:
-            notes["no val ft"] = "no validation split: fine-tuning keeps its last epoch"
-        if ev.linear.enabled:
-            notes["no val lin"] = (
-                f"no validation split: the linear probe uses L2 {ev.linear.l2_grid[0]:g} as "
-                "given, selected on nothing"
-            )
+        for settings, kind in kinds:
+            note = kind.without_val(settings)
+            if note is not None:
+                notes.setdefault(note, note)
     for spec in specs:
         if spec.train is None or spec.subset is None:
             continue
@@ -141,15 +139,18 @@ def size_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec
                 f"{spec.method}: batch size {spec.train.batch_size} is larger than subset "
                 f"{spec.subset} ({n} images): each epoch is one step of all {n}",
             )
-    ft = cfg.evaluation.finetune
-    if ft.enabled:
+    for settings, kind in kinds:
+        fit = kind.fit(settings)
+        if fit is None or all(s.adapt == "balanced" for s in kind.specs(settings, StudyInputs())):
+            continue  # the probe set's size is checked where it is carved
         for seed in cfg.seeds:
             for name, idx in data.draw(seed).subsets.items():
-                if ft.batch_size > len(idx):
+                if fit.batch_size > len(idx):
                     notes.setdefault(
-                        f"finetune {name}",
-                        f"evaluation.finetune.batch_size {ft.batch_size} is larger than subset "
-                        f"{name} ({len(idx)} images): each fine-tuning epoch is one step of all",
+                        f"{settings.kind} {name}",
+                        f"evaluation.{settings.kind}.batch_size {fit.batch_size} is larger than "
+                        f"subset {name} ({len(idx)} images): each fine-tuning epoch is one step "
+                        "of all",
                     )
     return list(notes.values())
 

@@ -22,11 +22,14 @@ from .data import (
 )
 from .evaluation import (
     EvaluationConfig,
+    EvaluationSettings,
     FinetuneConfig,
     KNNConfig,
     LinearProbeConfig,
     LinearSGDConfig,
     ViTFinetuneConfig,
+    evaluation_kind_types,
+    unregister_evaluation_kind,
 )
 from .imported import IMPORT_ARCHS, ImportedConfig
 from .loading import (
@@ -75,6 +78,9 @@ __all__ = [
     "DataConfig",
     "DuplicatesConfig",
     "EvaluationConfig",
+    "EvaluationSettings",
+    "evaluation_kind_types",
+    "unregister_evaluation_kind",
     "FinetuneConfig",
     "GroupByConfig",
     "GroupsConfig",

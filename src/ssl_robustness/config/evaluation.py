@@ -1,19 +1,92 @@
-"""The `evaluation` section: the probes, kNN and fine-tuning each representation gets."""
+"""The `evaluation` section: the probes, kNN and fine-tuning each representation gets.
+
+Each kind of evaluation has its settings class, an `EvaluationSettings` subclass that names its
+`kind`: defining it adds the key `evaluation.<kind>` to the study config (as a method's settings
+add a `methods` name), and its code registers under that class in `evaluation/registry.py`. The
+classes stay torch-free, so a config validates before torch is imported.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
-from pydantic import (
-    Field,
-    field_validator,
-)
+from pydantic import Field, field_validator
+from pydantic.fields import FieldInfo
 
 from .base import Strict
 from .methods import LossName, SamplerName
 
+_KINDS: dict[str, type[EvaluationSettings]] = {}
+_ON_CHANGE: list[Callable[[], None]] = []  # the study config's hook (config/study.py)
 
-class LinearProbeConfig(Strict):
+
+def on_evaluation_kinds_changed(hook: Callable[[], None]) -> None:
+    """Call `hook` whenever a kind registers or is forgotten (the sections holding this one
+    rebuild their validators)."""
+    _ON_CHANGE.append(hook)
+
+
+class EvaluationSettings(Strict):
+    """The settings of one kind of evaluation, registered by its `kind` as it is defined."""
+
+    kind: ClassVar[str] = ""  # the key under `evaluation:`; empty: an abstract base
+    summary: ClassVar[str] = ""  # the key's one line in `ssl-robustness config`
+    enabled: bool = True
+    """Run this evaluation."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if not kind:  # keeps its parent's kind: a variant, not a new kind
+            return
+        held = _KINDS.get(kind)
+        if held is not None and (held.__module__, held.__qualname__) != (
+            cls.__module__,
+            cls.__qualname__,
+        ):
+            raise TypeError(
+                f"evaluation kind {kind!r} is taken by {held.__module__}.{held.__name__}"
+            )
+        if kind in globals().get("_SHARED_KEYS", ()):
+            raise TypeError(f"evaluation kind {kind!r} would hide the key evaluation.{kind}")
+        _KINDS[kind] = cls
+        _accept_registered_kinds()
+
+
+def _accept_registered_kinds() -> None:
+    """`evaluation.<kind>` for every registered kind (registration order), before the shared
+    keys; each defaults to its settings' defaults."""
+    model = globals().get("EvaluationConfig")
+    if model is None:  # the built-in kinds are defined first: done once it is
+        return
+    shared = {k: f for k, f in model.model_fields.items() if k in _SHARED_KEYS}
+    model.model_fields.clear()
+    for kind, settings in _KINDS.items():
+        model.model_fields[kind] = FieldInfo.from_annotated_attribute(
+            settings, Field(default_factory=settings, description=settings.summary)
+        )
+    model.model_fields.update(shared)
+    model.model_rebuild(force=True)
+    for hook in _ON_CHANGE:
+        hook()
+
+
+def evaluation_kind_types() -> dict[str, type[EvaluationSettings]]:
+    """The registered kinds' settings by kind, in registration order."""
+    return dict(_KINDS)
+
+
+def unregister_evaluation_kind(kind: str) -> None:
+    """Forget a registered kind (tests that register a kind of their own clean up)."""
+    _KINDS.pop(kind, None)
+    _accept_registered_kinds()
+
+
+class LinearProbeConfig(EvaluationSettings):
+    kind: ClassVar[str] = "linear"
+    summary: ClassVar[str] = "The linear probe on frozen features."
     enabled: bool = True
     """Run the linear probe (L2-regularised logistic regression on frozen features)."""
     train_on: list[Literal["balanced", "own", "imbalanced"]] = Field(
@@ -37,8 +110,13 @@ class LinearProbeConfig(Strict):
         return v
 
 
-class LinearSGDConfig(Strict):
+class LinearSGDConfig(EvaluationSettings):
     """The literature's augmented-SGD probe (frozen backbone, augmented images); slow, off."""
+
+    kind: ClassVar[str] = "linear_sgd"
+    summary: ClassVar[str] = (
+        "The literature's augmented-SGD probe (frozen backbone); slow, off by default."
+    )
 
     enabled: bool = False
     """Run the augmented-SGD linear probe."""
@@ -50,7 +128,9 @@ class LinearSGDConfig(Strict):
     """Batch size of the SGD probe."""
 
 
-class KNNConfig(Strict):
+class KNNConfig(EvaluationSettings):
+    kind: ClassVar[str] = "knn"
+    summary: ClassVar[str] = "The weighted kNN classifier on frozen features."
     enabled: bool = True
     """Run the weighted cosine kNN classifier on frozen features of the probe set."""
     k: list[int] = Field(default_factory=lambda: [20, 200])
@@ -84,7 +164,9 @@ class ViTFinetuneConfig(Strict):
     """Epochs of linear warm-up (MAE: 5 of 100; here 0.5 of the default 10)."""
 
 
-class FinetuneConfig(Strict):
+class FinetuneConfig(EvaluationSettings):
+    kind: ClassVar[str] = "finetune"
+    summary: ClassVar[str] = "Full fine-tuning."
     enabled: bool = True
     """Fine-tune the whole network with a linear head (Liu et al.'s OOD protocol)."""
     epochs: int = Field(10, ge=1)
@@ -109,14 +191,9 @@ class FinetuneConfig(Strict):
 
 
 class EvaluationConfig(Strict):
-    linear: LinearProbeConfig = Field(default_factory=LinearProbeConfig)
-    """The linear probe on frozen features."""
-    linear_sgd: LinearSGDConfig = Field(default_factory=LinearSGDConfig)
-    """The literature's augmented-SGD probe (frozen backbone); slow, off by default."""
-    knn: KNNConfig = Field(default_factory=KNNConfig)
-    """The weighted kNN classifier on frozen features."""
-    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
-    """Full fine-tuning."""
+    """The shared probe set, and one key per registered kind of evaluation (`linear`, `knn`,
+    `finetune`, `linear_sgd`, and any kind a study imports), added as each kind is defined."""
+
     probe_set: Literal["disjoint", "pool"] = "disjoint"
     """The balanced labelled set of the linear probe and kNN. disjoint: drawn apart from every
     pretraining subset; pool: Liu et al.'s protocol, the largest balanced set of the whole train
@@ -124,3 +201,11 @@ class EvaluationConfig(Strict):
     probe_per_class: int | None = Field(None, ge=1)
     """Images per class of the probe set; None: the largest the protocol allows (disjoint with n
     unset: half the smallest class)."""
+
+    def kinds(self) -> list[EvaluationSettings]:
+        """The settings of every registered kind, enabled or not, in registration order."""
+        return [getattr(self, kind) for kind in _KINDS]
+
+
+_SHARED_KEYS: tuple[str, ...] = tuple(EvaluationConfig.model_fields)
+_accept_registered_kinds()

@@ -15,7 +15,7 @@ from pydantic.fields import FieldInfo
 from ..layout import RunLayout
 from .base import Strict
 from .data import DataConfig
-from .evaluation import EvaluationConfig
+from .evaluation import EvaluationConfig, on_evaluation_kinds_changed
 from .imported import ImportedConfig
 from .methods import MethodBase, method_config_types, method_union, on_methods_changed
 from .report import ReportConfig
@@ -105,3 +105,4 @@ def _accept_registered_methods() -> None:
 
 
 on_methods_changed(_accept_registered_methods)
+on_evaluation_kinds_changed(lambda: StudyConfig.model_rebuild(force=True))

@@ -17,7 +17,8 @@ from torch import nn
 
 from ..data.study_data import StudyData
 from ..engine.device import autocast, prepare_model, to_memory_format
-from .run import PROBE_SET, EvaluationJob
+from .registry import kind_of_spec
+from .run import EvaluationJob
 
 MEASURE_BATCH_CPU = 8  # images per timed batch on a CPU: seconds, not minutes, at 224 px
 MEASURE_BATCH_GPU = 64
@@ -31,19 +32,17 @@ def evaluation_passes(jobs: list[EvaluationJob], data: StudyData) -> tuple[int, 
     frozen = trained = 0
     n_val, n_test = len(data.indices("val")), len(data.indices("test"))
     for job in jobs:
-        kind = job.spec.kind
-        if kind in ("linear", "knn"):
-            train = PROBE_SET if job.adapt_on == PROBE_SET else f"subset-{job.adapt_on}"
-            feature_sets[train] = len(job.indices)
-            feature_sets["test"] = n_test
-            if kind == "linear":
-                feature_sets["val"] = n_val
+        kind = kind_of_spec(job.spec)
+        fit = kind.fit(job.spec.settings)
+        if fit is None:  # frozen features: each named set is extracted once
+            sizes = {"adapt": (job.features_name, len(job.indices)), "val": ("val", n_val)}
+            sizes["test"] = ("test", n_test)
+            feature_sets.update(dict(sizes[r] for r in kind.reads))
             continue
-        epochs, batch = job.spec.settings["epochs"], job.spec.settings["batch_size"]
         size = len(job.indices)
-        batch = min(batch, size)
-        trained += epochs * (size // batch * batch if batch else 0)
-        frozen += epochs * n_val + n_test  # the best-on-val choice each epoch, then test
+        batch = min(fit.batch_size, size)
+        trained += fit.epochs * (size // batch * batch if batch else 0)
+        frozen += fit.epochs * n_val + n_test  # the best-on-val choice each epoch, then test
     return frozen + sum(feature_sets.values()), trained
 
 

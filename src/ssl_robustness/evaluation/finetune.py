@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import read_json, save_torch, write_json
-from ..config import OptimizerConfig, TrainConfig
+from ..atomic import read_json, read_json_or_none, save_torch, write_json
+from ..config import FinetuneConfig, OptimizerConfig, TrainConfig, ViTFinetuneConfig
 from ..data.study_data import StudyData
 from ..engine.batches import ArrayBatches
 from ..engine.loop import fit, seed_everything
@@ -24,6 +25,15 @@ from ..methods.supervised import SUPERVISED_VIEW, Supervised
 from ..models.vit import ViTBackbone
 from .features import extract_features
 from .metrics import per_class_accuracy
+from .registry import (
+    EvaluationContext,
+    EvaluationKind,
+    EvaluationSpec,
+    Fit,
+    Outcome,
+    StudyInputs,
+    register_evaluation,
+)
 
 # a fine-tuning run keeps its best-on-val epoch beside its outputs
 BEST_WEIGHTS, BEST_META = "best.pt", "best.json"
@@ -66,7 +76,7 @@ def train_classifier(
     device: torch.device,
     view: ViewSpec = SUPERVISED_VIEW,
     images: np.ndarray | None = None,
-    vit: dict[str, float] | None = None,
+    vit: ViTFinetuneConfig | None = None,
 ) -> np.ndarray:
     """Train backbone + linear head on `train_idx`; return test-set scores of the best-on-val
     epoch. `seed` sets everything random here (head, batches, augmentation): the caller
@@ -116,7 +126,7 @@ def train_classifier(
     if layerwise:
         assert vit is not None and isinstance(model, LayerDecayClassifier)
         cfg = vit_training(cfg, vit)
-        model.layer_decay, model.weight_decay = vit["layer_decay"], vit["weight_decay"]
+        model.layer_decay, model.weight_decay = vit.layer_decay, vit.weight_decay
     batches = ArrayBatches(
         images,
         data.labels,
@@ -132,14 +142,14 @@ def train_classifier(
     return predict_scores(model, images, data.indices("test"), device)
 
 
-def vit_training(cfg: TrainConfig, vit: dict[str, float]) -> TrainConfig:
+def vit_training(cfg: TrainConfig, vit: ViTFinetuneConfig) -> TrainConfig:
     """The fine-tuning settings of a ViT: AdamW at lr x batch / 256 (MAE's scaling), its weight
     decay, a linear warm-up, then the cosine decay every run has."""
-    lr = vit["lr"] * cfg.batch_size / 256
+    lr = vit.lr * cfg.batch_size / 256
     return cfg.model_copy(
         update={
-            "optimizer": OptimizerConfig(name="adamw", lr=lr, weight_decay=vit["weight_decay"]),
-            "warmup_epochs": vit["warmup_epochs"],
+            "optimizer": OptimizerConfig(name="adamw", lr=lr, weight_decay=vit.weight_decay),
+            "warmup_epochs": vit.warmup_epochs,
         }
     )
 
@@ -158,3 +168,58 @@ class LayerDecayClassifier(Supervised):
             for p in self.head.parameters()
         ]
         return head + self.backbone.layer_groups(self.layer_decay, self.weight_decay)
+
+
+@register_evaluation(FinetuneConfig)
+class Finetune(EvaluationKind):
+    """The whole network and a linear head trained on labels (Liu et al.'s protocol), the epoch
+    kept the best on val."""
+
+    def specs(self, settings: FinetuneConfig, study: StudyInputs) -> list[EvaluationSpec]:
+        key = {
+            **settings.model_dump(exclude={"train_on", "enabled", "vit"}),
+            "augmentation": study.augmentation_key,
+        }
+        if study.vit:  # a ViT's AdamW and layer decay join its key only: ResNets keep theirs
+            key["vit"] = settings.vit.model_dump()
+        return [
+            EvaluationSpec(f"finetune-{on}", "finetune", on, settings, key, "finetune")
+            for on in dict.fromkeys(settings.train_on)
+        ]
+
+    def fit(self, settings: FinetuneConfig) -> Fit:
+        return Fit(settings.epochs, settings.batch_size)
+
+    def without_val(self, settings: FinetuneConfig) -> str:
+        return NO_VAL_FIT
+
+    def run(self, job: Any, ctx: EvaluationContext) -> Outcome:
+        s: FinetuneConfig = job.spec.settings
+        scores = train_classifier(
+            ctx.backbone,
+            ctx.data,
+            job.indices,
+            ctx.directory,
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            weight_decay=s.weight_decay,
+            backbone_lr_mult=s.backbone_lr_mult,
+            loss=s.loss,
+            sampler=s.sampler,
+            freeze_backbone=False,
+            seed=ctx.seed,
+            device=ctx.device,
+            view=ctx.view,
+            images=ctx.images,
+            vit=s.vit,
+        )
+        return Outcome(scores, fit_record(ctx.directory, s.epochs))
+
+
+NO_VAL_FIT = "no validation split: fine-tuning keeps its last epoch"
+
+
+def fit_record(directory: Path, epochs: int) -> dict[str, Any]:
+    """The epoch a fit kept (best on val) beside its epochs: the tables flag a last-epoch pick."""
+    return {"selected": read_json_or_none(directory / BEST_META), "epochs": epochs}

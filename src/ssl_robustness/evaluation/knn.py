@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..config import KNNConfig
+from ..errors import UserError
+from .registry import (
+    EvaluationContext,
+    EvaluationKind,
+    EvaluationSpec,
+    Outcome,
+    StudyInputs,
+    register_evaluation,
+)
+
+if TYPE_CHECKING:
+    from ..data.prepare import StudyData
 
 
 @torch.no_grad()
@@ -36,3 +52,46 @@ def knn_scores(
         scores.scatter_add_(1, labels[idx], weights)
         out.append(scores)
     return torch.cat(out).numpy() if out else np.zeros((0, num_classes), np.float32)
+
+
+@register_evaluation(KNNConfig)
+class KNN(EvaluationKind):
+    """The weighted kNN classifier on frozen features of the probe set, one result per k."""
+
+    reads = ("adapt", "test")
+
+    def specs(self, settings: KNNConfig, study: StudyInputs) -> list[EvaluationSpec]:
+        return [
+            EvaluationSpec(
+                f"knn-k{k}",
+                "knn",
+                "balanced",
+                settings,
+                {"k": k, "temperature": settings.temperature},
+                variant=k,
+            )
+            for k in dict.fromkeys(settings.k)
+        ]
+
+    def check(self, settings: KNNConfig, data: StudyData) -> None:
+        probe = len(data.probe_balanced)
+        over = [k for k in settings.k if k > probe]
+        if over:
+            raise UserError(
+                f"evaluation.knn.k: {over} exceed(s) the probe set's {probe} images: every image "
+                f"would vote and the rows would still be labelled k={over[0]}; use k <= {probe}"
+            )
+
+    def run(self, job: Any, ctx: EvaluationContext) -> Outcome:
+        s: KNNConfig = job.spec.settings
+        k = job.spec.variant
+        assert k is not None
+        scores = knn_scores(
+            ctx.adapt_features(job.indices),
+            ctx.data.labels[job.indices],
+            ctx.split_features("test"),
+            k,
+            s.temperature,
+            ctx.data.num_classes,
+        )
+        return Outcome(scores)

@@ -9,12 +9,26 @@ l2 = 1 / (C * n_train).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import LinearProbeConfig
+from ..errors import UserError
 from .metrics import per_class_accuracy
+from .registry import (
+    EvaluationContext,
+    EvaluationKind,
+    EvaluationSpec,
+    Outcome,
+    StudyInputs,
+    register_evaluation,
+)
+
+if TYPE_CHECKING:
+    from ..data.prepare import StudyData
 
 
 @dataclass
@@ -111,3 +125,47 @@ def linear_probe(
             best, best_score = model, score
     assert best is not None
     return best, curve
+
+
+@register_evaluation(LinearProbeConfig)
+class LinearProbe(EvaluationKind):
+    """Liu et al.'s linear probe: logistic regression on frozen features, L2 chosen on val."""
+
+    reads = ("adapt", "val", "test")
+
+    def specs(self, settings: LinearProbeConfig, study: StudyInputs) -> list[EvaluationSpec]:
+        key = {"l2_grid": settings.l2_grid, "max_iter": settings.max_iter}
+        return [
+            EvaluationSpec(f"linear-{on}", "linear", on, settings, key, "linear")
+            for on in dict.fromkeys(settings.train_on)
+        ]
+
+    def check(self, settings: LinearProbeConfig, data: StudyData) -> None:
+        if not len(data.indices("val")) and len(settings.l2_grid) > 1:
+            raise UserError(
+                "data.split.val_per_class: this data has no validation split, so the linear "
+                f"probe cannot choose among evaluation.linear.l2_grid {settings.l2_grid}; give "
+                "one L2 value (it is then used as given) or val_per_class >= 1"
+            )
+
+    def without_val(self, settings: LinearProbeConfig) -> str:
+        return (
+            f"no validation split: the linear probe uses L2 {settings.l2_grid[0]:g} as given, "
+            "selected on nothing"
+        )
+
+    def run(self, job: Any, ctx: EvaluationContext) -> Outcome:
+        s: LinearProbeConfig = job.spec.settings
+        data, val = ctx.data, ctx.data.indices("val")
+        model, curve = linear_probe(
+            ctx.adapt_features(job.indices),
+            data.labels[job.indices],
+            ctx.split_features("val"),
+            data.labels[val],
+            data.num_classes,
+            s.l2_grid,
+            max_iter=s.max_iter,
+            device=ctx.device,
+        )
+        scores = model.scores(ctx.split_features("test"))
+        return Outcome(scores, {"l2": model.l2, "val_curve": curve})

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +27,22 @@ from ..cache_keys import evaluation_key
 from ..cache_keys import evaluation_seed as _seed
 from ..config import AugmentationConfig, EvaluationConfig
 from ..data.study_data import StudyData
-from ..errors import UserError
 from ..layout import RepresentationLayout
 from ..methods.augment import adjust_view
-from ..methods.supervised import SUPERVISED_VIEW
+from ..methods.supervised import SUPERVISED_VIEW as LABELLED_VIEW
 from ..models.vit import ViTBackbone
+from . import finetune, knn, linear_probe, linear_sgd  # noqa: F401 - the built-in kinds register
 from .features import cached_features
-from .finetune import BEST_META, train_classifier
-from .knn import knn_scores
-from .linear_probe import linear_probe
 from .outputs import METRICS_FILE, predictions_readable, write_evaluation
+from .registry import (
+    EvaluationContext,
+    EvaluationSpec,
+    enabled_kinds,
+    evaluation_specs,
+    kind_of_spec,
+)
 
 PROBE_SET = "probe-balanced"
-
-
-@dataclass(frozen=True)
-class EvaluationSpec:
-    """One configured evaluation: `kind` (linear, knn, finetune, linear_sgd) adapted on
-    `adapt` (balanced, own, imbalanced)."""
-
-    name: str  # linear-balanced, linear-own, knn-k20, finetune-own, finetune-imbalanced, ...
-    kind: str
-    adapt: str
-    settings: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -63,6 +56,11 @@ class EvaluationJob:
     indices: np.ndarray
 
     @property
+    def features_name(self) -> str:
+        """The name its adaptation set's frozen features are cached under."""
+        return PROBE_SET if self.adapt_on == PROBE_SET else f"subset-{self.adapt_on}"
+
+    @property
     def label(self) -> str:
         fixed_own = self.spec.adapt == "own" and self.comparison == "fixed-representation"
         return f"{self.spec.name}-{self.arm}" if fixed_own else self.spec.name
@@ -71,82 +69,19 @@ class EvaluationJob:
         """Keyed by the settings and by the very images adapted on and tested on, so a changed
         probe set or draw can never be read back as this evaluation, and two jobs that adapt
         on the same images (the imbalanced arm's `own` and `imbalanced`) share one run."""
-        own_name = self.spec.kind in ("knn", "linear_sgd")
-        base = self.spec.name if own_name else self.spec.name.rsplit("-", 1)[0]
         key = evaluation_key(
-            self.spec.settings, data.items_key(self.indices), data.items_key(data.indices("test"))
+            self.spec.key, data.items_key(self.indices), data.items_key(data.indices("test"))
         )
-        return RepresentationLayout(rep_dir).evaluation(f"{base}-on-{self.adapt_on}-{key}")
-
-
-def evaluation_specs(
-    cfg: EvaluationConfig, augmentation: AugmentationConfig | None = None
-) -> list[EvaluationSpec]:
-    aug = augmentation.model_dump() if augmentation is not None else None
-    specs = []
-    if cfg.linear.enabled:
-        for on in dict.fromkeys(cfg.linear.train_on):
-            specs.append(
-                EvaluationSpec(
-                    f"linear-{on}",
-                    "linear",
-                    on,
-                    {"l2_grid": cfg.linear.l2_grid, "max_iter": cfg.linear.max_iter},
-                )
-            )
-    if cfg.knn.enabled:
-        for k in dict.fromkeys(cfg.knn.k):
-            specs.append(
-                EvaluationSpec(
-                    f"knn-k{k}", "knn", "balanced", {"k": k, "temperature": cfg.knn.temperature}
-                )
-            )
-    if cfg.finetune.enabled:
-        # `vit` joins the settings of vision transformers only (vit_specs): ResNets keep their keys
-        ft = cfg.finetune.model_dump(exclude={"train_on", "enabled", "vit"})
-        settings = {**ft, "augmentation": aug}
-        for on in dict.fromkeys(cfg.finetune.train_on):
-            specs.append(EvaluationSpec(f"finetune-{on}", "finetune", on, settings))
-    if cfg.linear_sgd.enabled:
-        specs.append(
-            EvaluationSpec(
-                "linear-sgd",
-                "linear_sgd",
-                "balanced",
-                {**cfg.linear_sgd.model_dump(exclude={"enabled"}), "augmentation": aug},
-            )
+        return RepresentationLayout(rep_dir).evaluation(
+            f"{self.spec.base}-on-{self.adapt_on}-{key}"
         )
-    return specs
-
-
-def vit_specs(specs: list[EvaluationSpec], cfg: EvaluationConfig) -> list[EvaluationSpec]:
-    """A vision transformer's fine-tuning: its AdamW and layer-decay settings (used in place of
-    lr, backbone_lr_mult and weight_decay) join its settings, and so its evaluation's key."""
-    vit = cfg.finetune.vit.model_dump()
-    return [
-        replace(s, settings={**s.settings, "vit": vit}) if s.kind == "finetune" else s
-        for s in specs
-    ]
 
 
 def check_evaluation_sizes(cfg: EvaluationConfig, data: StudyData) -> None:
-    """Refuse, before any training, settings this data would silently turn into others: a kNN
-    k above the probe set's size (every image votes, the rows still say k), and the linear
-    probe's L2 grid without a validation split to choose on."""
-    probe = len(data.probe_balanced)
-    if cfg.knn.enabled:
-        over = [k for k in cfg.knn.k if k > probe]
-        if over:
-            raise UserError(
-                f"evaluation.knn.k: {over} exceed(s) the probe set's {probe} images: every image "
-                f"would vote and the rows would still be labelled k={over[0]}; use k <= {probe}"
-            )
-    if cfg.linear.enabled and not len(data.indices("val")) and len(cfg.linear.l2_grid) > 1:
-        raise UserError(
-            f"data.split.val_per_class: this data has no validation split, so the linear probe "
-            f"cannot choose among evaluation.linear.l2_grid {cfg.linear.l2_grid}; give one "
-            "L2 value (it is then used as given) or val_per_class >= 1"
-        )
+    """Refuse, before any training, settings this data would silently turn into others (each
+    kind's `check`: a kNN k above the probe set, an L2 grid without val to choose on)."""
+    for settings, kind in enabled_kinds(cfg):
+        kind.check(settings, data)
 
 
 def evaluation_jobs(
@@ -218,12 +153,10 @@ def evaluate_representation(
         held[name] = (idx, feats)
         return feats
 
-    view = SUPERVISED_VIEW
+    view = LABELLED_VIEW
     if augmentation is not None:
         view = adjust_view(view, augmentation.crop_min_scale, augmentation.flip, augmentation.color)
-    specs = evaluation_specs(cfg, augmentation)
-    if isinstance(backbone, ViTBackbone):
-        specs = vit_specs(specs, cfg)
+    specs = evaluation_specs(cfg, augmentation, vit=isinstance(backbone, ViTBackbone))
     for job in evaluation_jobs(specs, data, seed, subset):
         out = job.directory(rep_dir, data)
         done = read_json_or_none(out / METRICS_FILE)
@@ -233,62 +166,32 @@ def evaluate_representation(
             yield job, out, done
             continue
         spec = job.spec
-        s = spec.settings
         started, features_before = time.perf_counter(), clock.features
+        context = EvaluationContext(
+            backbone=backbone,
+            data=data,
+            images=images,
+            device=device,
+            directory=out,
+            seed=evaluation_seed(rep_dir, out, seed),
+            view=view,
+            features=features,
+            adapt_features_name=PROBE_SET
+            if job.adapt_on == PROBE_SET
+            else f"subset-{job.adapt_on}",
+        )
+        outcome = kind_of_spec(spec).run(job, context)
+        took = time.perf_counter() - started - (clock.features - features_before)
         extra: dict[str, Any] = {
             "kind": spec.kind,
             "adapt_on": job.adapt_on,
             "train_size": len(job.indices),
-            "settings": s,
+            "settings": spec.key,
+            **outcome.record,
+            "seconds": round(took, 3),
         }
-        train_name = PROBE_SET if job.adapt_on == PROBE_SET else f"subset-{job.adapt_on}"
-        if spec.kind == "linear":
-            model, curve = linear_probe(
-                features(train_name, job.indices),
-                data.labels[job.indices],
-                features("val", data.indices("val")),
-                data.labels[data.indices("val")],
-                data.num_classes,
-                s["l2_grid"],
-                max_iter=s["max_iter"],
-                device=device,
-            )
-            scores = model.scores(features("test", test_idx))
-            extra.update(l2=model.l2, val_curve=curve)
-        elif spec.kind == "knn":
-            scores = knn_scores(
-                features(train_name, job.indices),
-                data.labels[job.indices],
-                features("test", test_idx),
-                s["k"],
-                s["temperature"],
-                data.num_classes,
-            )
-        else:
-            scores = train_classifier(
-                backbone,
-                data,
-                job.indices,
-                out,
-                epochs=s["epochs"],
-                batch_size=s["batch_size"],
-                lr=s["lr"],
-                weight_decay=s.get("weight_decay", 0.0),
-                backbone_lr_mult=s.get("backbone_lr_mult", 0.0),
-                loss=s.get("loss", "ce"),
-                sampler=s.get("sampler", "instance"),
-                freeze_backbone=spec.kind == "linear_sgd",
-                seed=evaluation_seed(rep_dir, out, seed),
-                device=device,
-                view=view,
-                images=images,
-                vit=s.get("vit"),
-            )
-            extra.update(selected=read_json_or_none(out / BEST_META), epochs=s["epochs"])
-        took = time.perf_counter() - started - (clock.features - features_before)
-        extra["seconds"] = round(took, 3)
         clock.evaluations[job.label] = took
-        result = write_evaluation(out, data, test_idx, scores, extra)
+        result = write_evaluation(out, data, test_idx, outcome.scores, extra)
         clock.write(rep_dir)
         yield job, out, result
 
