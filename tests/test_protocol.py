@@ -1,4 +1,4 @@
-"""The study protocol: what each gap compares is matched (DESIGN.md section 2)."""
+"""The study protocol: what each gap compares is matched (docs/design.md, section 1)."""
 
 import json
 

@@ -1,7 +1,7 @@
 """Run every configured evaluation of one representation, skipping those already done.
 
 Every evaluation says what it adapts on, and so which comparison its balanced-vs-imbalanced
-gap belongs to (DESIGN.md section 2):
+gap belongs to (docs/design.md, section 1, The protocol):
 
 | adapts on | trained representation (arm = its subset) | fixed (imported, random init) |
 |---|---|---|
