@@ -87,10 +87,10 @@ def test_another_test_root_with_equal_class_sizes_gets_its_own_features(tmp_path
     assert data_key(clean.cfg) != data_key(corrupted.cfg)
     assert clean.items_key(idx) != corrupted.items_key(idx)
     feats = tmp_path / "out" / "features"
-    _features(feats, clean.images, idx, clean.items_key(idx))
+    _features(feats, clean.store.images, idx, clean.items_key(idx))
     with pytest.warns(CacheWarning, match=r"other images"):
-        got = _features(feats, corrupted.images, idx, corrupted.items_key(idx))
-    want = feats_mod.extract_features(_Pool(), corrupted.images, idx, torch.device("cpu"))
+        got = _features(feats, corrupted.store.images, idx, corrupted.items_key(idx))
+    want = feats_mod.extract_features(_Pool(), corrupted.store.images, idx, torch.device("cpu"))
     assert got.tolist() == want.tolist()
 
 

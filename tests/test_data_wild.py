@@ -142,7 +142,7 @@ def test_a_gtsrb_like_layout_decodes_end_to_end(tmp_path):
         imbalance={"profile": "natural"},
     )
     data = prepare_data(cfg, tmp_path / "out")
-    assert data.images.shape == (16, 8, 8, 3) and data.images.max() > 0
+    assert data.store.images.shape == (16, 8, 8, 3) and data.store.images.max() > 0
     assert data.split_counts("test").tolist() == [2, 2]
 
 

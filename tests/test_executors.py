@@ -152,7 +152,7 @@ def test_a_second_worker_waits_for_the_representation_and_reads_it_back(tmp_path
         while not any("waiting for" in line for line in logged) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert any("the first worker" in line for line in logged), logged
-        obtain_representation(spec, cfg, data, device)  # the first worker trains it
+        obtain_representation(spec, cfg.layout, data, device)  # the first worker trains it
         trained = rep.backbone.stat().st_mtime_ns
         assert worker.is_alive()  # still waiting for the lock
     worker.join(timeout=60)

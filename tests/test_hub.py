@@ -250,7 +250,7 @@ def test_a_representation_imports_named_weights_once_across_runs(tmp_path, monke
     data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     (spec,) = expand_representations(cfg, data)
     for _ in range(2):  # made, then read back from its representation.json
-        backbone, info = obtain_representation(spec, cfg, data, torch.device("cpu"))
+        backbone, info = obtain_representation(spec, cfg.layout, data, torch.device("cpu"))
         _assert_weights(backbone, sd)
     assert downloads == [src.as_uri()]
     assert info["path"] == str(hub.cached_path(NAME)) and info["format"] == "moco"

@@ -185,5 +185,5 @@ def test_prepare_drops_exactly_the_bad_images_by_index(tmp_path):
     )
     data = prepare_data(cfg, tmp_path / "study")
     assert len(data.items) == 23 and "bee: wild/03.png" not in data.items
-    assert len(data.images) == 23 and all(data.images[i].any() for i in range(23))
+    assert len(data.store.images) == 23 and all(data.store.images[i].any() for i in range(23))
     assert len(data.bad_images) == 1 and "03.png" in data.bad_images[0]

@@ -322,7 +322,7 @@ def test_duplicates_dropped_or_kept_in_one_split(tmp_path):
     assert "cod/00.png" in dropped.items
     gone = {"cod/01.png", "eel/twin.png", *(f"cod/copy{k}.png" for k in range(5))}
     assert not gone & set(dropped.items) and len(dropped.dropped) == 7
-    assert len(dropped.images) == len(dropped.items) == 67 - 7
+    assert len(dropped.store.images) == len(dropped.items) == 67 - 7
     # the listing stage (run --plan) arranges as the run did, from the record beside the cache
     planned = list_data(_dup_cfg(root, action="drop"), tmp_path / "a", EvaluationConfig())
     assert planned.items == dropped.items and (planned.split == dropped.split).all()

@@ -233,6 +233,8 @@ def test_truncated_outputs_are_rebuilt_not_failed(tmp_path):
 def test_imported_backbone_sees_images_at_its_own_input_size(tmp_path, monkeypatch):
     import torchvision
 
+    from ssl_robustness.study import start_study
+
     weights = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
     raw = tiny_study(tmp_path, methods=[], random_init=False)
@@ -250,10 +252,12 @@ def test_imported_backbone_sees_images_at_its_own_input_size(tmp_path, monkeypat
         return real(backbone, images, indices, device, batch_size)
 
     monkeypatch.setattr(features, "extract_features", spy)
+    # decoded at its size when the study starts, not midway through its first evaluation
+    start_study(cfg, owner=True)
+    assert list((cfg.out / "data").glob("images-*-32px.npy")) and not seen
     result = run_study(cfg, log=lambda *_: None)
     assert not result.failures
     assert seen and set(seen) == {(32, 32, 3)}  # not the study's 8 px
-    assert list((cfg.out / "data").glob("images-*-32px.npy"))
 
 
 def test_an_unbalanced_official_test_split_is_reported_as_such(tmp_path):

@@ -361,7 +361,7 @@ def test_a_linear_probe_and_fine_tuning_on_a_tiny_vit_in_a_tiny_study(tmp_path):
     (spec,) = expand_representations(cfg, data)
     assert spec.settings["imported"]["features"] == "dino"  # in the representation's key
     cpu = torch.device("cpu")
-    backbone, info = obtain_representation(spec, cfg, data, cpu)
+    backbone, info = obtain_representation(spec, cfg.layout, data, cpu)
     assert isinstance(backbone, ViTBackbone) and backbone.input_size == 16
     assert backbone.feature_dim == 3 * DIM and info["arch"]["vit"]["depth"] == 2
     rep_dir = spec.layout(cfg.layout).path

@@ -444,7 +444,7 @@ def pretrain(
     spec, data, device = _find_spec(cfg, method, subset, seed)
     from .representations import obtain_representation
 
-    _, info = obtain_representation(spec, cfg, data, device)
+    _, info = obtain_representation(spec, cfg.layout, data, device)
     click.echo(f"backbone: {spec.layout(cfg.layout).backbone}")
     click.echo(f"collapsed: {info.get('collapsed')}  collapse ratio: {info.get('collapse_ratio')}")
 
@@ -468,7 +468,7 @@ def evaluate(
     from .study import run_representation
 
     groups = data.draw(spec.seed).groups
-    for record in run_representation(spec, cfg, data, device):
+    for record in run_representation(spec, cfg.evaluation, cfg.layout, data, device):
         job, directory = record["job"], record["directory"]
         m, _ = saved_prediction_metrics(read_predictions(directory), groups, data.num_classes)
         click.echo(

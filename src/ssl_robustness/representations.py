@@ -49,10 +49,13 @@ class RepresentationSpec:
     subset: str | None
     seed: int
     data: DataConfig = field(hash=False, compare=False)
+    # the study's view adjustments: every representation's fine-tuning views; a trained one's
+    # pretraining views (and key) too
+    augmentation: AugmentationConfig | None = field(default=None, hash=False, compare=False)
     # trained (SL, SSL-in-domain)
     method_config: MethodBase | None = field(default=None, hash=False, compare=False)
     train: TrainConfig | None = field(default=None, hash=False, compare=False)
-    augmentation: AugmentationConfig | None = field(default=None, hash=False, compare=False)
+    sampler: str = "instance"  # how its training batches are drawn (the method's setting)
     images: str | None = None  # items_key of the very images it trains on
     # trained and random init
     backbone: BackboneConfig | None = field(default=None, hash=False, compare=False)
@@ -109,8 +112,9 @@ class RepresentationSpec:
 
 
 def expand_representations(cfg: StudyConfig, data: StudyData) -> list[RepresentationSpec]:
-    """Every representation of the study: trained methods x subsets x seeds, imported
-    checkpoints and random init x seeds."""
+    """Every representation of the study, resolved: trained methods x subsets x seeds,
+    imported checkpoints and random init x seeds, each carrying what makes it (its backbone,
+    training, augmentation and sampler), so the functions below need no study config."""
     specs = []
     for seed in cfg.seeds:
         drawn = data.draw(seed)
@@ -125,9 +129,10 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                         plan.name,
                         seed,
                         cfg.data,
+                        augmentation=cfg.augmentation,
                         method_config=m,
                         train=train,
-                        augmentation=cfg.augmentation,
+                        sampler=m.batch_sampler,
                         # keyed by the very images it trains on, not by how they were drawn
                         images=data.items_key(drawn.subsets[plan.name]),
                         backbone=cfg.backbone,
@@ -142,6 +147,7 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                     None,
                     seed,
                     cfg.data,
+                    augmentation=cfg.augmentation,
                     imported=imp,
                     imported_file=(st.st_size, st.st_mtime) if st is not None else None,
                 )
@@ -149,7 +155,13 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
         if cfg.random_init:
             specs.append(
                 RepresentationSpec(
-                    RANDOM_INIT, RANDOM_INIT, None, seed, cfg.data, backbone=cfg.backbone
+                    RANDOM_INIT,
+                    RANDOM_INIT,
+                    None,
+                    seed,
+                    cfg.data,
+                    augmentation=cfg.augmentation,
+                    backbone=cfg.backbone,
                 )
             )
     return specs
@@ -177,10 +189,10 @@ def representation_status(spec: RepresentationSpec, out: Path) -> str:
 
 
 def obtain_representation(
-    spec: RepresentationSpec, cfg: StudyConfig, data: StudyData, device: torch.device
+    spec: RepresentationSpec, run: RunLayout, data: StudyData, device: torch.device
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The spec's backbone: read back when done, else trained/imported/initialised now."""
-    rep = spec.layout(cfg.layout)
+    rep = spec.layout(run)
     info = read_json_or_none(rep.done)
     if info is not None:
         if spec.imported is not None:
@@ -205,7 +217,8 @@ def obtain_representation(
         info.update(format=report.format, arch=report.arch, path=report.path)
     else:
         seed_everything(spec.seed)
-        backbone = build_backbone(cfg.backbone, cfg.data.image_size)
+        assert spec.backbone is not None
+        backbone = build_backbone(spec.backbone, spec.data.image_size)
         if spec.scenario != RANDOM_INIT:
             info.update(_train(spec, data, backbone, rep, device))
         if is_main():  # under DDP rank 0 writes; every replica holds the same weights
@@ -244,14 +257,14 @@ def _train(
         train_size=len(idx),
         augmentation=spec.augmentation,
     )
-    sampler = getattr(method_cfg, "sampler", "instance")
+    assert data.store is not None
     batches = ArrayBatches(
-        data.images,
+        data.store.images,
         data.labels,
         idx,
         train.batch_size // world_size(),  # the same global batch on any number of processes
         device,
-        sampler=sampler,
+        sampler=spec.sampler,
         num_classes=data.num_classes,
     )
     sam = {"sam": method_cfg.sam}  # SAM / rwSAM (engine/sam.py) and rwSAM's weights

@@ -21,7 +21,7 @@ import yaml
 
 from . import __version__
 from .atomic import DiskFull, remove_orphan_temps, write_json, write_text
-from .config import StudyConfig
+from .config import EvaluationConfig, StudyConfig
 from .data.prepare import prepare_data
 from .data.study_data import StudyData
 from .engine.device import resolve_device
@@ -30,6 +30,7 @@ from .engine.logger import study_progress
 from .errors import UserError
 from .evaluation.registry import StudyInputs, enabled_kinds
 from .evaluation.run import check_evaluation_sizes, evaluate_representation
+from .layout import RunLayout
 from .lock import held_elsewhere, output_lock
 from .plan import study_work
 from .report.tables import StudyTables, build_tables, write_tables
@@ -110,12 +111,21 @@ def start_study(
         if owner:
             save_study_config(cfg)
             clear_orphan_temps(cfg, jobs_may_run=jobs_may_run)
-        data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+        data = _prepared(cfg)
     barrier()
     if not is_main():
-        data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+        data = _prepared(cfg)
     check_evaluation_sizes(cfg.evaluation, data)
     return data, resolve_device(cfg.device), expand_representations(cfg, data)
+
+
+def _prepared(cfg: StudyConfig) -> StudyData:
+    """The study's data with its images decoded at every size a representation reads (an
+    imported backbone's own too), before anything trains."""
+    data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+    assert data.store is not None
+    data.store.prepare(imp.image_size for imp in cfg.imported)
+    return data
 
 
 def size_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec]) -> list[str]:
@@ -200,7 +210,7 @@ def run_specs(
             try:
                 lock = representation_lock(spec, cfg, log)
                 with lock, progress.representation(spec.dirname, spec.name):  # epoch lines
-                    records += run_representation(spec, cfg, data, device)
+                    records += run_representation(spec, cfg.evaluation, cfg.layout, data, device)
             except (KeyboardInterrupt, DiskFull):  # a full disk fails every later run too
                 raise
             except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
@@ -228,7 +238,7 @@ def _train_together(
                 status = representation_status(spec, cfg.out)
                 log(f"[{i}/{len(specs)}] train {spec.name} on {world_size()} processes ({status})")
             try:
-                obtain_representation(spec, cfg, data, device)
+                obtain_representation(spec, cfg.layout, data, device)
             except (KeyboardInterrupt, DiskFull):
                 raise
             except Exception as exc:  # noqa: BLE001 - one failed run must not sink the study
@@ -272,22 +282,26 @@ def _failure(spec: RepresentationSpec, exc: BaseException) -> dict[str, Any]:
 
 
 def run_representation(
-    spec: RepresentationSpec, cfg: StudyConfig, data: StudyData, device: torch.device
+    spec: RepresentationSpec,
+    evaluation: EvaluationConfig,
+    run: RunLayout,
+    data: StudyData,
+    device: torch.device,
 ) -> list[dict[str, Any]]:
     """Obtain one representation (trained, imported or read back) and run its evaluations;
     one record per evaluation job."""
-    backbone, info = obtain_representation(spec, cfg, data, device)
+    backbone, info = obtain_representation(spec, run, data, device)
     return [
         {"spec": spec, "info": info, "job": job, "directory": directory, "result": result}
         for job, directory, result in announce_slow(
             evaluate_representation(
                 backbone,
                 data,
-                cfg.evaluation,
-                spec.layout(cfg.layout).path,
+                evaluation,
+                spec.layout(run).path,
                 spec.seed,
                 device,
-                cfg.augmentation,
+                spec.augmentation,
                 subset=spec.subset,
                 image_size=spec.input_size,
             ),

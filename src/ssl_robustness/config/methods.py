@@ -78,6 +78,11 @@ class MethodBase(Strict, OmitsUnset):
         return self.name + self.sam_suffix  # type: ignore[attr-defined]
 
     @property
+    def batch_sampler(self) -> SamplerName:
+        """How its training batches are drawn: uniformly over images unless it says otherwise."""
+        return "instance"
+
+    @property
     def sam_suffix(self) -> str:
         """`-sam`, `-asam`, `-rwsam_kde` ...: set apart in tables from the plain method."""
         if self.sam is None:
@@ -136,6 +141,10 @@ class SupervisedConfig(MethodBase):
             if x
         ]
         return "-".join(["supervised", *extra]) + self.sam_suffix
+
+    @property
+    def batch_sampler(self) -> SamplerName:
+        return self.sampler
 
     @model_validator(mode="after")
     def _sam_weights(self) -> SupervisedConfig:

@@ -56,7 +56,6 @@ def arrange(
         class_names=lset.class_names,
         items=lset.items,
         labels=lset.labels,
-        images=None,
         split=split,
         probe_balanced=probe,
         probe_protocol=protocol,

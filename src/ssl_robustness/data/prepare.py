@@ -10,6 +10,7 @@ import numpy as np
 from ..config import DataConfig, EvaluationConfig
 from .cache_records import image_cache_file, record_duplicates, recorded_bad, recorded_duplicates
 from .duplicates import describe, find_duplicates
+from .image_store import ImageStore
 from .images import BadImage, build_image_cache
 from .labelled import LabelledSet
 from .listing import arrange_duplicates, arrange_without, duplicate_drops, kept_mask
@@ -47,7 +48,7 @@ def prepare_data(
     cache = images
     if bad_records:
         images = images[np.flatnonzero(kept_mask(lset, bad_records))]
-    data.images = images
+    data.store = ImageStore(images, data.source, cfg, directory)
     data = _with_duplicates(data, cache, lset, bad_records, cache_file, evaluation, listing)
     write_data_manifests(data, seeds or [0])
     return data
@@ -65,14 +66,15 @@ def _with_duplicates(
     """Find the duplicates among the decoded images (or take those recorded beside the cache),
     drop or link them as data.duplicates.action says, and describe where they ended up."""
     cfg, source = data.cfg, data.source
-    assert source is not None and data.images is not None
+    assert source is not None and data.store is not None
     sets = recorded_duplicates(cache_file, cfg)
     if sets is None:
-        sets = find_duplicates(data.images, source, cfg.duplicates)
+        sets = find_duplicates(data.store.images, source, cfg.duplicates)
         record_duplicates(cache_file, cfg, sets)
     if sets and cfg.duplicates.action != "report":
         data = arrange_duplicates(lset, bad, sets, cfg, data.directory, evaluation, listing)
-        data.images = cache[np.flatnonzero(kept_mask(lset, bad + duplicate_drops(lset, sets, cfg)))]
+        kept = cache[np.flatnonzero(kept_mask(lset, bad + duplicate_drops(lset, sets, cfg)))]
+        data.store = ImageStore(kept, data.source, cfg, data.directory)
     label_of = {
         item: lset.class_names[int(y)] for item, y in zip(lset.items, lset.labels, strict=True)
     }

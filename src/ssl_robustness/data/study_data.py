@@ -11,9 +11,8 @@ import numpy as np
 
 from ..cache_keys import items_key
 from ..config import DataConfig, EvaluationConfig
-from .cache_records import image_cache_file
 from .groups import assign_groups
-from .images import build_image_cache
+from .image_store import ImageStore
 from .labelled import LabelledSet
 from .subsets import (
     ClassOrder,
@@ -56,13 +55,12 @@ class SeedDraw:
 
 @dataclass
 class StudyData:
-    """Decoded images plus every fixed index set of a study (val, test, the probe set) and the
-    per-seed pretraining subsets (`draw(seed)`); indices point into `labels`."""
+    """Every fixed index set of a study (val, test, the probe set) and the per-seed pretraining
+    subsets (`draw(seed)`); indices point into `labels`. The pixels are `store`'s job."""
 
     class_names: list[str]
     items: list[str]
     labels: np.ndarray
-    images: np.ndarray | None  # (N, S, S, 3) uint8, memory-mapped; None: listing only
     split: np.ndarray
     probe_balanced: np.ndarray
     probe_protocol: str
@@ -79,25 +77,8 @@ class StudyData:
     item_group: np.ndarray | None = None  # each item's data.group_by id; None: not set
     duplicates: dict[str, Any] | None = None  # what data.duplicates found (prepare_data only)
     dropped: list[str] = field(default_factory=list)  # duplicates left out, and why
+    store: ImageStore | None = field(default=None, repr=False)  # None: listing only
     _draws: dict[int, SeedDraw] = field(default_factory=dict, repr=False)
-    _sized: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
-
-    def images_at(self, size: int) -> np.ndarray:
-        """The same images decoded at another input size (an imported backbone's own), cached
-        on disk beside the study's."""
-        if size == self.images.shape[1] or self.source is None:
-            return self.images
-        if size not in self._sized:
-            self._sized[size], _ = build_image_cache(
-                self.source,
-                np.arange(len(self.source)),
-                size,
-                image_cache_file(self.cfg, self.directory, self.source, size),
-                skip_bad=self.cfg.skip_bad_images,
-                workers=self.cfg.decode_workers,
-                content_fingerprint=self.cfg.fingerprint == "content",
-            )
-        return self._sized[size]
 
     @property
     def num_classes(self) -> int:

@@ -75,7 +75,7 @@ def train_classifier(
     seed: int,
     device: torch.device,
     view: ViewSpec = SUPERVISED_VIEW,
-    images: np.ndarray | None = None,
+    images: np.ndarray,
     vit: ViTFinetuneConfig | None = None,
 ) -> np.ndarray:
     """Train backbone + linear head on `train_idx`; return test-set scores of the best-on-val
@@ -85,7 +85,6 @@ def train_classifier(
     A vision transformer fine-tuned whole (`vit`: config.ViTFinetuneConfig's settings) trains
     with AdamW and layer-wise learning-rate decay instead of `lr`, `backbone_lr_mult` and
     `weight_decay` (see `vit_training`)."""
-    images = data.images if images is None else images
     seed_everything(seed)
     counts = data.class_counts(train_idx)
     layerwise = vit is not None and not freeze_backbone and isinstance(backbone, ViTBackbone)

@@ -134,7 +134,8 @@ def evaluate_representation(
 ) -> Iterator[tuple[EvaluationJob, Path, dict[str, Any]]]:
     """Yield (job, directory, metrics.json) for every evaluation; finished ones are read back,
     not rerun. `image_size` is the representation's own input size (imported backbones)."""
-    images = data.images_at(image_size) if image_size else data.images
+    assert data.store is not None, "evaluations need the decoded images (prepare_data)"
+    images = data.store.at(image_size)
     feats_dir = RepresentationLayout(rep_dir).features
     test_idx = data.indices("test")
     clock = PhaseClock()  # extraction time is kept apart from each evaluation's own
