@@ -4,7 +4,7 @@ no set of modules imports itself round (lazy imports inside functions count too)
 Floors, bottom to top (the `FLOORS` table is the one place they are declared):
 
 0  errors, atomic, faults, lock, names, layout,  no torch; what every floor may use
-   config, config_docs, cpu_threads
+   config/, cache_keys, config_docs, cpu_threads
 1  data, models                                   the images and the networks
 2  engine                                         the training loop and the step protocol
 3  methods                                        one file per method, registered by config

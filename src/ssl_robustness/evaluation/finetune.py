@@ -19,9 +19,9 @@ from ..config import FinetuneConfig, OptimizerConfig, TrainConfig, ViTFinetuneCo
 from ..data.study_data import StudyData
 from ..engine.batches import ArrayBatches
 from ..engine.loop import fit, seed_everything
-from ..methods.augment import ViewSpec
+from ..methods.augment import LABELLED_VIEW, ViewSpec
 from ..methods.longtail_losses import LongTailLoss
-from ..methods.supervised import SUPERVISED_VIEW, Supervised
+from ..methods.supervised import Supervised
 from ..models.vit import ViTBackbone
 from .features import extract_features
 from .metrics import per_class_accuracy
@@ -74,7 +74,7 @@ def train_classifier(
     freeze_backbone: bool,
     seed: int,
     device: torch.device,
-    view: ViewSpec = SUPERVISED_VIEW,
+    view: ViewSpec = LABELLED_VIEW,
     images: np.ndarray,
     vit: ViTFinetuneConfig | None = None,
 ) -> np.ndarray:

@@ -28,8 +28,7 @@ from ..cache_keys import evaluation_seed as _seed
 from ..config import AugmentationConfig, EvaluationConfig
 from ..data.study_data import StudyData
 from ..layout import RepresentationLayout
-from ..methods.augment import adjust_view
-from ..methods.supervised import SUPERVISED_VIEW as LABELLED_VIEW
+from ..methods.augment import LABELLED_VIEW, adjust_view
 from ..models.vit import ViTBackbone
 from . import finetune, knn, linear_probe, linear_sgd  # noqa: F401 - the built-in kinds register
 from .features import cached_features

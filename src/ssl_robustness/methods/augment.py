@@ -41,6 +41,11 @@ class ViewSpec:
     solarize_p: float = 0.0
 
 
+# every labelled training (SL pretraining, fine-tuning, the SGD probe): milder than the SSL
+# recipes, crops from 0.35 of the image, flips, no colour changes
+LABELLED_VIEW = ViewSpec(crop_scale=(0.35, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0)
+
+
 PAPER_CROP = (0.08, 1.0)  # Inception's crop scale, kept by SimCLR's and BYOL's papers
 
 MIN_BLUR_SIZE = 64  # CIFAR-scale recipes skip blur; at >= 64 px the kernel is >= 7 px

@@ -8,13 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import SupervisedConfig
-from .augment import ViewSpec, augment
+from .augment import LABELLED_VIEW, ViewSpec, augment
 from .base import Method, StepContext, StepOutput
 from .longtail_losses import LongTailLoss
 from .registry import MethodSetup, register_method
 
-# milder than the SSL recipes: crops from 0.35 of the image, flips, no colour changes
-SUPERVISED_VIEW = ViewSpec(crop_scale=(0.35, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0)
+SUPERVISED_VIEW = LABELLED_VIEW  # supervised pretraining trains on the labelled view
 
 
 class NormedLinear(nn.Module):
