@@ -12,7 +12,7 @@ Points:
 - `train-step`: once per optimisation step of the shared training loop (engine/loop.py);
   pretraining, fine-tuning and the SGD probe all go through it, so n picks which;
 - `tables`: before each table file `write_tables` writes (report/tables.py);
-- `report`: before each figure of the report is written (report/html.py).
+- `report`: before each figure of the report is written (report/figures.py).
 
 The variable is read once, at the first `reached` call; without it a call costs one
 comparison. A malformed value raises UserError rather than silently never firing.
