@@ -51,7 +51,7 @@ def test_evaluation_directories_are_those_of_earlier_runs(tmp_path):
         ("random-init_none_s0", "random-init:", False),
     ):
         rep = reps[rep_name]
-        specs = evaluation_specs(cfg.evaluation, cfg.augmentation, vit=vit)
+        specs = evaluation_specs(cfg.evaluation, rep.augmentation, vit=vit)
         for job in evaluation_jobs(specs, data, rep.seed, rep.subset):
             found[f"{tag}{job.label}"] = job.directory(rep.layout(cfg.layout).path, data).name
     assert {k: found[k] for k in EVALUATION_DIRS} == EVALUATION_DIRS

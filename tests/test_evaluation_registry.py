@@ -16,8 +16,9 @@ from ssl_robustness.cli import cli
 from ssl_robustness.config import evaluation_kind_types, unregister_evaluation_kind, validate_config
 from ssl_robustness.data.prepare import prepare_data
 from ssl_robustness.errors import UserError
+from ssl_robustness.evaluation.kinds import evaluation_specs
 from ssl_robustness.evaluation.registry import kind_of, unregister_evaluation
-from ssl_robustness.evaluation.run import evaluation_jobs, evaluation_specs
+from ssl_robustness.evaluation.run import evaluation_jobs
 from ssl_robustness.plan import plan_rows
 from ssl_robustness.representations import expand_representations
 from ssl_robustness.study import run_study
@@ -55,7 +56,7 @@ PLUGIN = textwrap.dedent(
         reads = ("adapt", "test")
 
         def specs(self, s, study):
-            return [EvaluationSpec("centroid", "centroid", "balanced", s, {"shrink": s.shrink})]
+            return [EvaluationSpec("centroid", "balanced", s, {"shrink": s.shrink})]
 
         def run(self, job, ctx):
             x = ctx.adapt_features(job.indices)
@@ -164,3 +165,31 @@ def test_a_kind_name_is_registered_once_and_cannot_hide_a_shared_key():
             kind: ClassVar[str] = "probe_set"
 
     assert evaluation_kind_types()["knn"] is KNNConfig
+
+
+def test_kinds_run_in_their_order_and_names_are_unique(plugin):
+    """Rows appear as before kinds were registered (the SGD probe last), a config made before a
+    kind registered reads its defaults, and a kind reusing another's row name is refused."""
+    from pathlib import Path
+
+    raw = tiny_study(Path("/nonexistent"))
+    raw["evaluation"]["linear_sgd"] = {"enabled": True}
+    names = [s.name for s in evaluation_specs(validate_config(raw).evaluation)]
+    assert names == ["linear-balanced", "knn-k5", "finetune-own", "linear-sgd"]
+
+    from ssl_robustness.config import EvaluationConfig
+
+    early = EvaluationConfig.model_construct()  # as if built before the plugin registered
+    early.__dict__.pop("centroid", None)
+    assert [type(s).__name__ for s in early.kinds()][-1] == "CentroidConfig"
+
+    class Clash(plugin.Centroid):
+        def specs(self, s, study):
+            return [plugin.EvaluationSpec("linear-balanced", "balanced", s, {})]
+
+    from ssl_robustness.evaluation.registry import register_evaluation
+
+    register_evaluation(plugin.CentroidConfig)(Clash)
+    cfg = validate_config({**raw, "evaluation": {"centroid": {"enabled": True}}})
+    with pytest.raises(UserError, match="'linear-balanced' has the name of one of"):
+        evaluation_specs(cfg.evaluation)

@@ -233,8 +233,6 @@ def test_truncated_outputs_are_rebuilt_not_failed(tmp_path):
 def test_imported_backbone_sees_images_at_its_own_input_size(tmp_path, monkeypatch):
     import torchvision
 
-    from ssl_robustness.study import start_study
-
     weights = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
     raw = tiny_study(tmp_path, methods=[], random_init=False)
@@ -242,21 +240,28 @@ def test_imported_backbone_sees_images_at_its_own_input_size(tmp_path, monkeypat
     raw["evaluation"] = {"knn": {"enabled": False}, "finetune": {"enabled": False}}
     raw["report"] = {"tsne": False}
     cfg = validate_config(raw)
-    seen = []
+    seen, events = [], []
+    import ssl_robustness.data.image_store as image_store
     import ssl_robustness.evaluation.features as features
 
-    real = features.extract_features
+    real, real_decode = features.extract_features, image_store.build_image_cache
 
     def spy(backbone, images, indices, device, batch_size=512):
         seen.append(images.shape[1:])
+        events.append("features")
         return real(backbone, images, indices, device, batch_size)
 
+    def decode(lset, indices, size, *args, **kwargs):
+        events.append(f"decode {size}px")
+        return real_decode(lset, indices, size, *args, **kwargs)
+
     monkeypatch.setattr(features, "extract_features", spy)
-    # decoded at its size when the study starts, not midway through its first evaluation
-    start_study(cfg, owner=True)
-    assert list((cfg.out / "data").glob("images-*-32px.npy")) and not seen
+    monkeypatch.setattr(image_store, "build_image_cache", decode)
     result = run_study(cfg, log=lambda *_: None)
     assert not result.failures
+    assert list((cfg.out / "data").glob("images-*-32px.npy"))
+    # decoded at its size before the representation runs, not midway through an evaluation
+    assert events[0] == "decode 32px" and events.count("decode 32px") == 1
     assert seen and set(seen) == {(32, 32, 3)}  # not the study's 8 px
 
 

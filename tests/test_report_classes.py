@@ -296,6 +296,7 @@ def test_fine_tune_records_its_selected_epoch_and_the_number_of_epochs(tmp_path)
         data,
         train,
         out,
+        images=data.store.images,
         epochs=2,
         batch_size=16,
         lr=0.01,

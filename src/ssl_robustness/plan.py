@@ -15,8 +15,9 @@ from .config import StudyConfig
 from .cpu_threads import usable_cpus
 from .data.study_data import StudyData
 from .engine.logger import duration
+from .evaluation.kinds import evaluation_specs
 from .evaluation.registry import kind_of_spec
-from .evaluation.run import evaluation_jobs, evaluation_specs
+from .evaluation.run import evaluation_jobs
 from .methods import views_per_step
 from .names import SSL_IMAGENET
 from .report.cost import cost_lines, cost_rows

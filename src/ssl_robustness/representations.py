@@ -55,7 +55,8 @@ class RepresentationSpec:
     # trained (SL, SSL-in-domain)
     method_config: MethodBase | None = field(default=None, hash=False, compare=False)
     train: TrainConfig | None = field(default=None, hash=False, compare=False)
-    sampler: str = "instance"  # how its training batches are drawn (the method's setting)
+    # how its training batches are drawn (the method's `batch_sampler`)
+    sampler: str = field(default="instance", hash=False, compare=False)
     images: str | None = None  # items_key of the very images it trains on
     # trained and random init
     backbone: BackboneConfig | None = field(default=None, hash=False, compare=False)

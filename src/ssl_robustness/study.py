@@ -28,7 +28,8 @@ from .engine.device import resolve_device
 from .engine.distributed import barrier, is_distributed, is_main, local_only, world_size
 from .engine.logger import study_progress
 from .errors import UserError
-from .evaluation.registry import StudyInputs, enabled_kinds
+from .evaluation.kinds import enabled_kinds
+from .evaluation.registry import StudyInputs
 from .evaluation.run import check_evaluation_sizes, evaluate_representation
 from .layout import RunLayout
 from .lock import held_elsewhere, output_lock
@@ -111,21 +112,12 @@ def start_study(
         if owner:
             save_study_config(cfg)
             clear_orphan_temps(cfg, jobs_may_run=jobs_may_run)
-        data = _prepared(cfg)
+        data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     barrier()
     if not is_main():
-        data = _prepared(cfg)
+        data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     check_evaluation_sizes(cfg.evaluation, data)
     return data, resolve_device(cfg.device), expand_representations(cfg, data)
-
-
-def _prepared(cfg: StudyConfig) -> StudyData:
-    """The study's data with its images decoded at every size a representation reads (an
-    imported backbone's own too), before anything trains."""
-    data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
-    assert data.store is not None
-    data.store.prepare(imp.image_size for imp in cfg.imported)
-    return data
 
 
 def size_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec]) -> list[str]:
@@ -159,8 +151,8 @@ def size_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec
                     notes.setdefault(
                         f"{settings.kind} {name}",
                         f"evaluation.{settings.kind}.batch_size {fit.batch_size} is larger than "
-                        f"subset {name} ({len(idx)} images): each fine-tuning epoch is one step "
-                        "of all",
+                        f"subset {name} ({len(idx)} images): each of its epochs is one step of "
+                        "all",
                     )
     return list(notes.values())
 
@@ -201,6 +193,10 @@ def run_specs(
             return [], failures
     failed = {f["directory"] for f in failures}
     records: list[dict[str, Any]] = []
+    # the input sizes of the imported backbones this process evaluates, decoded before the
+    # first representation rather than midway through its first evaluation
+    assert data.store is not None
+    data.store.prepare(s.input_size for s in specs if s.input_size and s.dirname not in failed)
     with local_only(), study_progress(study_work(cfg, data, specs)) as progress:
         for i, spec in enumerate(specs, 1):
             if spec.dirname in failed:

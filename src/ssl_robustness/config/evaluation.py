@@ -32,6 +32,7 @@ class EvaluationSettings(Strict):
 
     kind: ClassVar[str] = ""  # the key under `evaluation:`; empty: an abstract base
     summary: ClassVar[str] = ""  # the key's one line in `ssl-robustness config`
+    order: ClassVar[int] = 100  # where its evaluations run and their rows appear (built-ins 0-3)
     enabled: bool = True
     """Run this evaluation."""
 
@@ -86,6 +87,7 @@ def unregister_evaluation_kind(kind: str) -> None:
 
 class LinearProbeConfig(EvaluationSettings):
     kind: ClassVar[str] = "linear"
+    order: ClassVar[int] = 0
     summary: ClassVar[str] = "The linear probe on frozen features."
     enabled: bool = True
     """Run the linear probe (L2-regularised logistic regression on frozen features)."""
@@ -114,6 +116,7 @@ class LinearSGDConfig(EvaluationSettings):
     """The literature's augmented-SGD probe (frozen backbone, augmented images); slow, off."""
 
     kind: ClassVar[str] = "linear_sgd"
+    order: ClassVar[int] = 3
     summary: ClassVar[str] = (
         "The literature's augmented-SGD probe (frozen backbone); slow, off by default."
     )
@@ -130,6 +133,7 @@ class LinearSGDConfig(EvaluationSettings):
 
 class KNNConfig(EvaluationSettings):
     kind: ClassVar[str] = "knn"
+    order: ClassVar[int] = 1
     summary: ClassVar[str] = "The weighted kNN classifier on frozen features."
     enabled: bool = True
     """Run the weighted cosine kNN classifier on frozen features of the probe set."""
@@ -166,6 +170,7 @@ class ViTFinetuneConfig(Strict):
 
 class FinetuneConfig(EvaluationSettings):
     kind: ClassVar[str] = "finetune"
+    order: ClassVar[int] = 2
     summary: ClassVar[str] = "Full fine-tuning."
     enabled: bool = True
     """Fine-tune the whole network with a linear head (Liu et al.'s OOD protocol)."""
@@ -204,7 +209,8 @@ class EvaluationConfig(Strict):
 
     def kinds(self) -> list[EvaluationSettings]:
         """The settings of every registered kind, enabled or not, in registration order."""
-        return [getattr(self, kind) for kind in _KINDS]
+        # a config made before a kind registered holds none of its settings: their defaults
+        return [self.__dict__.get(kind) or settings() for kind, settings in _KINDS.items()]
 
 
 _SHARED_KEYS: tuple[str, ...] = tuple(EvaluationConfig.model_fields)

@@ -79,8 +79,9 @@ class MethodBase(Strict, OmitsUnset):
 
     @property
     def batch_sampler(self) -> SamplerName:
-        """How its training batches are drawn: uniformly over images unless it says otherwise."""
-        return "instance"
+        """How its training batches are drawn: its `sampler` setting where it has one (the
+        supervised methods), else uniformly over images."""
+        return self.sampler if "sampler" in type(self).model_fields else "instance"  # type: ignore[attr-defined]
 
     @property
     def sam_suffix(self) -> str:
@@ -141,10 +142,6 @@ class SupervisedConfig(MethodBase):
             if x
         ]
         return "-".join(["supervised", *extra]) + self.sam_suffix
-
-    @property
-    def batch_sampler(self) -> SamplerName:
-        return self.sampler
 
     @model_validator(mode="after")
     def _sam_weights(self) -> SupervisedConfig:

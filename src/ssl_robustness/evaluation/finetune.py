@@ -170,7 +170,7 @@ class LayerDecayClassifier(Supervised):
 
 
 @register_evaluation(FinetuneConfig)
-class Finetune(EvaluationKind):
+class Finetune(EvaluationKind[FinetuneConfig]):
     """The whole network and a linear head trained on labels (Liu et al.'s protocol), the epoch
     kept the best on val."""
 
@@ -182,7 +182,7 @@ class Finetune(EvaluationKind):
         if study.vit:  # a ViT's AdamW and layer decay join its key only: ResNets keep theirs
             key["vit"] = settings.vit.model_dump()
         return [
-            EvaluationSpec(f"finetune-{on}", "finetune", on, settings, key, "finetune")
+            EvaluationSpec(f"finetune-{on}", on, settings, key, "finetune")
             for on in dict.fromkeys(settings.train_on)
         ]
 

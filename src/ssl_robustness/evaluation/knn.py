@@ -20,7 +20,7 @@ from .registry import (
 )
 
 if TYPE_CHECKING:
-    from ..data.prepare import StudyData
+    from ..data.study_data import StudyData
 
 
 @torch.no_grad()
@@ -55,7 +55,7 @@ def knn_scores(
 
 
 @register_evaluation(KNNConfig)
-class KNN(EvaluationKind):
+class KNN(EvaluationKind[KNNConfig]):
     """The weighted kNN classifier on frozen features of the probe set, one result per k."""
 
     reads = ("adapt", "test")
@@ -64,7 +64,6 @@ class KNN(EvaluationKind):
         return [
             EvaluationSpec(
                 f"knn-k{k}",
-                "knn",
                 "balanced",
                 settings,
                 {"k": k, "temperature": settings.temperature},

@@ -28,7 +28,7 @@ from .registry import (
 )
 
 if TYPE_CHECKING:
-    from ..data.prepare import StudyData
+    from ..data.study_data import StudyData
 
 
 @dataclass
@@ -128,7 +128,7 @@ def linear_probe(
 
 
 @register_evaluation(LinearProbeConfig)
-class LinearProbe(EvaluationKind):
+class LinearProbe(EvaluationKind[LinearProbeConfig]):
     """Liu et al.'s linear probe: logistic regression on frozen features, L2 chosen on val."""
 
     reads = ("adapt", "val", "test")
@@ -136,7 +136,7 @@ class LinearProbe(EvaluationKind):
     def specs(self, settings: LinearProbeConfig, study: StudyInputs) -> list[EvaluationSpec]:
         key = {"l2_grid": settings.l2_grid, "max_iter": settings.max_iter}
         return [
-            EvaluationSpec(f"linear-{on}", "linear", on, settings, key, "linear")
+            EvaluationSpec(f"linear-{on}", on, settings, key, "linear")
             for on in dict.fromkeys(settings.train_on)
         ]
 

@@ -19,10 +19,10 @@ from .registry import (
 
 
 @register_evaluation(LinearSGDConfig)
-class LinearSGD(EvaluationKind):
+class LinearSGD(EvaluationKind[LinearSGDConfig]):
     def specs(self, settings: LinearSGDConfig, study: StudyInputs) -> list[EvaluationSpec]:
         key = {**settings.model_dump(exclude={"enabled"}), "augmentation": study.augmentation_key}
-        return [EvaluationSpec("linear-sgd", "linear_sgd", "balanced", settings, key)]
+        return [EvaluationSpec("linear-sgd", "balanced", settings, key)]
 
     def fit(self, settings: LinearSGDConfig) -> Fit:
         return Fit(settings.epochs, settings.batch_size)

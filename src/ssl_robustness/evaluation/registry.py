@@ -7,15 +7,16 @@ its `kind`, which adds the key `evaluation.<kind>` to the study config) and its 
 evaluations its settings ask for (`specs`: a name, what each adapts on, what keys its
 directory), whether it trains (`fit`: fine-tuning's epochs and batch size, priced by `--plan`)
 or reads frozen features only (`reads`), what it refuses before a study starts (`check`), and
-how it runs (`run`: test-set scores and what to record beside them). `evaluation/run.py` runs
-every registered kind the same way; the tables read its rows by name.
+how it runs (`run`: test-set scores and what to record beside them). `evaluation/kinds.py`
+loads the built-in kinds and lists the evaluations of a config; `evaluation/run.py` runs every
+kind the same way; the tables read its rows by name (which must be unique across kinds).
 
     @register_evaluation(CentroidConfig)
     class Centroid(EvaluationKind):
         reads = ("adapt", "test")
 
         def specs(self, s, study):
-            return [EvaluationSpec("centroid", "centroid", "balanced", s, {"shrink": s.shrink})]
+            return [EvaluationSpec("centroid", "balanced", s, {"shrink": s.shrink})]
 
         def run(self, job, ctx):
             ...  # fit on ctx.adapt_features(job.indices), score ctx.split_features("test")
@@ -27,17 +28,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
-from ..config import AugmentationConfig, EvaluationConfig, EvaluationSettings
+from ..config import AugmentationConfig, EvaluationSettings
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from ..data.prepare import StudyData
+    from ..data.study_data import StudyData
     from ..methods.augment import ViewSpec
 
 ADAPT = ("balanced", "own", "imbalanced")  # what an evaluation may adapt on (evaluation/run.py)
@@ -50,7 +51,6 @@ class EvaluationSpec:
     runs made earlier were keyed, so a finished study is read back, not rerun)."""
 
     name: str
-    kind: str
     adapt: str
     settings: EvaluationSettings = field(compare=False)
     key: dict[str, Any] = field(compare=False)
@@ -60,6 +60,10 @@ class EvaluationSpec:
     def __post_init__(self) -> None:
         if self.adapt not in ADAPT:
             raise ValueError(f"{self.name}: adapts on {self.adapt!r}, not one of {ADAPT}")
+
+    @property
+    def kind(self) -> str:
+        return self.settings.kind
 
     @property
     def base(self) -> str:
@@ -118,31 +122,33 @@ class Outcome:
 S = TypeVar("S", bound=EvaluationSettings)
 
 
-class EvaluationKind:
-    """The code of one kind of evaluation (subclass it, decorate with `register_evaluation`)."""
+class EvaluationKind(Generic[S]):
+    """The code of one kind of evaluation (subclass it as `EvaluationKind[ItsSettings]`,
+    decorate with `register_evaluation`)."""
 
     reads: ClassVar[tuple[str, ...]] = ()  # frozen feature sets: "adapt", "val", "test"
 
-    def specs(self, settings: Any, study: StudyInputs) -> list[EvaluationSpec]:
+    def specs(self, settings: S, study: StudyInputs) -> list[EvaluationSpec]:
         raise NotImplementedError
 
-    def fit(self, settings: Any) -> Fit | None:
+    def fit(self, settings: S) -> Fit | None:
         """None: it reads frozen features only (no training steps)."""
         return None
 
-    def check(self, settings: Any, data: StudyData) -> None:
+    def check(self, settings: S, data: StudyData) -> None:
         """Refuse, before any training, settings this data would silently turn into others."""
 
-    def without_val(self, settings: Any) -> str | None:
+    def without_val(self, settings: S) -> str | None:
         """What it keeps when the data has no validation split (said before training)."""
         return None
 
     def run(self, job: Any, ctx: EvaluationContext) -> Outcome:
+        """`job.spec.settings` is this kind's settings (an `S`)."""
         raise NotImplementedError
 
 
-_REGISTRY: dict[type[EvaluationSettings], EvaluationKind] = {}
-K = TypeVar("K", bound=type[EvaluationKind])
+_REGISTRY: dict[type[EvaluationSettings], EvaluationKind[Any]] = {}
+K = TypeVar("K", bound=type[EvaluationKind[Any]])
 
 
 def register_evaluation(settings: type[EvaluationSettings]) -> Callable[[K], K]:
@@ -161,7 +167,7 @@ def unregister_evaluation(settings: type[EvaluationSettings]) -> None:
     _REGISTRY.pop(settings, None)
 
 
-def kind_of(settings: EvaluationSettings | type[EvaluationSettings]) -> EvaluationKind:
+def kind_of(settings: EvaluationSettings | type[EvaluationSettings]) -> EvaluationKind[Any]:
     key = settings if isinstance(settings, type) else type(settings)
     try:
         return _REGISTRY[key]
@@ -172,18 +178,5 @@ def kind_of(settings: EvaluationSettings | type[EvaluationSettings]) -> Evaluati
         ) from None
 
 
-def enabled_kinds(cfg: EvaluationConfig) -> list[tuple[EvaluationSettings, EvaluationKind]]:
-    """Every enabled kind's settings and code, in registration order."""
-    return [(s, kind_of(s)) for s in cfg.kinds() if s.enabled]
-
-
-def evaluation_specs(
-    cfg: EvaluationConfig, augmentation: AugmentationConfig | None = None, *, vit: bool = False
-) -> list[EvaluationSpec]:
-    """Every configured evaluation of a representation (`vit`: a vision transformer's)."""
-    study = StudyInputs(augmentation, vit)
-    return [spec for s, kind in enabled_kinds(cfg) for spec in kind.specs(s, study)]
-
-
-def kind_of_spec(spec: EvaluationSpec) -> EvaluationKind:
+def kind_of_spec(spec: EvaluationSpec) -> EvaluationKind[Any]:
     return kind_of(spec.settings)

@@ -30,16 +30,10 @@ from ..data.study_data import StudyData
 from ..layout import RepresentationLayout
 from ..methods.augment import LABELLED_VIEW, adjust_view
 from ..models.vit import ViTBackbone
-from . import finetune, knn, linear_probe, linear_sgd  # noqa: F401 - the built-in kinds register
 from .features import cached_features
+from .kinds import enabled_kinds, evaluation_specs
 from .outputs import METRICS_FILE, predictions_readable, write_evaluation
-from .registry import (
-    EvaluationContext,
-    EvaluationSpec,
-    enabled_kinds,
-    evaluation_specs,
-    kind_of_spec,
-)
+from .registry import EvaluationContext, EvaluationSpec, kind_of_spec
 
 PROBE_SET = "probe-balanced"
 
@@ -176,9 +170,7 @@ def evaluate_representation(
             seed=evaluation_seed(rep_dir, out, seed),
             view=view,
             features=features,
-            adapt_features_name=PROBE_SET
-            if job.adapt_on == PROBE_SET
-            else f"subset-{job.adapt_on}",
+            adapt_features_name=job.features_name,
         )
         outcome = kind_of_spec(spec).run(job, context)
         took = time.perf_counter() - started - (clock.features - features_before)
