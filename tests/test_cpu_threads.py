@@ -90,7 +90,7 @@ def test_the_cli_sets_the_wait_policy_before_torch_starts():
         "from ssl_robustness import cli, cpu_threads\n"
         "cpu_threads.other_load = lambda: 2.0  # as if other work ran\n"
         "assert 'torch' not in sys.modules\n"
-        "sys.argv = ['ssl-robustness', 'config', '--section', 'seeds']\n"
+        "sys.argv = ['ssl-robustness', 'run', '--help']\n"
         "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
         "print('POLICY', os.environ.get('OMP_WAIT_POLICY'))\n"
     )
@@ -98,3 +98,20 @@ def test_the_cli_sets_the_wait_policy_before_torch_starts():
     env.pop(cpu_threads.OFF_SWITCH, None)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert "POLICY PASSIVE" in out.stdout, out.stderr
+
+
+def test_commands_without_torch_skip_the_load_sample():
+    """`config` and `report` never start OpenMP: they do not spend 0.2 s sampling the load."""
+    code = (
+        "import os, sys\n"
+        "from ssl_robustness import cli, cpu_threads\n"
+        "def sampled():\n    raise SystemExit('sampled the load')\n"
+        "cpu_threads.other_load = sampled\n"
+        "sys.argv = ['ssl-robustness', 'config', '--section', 'seeds']\n"
+        "cli.main()\n"
+        "print('POLICY', os.environ.get('OMP_WAIT_POLICY'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in cpu_threads.WAIT_VARIABLES}
+    env.pop(cpu_threads.OFF_SWITCH, None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and "POLICY None" in out.stdout, out.stdout + out.stderr

@@ -581,8 +581,13 @@ def checkpoint_export(file: Path, out: Path, fmt: str, arch: str | None) -> None
     click.echo(f"wrote {out} ({len(report.state_dict)} tensors, format {report.format})")
 
 
+TORCH_FREE_COMMANDS = ("config", "report")  # never start OpenMP: no thread choice to make
+
+
 def main() -> None:
-    choose_cpu_threads()  # before torch starts its OpenMP runtime: cpu_threads.py says why
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if not words or words[0] not in TORCH_FREE_COMMANDS:
+        choose_cpu_threads()  # before torch starts its OpenMP runtime: cpu_threads.py says why
     try:
         cli.main(standalone_mode=False)
     except UserError as exc:

@@ -114,11 +114,11 @@ def choose_cpu_threads(
     other runnable thread oversubscribes them, whatever the core count."""
     env = os.environ if environ is None else environ
     cpus = usable_cpus(root)
-    load = other_load() if load is None else load
     if env.get(OFF_SWITCH, "").lower() == "default":
         return ThreadChoice({}, cpus, f"{OFF_SWITCH}=default: torch's threading as it comes")
     if environ is None and "torch" in sys.modules:
         return ThreadChoice({}, cpus, "torch was imported first: its threading as it comes")
+    load = other_load() if load is None else load  # sampled for 0.2 s: only when it can matter
     changed: dict[str, str] = {}
     busy = load >= BUSY_LOAD
     if busy and not any(v in env for v in WAIT_VARIABLES):
