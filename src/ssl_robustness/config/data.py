@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import (
     Field,
@@ -16,16 +16,11 @@ from pydantic import (
 
 from .base import Strict, _non_negative_seed
 
-SOURCES_WITH_ROOT = (
-    "folder",
-    "list",
-    "cifar10",
-    "cifar100",
-    "cifar10_subset",
-    "awa2",
-    "agrinet",
-    "npz",
-)
+SourceName = Literal[
+    "digits", "folder", "list", "cifar10", "cifar100", "cifar10_subset", "awa2", "agrinet", "npz"
+]
+BUILT_IN_SOURCES = ("digits",)  # ship inside a dependency: no root to give
+SOURCES_WITH_ROOT = tuple(s for s in get_args(SourceName) if s not in BUILT_IN_SOURCES)
 
 
 class ListFilesConfig(Strict):
@@ -245,17 +240,7 @@ class DuplicatesConfig(Strict):
 
 
 class DataConfig(Strict):
-    source: Literal[
-        "digits",
-        "folder",
-        "list",
-        "cifar10",
-        "cifar100",
-        "cifar10_subset",
-        "awa2",
-        "agrinet",
-        "npz",
-    ] = "digits"
+    source: SourceName = "digits"
     """Where the images come from: digits (built in), folder, list, cifar10, cifar100,
     cifar10_subset (1,000 + 200 images per class of CIFAR-10, seeded, cached once), awa2, agrinet
     or npz (see the README's Data formats)."""

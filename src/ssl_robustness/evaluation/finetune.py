@@ -31,6 +31,7 @@ from .registry import (
     EvaluationSpec,
     Fit,
     Outcome,
+    S,
     StudyInputs,
     register_evaluation,
 )
@@ -169,8 +170,39 @@ class LayerDecayClassifier(Supervised):
         return head + self.backbone.layer_groups(self.layer_decay, self.weight_decay)
 
 
+class ClassifierFit(EvaluationKind[S]):
+    """A kind that trains a linear head (and, unfrozen, the backbone) on labels through the one
+    training loop: its epochs and batch size priced by `--plan`, its epoch chosen on val."""
+
+    def fit(self, settings: S) -> Fit:
+        return Fit(settings.epochs, settings.batch_size)  # type: ignore[attr-defined]
+
+    def without_val(self, settings: S) -> str:
+        return "no validation split: fine-tuning keeps its last epoch"
+
+    def train(self, job: Any, ctx: EvaluationContext, **how: Any) -> Outcome:
+        """Test-set scores of the best-on-val epoch and the record of that choice; `how`:
+        lr, weight_decay, backbone_lr_mult, loss, sampler, freeze_backbone (and vit)."""
+        s = job.spec.settings
+        scores = train_classifier(
+            ctx.backbone,
+            ctx.data,
+            job.indices,
+            ctx.directory,
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            seed=ctx.seed,
+            device=ctx.device,
+            view=ctx.view,
+            images=ctx.images,
+            **how,
+        )
+        selected = read_json_or_none(ctx.directory / BEST_META)
+        return Outcome(scores, {"selected": selected, "epochs": s.epochs})
+
+
 @register_evaluation(FinetuneConfig)
-class Finetune(EvaluationKind[FinetuneConfig]):
+class Finetune(ClassifierFit[FinetuneConfig]):
     """The whole network and a linear head trained on labels (Liu et al.'s protocol), the epoch
     kept the best on val."""
 
@@ -186,39 +218,16 @@ class Finetune(EvaluationKind[FinetuneConfig]):
             for on in dict.fromkeys(settings.train_on)
         ]
 
-    def fit(self, settings: FinetuneConfig) -> Fit:
-        return Fit(settings.epochs, settings.batch_size)
-
-    def without_val(self, settings: FinetuneConfig) -> str:
-        return NO_VAL_FIT
-
     def run(self, job: Any, ctx: EvaluationContext) -> Outcome:
         s: FinetuneConfig = job.spec.settings
-        scores = train_classifier(
-            ctx.backbone,
-            ctx.data,
-            job.indices,
-            ctx.directory,
-            epochs=s.epochs,
-            batch_size=s.batch_size,
+        return self.train(
+            job,
+            ctx,
             lr=s.lr,
             weight_decay=s.weight_decay,
             backbone_lr_mult=s.backbone_lr_mult,
             loss=s.loss,
             sampler=s.sampler,
             freeze_backbone=False,
-            seed=ctx.seed,
-            device=ctx.device,
-            view=ctx.view,
-            images=ctx.images,
             vit=s.vit,
         )
-        return Outcome(scores, fit_record(ctx.directory, s.epochs))
-
-
-NO_VAL_FIT = "no validation split: fine-tuning keeps its last epoch"
-
-
-def fit_record(directory: Path, epochs: int) -> dict[str, Any]:
-    """The epoch a fit kept (best on val) beside its epochs: the tables flag a last-epoch pick."""
-    return {"selected": read_json_or_none(directory / BEST_META), "epochs": epochs}
