@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from conftest import tiny_study
 from ssl_robustness.cli import cli
-from ssl_robustness.config import evaluation_kind_types, unregister_evaluation_kind, validate_config
+from ssl_robustness.config import evaluation_kind_types, validate_config
 from ssl_robustness.data.prepare import prepare_data
 from ssl_robustness.errors import UserError
 from ssl_robustness.evaluation.kinds import evaluation_specs
@@ -79,8 +79,8 @@ def plugin(tmp_path):
     sys.modules["centroid_plugin"] = module
     spec.loader.exec_module(module)
     yield module
-    unregister_evaluation(module.CentroidConfig)
-    unregister_evaluation_kind("centroid")
+    unregister_evaluation(module.CentroidConfig)  # its code and its config key
+    assert "centroid" not in evaluation_kind_types()
     del sys.modules["centroid_plugin"]
 
 

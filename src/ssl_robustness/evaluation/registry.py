@@ -32,7 +32,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
-from ..config import AugmentationConfig, EvaluationSettings
+from ..config import (
+    AugmentationConfig,
+    EvaluationSettings,
+    evaluation_kind_types,
+    unregister_evaluation_kind,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -164,7 +169,10 @@ def register_evaluation(settings: type[EvaluationSettings]) -> Callable[[K], K]:
 
 
 def unregister_evaluation(settings: type[EvaluationSettings]) -> None:
+    """Forget a kind, its code and its config key both (tests that add a kind clean up)."""
     _REGISTRY.pop(settings, None)
+    if evaluation_kind_types().get(settings.kind) is settings:
+        unregister_evaluation_kind(settings.kind)
 
 
 def kind_of(settings: EvaluationSettings | type[EvaluationSettings]) -> EvaluationKind[Any]:
