@@ -83,35 +83,32 @@ def test_the_off_switch_leaves_everything_as_it_comes(tmp_path, eight_cpus):
     assert env == {"SSL_ROBUSTNESS_CPU_THREADS": "default"}
 
 
-def test_the_cli_sets_the_wait_policy_before_torch_starts():
-    """In a fresh process, `main` runs before anything imports torch, so OpenMP reads it."""
+def _cli_in_fresh_process(load_stub: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """`cli.main()` with `argv` in a fresh process whose `other_load` is `load_stub` (code
+    defining `stub`), the wait variables unset; it prints the wait policy it ended with."""
     code = (
         "import os, sys\n"
         "from ssl_robustness import cli, cpu_threads\n"
-        "cpu_threads.other_load = lambda: 2.0  # as if other work ran\n"
+        f"{load_stub}\n"
+        "cpu_threads.other_load = stub\n"
         "assert 'torch' not in sys.modules\n"
-        "sys.argv = ['ssl-robustness', 'run', '--help']\n"
-        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        f"sys.argv = ['ssl-robustness', *{argv!r}]\n"
+        "try:\n    cli.main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
         "print('POLICY', os.environ.get('OMP_WAIT_POLICY'))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in cpu_threads.WAIT_VARIABLES}
     env.pop(cpu_threads.OFF_SWITCH, None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+def test_the_cli_sets_the_wait_policy_before_torch_starts():
+    """In a fresh process, `main` runs before anything imports torch, so OpenMP reads it."""
+    out = _cli_in_fresh_process("stub = lambda: 2.0  # as if other work ran", ["run", "--help"])
     assert "POLICY PASSIVE" in out.stdout, out.stderr
 
 
 def test_commands_without_torch_skip_the_load_sample():
     """`config` and `report` never start OpenMP: they do not spend 0.2 s sampling the load."""
-    code = (
-        "import os, sys\n"
-        "from ssl_robustness import cli, cpu_threads\n"
-        "def sampled():\n    raise SystemExit('sampled the load')\n"
-        "cpu_threads.other_load = sampled\n"
-        "sys.argv = ['ssl-robustness', 'config', '--section', 'seeds']\n"
-        "cli.main()\n"
-        "print('POLICY', os.environ.get('OMP_WAIT_POLICY'))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in cpu_threads.WAIT_VARIABLES}
-    env.pop(cpu_threads.OFF_SWITCH, None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    stub = "def stub():\n    raise SystemExit('sampled the load')"
+    out = _cli_in_fresh_process(stub, ["config", "--section", "seeds"])
     assert out.returncode == 0 and "POLICY None" in out.stdout, out.stdout + out.stderr

@@ -206,7 +206,6 @@ def test_stats_keep_long_names_apart_and_say_which_seed(tmp_path):
     assert sum(line.startswith(long_a + " ") for line in lines) == 1
     assert sum(line.startswith(long_b + " ") for line in lines) == 1
     assert any(line.startswith("subsets shown: study seed 1's draw") for line in lines)
-    assert any(line.startswith("subsets shown: study seed 1's draw") for line in lines)
 
 
 def test_a_balanced_subset_prints_gini_zero_not_minus_zero(tmp_path):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .config import StudyConfig
 from .cpu_threads import usable_cpus
 from .data.study_data import StudyData
+from .engine.batches import full_batches
 from .engine.logger import duration
 from .evaluation.kinds import evaluation_specs
 from .evaluation.registry import kind_of_spec
@@ -84,12 +85,6 @@ def plan_rows(
             )
         )
     return rows
-
-
-def full_batches(size: int, batch: int) -> int:
-    """Images an epoch trains on: full batches only (engine/batches.py drops the rest)."""
-    batch = min(batch, size)
-    return size // batch * batch if batch > 0 else 0
 
 
 def study_work(

@@ -55,8 +55,6 @@ class RepresentationSpec:
     # trained (SL, SSL-in-domain)
     method_config: MethodBase | None = field(default=None, hash=False, compare=False)
     train: TrainConfig | None = field(default=None, hash=False, compare=False)
-    # how its training batches are drawn (the method's `batch_sampler`)
-    sampler: str = field(default="instance", hash=False, compare=False)
     images: str | None = None  # items_key of the very images it trains on
     # trained and random init
     backbone: BackboneConfig | None = field(default=None, hash=False, compare=False)
@@ -64,6 +62,11 @@ class RepresentationSpec:
     # `path:`; a published `weights:` name is keyed by its URL and checksum, unfetched)
     imported: ImportedConfig | None = field(default=None, hash=False, compare=False)
     imported_file: tuple[int, float] | None = None
+
+    @property
+    def sampler(self) -> str:
+        """How its training batches are drawn: its method's `batch_sampler`."""
+        return self.method_config.batch_sampler if self.method_config is not None else "instance"
 
     @property
     def input_size(self) -> int | None:
@@ -115,7 +118,8 @@ class RepresentationSpec:
 def expand_representations(cfg: StudyConfig, data: StudyData) -> list[RepresentationSpec]:
     """Every representation of the study, resolved: trained methods x subsets x seeds,
     imported checkpoints and random init x seeds, each carrying what makes it (its backbone,
-    training, augmentation and sampler), so the functions below need no study config."""
+    training, augmentation; its sampler follows from its method), so the functions below need
+    no study config."""
     specs = []
     for seed in cfg.seeds:
         drawn = data.draw(seed)
@@ -133,7 +137,6 @@ def expand_representations(cfg: StudyConfig, data: StudyData) -> list[Representa
                         augmentation=cfg.augmentation,
                         method_config=m,
                         train=train,
-                        sampler=m.batch_sampler,
                         # keyed by the very images it trains on, not by how they were drawn
                         images=data.items_key(drawn.subsets[plan.name]),
                         backbone=cfg.backbone,

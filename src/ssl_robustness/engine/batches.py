@@ -27,6 +27,13 @@ def rows_in_order(array: np.ndarray, picked: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows[back])
 
 
+def full_batches(size: int, batch: int) -> int:
+    """Images an epoch trains on: full batches only (the batches below drop the rest), a batch
+    larger than the set being one step of all of it."""
+    batch = min(batch, size)
+    return size // batch * batch if batch > 0 else 0
+
+
 class ArrayBatches:
     """An epoch iterator over `indices` of a (N, H, W, 3) uint8 array in sampler order.
 

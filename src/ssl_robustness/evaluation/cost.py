@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..data.study_data import StudyData
+from ..engine.batches import full_batches
 from ..engine.device import autocast, prepare_model, to_memory_format
 from .registry import kind_of_spec
 from .run import EvaluationJob
@@ -35,13 +36,14 @@ def evaluation_passes(jobs: list[EvaluationJob], data: StudyData) -> tuple[int, 
         kind = kind_of_spec(job.spec)
         fit = kind.fit(job.spec.settings)
         if fit is None:  # frozen features: each named set is extracted once
-            sizes = {"adapt": (job.features_name, len(job.indices)), "val": ("val", n_val)}
-            sizes["test"] = ("test", n_test)
+            sizes = {
+                "adapt": (job.features_name, len(job.indices)),
+                "val": ("val", n_val),
+                "test": ("test", n_test),
+            }
             feature_sets.update(dict(sizes[r] for r in kind.reads))
             continue
-        size = len(job.indices)
-        batch = min(fit.batch_size, size)
-        trained += fit.epochs * (size // batch * batch if batch else 0)
+        trained += fit.epochs * full_batches(len(job.indices), fit.batch_size)
         frozen += fit.epochs * n_val + n_test  # the best-on-val choice each epoch, then test
     return frozen + sum(feature_sets.values()), trained
 

@@ -23,8 +23,7 @@ import torch
 from torch import nn
 
 from ..atomic import read_json_or_none, write_json
-from ..cache_keys import evaluation_key
-from ..cache_keys import evaluation_seed as _seed
+from ..cache_keys import evaluation_key, evaluation_seed
 from ..config import AugmentationConfig, EvaluationConfig
 from ..data.study_data import StudyData
 from ..layout import RepresentationLayout
@@ -107,12 +106,6 @@ def evaluation_jobs(
     return jobs
 
 
-def evaluation_seed(rep_dir: Path, job_dir: Path, seed: int) -> int:
-    """Every evaluation seeds itself from its own identity, never from global state, so a
-    resumed or rebuilt evaluation gives the numbers of an uninterrupted run."""
-    return _seed(rep_dir.name, job_dir.name, seed)
-
-
 def evaluate_representation(
     backbone: nn.Module,
     data: StudyData,
@@ -167,7 +160,7 @@ def evaluate_representation(
             images=images,
             device=device,
             directory=out,
-            seed=evaluation_seed(rep_dir, out, seed),
+            seed=evaluation_seed(rep_dir.name, out.name, seed),
             view=view,
             features=features,
             adapt_features_name=job.features_name,
