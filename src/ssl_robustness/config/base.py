@@ -46,6 +46,18 @@ class Strict(BaseModel):
         return data
 
 
+def register_once(table: dict[str, type], name: str, cls: type, what: str) -> None:
+    """File `cls` under `name`, refusing a name another class holds (re-running the module that
+    defines it, as a reload or a notebook does, re-files the same class)."""
+    held = table.get(name)
+    if held is not None and (held.__module__, held.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):
+        raise TypeError(f"{what} {name!r} is taken by {held.__module__}.{held.__name__}")
+    table[name] = cls
+
+
 def _leaf_types(annotation: Any) -> set[Any]:
     """The types a field's annotation is made of (Literal values give their types)."""
     if get_origin(annotation) is Literal:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 
-from .base import Strict
+from .base import Strict, register_once
 from .methods import LossName, SamplerName
 
 _KINDS: dict[str, type[EvaluationSettings]] = {}
@@ -42,17 +42,9 @@ class EvaluationSettings(Strict):
         kind = cls.__dict__.get("kind")
         if not kind:  # keeps its parent's kind: a variant, not a new kind
             return
-        held = _KINDS.get(kind)
-        if held is not None and (held.__module__, held.__qualname__) != (
-            cls.__module__,
-            cls.__qualname__,
-        ):
-            raise TypeError(
-                f"evaluation kind {kind!r} is taken by {held.__module__}.{held.__name__}"
-            )
         if kind in globals().get("_SHARED_KEYS", ()):
             raise TypeError(f"evaluation kind {kind!r} would hide the key evaluation.{kind}")
-        _KINDS[kind] = cls
+        register_once(_KINDS, kind, cls, "evaluation kind")
         _accept_registered_kinds()
 
 

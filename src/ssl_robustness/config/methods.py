@@ -11,7 +11,7 @@ from pydantic import (
 )
 
 from ..cache_keys import OmitsUnset
-from .base import Strict
+from .base import Strict, register_once
 from .training import SAMConfig
 
 # Every method's settings subclass MethodBase and name themselves with a `name` literal; the
@@ -63,14 +63,7 @@ class MethodBase(Strict, OmitsUnset):
         # a method names itself; a subclass that keeps its parent's name is not a new method
         if "name" not in cls.__dict__.get("__annotations__", {}) or field is None:
             return
-        name = field.default
-        held = _METHOD_CONFIGS.get(name)
-        if held is not None and (held.__module__, held.__qualname__) != (
-            cls.__module__,
-            cls.__qualname__,
-        ):
-            raise TypeError(f"method name {name!r} is taken by {held.__module__}.{held.__name__}")
-        _METHOD_CONFIGS[name] = cls
+        register_once(_METHOD_CONFIGS, field.default, cls, "method name")
         _methods_changed()
 
     @property
