@@ -44,6 +44,7 @@ FLOORS = {
     "evaluation": 4,
     "representations": 5,
     "report": 5,
+    "registration": 5,
     "plan": 6,
     "study": 6,
     "executors": 6,

@@ -319,6 +319,9 @@ def run(
         from .evaluation.run import check_evaluation_sizes
 
         check_evaluation_sizes(cfg.evaluation, data)
+        from .registration import check_confirmatory
+
+        check_confirmatory(cfg)
         device = resolve_device(cfg.device)
         speed = measure_throughput(cfg, device)  # a few steps, seconds
         imported = imported_costs(cfg, data, device)  # each imported network timed, its own

@@ -127,6 +127,11 @@ class RunLayout:
         return self.root / "failures.json"
 
     @property
+    def registration(self) -> Path:
+        """The confirmatory test as registered before the first training (registration.py)."""
+        return self.root / "registration.json"
+
+    @property
     def data(self) -> DataLayout:
         return DataLayout(self.root / "data")
 

@@ -34,6 +34,7 @@ from .evaluation.run import check_evaluation_sizes, evaluate_representation
 from .layout import RunLayout
 from .lock import held_elsewhere, output_lock
 from .plan import study_work
+from .registration import check_confirmatory, register
 from .report.tables import StudyTables, build_tables, write_tables
 from .representations import (
     RepresentationSpec,
@@ -108,11 +109,14 @@ def start_study(
     representations. The `owner` of the run directory (a `run` or the process submitting a
     cluster study, not one job of it) saves the config and clears a killed run's temp files
     first; see `clear_orphan_temps` for `jobs_may_run`."""
+    check_confirmatory(cfg)  # a test the study cannot make fails before any work
     if is_main():
         if owner:
             save_study_config(cfg)
             clear_orphan_temps(cfg, jobs_may_run=jobs_may_run)
         data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
+        if owner:
+            register(cfg, data)  # before the first training: the report reads the test here
     barrier()
     if not is_main():
         data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
@@ -271,6 +275,9 @@ def _failure(spec: RepresentationSpec, exc: BaseException) -> dict[str, Any]:
     return {
         "representation": spec.name,
         "scenario": spec.scenario,
+        "method": spec.method,
+        "subset": spec.subset,  # None: a fixed representation (imported, random init)
+        "seed": spec.seed,
         "directory": spec.dirname,
         "error": f"{type(exc).__name__}: {exc}",
         "traceback": traceback.format_exc(limit=6),

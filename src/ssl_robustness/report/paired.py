@@ -11,6 +11,7 @@ import numpy as np
 from scipy import stats
 
 ALPHA = 0.05
+MIN_SEEDS_FOR_WORDS = 3  # two paired seeds give a t-interval on one degree of freedom
 
 
 def t_interval(

@@ -90,6 +90,10 @@ def build_tables(
             {
                 "representation": f["representation"],
                 "scenario": f["scenario"],
+                # where it failed (older failure records lack these)
+                "method": f.get("method"),
+                "subset": f.get("subset") or "-",
+                "seed": f.get("seed"),
                 "status": "failed",
                 "error": f["error"],
             }

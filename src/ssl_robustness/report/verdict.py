@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..names import SL, SSL_SCENARIOS
-from .paired import ALPHA, holm, interval_from, paired_p, t_interval
+from .paired import ALPHA, MIN_SEEDS_FOR_WORDS, holm, interval_from, paired_p, t_interval
 
 HEADLINE = ("linear-balanced", "pretraining")  # Liu et al.'s protocol: the default confirmatory
 COMPARISON_ORDER = ("pretraining", "end-to-end", "fixed-representation")
@@ -32,7 +32,6 @@ LESS, MORE, SAME = "loses less", "loses more", "no detectable difference"
 ONE_SEED, NO_SEED = "one seed, no interval", "no seed to compare"
 TOO_FEW = "too few seeds for words"
 ZERO_VARIANCE = "zero variance over seeds, no test"
-MIN_SEEDS_FOR_WORDS = 3  # two paired seeds give a t-interval on one degree of freedom
 MEASURES = {"rel_gap": "Δ", "learned_rel_gap": "Δ_learned"}
 CONFIRMATORY, SENSITIVITY, EXPLORATORY = "confirmatory", "sensitivity", "exploratory"
 
