@@ -74,7 +74,9 @@ T_FAMILY_2 = 6.205346816570703  # scipy.stats.t.ppf(1 - 0.05 / 2 / 2, 2): Bonfer
 P_T5_DF2 = 0.037749551350623745  # 2 * scipy.stats.t.sf(5, 2): a paired t of -5 on 3 seeds
 
 
-def test_paired_t_test_against_every_sl_variant_in_one_holm_family(three_seeds):
+def test_the_registered_comparator_not_the_least_losing_variant_is_confirmatory(three_seeds):
+    """The plain baseline is the default comparator; the variant that lost least (here
+    balanced softmax) is chosen after the fact, so its test is exploratory."""
     runs, results = three_seeds
     [v] = V.verdicts(runs, results)
     assert (v.evaluation, v.comparison, v.subset, v.metric) == (
@@ -88,18 +90,18 @@ def test_paired_t_test_against_every_sl_variant_in_one_holm_family(three_seeds):
     assert set(by_sl) == {"supervised", "supervised-balanced_softmax"}
     # d = [-0.06, -0.03, -0.06]: mean -0.05, sd sqrt(3e-4), se 0.01, t = -5, p = 0.0377
     p = by_sl["supervised"]
-    assert p.seeds == (0, 1, 2) and p.family == "confirmatory" and p.family_size == 2
+    assert p.seeds == (0, 1, 2) and p.family == "confirmatory" and p.family_size == 1
+    assert v.comparator == "supervised"
     assert p.mean == pytest.approx(-0.05)
     assert p.p == pytest.approx(P_T5_DF2)
-    # Holm over 2 tests: the smaller p doubled; the other p is 1 -> stays 1
-    assert p.p_adjusted == pytest.approx(2 * P_T5_DF2)
-    assert p.low == pytest.approx(-0.05 - T_FAMILY_2 * 0.01)
-    assert p.high == pytest.approx(-0.05 + T_FAMILY_2 * 0.01)
-    # unadjusted it would read "loses less"; in its family of two it does not
-    assert p.words == "no detectable difference"
+    assert p.p_adjusted == pytest.approx(P_T5_DF2)  # a family of one
+    assert p.low == pytest.approx(-0.05 - T975_2 * 0.01)
+    assert p.high == pytest.approx(-0.05 + T975_2 * 0.01)
+    assert p.words == "loses less"
     assert (p.ssl_rel_gap, p.sl_rel_gap) == (pytest.approx(0.03), pytest.approx(0.08))
-    # d = [-0.01, -0.01, 0.02]: mean 0 -> p = 1
+    # d = [-0.01, -0.01, 0.02]: mean 0 -> p = 1; exploratory, Holm over the 2 tests made
     q = by_sl["supervised-balanced_softmax"]
+    assert q.family == "exploratory"
     assert q.mean == pytest.approx(0.0, abs=1e-12)
     assert q.p == pytest.approx(1.0) and q.p_adjusted == pytest.approx(1.0)
     assert q.words == "no detectable difference"
@@ -110,13 +112,58 @@ def test_paired_t_test_against_every_sl_variant_in_one_holm_family(three_seeds):
     }
     text = "\n".join(V.verdict_sentences(v))
     assert text.startswith("Confirmatory comparison: linear-balanced, pretraining gap")
-    assert "best SL variant: supervised-balanced_softmax (Δ 3.0%)" in text
+    assert "registered SL comparator: supervised (Δ 8.0%)" in text
     assert (
-        "simclr (SSL-in-domain) shows no detectable difference from supervised: d = -5.0 "
-        "points of Δ, family-wise 95% CI [-11.2, +1.2] (Bonferroni over 2 tests), "
-        "Holm-adjusted p = 0.075 (unadjusted 0.038), over 3 seeds (Δ 3.0% vs 8.0%)." in text
+        "the SL variant that lost least, chosen after the fact and so exploratory: "
+        "supervised-balanced_softmax (Δ 3.0%)" in text
+    )
+    assert (
+        "simclr (SSL-in-domain) loses less than supervised: d = -5.0 "
+        "points of Δ, family-wise 95% CI [-9.3, -0.7] (Bonferroni over 1 test), "
+        "Holm-adjusted p = 0.038 (unadjusted 0.038), over 3 seeds (Δ 3.0% vs 8.0%)." in text
     )
     assert "overlap" not in text
+
+
+def test_a_named_comparator_is_tested_and_a_family_of_several_ssl_methods_is_holm(three_seeds):
+    runs, _ = three_seeds
+    runs = pd.concat([runs, pd.DataFrame(gap_rows("SSL-in-domain", "mocov2", [0.03, 0.05, 0.01]))])
+    conf = V.Confirmatory(sl_comparator="supervised-balanced_softmax")
+    [v] = V.verdicts(runs, result_rows(runs), confirmatory=conf)
+    family = [p for p in v.pairs if p.family == "confirmatory"]
+    assert {p.sl_method for p in family} == {"supervised-balanced_softmax"}
+    assert {p.ssl_method for p in family} == {"simclr", "mocov2"} and family[0].family_size == 2
+    # against the plain baseline: d = -0.05, p = 0.038, exploratory now
+    plain = next(p for p in v.pairs if p.sl_method == "supervised" and p.ssl_method == "simclr")
+    assert plain.family == "exploratory"
+    # the two family members both have mean d = 0 -> p = 1, Holm 1
+    assert all(p.p_adjusted == pytest.approx(1.0) for p in family)
+
+
+def test_against_every_sl_variant_is_an_intersection_union_test(three_seeds):
+    """SSL loses less than every variant only if it beats each; the combined p is the largest
+    and the words name the variant it did not beat."""
+    runs, results = three_seeds
+    [v] = V.verdicts(runs, results, confirmatory=V.Confirmatory(against="every"))
+    [iut] = [p for p in v.pairs if p.family == "confirmatory"]
+    assert iut.sl_method == V.EVERY_SL and iut.family_size == 1
+    # against supervised d < 0 (p 0.038); against balanced softmax d = 0 (p 1): signs differ
+    assert iut.p == pytest.approx(1.0)
+    assert iut.words == "no detectable difference"
+    assert "supervised-balanced_softmax" in iut.note
+    # a study where SSL beats both: combined p is the larger of the two
+    runs2 = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.02, 0.04, 0.03])
+        + gap_rows("SL", "supervised", [0.08, 0.07, 0.09])
+        + gap_rows("SL", "supervised-cb", [0.06, 0.08, 0.06])
+    )
+    [v2] = V.verdicts(runs2, result_rows(runs2), confirmatory=V.Confirmatory(against="every"))
+    parts = {p.sl_method: p for p in v2.pairs if p.family == "exploratory"}
+    [iut2] = [p for p in v2.pairs if p.family == "confirmatory"]
+    assert iut2.p == pytest.approx(max(parts["supervised"].p, parts["supervised-cb"].p))
+    assert iut2.words == "loses less"
+    weakest = max(parts.values(), key=lambda p: p.p).sl_method
+    assert iut2.note.startswith(f"nearest to not beaten: {weakest} (p = ")
 
 
 def test_the_same_test_outside_the_confirmatory_comparison_is_exploratory(three_seeds):
@@ -171,23 +218,44 @@ def test_pairs_only_seeds_both_have():
     assert p.words == "one seed, no interval"
 
 
-def test_collapsed_representation_drops_its_seed_pairs_and_is_named(three_seeds):
+def test_a_collapsed_imbalanced_arm_is_an_outcome_kept_as_measured(three_seeds):
+    """Collapse under imbalance is what the comparison measures: dropping that seed would test
+    on the seeds that held up."""
     runs, _ = three_seeds
     results = result_rows(runs, collapsed={("simclr", "exp-r0.1", 2)})
     [v] = V.verdicts(runs, results)
     p = next(p for p in v.pairs if p.sl_method == "supervised")
-    assert p.seeds == (0, 1)
-    # d = [-0.06, -0.03]: mean -0.045, sd 0.03/sqrt(2), se 0.015; Bonferroni over 2 tests
-    assert p.mean == pytest.approx(-0.045)
-    assert p.high == pytest.approx(-0.045 + 25.451699579357357 * 0.015)  # t(1-0.0125, 1)
-    assert p.words == "too few seeds for words"
-    assert v.left_out == ("simclr_exp-r0.1_s2 (collapsed)",)
-    assert "Left out (their seed pairs dropped): simclr_exp-r0.1_s2 (collapsed)." in (
-        V.verdict_sentences(v)
-    )
+    assert p.seeds == (0, 1, 2) and p.family == "confirmatory"
+    assert p.mean == pytest.approx(-0.05)
+    assert v.left_out == () and v.collapsed == ("simclr_exp-r0.1_s2",)
+    assert any("kept in their gaps as measured" in s for s in V.verdict_sentences(v))
 
 
-def test_collapsed_balanced_arm_spoils_every_subset_of_its_seed():
+def test_a_failed_imbalanced_arm_makes_the_confirmatory_words_not_conclusive(three_seeds):
+    runs, results = three_seeds
+    runs = runs[~((runs["method"] == "simclr") & (runs["seed"] == 2))]
+    results = results[results["representation"] != "simclr_exp-r0.1_s2"]
+    failed = {
+        "representation": "simclr_exp-r0.1_s2",
+        "scenario": "SSL-in-domain",
+        "method": "simclr",
+        "subset": "exp-r0.1",
+        "seed": 2,
+        "status": "failed",
+    }
+    results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
+    [v] = V.verdicts(runs, results)
+    p = next(p for p in v.pairs if p.sl_method == "supervised")
+    assert p.family == "confirmatory" and p.words == "not conclusive"
+    assert p.note == "simclr's exp-r0.1 arm failed in seed 2"
+    assert "not conclusive: simclr's exp-r0.1 arm failed in seed 2" in V.paired_sentence(p)
+    # the same pair outside the confirmatory comparison is an ordinary test on 2 seeds
+    [w] = V.verdicts(runs, results, confirmatory=("knn-k20", "pretraining"))
+    q = next(p for p in w.pairs if p.sl_method == "supervised")
+    assert q.seeds == (0, 1) and q.words != "not conclusive"
+
+
+def test_collapsed_balanced_arm_makes_a_method_unfit_for_the_family():
     runs = pd.DataFrame(
         gap_rows("SSL-in-domain", "simclr", [0.02, 0.04])
         + gap_rows("SSL-in-domain", "simclr", [0.05, 0.06], subset="exp-r0.01")
@@ -198,9 +266,10 @@ def test_collapsed_balanced_arm_spoils_every_subset_of_its_seed():
     vs = V.verdicts(runs, results)
     assert [v.subset for v in vs] == ["exp-r0.01", "exp-r0.1"]
     for v in vs:
-        assert v.pairs[0].seeds == (1,)
-        assert v.left_out == ("supervised_balanced_s0 (collapsed)",)
-        assert v.sl_rel_gaps["supervised"] == pytest.approx({"exp-r0.1": 0.07}.get(v.subset, 0.2))
+        assert v.pairs[0].seeds == (0, 1)  # kept as measured
+        assert v.pairs[0].family == "exploratory"  # the comparator learned ~nothing balanced
+        assert v.near_floor == ("supervised (its balanced arm collapsed in seed 0)",)
+        assert v.collapsed == ("supervised_balanced_s0",)
 
 
 def test_failed_sl_variant_is_named_and_has_no_pairs(three_seeds):

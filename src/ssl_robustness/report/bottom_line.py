@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import verdict as V
 from .classes import fewest_test_images
+from .floor import below_floor_margin
 
 PER_CLASS_TEST_MIN = 50  # below this many test images per class, per-class claims are coarse
 
@@ -55,43 +56,69 @@ def _found(v: V.Verdict) -> list[str]:
     if v.best_sl is None:
         why = "no SL variant has a usable gap" if v.study_has_sl else "this study trained no SL arm"
         return [f"on {where} {why}, so it cannot say whether SSL loses less than SL."]
-    pairs = [p for p in v.pairs if p.sl_method == v.best_sl and p.seeds]
+    if v.against == "every":
+        sl_name, who = V.EVERY_SL, "every SL variant (an intersection-union test)"
+    elif v.comparator is None:
+        return [
+            f"on {where} no SL comparator was registered and none can be told (several SL "
+            f"variants, no plain '{V.PLAIN_SL}'), so there is no confirmatory test."
+        ]
+    else:
+        sl_name, who = v.comparator, f"{v.comparator} (the registered SL comparator)"
+    mine = [p for p in v.pairs if p.sl_method == sl_name]
+    pairs = [p for p in mine if p.seeds or p.words == V.NOT_CONCLUSIVE]
     if not pairs:
-        return [f"on {where} no SSL method shares a seed with {v.best_sl}, so there is no test."]
-    sl = pairs[0]
+        return [f"on {where} no SSL method shares a seed with {sl_name}, so there is no test."]
     seeds = max(len(p.seeds) for p in pairs)
     arms = "; ".join(f"{p.ssl_method} {_arms(p.ssl_accuracy, p.ssl_rel_gap)}" for p in pairs)
-    head = (
-        f"On {where}, over {seeds} seed{'s' if seeds != 1 else ''}, {v.best_sl} (the SL variant "
-        f"that lost least) {_arms(sl.sl_accuracy, sl.sl_rel_gap)}; {arms}."
-    )
-    return [head, _finding(pairs, v.best_sl)]
+    if v.against == "every":
+        head = f"On {where}, over {seeds} seed{'s' if seeds != 1 else ''}, {arms}."
+    else:
+        sl = pairs[0]
+        head = (
+            f"On {where}, over {seeds} seed{'s' if seeds != 1 else ''}, {who} "
+            f"{_arms(sl.sl_accuracy, sl.sl_rel_gap)}; {arms}."
+        )
+    return [head, _finding(pairs, who if v.against == "every" else sl_name)]
 
 
 def _arms(acc: tuple[float, float], rel_gap: float) -> str:
     """'went from 80.1% to 75.2% (Δ 6.1%)'; an older run's tables lack the arms' accuracy."""
     if any(V._missing(a) for a in acc):
         return f"had Δ {V._pct(rel_gap)}"
-    return f"went from {V._pct(acc[0])} to {V._pct(acc[1])} (Δ {V._pct(rel_gap)})"
+    points = 100 * (acc[1] - acc[0])
+    return (
+        f"went from {V._pct(acc[0])} to {V._pct(acc[1])} ({points:+.1f} points, "
+        f"Δ {V._pct(rel_gap)})"
+    )
 
 
 def _finding(pairs: list[V.Paired], sl: str) -> str:
     """The words of the confirmatory tests against the best SL variant, or why there are none."""
     worded = [p for p in pairs if p.words in (V.LESS, V.MORE, V.SAME)]
-    # a method left out of the family (near the floor) has only an exploratory test
+    # a method not fit for the family (its balanced arm near the floor) has only an
+    # exploratory test
     said = [p for p in worded if p.family == V.CONFIRMATORY]
     outside = [p for p in worded if p not in said]
-    unsaid = [p for p in pairs if p not in worded]
+    failed = [p for p in pairs if p.words == V.NOT_CONCLUSIVE]
+    unsaid = [p for p in pairs if p not in worded and p not in failed]
     parts = []
     for p in said:
         verb = {V.LESS: f"loses less than {sl}", V.MORE: f"loses more than {sl}"}.get(
             p.words, f"shows no detectable difference from {sl}"
         )
+        extra = [
+            x for x in (V.power_words(p) if p.words == V.SAME else "", V.equivalence_words(p)) if x
+        ]
+        if sl.startswith(V.EVERY_SL) and p.note:
+            extra.insert(0, p.note)
         parts.append(
             f"{p.ssl_method} {verb} (d = {V._pp(p.mean)} points of Δ, family-wise 95% CI "
-            f"[{V._pp(p.low)}, {V._pp(p.high)}])"
+            f"[{V._pp(p.low)}, {V._pp(p.high)}]{''.join(f'; {x}' for x in extra)})"
         )
     text = ("The confirmatory test finds: " + "; ".join(parts) + ".") if parts else ""
+    for p in failed:
+        text += f" For {p.ssl_method} against {sl}: not conclusive: {p.note}."
     if outside:
         names = ", ".join(p.ssl_method for p in outside)
         text += (
@@ -123,8 +150,9 @@ def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
     floor = f"within {100 * V.NEAR_FLOOR:.0f} points of the random-init floor on {v.evaluation}"
     if out_of_test:
         out.append(
-            f"{', '.join(out_of_test)} {floor} on average over seeds (they learned little, so "
-            "their gap says little about robustness; left out of the test)"
+            f"{', '.join(out_of_test)} {floor} in the balanced arm on average over seeds, or "
+            "collapsed there (nothing learned to lose, so not fit for the test; judged on the "
+            "balanced arm alone)"
         )
     if some_seed:
         out.append(
@@ -132,7 +160,9 @@ def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
             "read their gap with that in mind)"
         )
     if v.left_out:
-        out.append("left out (collapsed or failed): " + ", ".join(v.left_out))
+        out.append("failed (no accuracy): " + ", ".join(v.left_out))
+    if v.collapsed:
+        out.append("collapsed, kept in the gaps as measured: " + ", ".join(v.collapsed))
     out += [f"Δ and Δ_learned give different words for {p}" for p in _disagreeing(v)]
     return out
 
@@ -140,8 +170,8 @@ def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
 def _near_floor_methods(results: pd.DataFrame, evaluation: str, metric: str) -> list[str]:
     if "evaluation" not in results:
         return []
-    over = V.over_floor(results, metric)
-    rows = results[(results["evaluation"] == evaluation) & (over < V.NEAR_FLOOR)]
+    near = V.over_floor(results, metric).map(lambda x: below_floor_margin(float(x)))
+    rows = results[(results["evaluation"] == evaluation) & near]
     return list(dict.fromkeys(rows["method"].astype(str)))
 
 

@@ -12,11 +12,11 @@ import yaml
 from ..layout import RunLayout
 from . import verdict as V
 from .arms import per_class_rows, subset_counts
-from .bottom_line import bottom_line
 from .classes import class_table, coarseness_line, rare_classes_by_seed, rarity_table
 from .cost import cost_rows, cost_summary
 from .figures import Figures, draw_figures, draw_tsne
-from .headline import confirmatory_choice, headline_choice, undertrained_lines, verdict_block
+from .headline import bottom_line_of, headline_choice, undertrained_lines, verdict_block
+from .registered import confirmatory_choice
 from .rundir import RunDir
 from .sentences import data_lines, gap_sentences, probe_overlap_table
 
@@ -61,7 +61,7 @@ def report_content(run: RunDir) -> ReportContent:
     confirmatory = confirmatory_choice(run)
     vs = V.verdicts(run.tables["gap_runs"], run.results, metric, confirmatory)
     gaps, aggregate = run.tables["gaps"], run.tables["aggregate"]
-    headline = headline_choice(gaps, confirmatory)
+    headline = headline_choice(gaps, confirmatory.pair)
     top = [v for v in vs if v.confirmatory] or [
         v for v in vs if (v.evaluation, v.comparison) == headline
     ]
@@ -83,15 +83,15 @@ def report_content(run: RunDir) -> ReportContent:
         metric_reason=reason,
         headline=headline,
         verdict_lines=verdict_block(
-            run, [v for v in top if v.confirmatory], vs, reason, confirmatory
+            run, [v for v in top if v.confirmatory], vs, reason, confirmatory.pair
         ),
         tests=V.tests_table(vs),
         other_lines=[line for v in rest for line in V.verdict_sentences(v)],
         gap_lines=gap_sentences(gaps, headline, metric)
         + (
             [
-                "These summaries are the gap table's, over every seed; the verdict above leaves "
-                "out the seed pairs of collapsed or failed representations."
+                "These summaries are the gap table's, over every seed; the verdict above has no "
+                "gap for the seed pairs of failed representations."
             ]
             if any(v.left_out for v in top)
             else []
@@ -123,9 +123,7 @@ def report_content(run: RunDir) -> ReportContent:
         config_text=yaml.safe_dump(run.config, sort_keys=False)
         if run.config
         else "(no config.yaml)",
-        bottom_line=bottom_line(
-            [v for v in top if v.confirmatory], vs, confirmatory, res, run.stats
-        ),
+        bottom_line=bottom_line_of(run, [v for v in top if v.confirmatory], vs, confirmatory),
     )
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from . import verdict as V
 from .bottom_line import bottom_line
+from .registered import confirmatory_choice, registration_line
 from .rundir import RunDir, load_run
 
 
@@ -19,18 +20,17 @@ def headline_lines(run_dir: str | Path) -> list[str]:
     confirmatory = confirmatory_choice(run)
     vs = V.verdicts(run.tables["gap_runs"], run.results, metric, confirmatory)
     top = [v for v in vs if v.confirmatory]
-    lead = bottom_line(top, vs, confirmatory, run.results, run.stats)
-    return [f"Bottom line: {lead}", *verdict_block(run, top, vs, reason, confirmatory)]
+    lead = bottom_line_of(run, top, vs, confirmatory)
+    return [f"Bottom line: {lead}", *verdict_block(run, top, vs, reason, confirmatory.pair)]
 
 
-def confirmatory_choice(run: RunDir) -> tuple[str, str]:
-    """The study's declared confirmatory (evaluation, comparison) from its config."""
-    chosen = run.report_setting("confirmatory", None) or {}
-    default = dict(zip(("evaluation", "comparison"), V.HEADLINE, strict=True))
-    return (
-        str(chosen.get("evaluation", default["evaluation"])),
-        str(chosen.get("comparison", default["comparison"])),
-    )
+def bottom_line_of(
+    run: RunDir, top: list[V.Verdict], vs: list[V.Verdict], confirmatory: V.Confirmatory
+) -> str:
+    """The bottom line, with the departure from the registration first where there is one."""
+    text = bottom_line(top, vs, confirmatory.pair, run.results, run.stats)
+    line, departs = registration_line(run)
+    return f"{text} {line}" if departs else text
 
 
 def headline_choice(gaps: pd.DataFrame, confirmatory: tuple[str, str] = V.HEADLINE):
@@ -59,10 +59,10 @@ def verdict_block(
     shown = res[res["evaluation"] == shown_ev] if shown_ev and "evaluation" in res else res
     made = V.tests_table(vs)
     count = int((made["seeds"] >= 2).sum()) if not made.empty else 0
-    lines = V.render(top or vs[:1], reason)
+    lines = [registration_line(run)[0], *V.render(top or vs[:1], reason)]
     if not top and vs:
         lines.insert(
-            1 if reason else 0,
+            2 if reason else 1,
             f"The declared confirmatory comparison ({confirmatory[0]}, {confirmatory[1]} gap) "
             "was not run in this study, so every comparison here is exploratory.",
         )

@@ -28,6 +28,7 @@ class RunDir:
     failures: list[dict[str, Any]]
     stats: dict[str, Any]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    registration: dict[str, Any] | None = None  # registration.json; None: an older run
 
     @property
     def results(self) -> pd.DataFrame:
@@ -50,7 +51,8 @@ class RunDir:
 
 
 def load_run(run_dir: str | Path) -> RunDir:
-    """Read config.yaml, environment.json, failures.json, data/stats.json and tables/*.csv."""
+    """Read config.yaml, environment.json, failures.json, registration.json, data/stats.json and
+    tables/*.csv."""
     path = Path(run_dir)
     run = RunLayout(path)
     if not run.results.exists():
@@ -64,6 +66,7 @@ def load_run(run_dir: str | Path) -> RunDir:
         failures=_json(run.failures, []),
         stats=_json(run.data.stats, {}),
         tables={name: _csv(run.table(name)) for name in TABLES},
+        registration=_json(run.registration, None),
     )
 
 

@@ -15,6 +15,7 @@ from ..evaluation.metrics import gap, seed_summary
 from ..evaluation.outputs import read_predictions, saved_prediction_metrics
 from ..faults import reached
 from ..layout import TABLES, RepresentationLayout, table_file
+from .floor import below_floor_margin
 
 METRICS = ("top1", "top5", "balanced_accuracy", "macro_f1", "head", "medium", "tail")
 GAP_METRICS = ("top1", "balanced_accuracy", "head", "medium", "tail")
@@ -185,19 +186,28 @@ def with_floor(results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def learned_rel_gap(balanced: float, imbalanced: float, floor: float) -> float:
-    """Δ_learned = (A(n,1) − A(n,r)) / (A(n,1) − F): the share of what the balanced arm learned
-    beyond the random-init floor F that the imbalanced arm loses. Liu et al.'s Δ divides by
-    A(n,1), floor included, so a representation that learned nothing looks perfectly robust;
-    undefined (NaN) where the balanced arm is not above its floor.
+def learned_rel_gap(
+    balanced: float, imbalanced: float, floor: float, imbalanced_floor: float | None = None
+) -> float:
+    """Δ_learned = ((A(n,1) − F(n,1)) − (A(n,r) − F(n,r))) / (A(n,1) − F(n,1)): the share of what
+    the balanced arm learned beyond its own random-init floor that the imbalanced arm, over its
+    own floor, does not. Each arm is measured against its own floor: where a random network is
+    probed on each arm's own data (end-to-end gaps) the imbalanced arm's floor is lower, and
+    subtracting the balanced arm's from both would charge that difference to the method.
+    Liu et al.'s Δ divides by A(n,1), floor included, so a representation that learned nothing
+    looks perfectly robust. Undefined (NaN) where the balanced arm learned ~nothing: within the
+    near-floor margin of its floor (rounded to 0.1 points), where the ratio explodes.
 
-    >>> round(learned_rel_gap(0.5, 0.45, 0.3), 6), learned_rel_gap(0.3, 0.3, 0.3)
+    >>> round(learned_rel_gap(0.5, 0.45, 0.3), 6), learned_rel_gap(0.31, 0.3, 0.3)
     (0.25, nan)
+    >>> round(learned_rel_gap(0.50, 0.40, 0.30, 0.25), 6)  # lost 0.05 of the 0.20 learned
+    0.25
     """
+    own = floor if imbalanced_floor is None else imbalanced_floor
     learned = balanced - floor
-    if not np.isfinite(learned) or learned <= 0:
+    if not (np.isfinite(learned) and np.isfinite(own)) or below_floor_margin(learned):
         return float("nan")
-    return (balanced - imbalanced) / learned
+    return (learned - (imbalanced - own)) / learned
 
 
 def aggregate_over_seeds(results: pd.DataFrame) -> pd.DataFrame:
@@ -240,9 +250,11 @@ def gap_tables(results: pd.DataFrame, balanced: str) -> tuple[pd.DataFrame, pd.D
             for m in FLOOR_METRICS:  # the arms' own accuracies and the gap of what was learned
                 bal, imb = float(ref.iloc[0][m]), float(other[m])
                 floor = float(ref.iloc[0].get(f"floor_{m}", np.nan))
+                own_floor = float(other.get(f"floor_{m}", np.nan))
                 row[f"{m}_balanced_arm"], row[f"{m}_imbalanced_arm"] = bal, imb
                 row[f"{m}_floor"] = floor
-                row[f"{m}_learned_rel_gap"] = learned_rel_gap(bal, imb, floor)
+                row[f"{m}_imbalanced_floor"] = own_floor
+                row[f"{m}_learned_rel_gap"] = learned_rel_gap(bal, imb, floor, own_floor)
             run_rows.append(row)
     gap_runs = pd.DataFrame(run_rows)
     rows = []

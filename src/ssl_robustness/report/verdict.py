@@ -23,17 +23,59 @@ import numpy as np
 import pandas as pd
 
 from ..names import SL, SSL_SCENARIOS
+from .floor import NEAR_FLOOR, NEAR_FLOOR_POINTS, below_floor_margin, margin_points
 from .paired import ALPHA, MIN_SEEDS_FOR_WORDS, holm, interval_from, paired_p, t_interval
+from .power import min_detectable_effect, sd_upper, tost_p
 
 HEADLINE = ("linear-balanced", "pretraining")  # Liu et al.'s protocol: the default confirmatory
 COMPARISON_ORDER = ("pretraining", "end-to-end", "fixed-representation")
+PLAIN_SL = "supervised"  # the plain cross-entropy baseline: the default SL comparator
+EVERY_SL = "every SL variant"  # the SL side of an intersection-union test (`against: every`)
 
 LESS, MORE, SAME = "loses less", "loses more", "no detectable difference"
 ONE_SEED, NO_SEED = "one seed, no interval", "no seed to compare"
 TOO_FEW = "too few seeds for words"
 ZERO_VARIANCE = "zero variance over seeds, no test"
+NOT_CONCLUSIVE = "not conclusive"
 MEASURES = {"rel_gap": "Δ", "learned_rel_gap": "Δ_learned"}
 CONFIRMATORY, SENSITIVITY, EXPLORATORY = "confirmatory", "sensitivity", "exploratory"
+
+
+@dataclass(frozen=True)
+class Confirmatory:
+    """The registered confirmatory test (registration.json; a run made before registration:
+    its config). Every SSL method is tested against one SL comparator fixed in advance, or
+    against every SL variant at once (`against: every`, an intersection-union test)."""
+
+    evaluation: str = HEADLINE[0]
+    comparison: str = HEADLINE[1]
+    sl_comparator: str | None = None  # None: the plain baseline, or the only SL variant
+    against: str = "one"
+    subsets: tuple[str, ...] | None = None  # None: every imbalanced arm
+    equivalence_margin: float | None = None  # points of Δ; None: no equivalence test
+
+    @classmethod
+    def of(cls, x: Confirmatory | tuple[str, str]) -> Confirmatory:
+        return x if isinstance(x, Confirmatory) else cls(str(x[0]), str(x[1]))
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.evaluation, self.comparison)
+
+    def covers(self, evaluation: str, comparison: str, subset: str) -> bool:
+        return (evaluation, comparison) == self.pair and (
+            self.subsets is None or subset in self.subsets
+        )
+
+    def comparator_among(self, sl_methods: list[str]) -> str | None:
+        """The SL comparator of this study: the registered one, else the plain baseline, else
+        the only SL variant; None where it cannot be told (several, none plain)."""
+        if self.sl_comparator is not None:
+            return self.sl_comparator
+        if PLAIN_SL in sl_methods:
+            return PLAIN_SL
+        unique = list(dict.fromkeys(sl_methods))
+        return unique[0] if len(unique) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -62,6 +104,15 @@ class Paired:
     # mean accuracy of each arm over the paired seeds: (balanced arm, imbalanced arm)
     ssl_accuracy: tuple[float, float] = (math.nan, math.nan)
     sl_accuracy: tuple[float, float] = (math.nan, math.nan)
+    # set in the confirmatory and sensitivity families: the smallest true mean difference the
+    # test had 80% power to detect at the family's strictest Holm threshold, from the spread of
+    # the paired differences, and at that spread's 95% upper confidence bound
+    mde: float = math.nan
+    mde_upper: float = math.nan
+    p_equivalence: float = math.nan  # paired TOST against the registered margin
+    equivalence_margin: float = math.nan  # as a fraction (points / 100)
+    note: str = ""  # why there are no words (not conclusive), or the variant an IUT did not beat
+    undefined_seeds: tuple[int, ...] = ()  # Δ_learned: seeds whose balanced arm learned ~nothing
 
 
 @dataclass(frozen=True)
@@ -75,13 +126,19 @@ class Verdict:
     best_sl: str | None  # SL variant with the smallest mean Δ (None: no SL variant)
     sl_rel_gaps: dict[str, float]  # mean Δ of each SL variant over its usable seeds
     pairs: tuple[Paired, ...]  # on Liu et al.'s Δ
-    left_out: tuple[str, ...] = field(default=())  # collapsed / failed representations
+    left_out: tuple[str, ...] = field(default=())  # failed representations (no accuracy)
     # each SSL method's own Δ over its usable seeds: "method (scenario)" -> (seeds, mean, 95% CI)
     ssl_rel_gaps: dict[str, tuple[int, float, float, float]] = field(default_factory=dict)
     study_has_sl: bool = True  # False: the study trained no SL arm at all
     learned_pairs: tuple[Paired, ...] = field(default=())  # the same pairs on Δ_learned
     confirmatory: bool = False  # the study's one confirmatory comparison
-    near_floor: tuple[str, ...] = field(default=())  # left out of the family: learned ~nothing
+    near_floor: tuple[str, ...] = field(default=())  # out of the family: balanced arm learned ~0
+    comparator: str | None = None  # the registered SL comparator (None: none can be told)
+    against: str = "one"
+    collapsed: tuple[str, ...] = field(default=())  # collapsed arms, kept as measured
+    # failed arms of the methods compared: method -> ((arm, seed), ...)
+    failed: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    equivalence_margin: float | None = None  # points of Δ, registered; None: no TOST
 
     @property
     def headline(self) -> bool:
@@ -131,17 +188,24 @@ def verdicts(
     gap_runs: pd.DataFrame,
     results: pd.DataFrame,
     metric: str = "top1",
-    confirmatory: tuple[str, str] = HEADLINE,
+    confirmatory: Confirmatory | tuple[str, str] = HEADLINE,
 ) -> list[Verdict]:
     """One Verdict per (evaluation, comparison, imbalanced subset) where an SSL method has
-    gaps, the confirmatory one first; every test's family, adjusted p, interval and words set."""
+    gaps, the confirmatory one first; every test's family, adjusted p, interval and words set.
+
+    Nothing the outcome carries decides what is tested: a collapsed arm enters its gap as
+    measured, fitness for the confirmatory family is read off the balanced arm alone, and a
+    failed arm of a confirmatory pair makes its words "not conclusive" instead of a test on
+    the seeds that survived."""
     col = f"{metric}_rel_gap"
     if gap_runs.empty or col not in gap_runs:
         return []
+    conf = Confirmatory.of(confirmatory)
     runs = gap_runs if "comparison" in gap_runs else gap_runs.assign(comparison="pretraining")
     runs = runs[runs["comparison"] != "cross-scenario"]
     bad = left_out_representations(results)
-    usable = runs[~_touches(runs, bad)]
+    failed = bad[bad["why"] == "failed"]
+    usable = runs[~_touches(runs, failed)]
     sl_all = _sl_methods(results)
     raw = [
         _verdict(
@@ -152,7 +216,7 @@ def verdicts(
             bad,
             sl_all,
             results,
-            (str(ev), str(comparison)) == tuple(confirmatory),
+            conf if conf.covers(str(ev), str(comparison), str(subset)) else None,
         )
         for (ev, comparison, subset), grp in runs.groupby(
             ["evaluation", "comparison", "subset"], sort=False
@@ -170,8 +234,9 @@ def _verdict(
     bad: pd.DataFrame,
     sl_all: list[str],
     results: pd.DataFrame,
-    confirmatory: bool,
+    conf: Confirmatory | None,
 ) -> Verdict:
+    """`conf`: the registered test, where this evaluation, gap kind and arm are confirmatory."""
     evaluation, comparison, subset = where
     usable = usable[
         (usable["evaluation"] == evaluation)
@@ -188,6 +253,7 @@ def _verdict(
     }
     acc = _accuracies(usable, metric)
     delta = runs[next(iter(runs))]
+    learned = runs.get("learned_rel_gap", {})
     sl_gaps = {
         m: float(np.mean(list(delta[(SL, m)].values()))) for m in sl_methods if delta.get((SL, m))
     }
@@ -201,16 +267,21 @@ def _verdict(
             own[f"{method} ({scenario})"] = (len(mine), *t_interval(list(mine.values())))
         for sl in sl_methods:
             for measure, per_seed in runs.items():
-                pairs[measure].append(
-                    _paired(
-                        (scenario, method, sl),
-                        measure,
-                        per_seed.get((scenario, method), {}),
-                        per_seed.get((SL, sl), {}),
-                        acc,
-                    )
+                p = _paired(
+                    (scenario, method, sl),
+                    measure,
+                    per_seed.get((scenario, method), {}),
+                    per_seed.get((SL, sl), {}),
+                    acc,
                 )
-    floor = _near_floor_methods(results, evaluation, subset, metric=metric) if confirmatory else {}
+                if measure == "learned_rel_gap":
+                    p = replace(p, undefined_seeds=_undefined(delta, learned, scenario, method, sl))
+                pairs[measure].append(p)
+    comparator = conf.comparator_among(sl_methods) if conf and sl_methods else None
+    floor = _unfit_methods(results, evaluation, metric) if conf else {}
+    if conf is not None and conf.against == "every" and sl_methods:
+        for measure in pairs:
+            pairs[measure] += _every_sl(pairs[measure], sl_methods, floor)
     return Verdict(
         evaluation,
         comparison,
@@ -219,13 +290,75 @@ def _verdict(
         best,
         sl_gaps,
         tuple(pairs.get("rel_gap", [])),
-        _named(bad, everything, evaluation, bool(sl_methods)),
+        _named(bad[bad["why"] == "failed"], everything, evaluation, bool(sl_methods)),
         own,
         bool(sl_all),
         tuple(pairs.get("learned_rel_gap", [])),
-        confirmatory,
+        conf is not None,
         tuple(f"{m} ({why})" for m, why in floor.items()),
+        comparator,
+        conf.against if conf else "one",
+        _collapsed(bad, everything, evaluation),
+        _failed_arms(bad, evaluation),
+        conf.equivalence_margin if conf else None,
     )
+
+
+def _undefined(
+    delta: dict[tuple[str, str], dict[int, float]],
+    learned: dict[tuple[str, str], dict[int, float]],
+    scenario: str,
+    method: str,
+    sl: str,
+) -> tuple[int, ...]:
+    """Seeds where both have Δ but Δ_learned is undefined for one of them (its balanced arm
+    within the near-floor margin of its random-init floor)."""
+    both = set(delta.get((scenario, method), {})) & set(delta.get((SL, sl), {}))
+    defined = set(learned.get((scenario, method), {})) & set(learned.get((SL, sl), {}))
+    return tuple(sorted(both - defined))
+
+
+def _every_sl(pairs: list[Paired], sl_methods: list[str], unfit: dict[str, str]) -> list[Paired]:
+    """Intersection-union tests: for each SSL method, "loses less (more) than every SL
+    variant" holds only if it does so against each fit variant, each at the family's alpha;
+    the combined p is the largest of them (no further adjustment over the variants), and its
+    interval and d are those of the variant it came nearest to not beating."""
+    fit = [m for m in sl_methods if m not in unfit]
+    out = []
+    for group in _by_ssl(pairs).values():
+        parts = [p for p in group if p.sl_method in fit and len(p.seeds) >= 2]
+        if not parts or len(parts) < len(fit):
+            missing = sorted(set(fit) - {p.sl_method for p in parts})
+            out.append(
+                replace(
+                    group[0],
+                    sl_method=EVERY_SL,
+                    seeds=(),
+                    words=NO_SEED,
+                    p=math.nan,
+                    note=f"no paired test against {', '.join(missing) or 'any SL variant'}",
+                )
+            )
+            continue
+        same_sign = len({math.copysign(1, p.mean) for p in parts}) == 1
+        ps = [1.0 if _missing(p.p) else p.p for p in parts]
+        weakest = parts[int(np.argmax(ps))] if same_sign else min(parts, key=lambda p: abs(p.mean))
+        combined = max(ps) if same_sign else 1.0
+        note = (
+            f"nearest to not beaten: {weakest.sl_method} (p = {_p(weakest.p)})"
+            if same_sign
+            else f"its difference changes sign across the SL variants ({weakest.sl_method})"
+        )
+        out.append(replace(weakest, sl_method=EVERY_SL, p=combined, note=note))
+    return out
+
+
+def _by_ssl(pairs: list[Paired]) -> dict[tuple[str, str], list[Paired]]:
+    out: dict[tuple[str, str], list[Paired]] = {}
+    for p in pairs:
+        if p.sl_method != EVERY_SL:
+            out.setdefault((p.ssl_scenario, p.ssl_method), []).append(p)
+    return out
 
 
 def _per_seed(usable: pd.DataFrame, col: str) -> dict[tuple[str, str], dict[int, float]]:
@@ -299,14 +432,27 @@ def _families(vs: list[Verdict]) -> list[Verdict]:
     def family(i: int, kind: str, j: int) -> str:
         v = vs[i]
         p = getattr(v, kind)[j]
-        excluded = {n.split(" (")[0] for n in v.near_floor}
-        if not v.confirmatory or p.ssl_method in excluded or p.sl_method in excluded:
+        if not v.confirmatory or p.ssl_method in _unfit_names(v):
+            return EXPLORATORY
+        if v.against == "every":
+            member = p.sl_method == EVERY_SL
+        else:
+            member = p.sl_method == v.comparator and v.comparator not in _unfit_names(v)
+        if not member:
             return EXPLORATORY
         return CONFIRMATORY if kind == "pairs" else SENSITIVITY
 
     fam = {slot: family(*slot) for slot in slots}
-    # every test made: two paired seeds or more; one with zero variance counts, never rejecting
-    every = [slot for slot in slots if len(_test(vs, slot).seeds) >= 2]
+    vs = [_inconclusive(v, i, fam) for i, v in enumerate(vs)]
+    # every test made: two paired seeds or more; one with zero variance counts, never rejecting;
+    # an intersection-union test combines tests already counted; a failed confirmatory pair
+    # counts in its family as a test that cannot reject
+    every = [
+        slot
+        for slot in slots
+        if (len(_test(vs, slot).seeds) >= 2 or _test(vs, slot).words == NOT_CONCLUSIVE)
+        and (fam[slot] != EXPLORATORY or _test(vs, slot).sl_method != EVERY_SL)
+    ]
 
     def ps(members: list[tuple[int, str, int]]) -> list[float]:
         return [1.0 if _missing(_test(vs, s).p) else _test(vs, s).p for s in members]
@@ -316,10 +462,11 @@ def _families(vs: list[Verdict]) -> list[Verdict]:
         members = [s for s in every if fam[s] == name]
         for s, q in zip(members, holm(ps(members)), strict=True):
             adjusted[s] = (q, len(members))
-    all_q = holm(ps(every))
-    for s, q in zip(every, all_q, strict=True):
+    singles = [s for s in every if _test(vs, s).sl_method != EVERY_SL]
+    all_q = holm(ps(singles))
+    for s, q in zip(singles, all_q, strict=True):
         if fam[s] == EXPLORATORY:
-            adjusted[s] = (q, len(every))
+            adjusted[s] = (q, len(singles))
     out = []
     for i, v in enumerate(vs):
         new = {}
@@ -328,8 +475,39 @@ def _families(vs: list[Verdict]) -> list[Verdict]:
                 _finish(p, fam[(i, kind, j)], *adjusted.get((i, kind, j), (math.nan, 0)))
                 for j, p in enumerate(getattr(v, kind))
             )
+            if v.confirmatory and v.equivalence_margin is not None:
+                new[kind] = tuple(_equivalence(p, v.equivalence_margin) for p in new[kind])
         out.append(replace(v, **new))
     return out
+
+
+def _unfit_names(v: Verdict) -> set[str]:
+    return {n.split(" (")[0] for n in v.near_floor}
+
+
+def _inconclusive(v: Verdict, i: int, fam: dict[tuple[int, str, int], str]) -> Verdict:
+    """A confirmatory pair one of whose methods has a failed arm gets no test on the seeds that
+    survived: its words are "not conclusive", naming the arm and seed."""
+    if not v.failed:
+        return v
+    new = {}
+    for kind in ("pairs", "learned_pairs"):
+        fixed = []
+        for j, p in enumerate(getattr(v, kind)):
+            if fam[(i, kind, j)] == EXPLORATORY:
+                fixed.append(p)
+                continue
+            sides = [p.ssl_method, *(v.failed if p.sl_method == EVERY_SL else [p.sl_method])]
+            why = [
+                f"{m}'s {arm} arm failed in seed {seed}"
+                for m in dict.fromkeys(sides)
+                for arm, seed in v.failed.get(m, ())
+            ]
+            fixed.append(
+                replace(p, words=NOT_CONCLUSIVE, p=math.nan, note="; ".join(why)) if why else p
+            )
+        new[kind] = tuple(fixed)
+    return replace(v, **new)
 
 
 def _test(vs: list[Verdict], slot: tuple[int, str, int]) -> Paired:
@@ -354,6 +532,11 @@ def _finish(p: Paired, family: str, p_adjusted: float, size: int) -> Paired:
             words = ZERO_VARIANCE
         else:
             words = (LESS if p.mean < 0 else MORE) if decide < ALPHA else SAME
+    mde = mde_upper = math.nan
+    if family != EXPLORATORY and len(p.seeds) >= 2 and not _missing(p.sd) and p.sd > 0:
+        strictest = ALPHA / max(size, 1)  # Holm's first threshold
+        mde = min_detectable_effect(len(p.seeds), p.sd, strictest)
+        mde_upper = min_detectable_effect(len(p.seeds), sd_upper(p.sd, len(p.seeds)), strictest)
     return replace(
         p,
         low=low,
@@ -363,7 +546,26 @@ def _finish(p: Paired, family: str, p_adjusted: float, size: int) -> Paired:
         family=family,
         family_size=size,
         level=level,
+        mde=mde,
+        mde_upper=mde_upper,
     )
+
+
+def _equivalence(p: Paired, margin_points: float) -> Paired:
+    """The paired TOST against the registered margin, at the family's Bonferroni level (the
+    level of its interval): equivalence words only where it rejects."""
+    if p.family == EXPLORATORY or len(p.seeds) < 2 or _missing(p.sd):
+        return p
+    return replace(
+        p,
+        p_equivalence=tost_p(p.mean, p.sd, len(p.seeds), margin_points / 100),
+        equivalence_margin=margin_points / 100,
+    )
+
+
+def equivalent(p: Paired) -> bool:
+    """The TOST rejected: the mean difference lies within ±margin at the family's level."""
+    return not _missing(p.p_equivalence) and p.p_equivalence < 1 - p.level
 
 
 def over_floor(results: pd.DataFrame, metric: str = "top1") -> pd.Series:
@@ -379,32 +581,61 @@ def over_floor(results: pd.DataFrame, metric: str = "top1") -> pd.Series:
     return pd.to_numeric(results["over_floor"], errors="coerce")
 
 
-def _near_floor_methods(
+def _unfit_methods(
     results: pd.DataFrame,
     evaluation: str,
-    subset: str,
-    margin: float | None = None,
     metric: str = "top1",
+    points: float = NEAR_FLOOR_POINTS,
 ) -> dict[str, str]:
-    """Methods whose balanced or imbalanced arm beats the random-init floor of this evaluation
-    by less than `margin` on average over seeds (in the verdict's metric): they learned
-    ~nothing, so their Δ says nothing about robustness and they stay out of the confirmatory
-    family."""
-    margin = NEAR_FLOOR if margin is None else margin
-    if "evaluation" not in results:
+    """Methods not fit for the confirmatory family, judged on their balanced arm alone (which
+    does not carry the outcome): it beats the random-init floor of this evaluation by less than
+    `points` on average over seeds (in the verdict's metric, rounded to 0.1 points), or it
+    collapsed in some seed. An imbalanced arm at the floor is a large loss and counts."""
+    if "evaluation" not in results or "balanced" not in results:
         return {}
-    margins = over_floor(results, metric)
-    keep = (results["evaluation"] == evaluation) & results["subset"].isin(["balanced", subset])
-    rows, margins = results[keep], margins[keep]
+    ok = results.get("status", pd.Series("ok", index=results.index)).astype(str) != "failed"
+    keep = (results["evaluation"] == evaluation) & truthy(results, "balanced") & ok
+    rows, margins = results[keep], over_floor(results, metric)[keep]
     out = {}
     for method, g in rows.groupby("method", sort=False):
-        over = margins[g.index].groupby(g["subset"]).mean()
-        if over.notna().any() and float(over.min()) < margin:
+        collapsed = g[truthy(g, "collapsed")]
+        mean = margins[g.index].mean()
+        if len(collapsed):
+            seeds = ", ".join(str(int(s)) for s in sorted(collapsed["seed"].unique()))
+            out[str(method)] = f"its balanced arm collapsed in seed {seeds}"
+        elif below_floor_margin(float(mean), points):
             out[str(method)] = (
-                f"{100 * float(over.min()):+.1f} points over the random-init floor in its "
-                f"{over.idxmin()} arm"
+                f"{margin_points(float(mean)):+.1f} points over the random-init floor in its "
+                "balanced arm"
             )
     return out
+
+
+def _collapsed(bad: pd.DataFrame, group: pd.DataFrame, evaluation: str) -> tuple[str, ...]:
+    """Collapsed representations of this comparison: kept as measured, named."""
+    rows = bad[bad["why"] == "collapsed"]
+    if "evaluation" in rows:
+        rows = rows[rows["evaluation"].isna() | (rows["evaluation"] == evaluation)]
+    methods = set(group["method"])
+    return tuple(
+        dict.fromkeys(
+            str(r["representation"]) for _, r in rows.iterrows() if r.get("method") in methods
+        )
+    )
+
+
+def _failed_arms(bad: pd.DataFrame, evaluation: str) -> dict[str, tuple[tuple[str, int], ...]]:
+    """method -> the (arm, seed) of each of its representations that failed."""
+    rows = bad[bad["why"] == "failed"]
+    out: dict[str, list[tuple[str, int]]] = {}
+    for _, r in rows.iterrows():
+        if any(_missing(r.get(k)) for k in ("method", "seed")):
+            continue
+        if not _missing(r.get("evaluation")) and r.get("evaluation") != evaluation:
+            continue
+        arm = str(r.get("subset")) if not _missing(r.get("subset")) else "-"
+        out.setdefault(str(r["method"]), []).append((arm, int(r["seed"])))
+    return {m: tuple(sorted(set(v))) for m, v in out.items()}
 
 
 def left_out_representations(results: pd.DataFrame) -> pd.DataFrame:
@@ -497,7 +728,45 @@ def _pp(x: float) -> str:
 
 
 def _acc(x: tuple[float, float]) -> str:
-    return f"{_pct(x[0])} → {_pct(x[1])}"
+    """'40.6% → 38.1% (−2.5 points)': both arms and the absolute loss, so a reader sees
+    whether "loses less" is only "had less to lose"."""
+    if _missing(x[0]) or _missing(x[1]):
+        return f"{_pct(x[0])} → {_pct(x[1])}"
+    return f"{_pct(x[0])} → {_pct(x[1])} ({100 * (x[1] - x[0]):+.1f} points)"
+
+
+def _seeds(seeds: tuple[int, ...]) -> str:
+    return f"seed{'s' if len(seeds) != 1 else ''} {', '.join(str(s) for s in seeds)}"
+
+
+def power_words(p: Paired) -> str:
+    """What a "no detectable difference" could have seen: the minimum detectable effect at
+    the family's strictest Holm threshold, from this study's spread and its upper bound."""
+    if _missing(p.mde):
+        return ""
+    sym = MEASURES.get(p.measure, p.measure)
+    return (
+        f"this test had 80% power only for a true difference of at least {100 * p.mde:.1f} "
+        f"points of {sym} ({100 * p.mde_upper:.1f} at the 95% upper bound of the spread; the "
+        f"spread is the sd of this study's {len(p.seeds)} paired per-seed differences, "
+        f"{100 * p.sd:.1f} points), so a smaller one could pass unseen"
+    )
+
+
+def equivalence_words(p: Paired) -> str:
+    """The TOST's verdict against the registered margin, or nothing without one."""
+    if _missing(p.p_equivalence):
+        return ""
+    margin = f"±{100 * p.equivalence_margin:.1f} points of {MEASURES.get(p.measure, p.measure)}"
+    if equivalent(p):
+        return (
+            f"equivalent within {margin}: the two lose the same up to the registered margin "
+            f"(paired TOST p = {_p(p.p_equivalence)})"
+        )
+    return (
+        f"equivalence within {margin} is not shown (paired TOST p = {_p(p.p_equivalence)}), so "
+        "this is no evidence that they lose the same"
+    )
 
 
 def _p(x: float) -> str:
@@ -511,8 +780,14 @@ def paired_sentence(p: Paired, metric: str = "top1") -> str:
     supervised's 53.9% → 48.1%.'"""
     who = f"{p.ssl_method} ({p.ssl_scenario})"
     sym = MEASURES.get(p.measure, p.measure)
+    if p.words == NOT_CONCLUSIVE:
+        return (
+            f"{who} vs {p.sl_method}: {NOT_CONCLUSIVE}: {p.note} (no test on the seeds that "
+            "survived)."
+        )
     if not p.seeds:
-        return f"{who} vs {p.sl_method}: {NO_SEED} (no seed where both have a usable {sym})."
+        why = p.note or f"no seed where both have a usable {sym}"
+        return f"{who} vs {p.sl_method}: {NO_SEED} ({why})."
     gaps = f"{sym} {_pct(p.ssl_rel_gap)} vs {_pct(p.sl_rel_gap)}"
     if not _missing(p.ssl_accuracy[0]):
         gaps += (
@@ -539,7 +814,23 @@ def paired_sentence(p: Paired, metric: str = "top1") -> str:
             f"{p.family_size} test{'s' if p.family_size != 1 else ''})"
         )
         stats_ = f"Holm-adjusted p = {_p(p.p_adjusted)} (unadjusted {_p(p.p)})"
-    tail = f": {d}, {ci}, {stats_}, over {len(p.seeds)} seeds ({gaps})."
+    extra = [
+        x
+        for x in (
+            p.note,
+            power_words(p) if p.words == SAME else "",
+            equivalence_words(p),
+            (
+                f"Δ_learned undefined in {_seeds(p.undefined_seeds)} (a balanced arm within "
+                f"{NEAR_FLOOR_POINTS:.0f} points of its floor), so those seeds are not in it"
+            )
+            if p.undefined_seeds
+            else "",
+        )
+        if x
+    ]
+    more = "".join(f"; {x}" for x in extra)
+    tail = f": {d}, {ci}, {stats_}, over {len(p.seeds)} seeds ({gaps}){more}."
     if p.words == TOO_FEW:
         return (
             f"{who} vs {p.sl_method}: {TOO_FEW} ({len(p.seeds)} paired seeds, at least "
@@ -580,38 +871,80 @@ def verdict_sentences(v: Verdict) -> list[str]:
             else "No SSL method has a usable gap either."
         )
     else:
-        others = ", ".join(f"{m} {_pct(g)}" for m, g in v.sl_rel_gaps.items() if m != v.best_sl)
-        best = f"best SL variant: {v.best_sl} (Δ {_pct(v.sl_rel_gaps[v.best_sl])})" + (
-            f"; others: {others}." if others else "."
-        )
+        best = sl_lead(v)
     lines = [f"{lead}: {best}", *[paired_sentence(p, v.metric) for p in v.pairs]]
     if v.confirmatory:
         lines += [paired_sentence(p, v.metric) for p in v.learned_pairs]
-        lines += disagreements(v)
+    lines += disagreements(v)
     if v.near_floor:
         lines.append(
-            "Left out of the confirmatory family, within "
-            f"{100 * NEAR_FLOOR:.0f} points of the random-init floor (their Δ says nothing about "
-            "robustness; their tests above are exploratory): " + ", ".join(v.near_floor) + "."
+            "Not fit for the confirmatory family, judged on the balanced arm alone (within "
+            f"{NEAR_FLOOR_POINTS:.0f} points of the random-init floor, or collapsed, when the "
+            "data are balanced: it learned ~nothing to lose; its tests above are exploratory): "
+            + ", ".join(v.near_floor)
+            + "."
+        )
+    if v.collapsed:
+        lines.append(
+            "Collapsed (feature spread ~0), kept in their gaps as measured: collapse under "
+            "imbalance is an outcome, not a reason to leave an arm out: "
+            + ", ".join(v.collapsed)
+            + "."
         )
     if v.left_out:
-        lines.append("Left out (their seed pairs dropped): " + ", ".join(v.left_out) + ".")
+        lines.append(
+            "Failed, no accuracy (their seed pairs have no gap): " + ", ".join(v.left_out) + "."
+        )
     return lines
 
 
+def sl_lead(v: Verdict) -> str:
+    """The SL side of a verdict: the registered comparator (confirmatory), and the variant that
+    lost least, labelled as chosen after the fact (its Δ is biased low by that choice)."""
+    assert v.best_sl is not None
+    others = ", ".join(f"{m} {_pct(g)}" for m, g in v.sl_rel_gaps.items() if m != v.best_sl)
+    after = (
+        f"the SL variant that lost least, chosen after the fact and so exploratory: {v.best_sl} "
+        f"(Δ {_pct(v.sl_rel_gaps[v.best_sl])})"
+    ) + (f"; others: {others}" if others else "")
+    if not v.confirmatory:
+        return after + "."
+    if v.against == "every":
+        return f"registered test: against every SL variant (intersection-union); {after}."
+    if v.comparator is None:
+        return (
+            "no SL comparator was registered and none can be told (several SL variants, no "
+            f"plain '{PLAIN_SL}'), so there is no confirmatory test; {after}."
+        )
+    gap = v.sl_rel_gaps.get(v.comparator)
+    shown = _pct(gap) if gap is not None else "n/a"
+    return f"registered SL comparator: {v.comparator} (Δ {shown}); {after}."
+
+
 def disagreements(v: Verdict) -> list[str]:
-    """Where Δ and Δ_learned give different words for the same pair, say so plainly."""
+    """Where Δ and Δ_learned give different words, or point in opposite directions, for the
+    same pair (in any comparison, exploratory too), say so plainly."""
     learned = {(p.ssl_scenario, p.ssl_method, p.sl_method): p for p in v.learned_pairs}
     out = []
     for p in v.pairs:
         q = learned.get((p.ssl_scenario, p.ssl_method, p.sl_method))
-        if q is None or p.words == q.words or TOO_FEW in (p.words, q.words):
+        if q is None or len(p.seeds) < 2 or len(q.seeds) < 2:
             continue
-        out.append(
-            f"Δ and Δ_learned disagree for {p.ssl_method} vs {p.sl_method}: by Δ it "
-            f"'{p.words}', by Δ_learned '{q.words}'. Δ divides by accuracy that includes what "
-            "a random network already gets; Δ_learned by what was learned beyond it."
-        )
+        worded = {p.words, q.words} <= {LESS, MORE, SAME}
+        opposite = p.mean * q.mean < 0
+        if worded and p.words != q.words:
+            out.append(
+                f"Δ and Δ_learned disagree for {p.ssl_method} vs {p.sl_method} ({v.evaluation}, "
+                f"{v.comparison}): by Δ it '{p.words}', by Δ_learned '{q.words}'. Δ divides by "
+                "accuracy that includes what a random network already gets; Δ_learned by what "
+                "was learned beyond it."
+            )
+        elif opposite:
+            out.append(
+                f"Δ and Δ_learned point in opposite directions for {p.ssl_method} vs "
+                f"{p.sl_method} ({v.evaluation}, {v.comparison}): d = {_pp(p.mean)} points of Δ "
+                f"but {_pp(q.mean)} of Δ_learned; neither direction is a finding."
+            )
     return out
 
 
@@ -643,7 +976,12 @@ def tests_table(vs: list[Verdict]) -> pd.DataFrame:
             "ssl_imbalanced_arm": p.ssl_accuracy[1],
             "sl_balanced_arm": p.sl_accuracy[0],
             "sl_imbalanced_arm": p.sl_accuracy[1],
+            "mde": p.mde,
+            "mde_upper": p.mde_upper,
+            "p_equivalence": p.p_equivalence,
+            "equivalence_margin": p.equivalence_margin,
             "words": p.words,
+            "note": p.note,
         }
         for v in vs
         for p in (*v.pairs, *v.learned_pairs)
@@ -667,16 +1005,13 @@ def _own_gap(who: str, seeds: int, mean: float, low: float, high: float) -> str:
     return f"{who} {_pct(mean)}, 95% CI [{_pct(low)}, {_pct(high)}] over {seeds} seeds"
 
 
-NEAR_FLOOR = 0.03  # a trained representation within 3 points of random init learned ~nothing
-
-
 def near_floor(results: pd.DataFrame, margin: float = NEAR_FLOOR) -> list[str]:
     """Sentences naming every trained representation and evaluation that beats the random-init
     floor of the same seed and adaptation by less than `margin` (top-1)."""
     if "over_floor" not in results:
         return []
     over = pd.to_numeric(results["over_floor"], errors="coerce")
-    rows = results[over < margin]
+    rows = results[over.map(lambda x: below_floor_margin(float(x), 100 * margin))]
     return [
         f"{r.representation} on {r.evaluation}: top-1 {100 * r.top1:.1f}% vs random init "
         f"{100 * r.floor_top1:.1f}% ({100 * r.over_floor:+.1f} points): within "

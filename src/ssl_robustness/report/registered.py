@@ -1,0 +1,98 @@
+"""The confirmatory test the report makes: the one registered before the results
+(registration.json), never a config edited after they were seen; and the verdict's first line,
+which says what was registered, when, and what differs in what is reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import verdict as V
+from .rundir import RunDir
+
+FIELDS = ("evaluation", "comparison", "sl_comparator", "against")
+
+
+def confirmatory_choice(run: RunDir) -> V.Confirmatory:
+    """The registered confirmatory test; a run made before registration existed: its config."""
+    reg = run.registration
+    if isinstance(reg, dict) and isinstance(reg.get("confirmatory"), dict):
+        block = reg["confirmatory"]
+        subsets = block.get("subsets")
+        return V.Confirmatory(
+            evaluation=str(block.get("evaluation", V.HEADLINE[0])),
+            comparison=str(block.get("comparison", V.HEADLINE[1])),
+            sl_comparator=block.get("sl_comparator"),
+            against=str(block.get("against", "one")),
+            subsets=tuple(subsets) if isinstance(subsets, list) and subsets else None,
+            equivalence_margin=reg.get("equivalence_margin_points"),
+        )
+    return _from_config(run)
+
+
+def _from_config(run: RunDir) -> V.Confirmatory:
+    chosen = run.report_setting("confirmatory", None) or {}
+    return V.Confirmatory(
+        evaluation=str(chosen.get("evaluation", V.HEADLINE[0])),
+        comparison=str(chosen.get("comparison", V.HEADLINE[1])),
+        sl_comparator=chosen.get("sl_comparator"),
+        against=str(chosen.get("against", "one")),
+        equivalence_margin=run.report_setting("equivalence_margin", None),
+    )
+
+
+def _describe(c: V.Confirmatory) -> str:
+    against = "every SL variant" if c.against == "every" else (c.sl_comparator or "plain SL")
+    return f"{c.evaluation}, {c.comparison} gap, against {against}"
+
+
+def _seeds(seeds: list[Any]) -> str:
+    return ", ".join(str(s) for s in seeds) or "none"
+
+
+def registration_line(run: RunDir) -> tuple[str, bool]:
+    """The verdict's first line, and whether it reports a departure from the registration
+    (another confirmatory block in the config, seeds added after results existed, or a
+    registration made after results existed, or none at all)."""
+    reg = run.registration
+    if not isinstance(reg, dict):
+        return (
+            "Not registered: this run has no registration.json (made before registration "
+            "existed), so the confirmatory test is read from its config, which could have been "
+            "edited after the results were seen.",
+            True,
+        )
+    registered = confirmatory_choice(run)
+    configured = _from_config(run)
+    when = str(reg.get("registered_at", "?"))
+    before = bool(reg.get("before_any_result", False))
+    departures = []
+    if not before:
+        departures.append("the registration was written when results already existed")
+    config_now = {f: getattr(configured, f) for f in FIELDS}
+    config_now["sl_comparator"] = config_now["sl_comparator"] or registered.sl_comparator
+    if any(config_now[f] != getattr(registered, f) for f in FIELDS):
+        departures.append(
+            f"the config now says {_describe(V.Confirmatory(**config_now))}; the registered "
+            "test is reported as confirmatory and the config's choice is exploratory"
+        )
+    seeds = list(reg.get("seeds", []))
+    for a in reg.get("amendments", []):
+        if "seeds" in a and a.get("results_existed"):
+            added = [s for s in a["seeds"] if s not in seeds]
+            if added:
+                departures.append(
+                    f"seeds {_seeds(added)} were added on {a.get('at', '?')} after results "
+                    "existed (adding seeds after seeing results inflates the false-positive "
+                    "rate)"
+                )
+            seeds = list(a["seeds"])
+        elif "seeds" in a:
+            seeds = list(a["seeds"])
+    head = (
+        f"Registered {'before any result' if before else 'after results existed'} ({when}): "
+        f"{_describe(registered)}, Δ in {reg.get('confirmatory', {}).get('metric', 'top1')}, "
+        f"alpha {reg.get('alpha', V.ALPHA)}, seeds {_seeds(list(reg.get('seeds', [])))}"
+    )
+    if not departures:
+        return f"{head}; reported as registered.", False
+    return f"{head}; reported with departures: {'; '.join(departures)}.", True
