@@ -22,6 +22,7 @@ from .evaluation.run import evaluation_jobs
 from .methods import views_per_step
 from .names import SSL_IMAGENET
 from .report.cost import cost_lines, cost_rows
+from .report.planning import seeds_needed_lines
 from .representations import RepresentationSpec, expand_representations, representation_status
 
 if TYPE_CHECKING:
@@ -300,4 +301,4 @@ def plan_lines(
     spent = cost_lines(cost_rows(cfg.out))
     if spent:  # a resumed or re-run study: what its finished phases took
         lines += ["wall time recorded so far, by phase:", *(f"  {x}" for x in spent)]
-    return lines
+    return lines + seeds_needed_lines(cfg.out, cfg.report.effect_of_interest)
