@@ -1,8 +1,9 @@
-"""Did the long-tail SSL methods close SimCLR's gap? Each method's Δ paired by seed with SimCLR's.
+"""Did the long-tail SSL methods close SimCLR's gap? Each method's absolute gap paired by seed with
+SimCLR's (the gap in points, not the relative Δ of the verdict).
 
 Reads only the run directory a study such as `configs/cifar10_longtail_ssl_cpu.yaml` wrote
-(`tables/gap_runs.csv`): per evaluation, each method's Δ (balanced arm minus imbalanced arm,
-in points) per seed, then its difference from SimCLR's Δ of the same seed (the same subset
+(`tables/gap_runs.csv`): per evaluation, each method's gap (balanced arm minus imbalanced arm,
+in points) per seed, then its difference from SimCLR's gap of the same seed (the same subset
 draws, probe and test images) with a 95% t-interval over seeds and its paired p (unadjusted:
 exploratory, one test of several). A negative difference: the method lost less than SimCLR.
 
@@ -39,14 +40,14 @@ def compare(gaps: pd.DataFrame, evaluation: str, metric: str) -> list[str]:
         return [f"{evaluation}: no pretraining gaps in this run"]
     wide = rows.pivot_table(index="seed", columns="method", values=f"{metric}_gap") * 100
     arms = rows.pivot_table(index="seed", columns="method", values=f"{metric}_balanced_arm")
-    lines = [f"{evaluation}, {metric}: Δ = balanced arm - imbalanced arm, points, per seed"]
+    lines = [f"{evaluation}, {metric}: gap = balanced arm - imbalanced arm, points, per seed"]
     for method in wide.columns:
         per_seed = " ".join(f"{v:+.1f}" for v in wide[method])
         mean_arm = 100 * float(arms[method].mean())
-        lines.append(f"  {method:16s} Δ {per_seed}  (balanced arm {mean_arm:.1f} on average)")
+        lines.append(f"  {method:16s} gap {per_seed}  (balanced arm {mean_arm:.1f} on average)")
     if BASE not in wide:
         return [*lines, f"  no {BASE} in this run: nothing to pair with"]
-    lines.append(f"  Δ minus {BASE}'s Δ, paired by seed: mean [95% CI], unadjusted p")
+    lines.append(f"  gap minus {BASE}'s gap, paired by seed: mean [95% CI], unadjusted p")
     for method in wide.columns:
         if method == BASE:
             continue
