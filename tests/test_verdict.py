@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from ssl_robustness.report import verdict as V
+from ssl_robustness.report import verdict_words as W
 
 T975_2 = 4.302652729749464  # scipy.stats.t.ppf(0.975, 2)
 
@@ -110,7 +111,7 @@ def test_the_registered_comparator_not_the_least_losing_variant_is_confirmatory(
         "supervised": pytest.approx(0.08),
         "supervised-balanced_softmax": pytest.approx(0.03),
     }
-    text = "\n".join(V.verdict_sentences(v))
+    text = "\n".join(W.verdict_sentences(v))
     assert text.startswith("Confirmatory comparison: linear-balanced, pretraining gap")
     assert "registered SL comparator: supervised (Δ 8.0%)" in text
     assert (
@@ -174,10 +175,10 @@ def test_the_same_test_outside_the_confirmatory_comparison_is_exploratory(three_
     assert p.low == pytest.approx(-0.05 - T975_2 * 0.01)  # unadjusted 95%
     assert p.words == "loses less"  # unadjusted p = 0.038 < 0.05 ...
     # ... but the words never appear without "exploratory", and Holm over all 2 tests
-    sentence = V.paired_sentence(p)
+    sentence = W.paired_sentence(p)
     assert sentence.startswith("exploratory: simclr (SSL-in-domain) loses less than supervised")
     assert "p = 0.038, Holm over all 2 tests made p = 0.075" in sentence
-    lead = V.verdict_sentences(v)[0]
+    lead = W.verdict_sentences(v)[0]
     assert lead.startswith("Exploratory comparison (not the confirmatory one")
 
 
@@ -203,7 +204,7 @@ def test_one_seed_has_no_interval():
     assert p.mean == pytest.approx(-0.06)
     assert math.isnan(p.low) and math.isnan(p.high)
     assert p.words == "one seed, no interval"
-    text = V.paired_sentence(p)
+    text = W.paired_sentence(p)
     assert "one seed, no interval" in text and "overlap" not in text and "CI" not in text
 
 
@@ -228,7 +229,7 @@ def test_a_collapsed_imbalanced_arm_is_an_outcome_kept_as_measured(three_seeds):
     assert p.seeds == (0, 1, 2) and p.family == "confirmatory"
     assert p.mean == pytest.approx(-0.05)
     assert v.left_out == () and v.collapsed == ("simclr_exp-r0.1_s2",)
-    assert any("kept in their gaps as measured" in s for s in V.verdict_sentences(v))
+    assert any("kept in their gaps as measured" in s for s in W.verdict_sentences(v))
 
 
 def test_a_failed_imbalanced_arm_makes_the_confirmatory_words_not_conclusive(three_seeds):
@@ -248,7 +249,7 @@ def test_a_failed_imbalanced_arm_makes_the_confirmatory_words_not_conclusive(thr
     p = next(p for p in v.pairs if p.sl_method == "supervised")
     assert p.family == "confirmatory" and p.words == "not conclusive"
     assert p.note == "simclr's exp-r0.1 arm failed in seed 2"
-    assert "not conclusive: simclr's exp-r0.1 arm failed in seed 2" in V.paired_sentence(p)
+    assert "not conclusive: simclr's exp-r0.1 arm failed in seed 2" in W.paired_sentence(p)
     # the same pair outside the confirmatory comparison is an ordinary test on 2 seeds
     [w] = V.verdicts(runs, results, confirmatory=("knn-k20", "pretraining"))
     q = next(p for p in w.pairs if p.sl_method == "supervised")
@@ -313,7 +314,7 @@ def test_metric_follows_test_balance_and_reads_its_own_column():
     assert V.verdicts(runs, result_rows(runs), metric="top1") == []
     [v] = V.verdicts(runs, result_rows(runs), metric="balanced_accuracy")
     assert v.pairs[0].mean == pytest.approx(-0.05)
-    assert "relative gap Δ in balanced accuracy" in V.verdict_sentences(v)[0]
+    assert "relative gap Δ in balanced accuracy" in W.verdict_sentences(v)[0]
 
 
 def test_headline_first_and_cross_scenario_ignored(three_seeds):
@@ -345,13 +346,13 @@ def test_headline_first_and_cross_scenario_ignored(three_seeds):
     ]
     fixed = vs[-1]
     assert fixed.best_sl is None and fixed.pairs == ()
-    lines = V.render(vs, "top-1 accuracy (the test split is balanced)")
+    lines = W.render(vs, "top-1 accuracy (the test split is balanced)")
     assert lines[0] == "The verdict uses top-1 accuracy (the test split is balanced)."
     assert lines[1].startswith(
         "Confirmatory comparison: linear-balanced, pretraining gap (balanced vs exp-r0.1)"
     )
     assert any("no SL variant has a usable gap here" in line for line in lines)
-    assert V.render([]) == [
+    assert W.render([]) == [
         "No SSL method has a balanced-vs-imbalanced gap, so there is no verdict."
     ]
 
@@ -367,7 +368,7 @@ def test_study_without_sl_gives_each_ssl_methods_own_gap_and_says_it_cannot_comp
     half = T975_2 * 0.01 / math.sqrt(3)  # std of (0.02, 0.04, 0.03) is 0.01
     assert (seeds, mean) == (3, pytest.approx(0.03))
     assert (low, high) == (pytest.approx(0.03 - half), pytest.approx(0.03 + half))
-    [text] = V.verdict_sentences(v)
+    [text] = W.verdict_sentences(v)
     assert "this study trained no SL arm, so it cannot say whether SSL loses less than SL" in text
     assert "not a test of a difference" in text
     assert f"simsiam (SSL-in-domain) 3.0%, 95% CI [{100 * (0.03 - half):.1f}%" in text

@@ -11,6 +11,7 @@ import pytest
 from test_verdict import gap_rows, result_rows
 
 from ssl_robustness.report import verdict as V
+from ssl_robustness.report import verdict_words as W
 from ssl_robustness.report.tables import gap_tables, with_floor
 
 
@@ -92,7 +93,7 @@ def test_delta_and_learned_delta_disagree_and_the_verdict_says_so():
     assert delta.family == "confirmatory" and learned.family == "sensitivity"
     assert delta.words == "loses less"
     assert learned.words != "loses less"
-    text = "\n".join(V.verdict_sentences(v))
+    text = "\n".join(W.verdict_sentences(v))
     assert "Δ and Δ_learned disagree for simclr vs supervised" in text
     # both arms' absolute accuracies and the absolute loss in points beside Δ
     assert (
@@ -115,7 +116,7 @@ def test_a_balanced_arm_near_the_floor_is_not_fit_for_the_confirmatory_family():
     [p] = v.pairs
     assert p.family == "exploratory"
     assert v.near_floor == ("simclr (+2.5 points over the random-init floor in its balanced arm)",)
-    text = "\n".join(V.verdict_sentences(v))
+    text = "\n".join(W.verdict_sentences(v))
     assert "Not fit for the confirmatory family, judged on the balanced arm alone" in text
     assert "exploratory: simclr" in text
 
@@ -167,7 +168,7 @@ def test_no_detectable_difference_says_what_the_test_could_have_seen():
     assert p.mde == pytest.approx(min_detectable_effect(5, sd, 0.05))
     assert p.mde_upper == pytest.approx(min_detectable_effect(5, sd_upper(sd, 5), 0.05))
     assert p.mde_upper > p.mde > abs(p.mean)
-    text = V.paired_sentence(p)
+    text = W.paired_sentence(p)
     assert f"at least {100 * p.mde:.1f} points of Δ" in text and "80% power" in text
     assert "observed power" not in text
 
@@ -181,15 +182,15 @@ def test_equivalence_is_claimed_only_where_the_registered_tost_rejects():
     )
     results = result_rows(runs)
     [plain] = V.verdicts(runs, results)
-    assert "equivalen" not in V.paired_sentence(plain.pairs[0])  # no margin, no words
+    assert "equivalen" not in W.paired_sentence(plain.pairs[0])  # no margin, no words
     [v] = V.verdicts(runs, results, confirmatory=V.Confirmatory(equivalence_margin=1.0))
     [p] = v.pairs
     d = [0.001, -0.001, -0.001, 0.002, -0.001]
     assert p.p_equivalence == pytest.approx(tost_p(sum(d) / 5, pd.Series(d).std(), 5, 0.01))
-    assert V.equivalent(p) and "equivalent within ±1.0 points of Δ" in V.paired_sentence(p)
+    assert V.equivalent(p) and "equivalent within ±1.0 points of Δ" in W.paired_sentence(p)
     [w] = V.verdicts(runs, results, confirmatory=V.Confirmatory(equivalence_margin=0.05))
     assert not V.equivalent(w.pairs[0])
-    assert "equivalence within ±0.1 points of Δ is not shown" in V.paired_sentence(w.pairs[0])
+    assert "equivalence within ±0.1 points of Δ is not shown" in W.paired_sentence(w.pairs[0])
 
 
 def test_two_seeds_give_an_interval_but_no_words():
@@ -201,7 +202,7 @@ def test_two_seeds_give_an_interval_but_no_words():
     [p] = v.pairs
     assert p.p < 0.05  # a tiny spread: "significant" on one degree of freedom
     assert p.words == "too few seeds for words"
-    text = V.paired_sentence(p)
+    text = W.paired_sentence(p)
     assert "too few seeds for words (2 paired seeds, at least 3 needed)" in text
     assert "CI [" in text and "loses less" not in text
 
@@ -214,7 +215,7 @@ def test_a_zero_variance_difference_is_flagged_not_shown_as_plus_minus_zero():
     [v] = V.verdicts(runs, result_rows(runs))
     [p] = v.pairs
     assert math.isnan(p.p) and p.words == "zero variance over seeds, no test"
-    text = V.paired_sentence(p)
+    text = W.paired_sentence(p)
     assert "zero variance over seeds" in text and "CI" not in text
 
 
@@ -313,4 +314,4 @@ def test_learned_gap_is_undefined_where_the_balanced_arm_learned_nothing():
     [v] = V.verdicts(runs, results)
     [q] = v.learned_pairs
     assert q.seeds == (1, 2) and q.undefined_seeds == (0,)
-    assert "Δ_learned undefined in seed 0" in V.paired_sentence(q)
+    assert "Δ_learned undefined in seed 0" in W.paired_sentence(q)

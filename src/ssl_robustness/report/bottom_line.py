@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 
 from . import verdict as V
+from . import verdict_words as W
 from .classes import fewest_test_images
-from .floor import below_floor_margin
+from .floor import NEAR_FLOOR, below_floor_margin
 
 PER_CLASS_TEST_MIN = 50  # below this many test images per class, per-class claims are coarse
 
@@ -51,7 +52,7 @@ def bottom_line(
 
 def _found(v: V.Verdict) -> list[str]:
     """What the confirmatory comparison found for one imbalanced arm."""
-    words = V.METRIC_WORDS.get(v.metric, v.metric)
+    words = W.METRIC_WORDS.get(v.metric, v.metric)
     where = f"{v.evaluation} ({v.comparison} gap, {words}, balanced arm vs {v.subset})"
     if v.best_sl is None:
         why = "no SL variant has a usable gap" if v.study_has_sl else "this study trained no SL arm"
@@ -85,11 +86,11 @@ def _found(v: V.Verdict) -> list[str]:
 def _arms(acc: tuple[float, float], rel_gap: float) -> str:
     """'went from 80.1% to 75.2% (Δ 6.1%)'; an older run's tables lack the arms' accuracy."""
     if any(V._missing(a) for a in acc):
-        return f"had Δ {V._pct(rel_gap)}"
+        return f"had Δ {W._pct(rel_gap)}"
     points = 100 * (acc[1] - acc[0])
     return (
-        f"went from {V._pct(acc[0])} to {V._pct(acc[1])} ({points:+.1f} points, "
-        f"Δ {V._pct(rel_gap)})"
+        f"went from {W._pct(acc[0])} to {W._pct(acc[1])} ({points:+.1f} points, "
+        f"Δ {W._pct(rel_gap)})"
     )
 
 
@@ -108,13 +109,13 @@ def _finding(pairs: list[V.Paired], sl: str) -> str:
             p.words, f"shows no detectable difference from {sl}"
         )
         extra = [
-            x for x in (V.power_words(p) if p.words == V.SAME else "", V.equivalence_words(p)) if x
+            x for x in (W.power_words(p) if p.words == V.SAME else "", W.equivalence_words(p)) if x
         ]
         if sl.startswith(V.EVERY_SL) and p.note:
             extra.insert(0, p.note)
         parts.append(
-            f"{p.ssl_method} {verb} (d = {V._pp(p.mean)} points of Δ, family-wise 95% CI "
-            f"[{V._pp(p.low)}, {V._pp(p.high)}]{''.join(f'; {x}' for x in extra)})"
+            f"{p.ssl_method} {verb} (d = {W._pp(p.mean)} points of Δ, family-wise 95% CI "
+            f"[{W._pp(p.low)}, {W._pp(p.high)}]{''.join(f'; {x}' for x in extra)})"
         )
     text = ("The confirmatory test finds: " + "; ".join(parts) + ".") if parts else ""
     for p in failed:
@@ -147,7 +148,7 @@ def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
     some_seed = [
         m for m in _near_floor_methods(results, v.evaluation, v.metric) if m not in out_of_test
     ]
-    floor = f"within {100 * V.NEAR_FLOOR:.0f} points of the random-init floor on {v.evaluation}"
+    floor = f"within {100 * NEAR_FLOOR:.0f} points of the random-init floor on {v.evaluation}"
     if out_of_test:
         out.append(
             f"{', '.join(out_of_test)} {floor} in the balanced arm on average over seeds, or "

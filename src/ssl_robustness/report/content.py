@@ -11,6 +11,7 @@ import yaml
 
 from ..layout import RunLayout
 from . import verdict as V
+from . import verdict_words as W
 from .arms import per_class_rows, subset_counts
 from .classes import class_table, coarseness_line, rare_classes_by_seed, rarity_table
 from .cost import cost_rows, cost_summary
@@ -86,7 +87,7 @@ def report_content(run: RunDir) -> ReportContent:
             run, [v for v in top if v.confirmatory], vs, reason, confirmatory.pair
         ),
         tests=V.tests_table(vs),
-        other_lines=[line for v in rest for line in V.verdict_sentences(v)],
+        other_lines=[line for v in rest for line in W.verdict_sentences(v)],
         gap_lines=gap_sentences(gaps, headline, metric)
         + (
             [
@@ -105,7 +106,7 @@ def report_content(run: RunDir) -> ReportContent:
         gaps=_columns(gaps, _gap_columns(metric)),
         aggregate=_columns(aggregate, _aggregate_columns(metric)),
         collapsed=collapsed,
-        near_floor=V.near_floor(res),
+        near_floor=W.near_floor(res),
         undertrained=undertrained_lines(res),
         failures=_failures(run),
         class_table=classes,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import verdict as V
+from . import verdict_words as W
 from .bottom_line import bottom_line
 from .registered import confirmatory_choice, registration_line
 from .rundir import RunDir, load_run
@@ -59,7 +60,7 @@ def verdict_block(
     shown = res[res["evaluation"] == shown_ev] if shown_ev and "evaluation" in res else res
     made = V.tests_table(vs)
     count = int((made["seeds"] >= 2).sum()) if not made.empty else 0
-    lines = [registration_line(run)[0], *V.render(top or vs[:1], reason)]
+    lines = [registration_line(run)[0], *W.render(top or vs[:1], reason)]
     if not top and vs:
         lines.insert(
             2 if reason else 1,
@@ -72,7 +73,7 @@ def verdict_block(
             "x gap kinds x levels, on Δ and Δ_learned); only the confirmatory family's words are "
             "a finding, and every other test is labelled exploratory (report/tests.csv)."
         )
-    lines += [f"Caveat, near the random-init floor: {line}" for line in V.near_floor(shown)]
+    lines += [f"Caveat, near the random-init floor: {line}" for line in W.near_floor(shown)]
     lines += [f"Caveat, {line}" for line in undertrained_lines(shown)]
     lines += [f"Caveat, {line}" for line in knn_caveats(run)]
     return lines
