@@ -173,3 +173,13 @@ def test_seeds_added_after_results_are_said_on_the_first_line(tmp_path):
     (run / "registration.json").write_text(json.dumps(reg))
     line = headline_lines(run)[1]
     assert "seeds 2 were added on 2026-12-08 after results existed" in line
+
+
+def test_registered_seeds_without_results_are_said(tmp_path):
+    run, _ = make_run(tmp_path)
+    reg = _register(run)
+    reg["seeds"] = [0, 1, 2, 3]
+    (run / "registration.json").write_text(json.dumps(reg))
+    line = headline_lines(run)[1]
+    assert "registered seeds 3 has no results" not in line
+    assert "registered seed 3 has no results in these tables" in line

@@ -49,6 +49,14 @@ def _seeds(seeds: list[Any]) -> str:
     return ", ".join(str(s) for s in seeds) or "none"
 
 
+def _present_seeds(run: RunDir) -> set[int] | None:
+    res = run.results
+    if "seed" not in res or "status" not in res:
+        return None
+    ok = res[res["status"].astype(str) == "ok"]
+    return {int(s) for s in ok["seed"].dropna()}
+
+
 def registration_line(run: RunDir) -> tuple[str, bool]:
     """The verdict's first line, and whether it reports a departure from the registration
     (another confirmatory block in the config, seeds added after results existed, or a
@@ -88,11 +96,23 @@ def registration_line(run: RunDir) -> tuple[str, bool]:
             seeds = list(a["seeds"])
         elif "seeds" in a:
             seeds = list(a["seeds"])
+    present = _present_seeds(run)
+    missing = [s for s in seeds if present is not None and s not in present]
+    if missing:
+        departures.append(
+            f"registered seed{'s' if len(missing) > 1 else ''} {_seeds(missing)} "
+            f"{'have' if len(missing) > 1 else 'has'} no results in these tables"
+        )
     head = (
         f"Registered {'before any result' if before else 'after results existed'} ({when}): "
-        f"{_describe(registered)}, Δ in {reg.get('confirmatory', {}).get('metric', 'top1')}, "
+        f"{_describe(registered)}, Δ in {_metric(reg)}, "
         f"alpha {reg.get('alpha', V.ALPHA)}, seeds {_seeds(list(reg.get('seeds', [])))}"
     )
     if not departures:
         return f"{head}; reported as registered.", False
     return f"{head}; reported with departures: {'; '.join(departures)}.", True
+
+
+def _metric(reg: dict[str, Any]) -> str:
+    metric = str(reg.get("confirmatory", {}).get("metric", "top1"))
+    return {"top1": "top-1", "balanced_accuracy": "balanced accuracy"}.get(metric, metric)
