@@ -370,6 +370,14 @@ CASES: list[tuple[str, Builder, str]] = [
         cfg(methods=[{"name": "simclr"}, {"name": "simclr"}]),
         r"methods: two methods share the label \['simclr'\]",
     ),
+    *[  # a fixed temperature beside a schedule was dropped without a word (issue 32)
+        (
+            f"temperature with a schedule ({name})",
+            cfg(methods=[{"name": name, "temperature": 0.5, "temperature_schedule": {}}]),
+            r"methods\.0(\.\w+)?: .*temperature and temperature_schedule are both set",
+        )
+        for name in ("simclr", "mocov2", "sdclr", "bcl")
+    ],
     ("unknown device", cfg(device="tpu"), r"device: Input should be 'auto', 'cpu'"),
     ("cuda without CUDA", _no_device("cuda"), r"device: 'cuda' asked for, but torch finds no"),
     ("mps without MPS", _no_device("mps"), r"device: 'mps' asked for, but this machine has no"),

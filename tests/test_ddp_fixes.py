@@ -145,11 +145,11 @@ def test_a_resumed_process_gets_its_own_augmentations_back(two_ranks):
 def test_a_nan_loss_on_one_process_raises_on_every_process(two_ranks):
     r0, r1, _ = two_ranks
     assert r1["error"] == (
-        "TrainingDiverged: loss is nan at epoch 1, step 1; lower the learning rate"
+        "TrainingDiverged: train (probe): loss is nan at epoch 1, step 1; lower the learning rate"
     )
     assert r0["error"] == (
-        "TrainingDiverged: another process's loss is not finite at epoch 1, step 1; "
-        "lower the learning rate"
+        "TrainingDiverged: train (probe): another process's loss is not finite or exploded at "
+        "epoch 1, step 1; lower the learning rate"
     )
 
 

@@ -37,6 +37,7 @@ from ssl_robustness.methods.bcl import memorization_strength, momentum_update
 from ssl_robustness.methods.randaugment import (
     brightness,
     cutout,
+    draw_magnitude,
     invert,
     posterize,
     rand_augment,
@@ -64,24 +65,66 @@ def _method(cfg, n: int = N, seed: int = 0):
     )
 
 
-def _ctx(seed: int = 0, progress: float = 0.0, n: int = 8) -> StepContext:
-    return StepContext(torch.Generator().manual_seed(seed), progress, torch.arange(n))
+def _ctx(seed: int = 0, n: int = 8, epoch: int = 0, epochs: int = 1) -> StepContext:
+    gen = torch.Generator().manual_seed(seed)
+    return StepContext(gen, epoch / epochs, torch.arange(n), epoch, epochs)
 
 
 # ----------------------------------------------------------------------------- temperature
-def test_the_temperature_at_given_epochs_of_the_papers_cifar_run():
-    ts = TemperatureScheduleConfig()  # 0.1 .. 1.0, period 0.1 of training: 200 of 2000 epochs
-    at = {e: scheduled_temperature(ts, 0.2, e / 2000) for e in (0, 50, 100, 150, 200, 1900)}
-    # tau = 0.1 + 0.9 (1 + cos(2 pi e / 200)) / 2
-    expected = {0: 1.0, 50: 0.55, 100: 0.1, 150: 0.55, 200: 1.0, 1900: 0.1}
-    for e, tau in expected.items():
-        assert at[e] == pytest.approx(tau, abs=1e-12), e
-    # a 20-epoch run keeps the 10 cycles: the lowest temperature at epoch 1, the highest at 2
-    assert scheduled_temperature(ts, 0.2, 1 / 20) == pytest.approx(0.1)
-    assert scheduled_temperature(ts, 0.2, 2 / 20) == pytest.approx(1.0)
+def _released(e: int, tau_min: float = 0.1, tau_max: float = 1.0, t_max: int = 200) -> float:
+    """The authors' released formula (Annusha/temperature_schedules, train_simCLR.py) at their
+    1-based epoch e."""
+    return tau_min + 0.5 * (tau_max - tau_min) * (1 + math.cos(math.pi * e / t_max))
+
+
+def test_the_temperature_follows_the_released_code_at_its_2000_epochs():
+    ts = TemperatureScheduleConfig()  # 0.1 .. 1.0, a full cycle 0.2 of the run: 400 of 2000
+    # the released formula gives tau_min at epochs 200, 600, ... and tau_max at 400, 800, ...
+    for e in (200, 600, 1000, 1400, 1800):
+        assert scheduled_temperature(ts, 0.2, e - 1, 2000) == pytest.approx(0.1, abs=1e-12), e
+    for e in (400, 800, 1200, 1600, 2000):
+        assert scheduled_temperature(ts, 0.2, e - 1, 2000) == pytest.approx(1.0, abs=1e-12), e
+    # and at every epoch of the run (the old schedule: tau_min at epoch 100, twice the cycles)
+    for e in range(1, 2001):
+        assert scheduled_temperature(ts, 0.2, e - 1, 2000) == pytest.approx(_released(e)), e
+    assert scheduled_temperature(ts, 0.2, 99, 2000) == pytest.approx(0.55)
+    assert scheduled_temperature(None, 0.2, 7, 30) == 0.2
+
+
+def test_a_short_run_keeps_the_released_number_of_cycles():
+    ts = TemperatureScheduleConfig()
+    at = [scheduled_temperature(ts, 0.2, epoch, 30) for epoch in range(30)]
+    # 30 epochs, 5 cycles of 6: tau_min at (1-based) epochs 3, 9, ..., 27, tau_max at 6, ..., 30
+    lows = [e for e in range(1, 31) if at[e - 1] == pytest.approx(0.1, abs=1e-12)]
+    highs = [e for e in range(1, 31) if at[e - 1] == pytest.approx(1.0, abs=1e-12)]
+    assert lows == [3, 9, 15, 21, 27] and highs == [6, 12, 18, 24, 30]
+    # the released formula with t_max scaled from 200 of 2000 epochs to 3 of 30
+    for e in range(1, 31):
+        assert at[e - 1] == pytest.approx(_released(e, t_max=3)), e
     other = TemperatureScheduleConfig(tau_min=0.2, tau_max=0.5, period=0.25)
-    assert scheduled_temperature(other, 0.2, 1 / 16) == pytest.approx(0.35)  # a quarter cycle
-    assert scheduled_temperature(None, 0.2, 0.37) == 0.2
+    assert scheduled_temperature(other, 0.2, 0, 16) == pytest.approx(0.35)  # a quarter cycle
+
+
+def test_the_temperature_is_stepped_once_per_epoch(tmp_path):
+    """Every step of an epoch trains at that epoch's temperature (the old one moved per step)."""
+    cfg = SimCLRConfig(proj_dim=8, temperature_schedule={})
+    seen: list[tuple[int, float]] = []
+    method = _method(cfg)
+    plain = method.temperature_at
+
+    def spy(ctx: StepContext) -> float:
+        tau = plain(ctx)
+        seen.append((ctx.epoch, tau))
+        return tau
+
+    method.temperature_at = spy  # type: ignore[method-assign]
+    batches = ArrayBatches(_images(), np.arange(N) % 2, np.arange(N), 8, CPU)  # 4 steps an epoch
+    train = TrainConfig(epochs=5, batch_size=8, optimizer=OptimizerConfig(lr=0.05))
+    fit(method, batches, train, tmp_path, seed=1)
+    assert [e for e, _ in seen] == [e for e in range(5) for _ in range(4)]
+    for epoch in range(5):
+        taus = {tau for e, tau in seen if e == epoch}
+        assert taus == {scheduled_temperature(cfg.temperature_schedule, 0.2, epoch, 5)}, epoch
 
 
 def test_the_schedule_refuses_tau_min_above_tau_max_and_labels_the_method():
@@ -101,18 +144,34 @@ def test_the_schedule_refuses_tau_min_above_tau_max_and_labels_the_method():
     assert "temperature_schedule" not in MocoV2Config().model_dump(mode="json")
 
 
+def test_runs_of_the_changed_methods_are_not_reused_and_other_keys_stay():
+    """BCL's and the schedule's code changed under the same settings (issue 34): their keys
+    carry a revision; plain SimCLR's, SDCLR's and MoCo's settings hash as before."""
+    from ssl_robustness.cache_keys import trained_settings
+    from ssl_robustness.config import DataConfig
+
+    def settings(method):  # noqa: ANN001, ANN202
+        return trained_settings(DataConfig(), "items", method, TrainConfig(), None, None)
+
+    assert settings(BCLConfig())["revision"] == "bcl-per-image"
+    assert settings(SimCLRConfig(temperature_schedule={}))["revision"] == "ts-per-epoch"
+    assert settings(MocoV2Config(temperature_schedule={}))["revision"] == "ts-per-epoch"
+    for plain in (SimCLRConfig(), SDCLRConfig(), MocoV2Config()):
+        assert "revision" not in settings(plain), plain.name
+
+
 @pytest.mark.parametrize("name", ["simclr", "mocov2"])
 def test_a_scheduled_loss_is_the_fixed_loss_at_that_steps_temperature(name):
-    progress = 0.03  # tau = 0.1 + 0.9 (1 + cos(0.6 pi)) / 2
-    tau = 0.1 + 0.9 * (1 + math.cos(2 * math.pi * 0.3)) / 2
+    ctx = {"epoch": 0, "epochs": 30}  # tau = 0.1 + 0.9 (1 + cos(2 pi (1 / 30) / 0.2)) / 2
+    tau = 0.1 + 0.9 * (1 + math.cos(2 * math.pi / 6)) / 2
     extra = {"queue_size": 16} if name == "mocov2" else {}
     cls = SimCLRConfig if name == "simclr" else MocoV2Config
     scheduled = _method(cls(proj_dim=8, temperature_schedule={}, **extra))
     fixed = _method(cls(proj_dim=8, temperature=tau, **extra))
     images = torch.from_numpy(_images(8))
     labels = torch.zeros(8, dtype=torch.long)
-    out = scheduled(images, labels, _ctx(progress=progress))
-    ref = fixed(images, labels, _ctx(progress=progress))
+    out = scheduled(images, labels, _ctx(**ctx))
+    ref = fixed(images, labels, _ctx(**ctx))
     assert out.logs["temperature"] == pytest.approx(tau)
     torch.testing.assert_close(out.loss, ref.loss, rtol=0, atol=0)
 
@@ -204,10 +263,15 @@ def test_momentum_loss_and_strength_of_three_images_by_hand():
     torch.testing.assert_close(memory, torch.tensor([1.1, 2.0, 3.8]))
     # mean 2.3: z = -1.2, -0.3, 1.5; z / max|z| / 2 + 1/2
     torch.testing.assert_close(memorization_strength(memory, seen), torch.tensor([0.1, 0.4, 1.0]))
-    # an image not seen yet sits at the mean; equal losses give every image 1/2
+    # an image not seen yet gets the official code's initial strength 0 (not the mean's 1/2),
+    # and is not in the mean (seen: 1 and 3, mean 2); equal losses give every image 1/2
     partly = torch.tensor([True, False, True])
     m = torch.tensor([1.0, 9.0, 3.0])
-    torch.testing.assert_close(memorization_strength(m, partly), torch.tensor([0.0, 0.5, 1.0]))
+    torch.testing.assert_close(memorization_strength(m, partly), torch.tensor([0.0, 0.0, 1.0]))
+    m = torch.tensor([1.0, 0.0, 3.0, 2.5])
+    partly = torch.tensor([True, False, True, True])  # mean 13/6: z = -7/6, 5/6, 1/3
+    expected = torch.tensor([0.0, 0.0, 0.5 + 5 / 14, 0.5 + 1 / 7])
+    torch.testing.assert_close(memorization_strength(m, partly), expected)
     torch.testing.assert_close(
         memorization_strength(torch.full((3,), 2.0), seen), torch.full((3,), 0.5)
     )
@@ -230,6 +294,36 @@ def test_bcl_keys_its_state_by_position_and_sets_strength_at_the_epochs_start():
         method.strength, memorization_strength(method.momentum_loss, method.seen)
     )
     assert {"momentum_loss", "seen"} <= set(method.state_dict())  # saved with checkpoints
+
+
+def test_both_views_of_an_image_get_its_strength_and_one_magnitude(monkeypatch):
+    """The official code builds one RandAugment per image (its strength w, magnitude 30 w u)
+    and applies it to both views; the old code drew u anew for each view."""
+    import ssl_robustness.methods.bcl as bcl
+
+    method = _method(BCLConfig(proj_dim=8), n=4)
+    method.momentum_loss.copy_(torch.tensor([1.0, 2.0, 4.0, 0.0]))
+    method.seen.copy_(torch.tensor([True, True, True, False]))  # image 3: no loss yet
+    method.begin_epoch(1)
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real = bcl.rand_augment
+
+    def spy(x, strength, magnitude, g, *, ops):  # noqa: ANN001, ANN202
+        calls.append((strength.clone(), magnitude.clone()))
+        return real(x, strength, magnitude, g, ops=ops)
+
+    monkeypatch.setattr(bcl, "rand_augment", spy)
+    positions = torch.tensor([2, 3, 0, 1])
+    ctx = StepContext(torch.Generator().manual_seed(0), 0.0, positions)
+    method(torch.from_numpy(_images(4)), torch.zeros(4, dtype=torch.long), ctx)
+    assert len(calls) == 2  # one call per view
+    (s1, m1), (s2, m2) = calls
+    # mean 7/3: z = -4/3, -1/3, 5/3; by position 2, 3 (unseen), 0, 1
+    expected = torch.tensor([1.0, 0.0, 0.5 - 0.4, 0.5 - 0.1])
+    torch.testing.assert_close(s1, expected)
+    assert torch.equal(s1, s2) and torch.equal(m1, m2)  # the image's, not the view's
+    assert float(m1[1]) == 0.0  # no strength, no magnitude
+    assert bool(((m1 >= 0) & (m1 <= s1)).all()) and float(m1[0]) > 0
 
 
 def test_rand_augment_operations_by_hand():
@@ -255,8 +349,10 @@ def test_the_strength_really_changes_the_views():
     method = _method(BCLConfig(proj_dim=8), n=64)
 
     def view(strength: float) -> torch.Tensor:
+        w = torch.full((64,), strength)
+        magnitude = draw_magnitude(w, torch.Generator().manual_seed(9))
         return method.boosted_view(
-            images, SIMCLR_VIEW, torch.full((64,), strength), torch.Generator().manual_seed(5)
+            images, SIMCLR_VIEW, w, magnitude, torch.Generator().manual_seed(5)
         )
 
     plain = augment(images, SIMCLR_VIEW, torch.Generator().manual_seed(5))
@@ -270,8 +366,8 @@ def test_the_strength_really_changes_the_views():
 def test_rand_augment_draws_the_same_numbers_whatever_the_strengths():
     x = torch.rand(6, 3, 8, 8)
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    rand_augment(x, torch.zeros(6), g1, ops=2)
-    rand_augment(x, torch.ones(6), g2, ops=2)
+    rand_augment(x, torch.zeros(6), torch.zeros(6), g1, ops=2)
+    rand_augment(x, torch.ones(6), torch.ones(6), g2, ops=2)
     assert torch.equal(g1.get_state(), g2.get_state())
 
 

@@ -124,8 +124,10 @@ def trained_settings(
     augmentation: BaseModel | None,
     backbone: BaseModel | None,
 ) -> dict[str, Any]:
-    """A trained representation (SL, SSL in-domain): its images and every setting of its run."""
-    return {
+    """A trained representation (SL, SSL in-domain): its images and every setting of its run,
+    and the method's `key_revision` where it has one (a change of its code that must not reuse
+    runs trained before it; absent, so every other method's key stays as it was)."""
+    settings = {
         **data_settings(data),
         "images": images,
         "method": dump(method),
@@ -134,6 +136,10 @@ def trained_settings(
         "backbone": dump(backbone),
         "batch_order": BATCH_ORDER,
     }
+    revision = getattr(method, "key_revision", None)
+    if revision is not None:
+        settings["revision"] = revision
+    return settings
 
 
 def imported_settings(

@@ -71,6 +71,13 @@ class MethodBase(Strict, OmitsUnset):
         return self.name + self.sam_suffix  # type: ignore[attr-defined]
 
     @property
+    def key_revision(self) -> str | None:
+        """A marker of a change of this method's code (not its settings) that must not reuse
+        runs trained before it, added to its representation key (design section 2); None: none
+        (the key is as it always was)."""
+        return None
+
+    @property
     def batch_sampler(self) -> SamplerName:
         """How its training batches are drawn: its `sampler` setting where it has one (the
         supervised methods), else uniformly over images."""
@@ -150,17 +157,23 @@ class SupervisedConfig(MethodBase):
 
 class TemperatureScheduleConfig(Strict):
     """Kukleva et al. (ICLR 2023), "Temperature Schedules for Self-Supervised Contrastive Methods
-    on Long-Tail Data": the temperature follows a cosine from tau_max down to tau_min and back,
-    tau(t) = tau_min + (tau_max - tau_min) (1 + cos(2 pi t / T)) / 2."""
+    on Long-Tail Data", as their released code runs it (Annusha/temperature_schedules): the
+    temperature follows a cosine from tau_max down to tau_min and back, set once per epoch,
+    tau = tau_min + (tau_max - tau_min) (1 + cos(2 pi (e / E) / period)) / 2 at 1-based epoch e
+    of E (the code's cos(pi e / t_max), t_max = 200 epochs = period / 2 of its 2000)."""
 
     tau_min: float = Field(0.1, gt=0)
-    """Lowest temperature (instance discrimination), reached mid-cycle; the paper's 0.1."""
+    """Lowest temperature (instance discrimination), reached mid-cycle: 0.1, the paper's and the
+    released code's."""
     tau_max: float = Field(1.0, gt=0)
-    """Highest temperature (group-wise discrimination), at each cycle's start; the paper's 1.0."""
-    period: float = Field(0.1, gt=0, le=1)
-    """Length T of one cycle as a fraction of training, stepped per batch: the paper's T = 200 of
-    2000 epochs on CIFAR-LT (0.25: its 200 of 800 on ImageNet-100-LT). A fraction, so a shorter run
-    keeps the paper's 10 cycles (20 epochs: one every 2 epochs), not its 200-epoch period."""
+    """Highest temperature (group-wise discrimination), at each cycle's end: 1.0, the paper's and
+    the released README's commands (the script's argparse default is 0.5, which they override)."""
+    period: float = Field(0.2, gt=0, le=1)
+    """Length of one full cycle (tau_max -> tau_min -> tau_max) as a fraction of the run's epochs,
+    the temperature stepped once per epoch: the released code's, t_max = 200 epochs being half a
+    cycle, 400 of its 2000 on CIFAR-LT (0.5: 400 of its 800 on ImageNet-100-LT). The paper's text
+    reads as a 200-epoch cycle, twice as many; the code is followed. A fraction, so a shorter run
+    keeps the code's 5 cycles (30 epochs: one every 6, tau_min at epochs 3, 9, ...)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> TemperatureScheduleConfig:
@@ -170,7 +183,8 @@ class TemperatureScheduleConfig(Strict):
 
     @property
     def suffix(self) -> str:
-        """`-ts` at the paper's settings, else with them (`-ts0.2-0.5p0.25`): in tables."""
+        """`-ts` at the released code's settings, else with them (`-ts0.2-0.5p0.25`): in
+        tables."""
         if self == TemperatureScheduleConfig():
             return "-ts"
         return f"-ts{self.tau_min:g}-{self.tau_max:g}p{self.period:g}"
@@ -181,10 +195,26 @@ class ContrastiveMethodBase(MethodBase):
     its own: no `name`, so it registers nothing)."""
 
     temperature_schedule: TemperatureScheduleConfig | None = None
-    """Cosine temperature schedule (Kukleva et al. 2023) in place of `temperature`; labelled
-    `{name}-ts`. None: the fixed temperature."""
+    """Cosine temperature schedule (Kukleva et al. 2023) in place of `temperature` (setting both is
+    refused); labelled `{name}-ts`. None: the fixed temperature."""
 
     omit_when_none: ClassVar[tuple[str, ...]] = ("temperature_schedule",)
+
+    @model_validator(mode="after")
+    def _one_temperature(self) -> ContrastiveMethodBase:
+        """A schedule replaces the fixed temperature: both set would drop one without a word."""
+        if self.temperature_schedule is not None and "temperature" in self.model_fields_set:
+            raise ValueError(
+                "temperature and temperature_schedule are both set: the schedule replaces the "
+                "fixed temperature; set tau_min/tau_max in temperature_schedule, or drop it"
+            )
+        return self
+
+    @property
+    def key_revision(self) -> str | None:
+        """A schedule is stepped per epoch with the released code's period since issue 34 (it
+        was stepped per batch): scheduled runs trained before are not reused."""
+        return "ts-per-epoch" if self.temperature_schedule is not None else None
 
     @property
     def label(self) -> str:
@@ -271,3 +301,9 @@ class BCLConfig(SimCLRConfig):
     max_strength: float = Field(1.0, gt=0, le=1)
     """Magnitude, as a fraction of each operation's range, of the least memorised image at most
     (the paper's 30 of RandAugment's 30)."""
+
+    @property
+    def key_revision(self) -> str | None:
+        """One RandAugment magnitude per image for both views, 0 for an image without a loss
+        yet, since issue 34 (a magnitude per view, 1/2): BCL runs trained before are not reused."""
+        return "+".join(x for x in (super().key_revision, "bcl-per-image") if x)

@@ -44,7 +44,14 @@ AUGMENT_PER_PROCESS = "augment_per_process"  # checkpoint key: each DDP process'
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or exploded past `MAX_LOSS`."""
+
+
+# Above this a loss is not training but diverging: no loss of this tool's methods reaches it
+# while it learns (cross-entropy that size means logits 1e4 apart; NT-Xent and InfoNCE are at
+# most 2 / tau + log(negatives), so a contrastive temperature under 2e-4, e.g. a schedule's tiny
+# tau_min, whose losses of 1e11-1e16 were once logged as ordinary epochs).
+MAX_LOSS = 1e4
 
 
 @dataclass
@@ -199,12 +206,25 @@ def fit(
     return FitResult(history, collapsed, ratio)
 
 
-def _diverged(loss: torch.Tensor, epoch: int, i: int) -> str:
+def _sane(loss: torch.Tensor) -> torch.Tensor:
+    """The loss, or inf where it exploded past MAX_LOSS: one value for `all_finite` to agree on
+    across processes, so every process stops at the same step."""
+    return torch.where(loss.abs() > MAX_LOSS, torch.full_like(loss, math.inf), loss)
+
+
+def _diverged(loss: torch.Tensor, epoch: int, i: int, name: str, desc: str) -> str:
+    """Which method diverged where, with its loss value and the likely cause."""
     value = loss.item()
-    where = (
-        f"loss is {value}" if not math.isfinite(value) else "another process's loss is not finite"
-    )
-    return f"{where} at epoch {epoch + 1}, step {i}; lower the learning rate"
+    at = f"at epoch {epoch + 1}, step {i}"
+    who = f"{desc} ({name})" if desc != name else name
+    if not math.isfinite(value):
+        return f"{who}: loss is {value} {at}; lower the learning rate"
+    if abs(value) > MAX_LOSS:
+        return (
+            f"{who}: loss {value:.4g} {at} exploded past {MAX_LOSS:g}: lower the learning rate, "
+            "or raise a contrastive temperature (a temperature_schedule's tau_min) near 0"
+        )
+    return f"{who}: another process's loss is not finite or exploded {at}; lower the learning rate"
 
 
 def train_one_epoch(
@@ -233,18 +253,20 @@ def train_one_epoch(
     for i, (images, labels, positions) in enumerate(bar):
         reached("train-step")  # failpoint: tests kill training here (faults.py)
         step = epoch * steps_per_epoch + i
-        ctx = StepContext(state.aug_gen, step / total, positions)
+        ctx = StepContext(state.aug_gen, step / total, positions, epoch, cfg.epochs)
         if state.sam is not None:
             state.sam.begin(ctx, device)
         with autocast(device):
             out: Any = step_model(images, labels, ctx)
-        if not all_finite(out.loss.detach()):  # every process at once, so all raise together
-            raise TrainingDiverged(_diverged(out.loss, epoch, i))
+        if not all_finite(_sane(out.loss.detach())):  # every process at once: all raise together
+            raise TrainingDiverged(_diverged(out.loss, epoch, i, model.name, desc))
         optimizer.zero_grad(set_to_none=True)
         if state.sam is not None:  # the gradient at w + e (a second pass)
             at_w_e = state.sam.backward(step_model, images, labels, ctx, out, state.scaler)
-            if at_w_e is not None and not all_finite(at_w_e):  # the weights are back at w
-                raise TrainingDiverged(_diverged(at_w_e, epoch, i) + " (SAM's perturbed pass)")
+            if at_w_e is not None and not all_finite(_sane(at_w_e)):  # the weights are back at w
+                raise TrainingDiverged(
+                    _diverged(at_w_e, epoch, i, model.name, desc) + " (SAM's perturbed pass)"
+                )
         else:
             state.scaler.scale(out.loss).backward()
         if cfg.grad_clip is not None:

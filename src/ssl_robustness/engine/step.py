@@ -22,6 +22,10 @@ class StepContext:
     # each image's position in the training set (`ArrayBatches.indices`): the key of a
     # method's per-image state (BCL's momentum losses); None where no loop gives one
     positions: torch.Tensor | None = None
+    # the step's 0-based epoch and the run's epochs: what a per-epoch schedule reads (the
+    # temperature schedule's, as its authors step it)
+    epoch: int = 0
+    epochs: int = 1
 
 
 @dataclass

@@ -8,10 +8,14 @@ As in the official code (MediaBrain-SJTU/BCL: train.py, data/memoboosted_cifar10
 - each image's momentum loss is its first loss, then beta x before + (1 - beta) x its loss
   at each step it is in (beta 0.95);
 - at each epoch's start its strength is w = z / max|z| / 2 + 1/2 in [0, 1], z its momentum
-  loss minus the mean over the training images (the code's division by the std cancels);
-  an image never seen yet is at the mean (w = 1/2), and in the first epoch every w is 0;
-- both views get RandAugment with k = 1 operation at probability w and magnitude
-  30 x w x U(0, 1) of 30.
+  loss minus the mean over the images seen so far (the code's division by the std cancels);
+  an image without a loss yet has the code's initial w = 0 (its `momentum_weight` starts at
+  zeros), as every image has in the first epoch; the code's loader sees every image each epoch,
+  ours drops the last partial batch, so a few images wait an epoch longer for theirs;
+- the strength is the image's, not a view's: both of its views get RandAugment with k = 1
+  operation at probability w and one magnitude 30 x w x u of 30, u ~ U(0, 1) drawn once per
+  image (the code builds one transform per image and applies it to both views); which
+  operation, whether it applies and its sign are drawn per view, as the code's.
 The per-image state is two buffers indexed by the image's position in the training set
 (`StepContext.positions`), so checkpoints hold it and a resumed run equals an uninterrupted one;
 under DDP every process applies every process's losses, so all hold the same state. The base
@@ -29,7 +33,7 @@ from ..config import BCLConfig
 from ..engine.distributed import gather
 from .augment import ViewSpec, augment_pixels, normalize_into_memory_format
 from .base import StepContext, StepOutput
-from .randaugment import rand_augment
+from .randaugment import draw_magnitude, rand_augment
 from .registry import MethodSetup, register_method
 from .simclr import SIMCLR_VIEW, SimCLR, nt_xent_terms
 
@@ -53,19 +57,20 @@ def momentum_update(
 def memorization_strength(memory: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
     """Each image's augmentation strength in [0, 1] from its momentum loss (the module's rule):
     1 for the least memorised (highest loss), 0 for the best memorised when it is as far below
-    the mean as that one is above; 0 everywhere before any loss is known.
+    the mean as that one is above; 0 (the official code's initial value) for an image with no
+    loss yet, so 0 everywhere before any loss is known.
 
     Momentum losses 1.1, 2.0 and 3.8 (mean 2.3, so z = -1.2, -0.3, 1.5, max |z| = 1.5):
     >>> memorization_strength(torch.tensor([1.1, 2.0, 3.8]), torch.ones(3, dtype=torch.bool))
     tensor([0.1000, 0.4000, 1.0000])
     """
+    strength = torch.zeros_like(memory)
     if not bool(seen.any()):
-        return torch.zeros_like(memory)
-    z = torch.where(seen, memory - memory[seen].mean(), torch.zeros_like(memory))
+        return strength
+    z = memory[seen] - memory[seen].mean()
     top = z.abs().max()
-    if top <= 0:
-        return torch.full_like(memory, 0.5)
-    return z / top / 2 + 0.5
+    strength[seen] = z / top / 2 + 0.5 if top > 0 else torch.full_like(z, 0.5)
+    return strength
 
 
 @register_method(BCLConfig, views=(SIMCLR_VIEW, SIMCLR_VIEW), self_supervised=True)
@@ -97,18 +102,26 @@ class BCL(SimCLR):
         self.strength.copy_(memorization_strength(self.momentum_loss, self.seen))
 
     def boosted_view(
-        self, images: torch.Tensor, spec: ViewSpec, strength: torch.Tensor, g: torch.Generator
+        self,
+        images: torch.Tensor,
+        spec: ViewSpec,
+        strength: torch.Tensor,
+        magnitude: torch.Tensor,
+        g: torch.Generator,
     ) -> torch.Tensor:
+        """One view: SimCLR's augmentation, then RandAugment at each image's own strength and
+        magnitude (the same for both of its views)."""
         x = augment_pixels(images, spec, g)
-        x = rand_augment(x, strength, g, ops=self.ops, max_strength=self.max_strength)
+        x = rand_augment(x, strength, magnitude, g, ops=self.ops)
         return normalize_into_memory_format(x)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         if ctx.positions is None:
             raise ValueError("BCL needs each image's position in the training set (ctx.positions)")
         strength = self.strength[ctx.positions]
-        v1 = self.boosted_view(images, self.views[0], strength, ctx.generator)
-        v2 = self.boosted_view(images, self.views[1], strength, ctx.generator)
+        magnitude = draw_magnitude(strength, ctx.generator, self.max_strength)  # per image
+        v1 = self.boosted_view(images, self.views[0], strength, magnitude, ctx.generator)
+        v2 = self.boosted_view(images, self.views[1], strength, magnitude, ctx.generator)
         z = self.projector(self.backbone(torch.cat([v1, v2])))
         z1, z2 = z.float().chunk(2)
         tau = self.temperature_at(ctx)

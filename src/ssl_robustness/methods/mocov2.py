@@ -135,7 +135,7 @@ class MocoV2(MomentumTargets, TwoViewMethod):
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         v1, v2 = self.two_views(images, ctx)
         queue = self.queue.clone().detach()
-        tau = scheduled_temperature(self.schedule, self.temperature, ctx.progress)
+        tau = scheduled_temperature(self.schedule, self.temperature, ctx.epoch, ctx.epochs)
         q1, k2 = self._query(v1), self._key(v2, ctx.generator)
         loss, losses = info_nce_terms(q1, k2, queue, tau)
         keys = [k2]

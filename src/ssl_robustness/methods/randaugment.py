@@ -2,8 +2,10 @@
 official code's `RandAugment_prob` in data/randaug.py and data/memoboosted_cifar100.py).
 
 Each image of strength w in [0, 1] draws k operations uniformly from the 15 below; each is
-applied with probability w, at magnitude m = max_strength x w x u (u ~ U(0, 1), one per image)
-as a fraction of the operation's range: value = low + m (high - low). Shear, translate and
+applied with probability w, at magnitude m = max_strength x w x u (u ~ U(0, 1), one per image,
+drawn by `draw_magnitude` once for both of its views: the official code builds one transform
+per image and applies it to both) as a fraction of the operation's range:
+value = low + m (high - low). Shear, translate and
 rotate take a random sign. Ranges are the official code's; in it the range's low end is not
 always the mild one (contrast 0.1 is near grey, solarize 0 inverts every pixel), which is kept
 as it is. Images are floats in [0, 1]; operations PIL defines on 8-bit pixels (equalize,
@@ -198,19 +200,29 @@ FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
 SIGNED = ("shear_x", "shear_y", "translate_x", "translate_y", "rotate")
 
 
+def draw_magnitude(
+    strength: torch.Tensor, g: torch.Generator, max_strength: float = 1.0
+) -> torch.Tensor:
+    """Each image's magnitude, max_strength x strength[i] x u_i with u_i ~ U(0, 1): one per image,
+    shared by its views (the official code's 30 x w x np.random.rand(1) per __getitem__)."""
+    strength = strength.detach().float().cpu()
+    return max_strength * strength * torch.rand(len(strength), generator=g)
+
+
 def rand_augment(
     x: torch.Tensor,
     strength: torch.Tensor,
+    magnitude: torch.Tensor,
     g: torch.Generator,
     *,
     ops: int = 1,
-    max_strength: float = 1.0,
 ) -> torch.Tensor:
     """`x` (B, 3, H, W) floats in [0, 1] with `ops` operations per image, each applied with
-    probability strength[i] at magnitude max_strength x strength[i] x u_i (see the module)."""
+    probability strength[i] at `magnitude[i]` (`draw_magnitude`); which operations, whether each
+    applies, its sign and cutout's centre are drawn anew for each call (each view)."""
     n = len(x)
     strength = strength.detach().float().cpu()
-    magnitude = max_strength * strength * torch.rand(n, generator=g)
+    magnitude = magnitude.detach().float().cpu()
     for _ in range(ops):
         choice = torch.randint(len(OPS), (n,), generator=g)
         applied = torch.rand(n, generator=g) < strength

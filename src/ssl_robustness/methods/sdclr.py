@@ -128,6 +128,17 @@ class SDCLR(SimCLR):
         h = functional_call(self.backbone, {**masked, **self._pruned_bn_state("backbone")}, (x,))
         return functional_call(self.projector, self._pruned_bn_state("projector"), (h,))
 
+    @torch.no_grad()
+    def pruned_backbone(self) -> nn.Module:
+        """A standalone copy of the pruned branch's backbone (the masked weights, its own batch
+        norm), so its features can be probed like any backbone's (benchmarks/sdclr_pruned.py)."""
+        pruned = copy.deepcopy(self.backbone)
+        for name, mask in self.masks().items():
+            pruned.get_parameter(name).mul_(mask)
+        for key, bn in self.pruned_bn["backbone"].items():
+            pruned.get_submodule(key.replace("-", ".")).load_state_dict(bn.state_dict())
+        return pruned
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         v1, v2 = self.two_views(images, ctx)
         z1 = self.projector(self.backbone(v1)).float()  # dense branch: its own BN batch

@@ -59,7 +59,7 @@ class SimCLR(TwoViewMethod):
         self.schedule = getattr(cfg, "temperature_schedule", None)  # Kukleva et al. 2023
 
     def temperature_at(self, ctx: StepContext) -> float:
-        return scheduled_temperature(self.schedule, self.temperature, ctx.progress)
+        return scheduled_temperature(self.schedule, self.temperature, ctx.epoch, ctx.epochs)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ctx: StepContext) -> StepOutput:
         v1, v2 = self.two_views(images, ctx)
