@@ -183,3 +183,15 @@ def test_registered_seeds_without_results_are_said(tmp_path):
     line = headline_lines(run)[1]
     assert "registered seeds 3 has no results" not in line
     assert "registered seed 3 has no results in these tables" in line
+
+
+def test_a_default_block_on_a_study_without_its_evaluation_registers_no_test(tmp_path):
+    """Only a declared block is refused; the default names Liu et al.'s probe, and a study that
+    does not run it has every comparison exploratory (the report says so)."""
+    cfg = validate_config(tiny_study(tmp_path, **{"evaluation.linear.enabled": False}))
+    check_confirmatory(cfg)  # no error
+    declared = tiny_study(
+        tmp_path,
+        **{"evaluation.linear.enabled": False, "report.confirmatory": {"evaluation": "knn-k5"}},
+    )
+    check_confirmatory(validate_config(declared))  # knn-k5 exists: fine

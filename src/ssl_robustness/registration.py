@@ -70,9 +70,15 @@ def comparator(cfg: StudyConfig) -> str | None:
 
 def check_confirmatory(cfg: StudyConfig) -> None:
     """Refuse, before any training, a confirmatory block the study cannot test: an evaluation
-    it does not run, a gap kind that evaluation does not give, an SL comparator it lacks."""
+    it does not run, a gap kind that evaluation does not give, an SL comparator it lacks. A
+    study that leaves the block at its default and runs no linear probe on the balanced probe
+    set has no confirmatory test; the report then calls every comparison exploratory."""
     block = cfg.report.confirmatory
     specs = {s.name: s for s in evaluation_specs(cfg.evaluation, cfg.augmentation)}
+    declared = "confirmatory" in cfg.report.model_fields_set
+    if block.evaluation not in specs and not declared:
+        comparator(cfg)  # the default names an evaluation this study does not run: no test
+        return
     if block.evaluation not in specs:
         raise UserError(
             f"report.confirmatory.evaluation: {block.evaluation!r} is not an evaluation of this "
