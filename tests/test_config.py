@@ -165,7 +165,7 @@ def test_a_subclass_adds_to_its_parents_keys_left_out_when_none():
     """Naming its own keys must not put a parent's back into the dump (and the cache keys)."""
     from typing import ClassVar
 
-    from ssl_robustness.cache_keys import OmitsUnset
+    from ssl_robustness.config.base import OmitsUnset
 
     class Parent(OmitsUnset):
         a: int | None = None

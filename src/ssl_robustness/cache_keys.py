@@ -8,8 +8,8 @@ change that would silently send every finished study back to training.
 
 Rules that keep old keys valid when the config grows:
 - a key added to a section after configs were in use is left out of the dump while it is unset
-  (`OmitsUnset` for a model's own keys, `LIST_KEYS_SINCE` and the `classes`/`test_root` checks
-  of `data_key` for the data section);
+  (`config.base.OmitsUnset` for a model's own keys: the schema's rule, kept with the schema;
+  `LIST_KEYS_SINCE` and the `classes`/`test_root` checks of `data_key` for the data section);
 - a change that must invalidate old runs says so with a marker (`BATCH_ORDER`).
 """
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,30 +33,6 @@ def config_hash(obj: Any, length: int = 10) -> str:
         obj = obj.model_dump(mode="json")
     text = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-class OmitsUnset(BaseModel):
-    """Keys added after configs were in use: each is left out of the dump while it is None, so
-    configs that do not set it dump (and key their caches) exactly as before it existed. A mixin
-    of config sections (`class ImportedConfig(Strict, OmitsUnset)`)."""
-
-    omit_when_none: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass's own keys add to its parents' (never replace them: that would put a
-        parent's key back in every dump, and so change every cache key)."""
-        super().__pydantic_init_subclass__(**kwargs)
-        inherited = [k for base in cls.__mro__[1:] for k in getattr(base, "omit_when_none", ())]
-        cls.omit_when_none = tuple(dict.fromkeys([*inherited, *cls.omit_when_none]))
-
-    @model_serializer(mode="wrap")
-    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        for key in self.omit_when_none:
-            if getattr(self, key) is None:
-                data.pop(key, None)
-        return data
 
 
 def dump(model: BaseModel | None) -> Any:

@@ -3,11 +3,13 @@ errors that name their key."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    SerializerFunctionWrapHandler,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -43,6 +45,30 @@ class Strict(BaseModel):
                     "true/false is a boolean, not a value of this key (got {got})",
                     {"key": key, "got": repr(v)},
                 )
+        return data
+
+
+class OmitsUnset(BaseModel):
+    """Keys added after configs were in use: each is left out of the dump while it is None, so
+    configs that do not set it dump (and key their caches) exactly as before it existed. A mixin
+    of config sections (`class ImportedConfig(Strict, OmitsUnset)`)."""
+
+    omit_when_none: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own keys add to its parents' (never replace them: that would put a
+        parent's key back in every dump, and so change every cache key)."""
+        super().__pydantic_init_subclass__(**kwargs)
+        inherited = [k for base in cls.__mro__[1:] for k in getattr(base, "omit_when_none", ())]
+        cls.omit_when_none = tuple(dict.fromkeys([*inherited, *cls.omit_when_none]))
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in self.omit_when_none:
+            if getattr(self, key) is None:
+                data.pop(key, None)
         return data
 
 

@@ -11,9 +11,8 @@ from pydantic import (
     model_validator,
 )
 
-from ..cache_keys import OmitsUnset
 from ..names import CHECKPOINT_FORMATS, PUBLISHED_WEIGHTS
-from .base import Strict
+from .base import OmitsUnset, Strict
 
 IMPORT_ARCHS = ("resnet18", "resnet50")  # what models.checkpoints can check a file against
 

@@ -10,8 +10,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..cache_keys import OmitsUnset
-from .base import Strict, register_once
+from .base import OmitsUnset, Strict, register_once
 from .training import SAMConfig
 
 # Every method's settings subclass MethodBase and name themselves with a `name` literal; the
