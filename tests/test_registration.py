@@ -160,9 +160,11 @@ def test_a_config_edited_after_the_results_does_not_change_the_confirmatory_test
     assert "the config now says knn-k20, pretraining gap" in lines[0]  # said in the bottom line
     assert lines[1].startswith("Registered before any result")
     assert "reported with departures" in lines[1]
-    tests = pd.read_csv(run / "report" / "tests.csv") if (run / "report").exists() else None
-    assert tests is None or not tests.empty
     assert any(line.startswith("Confirmatory comparison: linear-balanced") for line in lines)
+    R.write_report(run)
+    tests = pd.read_csv(run / "report" / "tests.csv")
+    confirmatory = tests[tests["family"] == "confirmatory"]
+    assert set(confirmatory["evaluation"]) == {"linear-balanced"}
 
 
 def test_seeds_added_after_results_are_said_on_the_first_line(tmp_path):
@@ -181,8 +183,30 @@ def test_registered_seeds_without_results_are_said(tmp_path):
     reg["seeds"] = [0, 1, 2, 3]
     (run / "registration.json").write_text(json.dumps(reg))
     line = headline_lines(run)[1]
-    assert "registered seeds 3 has no results" not in line
     assert "registered seed 3 has no results in these tables" in line
+
+
+def test_seeds_dropped_after_results_are_a_departure(tmp_path):
+    run, _ = make_run(tmp_path)
+    reg = _register(run)
+    reg["seeds"] = [0, 1, 2, 3, 4]
+    reg["amendments"] = [{"at": "2026-12-08", "results_existed": True, "seeds": [0, 1, 2]}]
+    (run / "registration.json").write_text(json.dumps(reg))
+    line = headline_lines(run)[1]
+    assert "seeds 3, 4 were dropped on 2026-12-08 after results existed" in line
+    assert "reported as registered" not in line
+
+
+def test_a_registration_changed_before_any_result_replaces_the_old_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "run_specs", lambda *a, **k: (_ for _ in ()).throw(_Stop()))
+    cfg = validate_config(tiny_study(tmp_path, seeds=[0]))
+    with pytest.raises(_Stop):
+        study.run_study(cfg, log=lambda *_: None)
+    again = validate_config(tiny_study(tmp_path, seeds=[0, 1]))
+    with pytest.raises(_Stop):
+        study.run_study(again, log=lambda *_: None)
+    reg = json.loads(cfg.layout.registration.read_text())
+    assert reg["seeds"] == [0, 1] and reg["amendments"] == [] and reg["before_any_result"]
 
 
 def test_a_default_block_on_a_study_without_its_evaluation_registers_no_test(tmp_path):

@@ -151,7 +151,14 @@ def test_against_every_sl_variant_is_an_intersection_union_test(three_seeds):
     # against supervised d < 0 (p 0.038); against balanced softmax d = 0 (p 1): signs differ
     assert iut.p == pytest.approx(1.0)
     assert iut.words == "no detectable difference"
-    assert "supervised-balanced_softmax" in iut.note
+    assert "shown against supervised-balanced_softmax, the variant it came nearest" in iut.note
+    # a difference that changes sign across the variants has no single interval
+    flip = runs.copy()
+    flip.loc[flip["method"] == "supervised-balanced_softmax", "top1_rel_gap"] = 0.0
+    [w] = V.verdicts(flip, results, confirmatory=V.Confirmatory(against="every"))
+    [iut_flip] = [p for p in w.pairs if p.family == "confirmatory"]
+    assert "changes sign across the SL variants" in iut_flip.note
+    assert math.isnan(iut_flip.low) and iut_flip.words == "no detectable difference"
     # a study where SSL beats both: combined p is the larger of the two
     runs2 = pd.DataFrame(
         gap_rows("SSL-in-domain", "simclr", [0.02, 0.04, 0.03])
@@ -164,7 +171,64 @@ def test_against_every_sl_variant_is_an_intersection_union_test(three_seeds):
     assert iut2.p == pytest.approx(max(parts["supervised"].p, parts["supervised-cb"].p))
     assert iut2.words == "loses less"
     weakest = max(parts.values(), key=lambda p: p.p).sl_method
-    assert iut2.note.startswith(f"nearest to not beaten: {weakest} (p = ")
+    assert iut2.note.startswith("it must beat each of supervised, supervised-cb: ")
+    assert f"shown against {weakest}, the variant it came nearest to not beating" in iut2.note
+    assert "every SL variant's" not in W.paired_sentence(iut2)  # no one variant's accuracies
+
+
+def test_every_variant_equivalence_needs_equivalence_to_each_and_failures_stay_local():
+    """Review: the every-variant TOST is the largest over the variants (not the closest one's),
+    and another SSL method's failed arm does not make this one's test inconclusive."""
+    runs = pd.DataFrame(
+        gap_rows("SSL-in-domain", "simclr", [0.030, 0.031, 0.029, 0.030])
+        + gap_rows("SSL-in-domain", "mocov2", [0.05, 0.06, 0.04], seeds=[0, 1, 2])
+        + gap_rows("SL", "supervised", [0.030, 0.030, 0.030, 0.031])
+        + gap_rows("SL", "supervised-ldam_drw", [0.110, 0.115, 0.12, 0.118])
+    )
+    results = result_rows(runs)
+    failed = {
+        "representation": "mocov2_exp-r0.1_s3",
+        "scenario": "SSL-in-domain",
+        "method": "mocov2",
+        "subset": "exp-r0.1",
+        "seed": 3,
+        "status": "failed",
+    }
+    results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
+    conf = V.Confirmatory(against="every", equivalence_margin=2.0, seeds=(0, 1, 2, 3))
+    [v] = V.verdicts(runs, results, confirmatory=conf)
+    iut = {p.ssl_method: p for p in v.pairs if p.family == "confirmatory"}
+    assert iut["mocov2"].words == "not conclusive"
+    assert iut["mocov2"].note == "mocov2's exp-r0.1 arm failed in seed 3"
+    assert iut["simclr"].words != "not conclusive"
+    # equivalent to supervised, 8 points from ldam_drw: not equivalent to every variant
+    assert not V.equivalent(iut["simclr"])
+
+
+def test_a_registered_seed_missing_without_a_failure_record_is_not_conclusive(three_seeds):
+    runs, results = three_seeds
+    runs = runs[~((runs["method"] == "simclr") & (runs["seed"] == 2))]
+    conf = V.Confirmatory(seeds=(0, 1, 2))
+    [v] = V.verdicts(runs, results, confirmatory=conf)
+    p = next(p for p in v.pairs if p.sl_method == "supervised")
+    assert p.words == "not conclusive"
+    assert p.note == "registered seed 2 has no paired result for simclr and supervised"
+
+
+def test_a_failure_in_another_imbalanced_arm_leaves_this_arms_test_alone(three_seeds):
+    runs, results = three_seeds
+    failed = {
+        "representation": "simclr_exp-r0.01_s2",
+        "scenario": "SSL-in-domain",
+        "method": "simclr",
+        "subset": "exp-r0.01",
+        "seed": 2,
+        "status": "failed",
+    }
+    results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
+    [v] = V.verdicts(runs, results)
+    p = next(p for p in v.pairs if p.sl_method == "supervised")
+    assert p.words == "loses less"
 
 
 def test_the_same_test_outside_the_confirmatory_comparison_is_exploratory(three_seeds):

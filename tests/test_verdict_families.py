@@ -313,5 +313,34 @@ def test_learned_gap_is_undefined_where_the_balanced_arm_learned_nothing():
     )
     [v] = V.verdicts(runs, results)
     [q] = v.learned_pairs
-    assert q.seeds == (1, 2) and q.undefined_seeds == (0,)
+    # dropping seed 0 alone would select on the denominator: no Δ_learned test at all
+    assert q.seeds == () and q.undefined_seeds == (0,)
     assert "Δ_learned undefined in seed 0" in W.paired_sentence(q)
+    assert "no Δ_learned test for this pair" in W.paired_sentence(q)
+
+
+def test_a_run_with_stale_gap_tables_is_reported_by_todays_rules(tmp_path):
+    """A run written before each arm had its own floor keeps a stale Δ_learned in its
+    gap_runs.csv; the report rebuilds the gaps from results.csv instead of quoting it."""
+    from ssl_robustness.report.rundir import load_run
+
+    rows = [
+        _own_arm("random-init", "random-init", "balanced", 0, 0.30),
+        _own_arm("random-init", "random-init", "exp-r0.1", 0, 0.26),
+        _own_arm("SSL-in-domain", "simclr", "balanced", 0, 0.50),
+        _own_arm("SSL-in-domain", "simclr", "exp-r0.1", 0, 0.42),
+    ]
+    for r in rows[:2]:
+        r.update(representation="random-init_none_s0", comparison="fixed-representation")
+    results = _results(rows)
+    runs, gaps = gap_tables(results, "balanced")
+    stale = runs.drop(columns=[c for c in runs if c.endswith("_imbalanced_floor")])
+    stale["top1_learned_rel_gap"] = 0.40  # the balanced arm's floor subtracted from both
+    (tmp_path / "tables").mkdir()
+    results.to_csv(tmp_path / "tables" / "results.csv", index=False)
+    stale.to_csv(tmp_path / "tables" / "gap_runs.csv", index=False)
+    gaps.to_csv(tmp_path / "tables" / "gaps.csv", index=False)
+    run = load_run(tmp_path)
+    assert run.rebuilt_gaps
+    own = run.tables["gap_runs"].query("comparison == 'end-to-end'").iloc[0]
+    assert own["top1_learned_rel_gap"] == pytest.approx(0.20)

@@ -128,12 +128,14 @@ def registration(cfg: StudyConfig, data: StudyData, *, results_existed: bool) ->
 
 
 def register(cfg: StudyConfig, data: StudyData) -> dict[str, Any]:
-    """Write registration.json before the first training; on a later run, keep it and append
-    what differs (seeds, the confirmatory block, the margins) as an amendment."""
+    """Write registration.json before the first training (rewritten while no result exists);
+    once results exist, keep it and append what differs (seeds, the confirmatory block, the
+    margins, the config) as an amendment."""
     run = cfg.layout
     existed = results_exist(run)
     new = registration(cfg, data, results_existed=existed)
-    if not run.registration.exists():
+    if not run.registration.exists() or not existed:
+        # before any result a registration may still be changed: the new one replaces it
         write_json(run.registration, new)
         return new
     try:

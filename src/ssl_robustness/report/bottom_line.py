@@ -66,6 +66,14 @@ def _found(v: V.Verdict) -> list[str]:
         ]
     else:
         sl_name, who = v.comparator, f"{v.comparator} (the registered SL comparator)"
+    unfit = {n.split(" (")[0]: n for n in v.near_floor}
+    if v.against != "every" and sl_name in unfit:
+        detail = unfit[sl_name].split(" (", 1)[1].rstrip(")")
+        return [
+            f"on {where} there is no confirmatory test: the registered SL comparator {sl_name} "
+            f"learned ~nothing on balanced data ({detail}), so no SSL method can be compared "
+            "with it."
+        ]
     mine = [p for p in v.pairs if p.sl_method == sl_name]
     pairs = [p for p in mine if p.seeds or p.words == V.NOT_CONCLUSIVE]
     if not pairs:
@@ -133,7 +141,7 @@ def _finding(pairs: list[V.Paired], sl: str) -> str:
             V.ZERO_VARIANCE: "the seeds gave identical differences, so there is no test",
         }.get(
             unsaid[0].words,
-            f"{fewest} paired seed{'s' if fewest != 1 else ''} give no words (at least "
+            f"{fewest} paired seed{'s give' if fewest != 1 else ' gives'} no words (at least "
             f"{V.MIN_SEEDS_FOR_WORDS} are needed)",
         )
         names = ", ".join(p.ssl_method for p in unsaid)
@@ -146,7 +154,9 @@ def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
     # v.near_floor: "name (detail)", left out of the family; results: any seed near the floor
     out_of_test = list(dict.fromkeys(n.split(" (")[0] for n in v.near_floor))
     some_seed = [
-        m for m in _near_floor_methods(results, v.evaluation, v.metric) if m not in out_of_test
+        m
+        for m in _near_floor_methods(results, v.evaluation, v.metric, balanced=True)
+        if m not in out_of_test
     ]
     floor = f"within {100 * NEAR_FLOOR:.0f} points of the random-init floor on {v.evaluation}"
     if out_of_test:
@@ -157,8 +167,8 @@ def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
         )
     if some_seed:
         out.append(
-            f"{', '.join(dict.fromkeys(some_seed))} {floor} in some seed (still in the test; "
-            "read their gap with that in mind)"
+            f"{', '.join(dict.fromkeys(some_seed))} {floor} in the balanced arm of some seed "
+            "(still in the test: the rule is the mean over seeds)"
         )
     if v.left_out:
         out.append("failed (no accuracy): " + ", ".join(v.left_out))
@@ -168,10 +178,16 @@ def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
     return out
 
 
-def _near_floor_methods(results: pd.DataFrame, evaluation: str, metric: str) -> list[str]:
+def _near_floor_methods(
+    results: pd.DataFrame, evaluation: str, metric: str, balanced: bool = False
+) -> list[str]:
+    """Methods with a row near the floor on `evaluation`; `balanced`: balanced arms only (an
+    imbalanced arm at the floor is a loss, not a reason to discount the gap)."""
     if "evaluation" not in results:
         return []
     near = V.over_floor(results, metric).map(lambda x: below_floor_margin(float(x)))
+    if balanced:
+        near &= V.truthy(results, "balanced")
     rows = results[(results["evaluation"] == evaluation) & near]
     return list(dict.fromkeys(rows["method"].astype(str)))
 

@@ -70,6 +70,11 @@ def report_content(run: RunDir) -> ReportContent:
     classes, classes_caption = _class_table(run, headline)
     figures = Figures(RunLayout(run.path).figures)
     notes: list[str] = []
+    if run.rebuilt_gaps:
+        notes.append(
+            "The gap tables were rebuilt from results.csv by today's rules: this run's were "
+            "written before each arm was measured against its own random-init floor in Δ_learned."
+        )
     draw_figures(run, figures, headline, metric, notes)
     tsne = draw_tsne(run, figures, notes) if run.report_setting("tsne", True) else []
     res = run.results
@@ -106,7 +111,7 @@ def report_content(run: RunDir) -> ReportContent:
         gaps=_columns(gaps, _gap_columns(metric)),
         aggregate=_columns(aggregate, _aggregate_columns(metric)),
         collapsed=collapsed,
-        near_floor=W.near_floor(res),
+        near_floor=W.near_floor(res, metric=metric),
         undertrained=undertrained_lines(res),
         failures=_failures(run),
         class_table=classes,

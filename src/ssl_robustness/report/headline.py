@@ -73,7 +73,9 @@ def verdict_block(
             "x gap kinds x levels, on Δ and Δ_learned); only the confirmatory family's words are "
             "a finding, and every other test is labelled exploratory (report/tests.csv)."
         )
-    lines += [f"Caveat, near the random-init floor: {line}" for line in W.near_floor(shown)]
+    metric = V.verdict_metric(run.stats)[0]
+    near = W.near_floor(shown, metric=metric)
+    lines += [f"Caveat, near the random-init floor: {line}" for line in near]
     lines += [f"Caveat, {line}" for line in undertrained_lines(shown)]
     lines += [f"Caveat, {line}" for line in knn_caveats(run)]
     return lines

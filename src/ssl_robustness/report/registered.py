@@ -85,17 +85,46 @@ def registration_line(run: RunDir) -> tuple[str, bool]:
         )
     seeds = list(reg.get("seeds", []))
     for a in reg.get("amendments", []):
-        if "seeds" in a and a.get("results_existed"):
+        after = bool(a.get("results_existed"))
+        if "seeds" in a and after:
             added = [s for s in a["seeds"] if s not in seeds]
+            dropped = [s for s in seeds if s not in a["seeds"]]
             if added:
                 departures.append(
                     f"seeds {_seeds(added)} were added on {a.get('at', '?')} after results "
                     "existed (adding seeds after seeing results inflates the false-positive "
                     "rate)"
                 )
+            if dropped:
+                departures.append(
+                    f"seeds {_seeds(dropped)} were dropped on {a.get('at', '?')} after results "
+                    "existed (the test then runs on the seeds kept)"
+                )
             seeds = list(a["seeds"])
         elif "seeds" in a:
             seeds = list(a["seeds"])
+        if after and "config_hash" in a:
+            departures.append(
+                f"the config changed on {a.get('at', '?')} after results existed (hash "
+                f"{a['config_hash']})"
+            )
+        if after and "equivalence_margin_points" in a:
+            departures.append(
+                f"the equivalence margin was changed to {a['equivalence_margin_points']} after "
+                "results existed; the registered one is used"
+            )
+    margin_now = run.report_setting("equivalence_margin", None)
+    if margin_now != reg.get("equivalence_margin_points") and run.config:
+        departures.append(
+            f"the config's equivalence margin is {margin_now}, the registered one "
+            f"{reg.get('equivalence_margin_points')} is used"
+        )
+    absent = _absent_subsets(run, registered)
+    if absent:
+        departures.append(
+            f"registered arm{'s' if len(absent) > 1 else ''} {', '.join(absent)} "
+            f"{'have' if len(absent) > 1 else 'has'} no gap in these tables"
+        )
     present = _present_seeds(run)
     missing = [s for s in seeds if present is not None and s not in present]
     if missing:
@@ -111,6 +140,15 @@ def registration_line(run: RunDir) -> tuple[str, bool]:
     if not departures:
         return f"{head}; reported as registered.", False
     return f"{head}; reported with departures: {'; '.join(departures)}.", True
+
+
+def _absent_subsets(run: RunDir, c: V.Confirmatory) -> list[str]:
+    runs = run.tables.get("gap_runs")
+    if runs is None or runs.empty or c.subsets is None or "subset" not in runs:
+        return []
+    mine = runs[runs["evaluation"] == c.evaluation] if "evaluation" in runs else runs
+    have = set(mine["subset"].astype(str))
+    return [s for s in c.subsets if s not in have]
 
 
 def _metric(reg: dict[str, Any]) -> str:

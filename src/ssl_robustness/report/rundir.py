@@ -29,6 +29,7 @@ class RunDir:
     stats: dict[str, Any]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     registration: dict[str, Any] | None = None  # registration.json; None: an older run
+    rebuilt_gaps: bool = False  # the gap tables were older than today's rules: rebuilt
 
     @property
     def results(self) -> pd.DataFrame:
@@ -59,15 +60,43 @@ def load_run(run_dir: str | Path) -> RunDir:
         raise UserError(
             f"{path}: no tables/results.csv; is this a finished study's output directory?"
         )
+    tables = {name: _csv(run.table(name)) for name in TABLES}
+    tables, rebuilt = current_gaps(tables)
     return RunDir(
         path=path,
         config=_yaml(run.config),
         environment=_json(run.environment, {}),
         failures=_json(run.failures, []),
         stats=_json(run.data.stats, {}),
-        tables={name: _csv(run.table(name)) for name in TABLES},
+        tables=tables,
         registration=_json(run.registration, None),
+        rebuilt_gaps=rebuilt,
     )
+
+
+def current_gaps(tables: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], bool]:
+    """The gap tables by today's rules: a run written before each arm had its own floor in
+    Δ_learned (no `top1_imbalanced_floor` column) gets them rebuilt from its results.csv, so an
+    old run is never reported with a stale Δ_learned; (tables, whether they were rebuilt)."""
+    runs, res = tables.get("gap_runs", pd.DataFrame()), tables.get("results", pd.DataFrame())
+    needed = ("balanced", "matched", "comparison", "status", "scenario")
+    if (
+        runs.empty
+        or res.empty
+        or "top1_imbalanced_floor" in runs
+        or any(c not in res for c in needed)
+    ):
+        return tables, False
+    from .gaps import gap_tables, with_floor
+
+    ok = with_floor(res)
+    ok = ok[ok["status"].astype(str) == "ok"] if "status" in ok else ok
+    flags = ok["balanced"].astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))
+    names = ok.loc[flags, "subset"].dropna().unique()
+    if len(names) != 1:
+        return tables, False
+    gap_runs, gaps = gap_tables(ok, str(names[0]))
+    return {**tables, "gap_runs": gap_runs, "gaps": gaps}, True
 
 
 def _yaml(path: Path) -> dict[str, Any]:

@@ -53,6 +53,7 @@ class Confirmatory:
     against: str = "one"
     subsets: tuple[str, ...] | None = None  # None: every imbalanced arm
     equivalence_margin: float | None = None  # points of Δ; None: no equivalence test
+    seeds: tuple[int, ...] | None = None  # registered seeds: a pair missing one has no test
 
     @classmethod
     def of(cls, x: Confirmatory | tuple[str, str]) -> Confirmatory:
@@ -139,6 +140,7 @@ class Verdict:
     # failed arms of the methods compared: method -> ((arm, seed), ...)
     failed: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     equivalence_margin: float | None = None  # points of Δ, registered; None: no TOST
+    seeds: tuple[int, ...] | None = None  # registered seeds (confirmatory only)
 
     @property
     def headline(self) -> bool:
@@ -275,7 +277,7 @@ def _verdict(
                     acc,
                 )
                 if measure == "learned_rel_gap":
-                    p = replace(p, undefined_seeds=_undefined(delta, learned, scenario, method, sl))
+                    p = _without_undefined(p, _undefined(delta, learned, scenario, method, sl))
                 pairs[measure].append(p)
     comparator = conf.comparator_among(sl_methods) if conf and sl_methods else None
     floor = _unfit_methods(results, evaluation, metric) if conf else {}
@@ -299,9 +301,16 @@ def _verdict(
         comparator,
         conf.against if conf else "one",
         _collapsed(bad, everything, evaluation),
-        _failed_arms(bad, evaluation),
+        _failed_arms(bad, evaluation, {subset, "-", *_balanced_names(results)}),
         conf.equivalence_margin if conf else None,
+        conf.seeds if conf else None,
     )
+
+
+def _balanced_names(results: pd.DataFrame) -> set[str]:
+    if "balanced" not in results or "subset" not in results:
+        return {"balanced"}
+    return {"balanced", *results.loc[truthy(results, "balanced"), "subset"].astype(str)}
 
 
 def _undefined(
@@ -318,38 +327,87 @@ def _undefined(
     return tuple(sorted(both - defined))
 
 
+def _without_undefined(p: Paired, undefined: tuple[int, ...]) -> Paired:
+    """A Δ_learned pair with a seed where it is undefined gets no test at all: dropping that
+    seed alone would select on the denominator (the seeds whose balanced arm learned more)."""
+    if not undefined:
+        return p
+    return replace(
+        p,
+        seeds=(),
+        words=NO_SEED,
+        p=math.nan,
+        undefined_seeds=undefined,
+        note=(
+            f"Δ_learned undefined in seed{'s' if len(undefined) > 1 else ''} "
+            f"{', '.join(str(s) for s in undefined)} (a balanced arm within "
+            f"{NEAR_FLOOR_POINTS:.0f} points of its random-init floor, or no floor recorded), "
+            "so there is no Δ_learned test for this pair"
+        ),
+    )
+
+
 def _every_sl(pairs: list[Paired], sl_methods: list[str], unfit: dict[str, str]) -> list[Paired]:
     """Intersection-union tests: for each SSL method, "loses less (more) than every SL
     variant" holds only if it does so against each fit variant, each at the family's alpha;
-    the combined p is the largest of them (no further adjustment over the variants), and its
-    interval and d are those of the variant it came nearest to not beating."""
+    the combined p is the largest of them (no further adjustment over the variants). Its d and
+    interval are those of the variant it came nearest to not beating (named); where the
+    difference changes sign across the variants there is no single interval."""
     fit = [m for m in sl_methods if m not in unfit]
+    left = [m for m in sl_methods if m in unfit]
+    apart = f"; left out as unfit on balanced data: {', '.join(left)}" if left else ""
     out = []
     for group in _by_ssl(pairs).values():
         parts = [p for p in group if p.sl_method in fit and len(p.seeds) >= 2]
-        if not parts or len(parts) < len(fit):
+        base = replace(group[0], sl_method=EVERY_SL, sl_accuracy=(math.nan, math.nan))
+        if not fit or len(parts) < len(fit):
             missing = sorted(set(fit) - {p.sl_method for p in parts})
             out.append(
                 replace(
-                    group[0],
-                    sl_method=EVERY_SL,
+                    base,
                     seeds=(),
                     words=NO_SEED,
                     p=math.nan,
-                    note=f"no paired test against {', '.join(missing) or 'any SL variant'}",
+                    note=f"no paired test against {', '.join(missing) or 'any fit SL variant'}"
+                    + apart,
                 )
             )
             continue
-        same_sign = len({math.copysign(1, p.mean) for p in parts}) == 1
+        signs = {math.copysign(1, p.mean) for p in parts}
         ps = [1.0 if _missing(p.p) else p.p for p in parts]
-        weakest = parts[int(np.argmax(ps))] if same_sign else min(parts, key=lambda p: abs(p.mean))
-        combined = max(ps) if same_sign else 1.0
-        note = (
-            f"nearest to not beaten: {weakest.sl_method} (p = {weakest.p:.3g})"
-            if same_sign
-            else f"its difference changes sign across the SL variants ({weakest.sl_method})"
-        )
-        out.append(replace(weakest, sl_method=EVERY_SL, p=combined, note=note))
+        each = ", ".join(f"{p.sl_method} (d {100 * p.mean:+.1f}, p {p.p:.3g})" for p in parts)
+        if len(signs) == 1:
+            weakest = parts[int(np.argmax(ps))]
+            note = (
+                f"it must beat each of {', '.join(fit)}: {each}; d and interval shown against "
+                f"{weakest.sl_method}, the variant it came nearest to not beating{apart}"
+            )
+            out.append(
+                replace(
+                    weakest,
+                    sl_method=EVERY_SL,
+                    p=max(ps),
+                    note=note,
+                    sl_accuracy=(math.nan, math.nan),
+                )
+            )
+        else:
+            note = (
+                f"its difference changes sign across the SL variants ({each}), so it neither "
+                f"loses less nor more than every one and no single interval applies{apart}"
+            )
+            out.append(
+                replace(
+                    base,
+                    seeds=parts[0].seeds,
+                    mean=math.nan,
+                    low=math.nan,
+                    high=math.nan,
+                    sd=math.nan,
+                    p=1.0,
+                    note=note,
+                )
+            )
     return out
 
 
@@ -475,8 +533,11 @@ def _families(vs: list[Verdict]) -> list[Verdict]:
                 _finish(p, fam[(i, kind, j)], *adjusted.get((i, kind, j), (math.nan, 0)))
                 for j, p in enumerate(getattr(v, kind))
             )
-            if v.confirmatory and v.equivalence_margin is not None:
-                new[kind] = tuple(_equivalence(p, v.equivalence_margin) for p in new[kind])
+            if v.confirmatory and v.equivalence_margin is not None and kind == "pairs":
+                new[kind] = tuple(
+                    _equivalence(p, v.equivalence_margin, new[kind], _unfit_names(v))
+                    for p in new[kind]
+                )
         out.append(replace(v, **new))
     return out
 
@@ -486,23 +547,30 @@ def _unfit_names(v: Verdict) -> set[str]:
 
 
 def _inconclusive(v: Verdict, i: int, fam: dict[tuple[int, str, int], str]) -> Verdict:
-    """A confirmatory pair one of whose methods has a failed arm gets no test on the seeds that
-    survived: its words are "not conclusive", naming the arm and seed."""
-    if not v.failed:
-        return v
+    """A confirmatory pair one of whose methods has a failed arm, or that lacks a registered
+    seed, gets no test on the seeds that survived: its words are "not conclusive", naming the
+    arm and seed."""
+    fit_sl = [m for m in v.sl_rel_gaps if m not in _unfit_names(v)]
     new = {}
     for kind in ("pairs", "learned_pairs"):
         fixed = []
         for j, p in enumerate(getattr(v, kind)):
-            if fam[(i, kind, j)] == EXPLORATORY:
+            if fam[(i, kind, j)] == EXPLORATORY or p.undefined_seeds:
                 fixed.append(p)
                 continue
-            sides = [p.ssl_method, *(v.failed if p.sl_method == EVERY_SL else [p.sl_method])]
+            sides = [p.ssl_method, *(fit_sl if p.sl_method == EVERY_SL else [p.sl_method])]
             why = [
                 f"{m}'s {arm} arm failed in seed {seed}"
                 for m in dict.fromkeys(sides)
                 for arm, seed in v.failed.get(m, ())
             ]
+            absent = [s for s in v.seeds or () if s not in p.seeds]
+            if absent and not why:
+                why = [
+                    f"registered seed{'s' if len(absent) > 1 else ''} "
+                    f"{', '.join(str(s) for s in absent)} {'have' if len(absent) > 1 else 'has'} "
+                    f"no paired result for {p.ssl_method} and {p.sl_method}"
+                ]
             fixed.append(
                 replace(p, words=NOT_CONCLUSIVE, p=math.nan, note="; ".join(why)) if why else p
             )
@@ -551,16 +619,31 @@ def _finish(p: Paired, family: str, p_adjusted: float, size: int) -> Paired:
     )
 
 
-def _equivalence(p: Paired, margin_points: float) -> Paired:
-    """The paired TOST against the registered margin, at the family's Bonferroni level (the
-    level of its interval): equivalence words only where it rejects."""
-    if p.family == EXPLORATORY or len(p.seeds) < 2 or _missing(p.sd):
+def _equivalence(
+    p: Paired, margin_points: float, pairs: tuple[Paired, ...], unfit: set[str]
+) -> Paired:
+    """The paired TOST of Δ against the registered margin, at the family's Bonferroni level
+    (the level of its interval): equivalence words only where it rejects, only for a worded
+    test. Against every SL variant, equivalent to each: the largest TOST p over the variants."""
+    if p.family == EXPLORATORY or p.words not in (LESS, MORE, SAME):
         return p
-    return replace(
-        p,
-        p_equivalence=tost_p(p.mean, p.sd, len(p.seeds), margin_points / 100),
-        equivalence_margin=margin_points / 100,
-    )
+    if len(p.seeds) < MIN_SEEDS_FOR_WORDS:
+        return p
+    margin = margin_points / 100
+    if p.sl_method == EVERY_SL:
+        parts = [
+            q
+            for q in pairs
+            if (q.ssl_scenario, q.ssl_method) == (p.ssl_scenario, p.ssl_method)
+            and q.sl_method not in (EVERY_SL, *unfit)
+        ]
+        tosts = [tost_p(q.mean, q.sd, len(q.seeds), margin) for q in parts if len(q.seeds) >= 2]
+        value = max(tosts) if tosts and not any(math.isnan(t) for t in tosts) else math.nan
+    elif _missing(p.sd):
+        return p
+    else:
+        value = tost_p(p.mean, p.sd, len(p.seeds), margin)
+    return replace(p, p_equivalence=value, equivalence_margin=margin)
 
 
 def equivalent(p: Paired) -> bool:
@@ -624,8 +707,11 @@ def _collapsed(bad: pd.DataFrame, group: pd.DataFrame, evaluation: str) -> tuple
     )
 
 
-def _failed_arms(bad: pd.DataFrame, evaluation: str) -> dict[str, tuple[tuple[str, int], ...]]:
-    """method -> the (arm, seed) of each of its representations that failed."""
+def _failed_arms(
+    bad: pd.DataFrame, evaluation: str, arms: set[str]
+) -> dict[str, tuple[tuple[str, int], ...]]:
+    """method -> the (arm, seed) of each of its representations that failed, among `arms` (the
+    balanced arm and this verdict's imbalanced arm; "-": a fixed representation)."""
     rows = bad[bad["why"] == "failed"]
     out: dict[str, list[tuple[str, int]]] = {}
     for _, r in rows.iterrows():
@@ -634,6 +720,8 @@ def _failed_arms(bad: pd.DataFrame, evaluation: str) -> dict[str, tuple[tuple[st
         if not _missing(r.get("evaluation")) and r.get("evaluation") != evaluation:
             continue
         arm = str(r.get("subset")) if not _missing(r.get("subset")) else "-"
+        if arm not in arms:
+            continue
         out.setdefault(str(r["method"]), []).append((arm, int(r["seed"])))
     return {m: tuple(sorted(set(v))) for m, v in out.items()}
 

@@ -23,7 +23,9 @@ from .verdict import (
     Paired,
     Verdict,
     _missing,
+    _truthy_one,
     equivalent,
+    over_floor,
 )
 
 METRIC_WORDS = {"top1": "top-1", "balanced_accuracy": "balanced accuracy"}
@@ -100,9 +102,10 @@ def paired_sentence(p: Paired, metric: str = "top1") -> str:
         return f"{who} vs {p.sl_method}: {NO_SEED} ({why})."
     gaps = f"{sym} {_pct(p.ssl_rel_gap)} vs {_pct(p.sl_rel_gap)}"
     if not _missing(p.ssl_accuracy[0]):
+        sl_arms = "" if _missing(p.sl_accuracy[0]) else f" vs {p.sl_method}'s {_acc(p.sl_accuracy)}"
         gaps += (
             f"; {METRIC_WORDS.get(metric, metric)} balanced → imbalanced arm "
-            f"{_acc(p.ssl_accuracy)} vs {p.sl_method}'s {_acc(p.sl_accuracy)}"
+            f"{_acc(p.ssl_accuracy)}{sl_arms}"
         )
     if len(p.seeds) == 1:
         return (
@@ -274,16 +277,31 @@ def _own_gap(who: str, seeds: int, mean: float, low: float, high: float) -> str:
     return f"{who} {_pct(mean)}, 95% CI [{_pct(low)}, {_pct(high)}] over {seeds} seeds"
 
 
-def near_floor(results: pd.DataFrame, margin: float = NEAR_FLOOR) -> list[str]:
+def near_floor(
+    results: pd.DataFrame, margin: float = NEAR_FLOOR, metric: str = "top1"
+) -> list[str]:
     """Sentences naming every trained representation and evaluation that beats the random-init
-    floor of the same seed and adaptation by less than `margin` (top-1)."""
-    if "over_floor" not in results:
+    floor of the same seed and adaptation by less than `margin`, in the verdict's metric. A
+    balanced arm there learned little; an imbalanced arm there lost what its balanced twin
+    learned, which is a measured loss and counts."""
+    over = over_floor(results, metric)
+    if over.isna().all():
         return []
-    over = pd.to_numeric(results["over_floor"], errors="coerce")
     rows = results[over.map(lambda x: below_floor_margin(float(x), 100 * margin))]
-    return [
-        f"{r.representation} on {r.evaluation}: top-1 {100 * r.top1:.1f}% vs random init "
-        f"{100 * r.floor_top1:.1f}% ({100 * r.over_floor:+.1f} points): within "
-        f"{100 * margin:.0f} points of the floor, it learned little"
-        for r in rows.itertuples()
-    ]
+    floor_col = f"floor_{metric}" if f"floor_{metric}" in results else "floor_top1"
+    words = METRIC_WORDS.get(metric, metric)
+    out = []
+    for i, r in rows.iterrows():
+        balanced = _truthy_one(r.get("balanced"))
+        what = (
+            "it learned little (a balanced arm: not fit for the confirmatory family)"
+            if balanced
+            else "it lost what its balanced twin learned (an imbalanced arm: a loss, counted)"
+        )
+        value = r.get(metric, r.get("top1"))
+        out.append(
+            f"{r['representation']} on {r['evaluation']}: {words} {100 * float(value):.1f}% vs "
+            f"random init {100 * float(r[floor_col]):.1f}% ({100 * float(over[i]):+.1f} points): "
+            f"within {100 * margin:.0f} points of the floor, {what}"
+        )
+    return out
