@@ -44,8 +44,28 @@ def REPRESENTATION(fn):  # noqa: N802 - used as a decorator, like CONFIG and OVE
 
 
 def _load(config: Path | None, overrides: tuple[str, ...]) -> StudyConfig:
-    """Read and validate the config; torch is not imported yet, so a typo fails in a blink."""
-    return load_config(config, overrides)
+    """Read and validate the config; torch is not imported yet, so a typo fails in a blink
+    (timm model names are checked against timm's list only when the config names one)."""
+    cfg = load_config(config, overrides)
+    _check_timm_names(cfg)
+    return cfg
+
+
+def _check_timm_names(cfg: StudyConfig) -> None:
+    """An unknown `timm:<name>` is a config error naming the key and the nearest names, not a
+    RuntimeError when each representation starts training."""
+    named = [("backbone.name", cfg.backbone.name)] + [
+        (f"imported.{i}.arch", imp.arch) for i, imp in enumerate(cfg.imported)
+    ]
+    named = [(key, v) for key, v in named if isinstance(v, str) and v.startswith("timm:")]
+    if not named:
+        return
+    from .models.backbones import timm_name_error
+
+    for key, value in named:
+        why = timm_name_error(value.removeprefix("timm:"))
+        if why:
+            raise UserError(f"{key}: {why}")
 
 
 def _check_output_dir(out: Path) -> None:
@@ -267,6 +287,10 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except UserError as exc:
             raise _Fault(str(exc)) from None
+        except EOFError as exc:
+            # click's main would turn it into Abort ("aborted", exit 130): a file that ended
+            # early is no user's Ctrl-D; a reader that let it through is a bug, kept visible
+            raise RuntimeError(f"unexpected end of a file: {exc}") from exc
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT) and exc.filename is None:
                 raise _Fault(f"the disk is full ({exc.strerror}); free space and rerun") from None
@@ -315,7 +339,23 @@ def run(
         from .plan import imported_costs, measure_throughput, plan_lines, plan_rows
 
         _check_device(cfg.device)
-        data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)  # decodes nothing
+        from .data.sources import DownloadNeeded, no_downloads
+        from .models.hub import missing_downloads
+
+        needs = missing_downloads(cfg.imported)  # a plan downloads nothing: it says what
+        for line in needs:
+            click.echo(line)
+        try:
+            with no_downloads():
+                data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)  # decodes nothing
+        except DownloadNeeded as exc:
+            for d in exc.downloads:
+                click.echo(d.need())
+            click.echo(
+                "the rest of the plan (runs, cache, work) needs the data: run it again once "
+                "the files are in place"
+            )
+            return
         from .evaluation.run import check_evaluation_sizes
 
         check_evaluation_sizes(cfg.evaluation, data)
@@ -589,9 +629,9 @@ TORCH_FREE_COMMANDS = ("config", "report")  # never start OpenMP: no thread choi
 
 def main() -> None:
     words = [a for a in sys.argv[1:] if not a.startswith("-")]
-    if not words or words[0] not in TORCH_FREE_COMMANDS:
-        choose_cpu_threads()  # before torch starts its OpenMP runtime: cpu_threads.py says why
     try:
+        if not words or words[0] not in TORCH_FREE_COMMANDS:
+            choose_cpu_threads()  # before torch starts its OpenMP runtime: cpu_threads.py says why
         cli.main(standalone_mode=False)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -32,6 +32,7 @@ BUSY_LOAD = 1.0  # other threads runnable as we start: the cores are shared
 # variables that decide how OpenMP's threads wait: any of them set means the user chose
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 OFF_SWITCH = "SSL_ROBUSTNESS_CPU_THREADS"  # "default": leave torch's threading as it comes
+OFF_SWITCH_VALUES = ("", "default")  # anything else (a typo: "defualt") is refused, not ignored
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,15 @@ def choose_cpu_threads(
     other runnable thread oversubscribes them, whatever the core count."""
     env = os.environ if environ is None else environ
     cpus = usable_cpus(root)
-    if env.get(OFF_SWITCH, "").lower() == "default":
+    switch = env.get(OFF_SWITCH, "")
+    if switch.strip().lower() not in OFF_SWITCH_VALUES:
+        from .errors import UserError
+
+        raise UserError(
+            f"{OFF_SWITCH}={switch!r}: not a value it takes; set it to 'default' (torch's "
+            "threading as it comes) or leave it unset (the choice this module makes)"
+        )
+    if switch.strip().lower() == "default":
         return ThreadChoice({}, cpus, f"{OFF_SWITCH}=default: torch's threading as it comes")
     if environ is None and "torch" in sys.modules:
         return ThreadChoice({}, cpus, "torch was imported first: its threading as it comes")

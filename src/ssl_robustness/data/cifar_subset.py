@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,24 @@ SEED = 0
 FILE = "cifar10_subset.npz"
 RECORD = "cifar10_subset.json"
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+# what numpy raises on a damaged .npz: a zero-byte file (EOFError), a truncated or corrupt zip
+NPZ_FAULTS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def open_npz(path: Path, hint: str = "") -> np.lib.npyio.NpzFile:
+    """np.load of an .npz without pickles; an empty, truncated or corrupt file is a UserError
+    naming it (`hint`: what to do about it), never numpy's EOFError or BadZipFile."""
+    try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise EOFError("the file is empty (0 bytes)")
+        npz = np.load(path, allow_pickle=False)
+    except NPZ_FAULTS as exc:
+        raise UserError(f"{path}: not a readable .npz file: {exc}{hint}") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise UserError(f"{path}: not an .npz archive (a single .npy array){hint}")
+    return npz
 
 
 def draw(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
@@ -119,8 +138,15 @@ def _verify(path: Path, record: Path) -> None:
             f"{path}: no recorded checksum ({record} is missing or damaged); delete {path} to "
             "make the subset again"
         )
-    with np.load(path, allow_pickle=False) as npz:
-        got = content_sha256({k: npz[k] for k in ARRAYS})
+    again = f"; delete {path} and {record} to make the subset again"
+    with open_npz(path, again) as npz:
+        missing = [k for k in ARRAYS if k not in npz.files]
+        if missing:
+            raise UserError(f"{path}: missing arrays {missing}{again}")
+        try:
+            got = content_sha256({k: npz[k] for k in ARRAYS})
+        except NPZ_FAULTS as exc:
+            raise UserError(f"{path}: damaged ({exc}){again}") from None
     if got != expected:
         raise UserError(
             f"{path}: its content (sha256 {got}) is not the subset recorded in {record} "

@@ -6,19 +6,27 @@ of range, an unknown class, a duplicate path.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import glob
 import io
 import os
 import pickle
-from collections.abc import Callable
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
+from urllib.error import URLError
 
 import numpy as np
 
 from ..config import DataConfig, ListFilesConfig
 from ..errors import UserError, utf8_text
 from . import cifar_subset
+from .cifar_subset import NPZ_FAULTS, open_npz
 from .labelled import LabelledSet
 from .splits import pool_counts_before_carving
 
@@ -433,14 +441,114 @@ def _read_batch(path: Path) -> dict:
         raise UserError(f"{path}: not a CIFAR python batch: {exc}") from None
 
 
+@dataclass(frozen=True)
+class Download:
+    """A file a run fetches from the network: what a plan says and a failed download names,
+    so that a user on a machine without network can place it by hand."""
+
+    what: str
+    url: str
+    folder: Path  # where the file is expected
+    filename: str
+    size: str  # in words: "170 MB" (what the publisher serves)
+    checksum: str  # "md5 c58f...", as the downloader checks it
+
+    def need(self) -> str:
+        """The plan's line: what is missing, where, how big and from where."""
+        return (
+            f"{self.what} is not in {self.folder}; the run will download {self.size} from "
+            f"{self.url} ({self.checksum}). Without network, place {self.filename} in "
+            f"{self.folder} by hand"
+        )
+
+    def failed(self, exc: BaseException) -> UserError:
+        """One error for a failed download, naming the URL, the folder and the checksum."""
+        why = " ".join(str(getattr(exc, "reason", None) or exc).split()) or type(exc).__name__
+        return UserError(
+            f"cannot download {self.what} from {self.url}: {why}. Place {self.filename} "
+            f"({self.size}, {self.checksum}) in {self.folder} by hand and run again"
+        )
+
+
+class DownloadNeeded(UserError):
+    """Raised instead of downloading while downloads are off (`run --plan`): what the run
+    would fetch."""
+
+    def __init__(self, downloads: list[Download]) -> None:
+        self.downloads = downloads
+        super().__init__("; ".join(d.need() for d in downloads))
+
+
+_DOWNLOADS_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "downloads_off", default=False
+)
+
+
+@contextlib.contextmanager
+def no_downloads() -> Iterator[None]:
+    """Within: a source that would download raises DownloadNeeded instead (a plan fetches
+    nothing; it says what a run will need)."""
+    token = _DOWNLOADS_OFF.set(True)
+    try:
+        yield
+    finally:
+        _DOWNLOADS_OFF.reset(token)
+
+
+# failures of a download (no network, a refused or cut connection, a corrupt archive); a
+# refused write (permission, full disk) is the CLI's to report, with its path
+DOWNLOAD_FAULTS = (
+    URLError,
+    HTTPException,
+    ConnectionError,
+    TimeoutError,
+    RuntimeError,
+    tarfile.TarError,
+    EOFError,
+    zipfile.BadZipFile,
+)
+CIFAR_SIZES = {10: "170 MB (170,498,071 bytes)", 100: "169 MB (169,001,437 bytes)"}
+
+
+def cifar_download(root: Path, num_classes: int) -> Download:
+    """torchvision's CIFAR archive: its URL, file name and MD5 as torchvision checks them."""
+    from torchvision.datasets import cifar
+
+    cls = cifar.CIFAR10 if num_classes == 10 else cifar.CIFAR100
+    return Download(
+        f"CIFAR-{num_classes}",
+        cls.url,
+        root,
+        cls.filename,
+        CIFAR_SIZES[num_classes],
+        f"md5 {cls.tgz_md5}",
+    )
+
+
+def _download_cifar(root: Path, num_classes: int) -> None:
+    """torchvision's download (its MD5 check, its extraction); a failure is one UserError,
+    and an archive it left half-written is removed."""
+    import torchvision
+    from torchvision.datasets.utils import check_integrity
+
+    need = cifar_download(root, num_classes)
+    if _DOWNLOADS_OFF.get():
+        raise DownloadNeeded([need])
+    cls = torchvision.datasets.CIFAR10 if num_classes == 10 else torchvision.datasets.CIFAR100
+    try:
+        cls(str(root), train=True, download=True)
+    except DOWNLOAD_FAULTS as exc:
+        archive = root / need.filename
+        if archive.is_file() and not check_integrity(str(archive), need.checksum.split()[-1]):
+            archive.unlink()
+        raise need.failed(exc) from None
+
+
 def load_cifar(root: Path, num_classes: int, download: bool = False) -> LabelledSet:
     """torchvision's on-disk CIFAR python format (`cifar-10-batches-py/`, `cifar-100-python/`)."""
     folder = root / ("cifar-10-batches-py" if num_classes == 10 else "cifar-100-python")
     if not folder.is_dir() and download:
-        import torchvision
-
-        cls = torchvision.datasets.CIFAR10 if num_classes == 10 else torchvision.datasets.CIFAR100
-        cls(str(root), train=True, download=True)
+        _download_cifar(root, num_classes)
     if not folder.is_dir():
         raise UserError(
             f"data.root: expected {folder} (torchvision's CIFAR layout; "
@@ -494,7 +602,7 @@ def _npz_array(npz: np.lib.npyio.NpzFile, path: Path, name: str) -> np.ndarray:
     """One array; an object array (pickled Python objects) or a damaged member is refused."""
     try:
         return npz[name]
-    except (ValueError, OSError, EOFError) as exc:
+    except NPZ_FAULTS as exc:
         why = "an object array (pickled Python objects)" if "allow_pickle" in str(exc) else exc
         raise UserError(f"{path}: {name}: not readable as plain numbers: {why}") from None
 
@@ -529,10 +637,7 @@ def _npz_labels(npz: np.lib.npyio.NpzFile, path: Path, split: str, n_images: int
 def load_npz(path: Path) -> LabelledSet:
     """Arrays in one .npz: train_images / test_images (N, H, W, 3) uint8, train_labels /
     test_labels, optional class_names (the layout of shared/data/cifar10_subset.npz)."""
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable .npz file: {exc}") from None
+    npz = open_npz(path)
     missing = [k for k in NPZ_KEYS if k not in npz.files]
     if missing:
         raise UserError(f"{path}: missing arrays {missing} (has {npz.files})")

@@ -73,6 +73,22 @@ class ResNet(tv_resnet.ResNet):
                 nn.init.zeros_(m.bias)
 
 
+def timm_name_error(name: str) -> str:
+    """Why `name` is not a timm model ('' when it is one), with the nearest names (difflib):
+    an unknown name fails at validation, not when each representation starts training."""
+    import difflib
+
+    try:
+        import timm
+    except ImportError:
+        return f"'timm:{name}' needs timm: pip install 'ssl-robustness[timm]'"
+    if timm.is_model(name):
+        return ""
+    near = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.5)
+    hint = f"nearest: {', '.join(near)}" if near else "see timm.list_models()"
+    return f"timm has no model '{name}' ({hint})"
+
+
 class TimmBackbone(nn.Module):
     """Any timm model by name, classifier removed (needs the `timm` extra)."""
 
@@ -84,6 +100,9 @@ class TimmBackbone(nn.Module):
             raise UserError(
                 f"backbone 'timm:{name}' needs timm: pip install 'ssl-robustness[timm]'"
             ) from None
+        why = timm_name_error(name)
+        if why:
+            raise UserError(f"backbone 'timm:{name}': {why}")
         self.model = timm.create_model(name, pretrained=False, num_classes=0)
         self.feature_dim = int(self.model.num_features)
         self.arch = {"timm": name}

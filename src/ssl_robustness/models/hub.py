@@ -257,7 +257,11 @@ def _download(name: str, entry: Published, path: Path) -> None:
         raise UserError(f"weights '{name}': {entry.url}: {exc}; nothing was cached") from None
     except (URLError, OSError, ValueError) as exc:
         part.unlink(missing_ok=True)
-        raise UserError(f"weights '{name}': cannot download {entry.url}: {exc}") from None
+        why = " ".join(str(getattr(exc, "reason", None) or exc).split()) or type(exc).__name__
+        raise UserError(
+            f"weights '{name}': cannot download {entry.url}: {why}; nothing was cached. "
+            f"{by_hand(name, entry, path)}"
+        ) from None
     try:
         if entry.checksum is not None:
             _check_published(name, entry, part)
@@ -267,6 +271,62 @@ def _download(name: str, entry: Published, path: Path) -> None:
         part.unlink(missing_ok=True)
         raise
     os.replace(part, path)
+
+
+def checksum_words(entry: Published) -> str:
+    """The checksum a file of `entry` must have, in words."""
+    if entry.checksum is None:
+        return "no checksum is published: the first file's sha256 is recorded and kept"
+    algo, _, prefix = entry.checksum.partition(":")
+    return f"{algo} beginning {prefix}"
+
+
+def by_hand(name: str, entry: Published, path: Path) -> str:
+    """How to place the file of weights `name` by hand on a machine without network."""
+    text = f"Without network, place the file from {entry.url} at {path} ({checksum_words(entry)})"
+    if entry.checksum is None:
+        text += f" and write its sha256 into {sidecar(path)} (sha256sum)"
+    return text
+
+
+def missing_downloads(imports: list[ImportedConfig]) -> list[str]:
+    """What a run will download for the `imported` entries that name published weights not yet
+    in the cache (nothing is downloaded): the plan's lines."""
+    lines = []
+    for imp in imports:
+        if imp.weights is None:
+            continue
+        path = cached_path(imp.weights)
+        if path.is_file():
+            continue
+        entry = published(imp.weights)
+        lines.append(
+            f"weights '{imp.weights}' are not in {path.parent}; the run will download them "
+            f"from {entry.url} (size: not published; a {entry.arch} backbone, "
+            f"{_backbone_megabytes(imp.weights, entry)} of float32 weights at least). "
+            f"{by_hand(imp.weights, entry, path)}"
+        )
+    return lines
+
+
+def _backbone_megabytes(name: str, entry: Published) -> str:
+    """The backbone's float32 size, from its architecture (a file also holds heads, and some
+    a second encoder or optimizer state, so it is a lower bound)."""
+    from .backbones import backbone_from_arch
+    from .checkpoints import standard_arch
+
+    arch = entry.arch or ""
+    try:
+        if arch.startswith("ViT-"):
+            from .vit import build_vit
+
+            model: nn.Module = build_vit(_registry_vit(name, entry, arch))
+        else:
+            model = backbone_from_arch(standard_arch(arch, {}))
+    except (KeyError, ValueError, UserError):
+        return "an unknown number of MB"
+    n = sum(p.numel() for p in model.parameters())
+    return f"{n * 4 / 1e6:.0f} MB"
 
 
 def _record(name: str, entry: Published, part: Path, record: Path) -> None:
