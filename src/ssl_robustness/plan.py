@@ -298,7 +298,8 @@ def plan_lines(
         f"{passes:,} image passes to go{apart}{cost_line(passes, speed)}"
     )
     lines += [c.line() for c in imported or []]
+    lines += seeds_needed_lines(cfg.out, cfg.report.effect_of_interest)
     spent = cost_lines(cost_rows(cfg.out))
     if spent:  # a resumed or re-run study: what its finished phases took
         lines += ["wall time recorded so far, by phase:", *(f"  {x}" for x in spent)]
-    return lines + seeds_needed_lines(cfg.out, cfg.report.effect_of_interest)
+    return lines
