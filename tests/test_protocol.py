@@ -297,7 +297,7 @@ def test_default_n_fits_every_level_when_pools_differ():
 
 def test_trained_representations_are_measured_against_the_random_init_floor():
     from ssl_robustness.report.tables import with_floor
-    from ssl_robustness.report.verdict import near_floor
+    from ssl_robustness.report.verdict_words import near_floor
 
     def row(scenario, subset, evaluation, comparison, top1, rep):
         return {

@@ -287,6 +287,7 @@ def plan_lines(
             f"{r.representation:40s} {r.scenario:14s} {r.seed:4d} "
             f"{r.status:8s} {r.image_passes:12,d}"
         )
+    lines += seeds_needed_lines(cfg.out, cfg.report.effect_of_interest)
     names = [s.name for s in evaluation_specs(cfg.evaluation)]
     lines.append(f"evaluations of every representation: {', '.join(names) or 'none'}")
     todo = [r for r in rows if r.status != "done"]
@@ -298,7 +299,6 @@ def plan_lines(
         f"{passes:,} image passes to go{apart}{cost_line(passes, speed)}"
     )
     lines += [c.line() for c in imported or []]
-    lines += seeds_needed_lines(cfg.out, cfg.report.effect_of_interest)
     spent = cost_lines(cost_rows(cfg.out))
     if spent:  # a resumed or re-run study: what its finished phases took
         lines += ["wall time recorded so far, by phase:", *(f"  {x}" for x in spent)]
