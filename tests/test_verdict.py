@@ -61,6 +61,19 @@ def result_rows(gap_runs, collapsed=()):
     return pd.DataFrame(rows).drop_duplicates("representation")
 
 
+def with_failure(results, method, subset, seed, scenario="SSL-in-domain"):
+    """results.csv plus the failure row of one representation (no accuracy)."""
+    failed = {
+        "representation": f"{method}_{subset}_s{seed}",
+        "scenario": scenario,
+        "method": method,
+        "subset": subset,
+        "seed": seed,
+        "status": "failed",
+    }
+    return pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
+
+
 @pytest.fixture
 def three_seeds():
     runs = pd.DataFrame(
@@ -186,15 +199,7 @@ def test_every_variant_equivalence_needs_equivalence_to_each_and_failures_stay_l
         + gap_rows("SL", "supervised-ldam_drw", [0.110, 0.115, 0.12, 0.118])
     )
     results = result_rows(runs)
-    failed = {
-        "representation": "mocov2_exp-r0.1_s3",
-        "scenario": "SSL-in-domain",
-        "method": "mocov2",
-        "subset": "exp-r0.1",
-        "seed": 3,
-        "status": "failed",
-    }
-    results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
+    results = with_failure(results, "mocov2", "exp-r0.1", 3)
     conf = V.Confirmatory(against="every", equivalence_margin=2.0, seeds=(0, 1, 2, 3))
     [v] = V.verdicts(runs, results, confirmatory=conf)
     iut = {p.ssl_method: p for p in v.pairs if p.family == "confirmatory"}
@@ -217,15 +222,7 @@ def test_a_registered_seed_missing_without_a_failure_record_is_not_conclusive(th
 
 def test_a_failure_in_another_imbalanced_arm_leaves_this_arms_test_alone(three_seeds):
     runs, results = three_seeds
-    failed = {
-        "representation": "simclr_exp-r0.01_s2",
-        "scenario": "SSL-in-domain",
-        "method": "simclr",
-        "subset": "exp-r0.01",
-        "seed": 2,
-        "status": "failed",
-    }
-    results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
+    results = with_failure(results, "simclr", "exp-r0.01", 2)
     [v] = V.verdicts(runs, results)
     p = next(p for p in v.pairs if p.sl_method == "supervised")
     assert p.words == "loses less"
@@ -300,15 +297,7 @@ def test_a_failed_imbalanced_arm_makes_the_confirmatory_words_not_conclusive(thr
     runs, results = three_seeds
     runs = runs[~((runs["method"] == "simclr") & (runs["seed"] == 2))]
     results = results[results["representation"] != "simclr_exp-r0.1_s2"]
-    failed = {
-        "representation": "simclr_exp-r0.1_s2",
-        "scenario": "SSL-in-domain",
-        "method": "simclr",
-        "subset": "exp-r0.1",
-        "seed": 2,
-        "status": "failed",
-    }
-    results = pd.concat([results, pd.DataFrame([failed])], ignore_index=True)
+    results = with_failure(results, "simclr", "exp-r0.1", 2)
     [v] = V.verdicts(runs, results)
     p = next(p for p in v.pairs if p.sl_method == "supervised")
     assert p.family == "confirmatory" and p.words == "not conclusive"
