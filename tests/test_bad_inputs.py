@@ -294,6 +294,79 @@ def _latin1_list(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     return data_layout(make, source="list", list={"train": str(tmp / "train.txt")})(tmp, mp)
 
 
+def _offline(mp: pytest.MonkeyPatch) -> None:
+    """No network: every urlopen (torchvision's and torch.hub's own binding) fails as a
+    machine without DNS does."""
+    import urllib.error
+    import urllib.request
+
+    import torch.hub
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    mp.setattr(urllib.request, "urlopen", refuse)
+    mp.setattr(torch.hub, "urlopen", refuse)
+
+
+def _offline_source(source: str) -> Builder:
+    """A case: `data stats` on a CIFAR source to download into an empty folder, offline."""
+
+    def build(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+        _offline(mp)
+        (tmp / "cifar").mkdir()
+        section = {"source": source, "root": str(tmp / "cifar"), "download": True}
+        return ["data", "stats", _write_config(tmp, {"data": section})]
+
+    return build
+
+
+def _offline_weights(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    _offline(mp)
+    (tmp / "cache").mkdir()
+    mp.setenv("SSL_ROBUSTNESS_CACHE", str(tmp / "cache"))
+    return ["checkpoint", "inspect", "mocov2_800ep"]
+
+
+CIFAR10_OFFLINE = (
+    r"cannot download CIFAR-10 from https://www\.cs\.toronto\.edu/~kriz/cifar-10-python\.tar\.gz: "
+    r"\[Errno -3\] Temporary failure in name resolution\. Place cifar-10-python\.tar\.gz "
+    r"\(170 MB.*md5 c58f30108f718f92721af3b95e74349a\) in \S+/cifar by hand"
+)
+
+
+def _damaged(kind: str) -> Callable[[bytes], bytes]:
+    """Bytes of a damaged .npz from a whole one's: empty, cut in half, or noise."""
+    return {
+        "zero-byte": lambda whole: b"",
+        "truncated": lambda whole: whole[: len(whole) // 2],
+        "random bytes": lambda whole: np.random.default_rng(0).bytes(len(whole)),
+    }[kind]
+
+
+def _damaged_npz(kind: str) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        path = _npz()(tmp)
+        path.write_bytes(_damaged(kind)(path.read_bytes()))
+        return path
+
+    return make
+
+
+def _damaged_subset_cache(kind: str) -> Callable[[Path], Path]:
+    """A cifar10_subset cache folder whose npz is damaged (its record intact)."""
+
+    def make(tmp: Path) -> Path:
+        root = tmp / "subset"
+        root.mkdir()
+        path = _npz()(tmp).rename(root / "cifar10_subset.npz")
+        path.write_bytes(_damaged(kind)(path.read_bytes()))
+        (root / "cifar10_subset.json").write_text('{"content_sha256": "ab12"}')
+        return root
+
+    return make
+
+
 CASES: list[tuple[str, Builder, str]] = [
     # -- the config file itself
     ("missing file", lambda t, m: ["run", str(t / "nope.yaml")], r"nope\.yaml: config file not"),
@@ -571,6 +644,61 @@ CASES: list[tuple[str, Builder, str]] = [
             _list_files(["l/0.png 0"]), source="list", list={"train": str(tmp / "*.lst")}
         )(tmp, mp),
         r"data\.list\.train: no file matches '.*\*\.lst'",
+    ),
+    # -- downloads, damaged arrays and names checked up front (issue 32, round 3)
+    ("CIFAR-10 download offline", _offline_source("cifar10"), CIFAR10_OFFLINE),
+    (
+        "CIFAR-100 download offline",
+        _offline_source("cifar100"),
+        r"cannot download CIFAR-100 from https://www\.cs\.toronto\.edu/~kriz/cifar-100-python"
+        r"\.tar\.gz: .*name resolution\. Place cifar-100-python\.tar\.gz \(169 MB.*md5 "
+        r"eb9058c3a382ffc7106e4002c42a8d85\) in \S+/cifar by hand",
+    ),
+    ("cifar10_subset download offline", _offline_source("cifar10_subset"), CIFAR10_OFFLINE),
+    (
+        "published weights offline",
+        _offline_weights,
+        r"weights 'mocov2_800ep': cannot download https://dl\.fbaipublicfiles\.com/moco/\S+"
+        r"moco_v2_800ep_pretrain\.pth\.tar: \[Errno -3\] Temporary failure in name resolution; "
+        r"nothing was cached\. Without network, place the file from \S+ at \S+/cache/"
+        r"mocov2_800ep-moco_v2_800ep_pretrain\.pth\.tar \(md5 beginning a04e12f8\)",
+    ),
+    *[
+        (
+            f"{kind} npz",
+            data_layout(_damaged_npz(kind), source="npz"),
+            r"x\.npz: not a readable \.npz file: ",
+        )
+        for kind in ("zero-byte", "truncated")  # random bytes were refused already
+    ],
+    *[
+        (
+            f"{kind} cifar10_subset cache",
+            data_layout(_damaged_subset_cache(kind), source="cifar10_subset"),
+            r"subset/cifar10_subset\.npz: not a readable \.npz file: .*; delete \S+"
+            r"cifar10_subset\.npz and \S+cifar10_subset\.json to make the subset again",
+        )
+        for kind in ("zero-byte", "truncated", "random bytes")
+    ],
+    (
+        "unknown timm backbone",
+        cfg(backbone__name="timm:resnet5"),
+        r"backbone\.name: timm has no model 'resnet5' \(nearest: .*resnet50",
+    ),
+    (
+        "unknown timm import",
+        lambda tmp, mp: (
+            (tmp / "w.pt").write_bytes(b"x"),
+            cfg(imported=[{"name": "i", "path": str(tmp / "w.pt"), "arch": "timm:vit_smal"}])(
+                tmp, mp
+            ),
+        )[1],
+        r"imported\.0\.arch: timm has no model 'vit_smal' \(nearest: ",
+    ),
+    (
+        "unknown timm name on --plan",
+        cfg("run --plan", backbone__name="timm:convnext_tinny"),
+        r"backbone\.name: timm has no model 'convnext_tinny' \(nearest: convnext_tiny",
     ),
 ]
 
@@ -877,3 +1005,82 @@ def test_a_log_row_cut_off_by_a_kill_or_full_disk_resumes(cut, tmp_path):
     logger.close()
     assert (tmp_path / "steps.csv").read_text() == "step,epoch,loss\n1,0,2.3\n2,0,2.1\n"
     assert logger.epochs == [{"epoch": "0", "loss": "2.2"}]
+
+
+def _forbid_downloads(mp: pytest.MonkeyPatch) -> None:
+    """Every downloader the sources and hub use fails the test if it is called."""
+    import urllib.request
+
+    import torch.hub
+    from torchvision.datasets import utils as tv_utils
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a download was started: {args[:1]}")
+
+    for owner, name in [
+        (urllib.request, "urlopen"),
+        (torch.hub, "urlopen"),
+        (torch.hub, "download_url_to_file"),
+        (tv_utils, "download_url"),
+        (tv_utils, "download_and_extract_archive"),
+    ]:
+        mp.setattr(owner, name, refuse)
+
+
+PLAN_DOWNLOADS = [  # what a plan would need, and the line that says so
+    ("cifar10", {"data": {"source": "cifar10", "download": True}}, r"CIFAR-10 is not in \S+"),
+    ("cifar100", {"data": {"source": "cifar100", "download": True}}, r"CIFAR-100 is not in "),
+    ("cifar10_subset", {"data": {"source": "cifar10_subset", "download": True}}, r"CIFAR-10 is"),
+    ("weights", {"imported": [{"name": "m", "weights": "mocov2_800ep"}]}, r"weights 'mocov2_800"),
+]
+
+
+@pytest.mark.parametrize("name,changes,says", PLAN_DOWNLOADS, ids=[c[0] for c in PLAN_DOWNLOADS])
+def test_a_plan_downloads_nothing_and_says_what_a_run_will(
+    name, changes, says, tmp_path, monkeypatch
+):
+    import ssl_robustness.plan as plan
+
+    _forbid_downloads(monkeypatch)
+    monkeypatch.setattr(plan, "imported_costs", lambda *a, **k: [])  # times a ResNet-50: slow
+    monkeypatch.setenv("SSL_ROBUSTNESS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cifar").mkdir()
+    if "data" in changes:
+        changes = {"data": {**changes["data"], "root": str(tmp_path / "cifar")}}
+    dotted = (
+        {"data": {**tiny_study(tmp_path)["data"], **changes["data"]}}
+        if "data" in changes
+        else changes
+    )
+    result = CliRunner().invoke(cli, ["run", "--plan", _write_config(tmp_path, dotted)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert re.search(says + r".*the run will download .*Without network, place", result.output), (
+        result.output
+    )
+    assert list((tmp_path / "cifar").iterdir()) == [] and not (tmp_path / "cache").exists()
+
+
+THREAD_SWITCH = [("defualt", 2), ("0", 2), ("off", 2), ("default", 0), ("DEFAULT", 0), ("", 0)]
+
+
+@pytest.mark.parametrize("value,code", THREAD_SWITCH)
+def test_the_cpu_threads_switch_takes_default_or_nothing(value, code, monkeypatch, capsys):
+    """A typo in SSL_ROBUSTNESS_CPU_THREADS was read as 'unset': threads chosen anyway."""
+    from ssl_robustness.cli import main
+
+    monkeypatch.setenv("SSL_ROBUSTNESS_CPU_THREADS", value)
+    monkeypatch.setattr(sys, "argv", ["ssl-robustness", "run", "--help"])
+    try:
+        main()
+        status = 0  # click's --help returns without standalone mode
+    except SystemExit as exc:
+        status = exc.code or 0
+    assert status == code
+    err = capsys.readouterr().err
+    if code:
+        assert (
+            f"error: SSL_ROBUSTNESS_CPU_THREADS={value!r}: not a value it takes; set it to "
+            "'default'" in err
+        )
+    else:
+        assert "error" not in err
