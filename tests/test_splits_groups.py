@@ -39,12 +39,15 @@ def test_official_test_is_kept_and_val_carved_from_train():
 
 
 def test_class_too_small_for_the_split_is_an_error():
-    with pytest.raises(
-        UserError,
-        match=r"class 'c1' has 6 training images; .*test_per_class=5 "
-        r"\+ val_per_class=2 \+ at least 1",
-    ):
-        make_splits(_lset([30, 6]), SplitConfig(val_per_class=2, test_per_class=5))
+    with pytest.raises(UserError) as err:
+        make_splits(_lset([30, 6, 5]), SplitConfig(val_per_class=2, test_per_class=5))
+    text = str(err.value)
+    assert "2 of 3 classes cannot give test_per_class=5 and val_per_class=2" in text
+    # every class at fault, with what it can give (6 - 2 val - 1 training = 3; 5 -> 2)
+    assert "'c1': can give test_per_class=3 (it has 6 training images)" in text
+    assert "'c2': can give test_per_class=2 (it has 5 training images)" in text
+    assert "data.split.test_per_class: 2 (the largest every class can give" in text
+    assert "data.split.val_per_class: 1" not in text  # val alone cannot save c1 (5+1+1 > 6)
 
 
 def test_oltr_thresholds():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import (
     Field,
@@ -66,6 +66,11 @@ class SplitConfig(Strict):
     use_official: bool = True
     """Use the source's official train/val/test splits where it has them; false: carve val and test
     from the whole pool instead."""
+    max_per_group: int | None = Field(None, ge=1)
+    """With data.group_by: a group carved into val or test gives at most this many of its images
+    (a seeded choice); the rest of that group is set aside, never trained on (counted in
+    `data stats`). None: whole groups, as many small ones as the size allows. Set it (e.g. 1-3)
+    where long tracks would otherwise never reach the test set or make up a class's test set."""
 
     @field_validator("seed")
     @classmethod
@@ -276,13 +281,30 @@ class DataConfig(Strict):
     restored goes unseen) or content (SHA-256 of every file's bytes: reads each image once per
     run). Not part of any cache key; switching rebuilds the image cache once."""
     group_by: GroupByConfig | None = None
-    """Where each image's group id comes from (a path pattern or a list column); None: images
-    are split one by one."""
+    """Where each image's group id comes from (a path pattern or a list column; a plain string
+    is the pattern); None: images are split one by one."""
     duplicates: DuplicatesConfig = Field(default_factory=DuplicatesConfig)
     """What `data stats` and the study do with duplicate images."""
 
+    @field_validator("group_by", mode="before")
+    @classmethod
+    def _pattern_as_string(cls, v: Any) -> Any:
+        """`group_by: '(track\\d+)'` is what users type first: it is the pattern."""
+        return {"pattern": v} if isinstance(v, str) else v
+
     @model_validator(mode="after")
     def _needs(self) -> DataConfig:
+        if (
+            self.group_by is not None
+            and not self.group_by.keep_together
+            and self.duplicates.action == "group"
+        ):
+            raise ValueError(
+                "group_by.keep_together: false with duplicates.action: group: linking duplicates "
+                "into one split keeps groups together too, so the leak keep_together: false "
+                "measures would not be the leak of a per-image split; choose one (action: report "
+                "or drop with keep_together: false)"
+            )
         if self.source in SOURCES_WITH_ROOT and self.root is None:
             raise ValueError(f"root: required for source '{self.source}'")
         if self.source == "list" and self.list is None:

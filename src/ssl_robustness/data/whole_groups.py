@@ -1,5 +1,5 @@
 """Draws in whole groups: exactly k images per class made of whole groups (a subset sum), so a
-group never straddles two splits."""
+group never straddles two splits, and of as many groups as the sizes allow."""
 
 from __future__ import annotations
 
@@ -35,24 +35,58 @@ def largest_at_most(reach: int, k: int) -> int:
     return reach.bit_length() - 1
 
 
-def take_whole_groups(parts: list[np.ndarray], k: int, rng: np.random.Generator) -> np.ndarray:
-    """Exactly `k` items in whole groups, the groups in a seeded random order, earlier groups
-    preferred (a subset-sum walked back from the last group). Empty if no such choice exists."""
+def take_whole_groups(
+    parts: list[np.ndarray],
+    k: int,
+    rng: np.random.Generator,
+    cap: int | None = None,
+) -> np.ndarray:
+    """Exactly `k` items in whole groups, as MANY groups as possible, ties broken by a seeded
+    random order of the groups; empty if no such choice exists.
+
+    Why most groups: a test class of one 20-frame track measures one video, not the class. Most
+    groups means small groups first; `cap` (data.split.max_per_group) lets a long group in too:
+    it gives at most `cap` of its images (a seeded choice), and `set_aside` returns the rest."""
+    taken, _ = take_with_aside(parts, k, rng, cap)
+    return taken
+
+
+def take_with_aside(
+    parts: list[np.ndarray],
+    k: int,
+    rng: np.random.Generator,
+    cap: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`take_whole_groups` and the images of its chosen groups beyond `cap` (never trained on:
+    they share a group with the images taken)."""
+    empty = np.array([], dtype=np.int64)
+    if k <= 0:
+        return empty, empty
     order = rng.permutation(len(parts))
-    sizes = [len(parts[i]) for i in order]
-    mask = (1 << (k + 1)) - 1
-    prefix = [1]
-    for s in sizes:
-        prefix.append((prefix[-1] | (prefix[-1] << s)) & mask)
-    if not (prefix[-1] >> k) & 1:
-        return np.array([], dtype=np.int64)
-    taken, left = [], k
+    shuffled = [rng.permutation(parts[i]) for i in order]  # which images a capped group gives
+    sizes = [len(p) if cap is None else min(len(p), cap) for p in shuffled]
+    # most[s]: the most groups summing to exactly s (-1: unreachable); used[i, s]: the best
+    # total s after group i takes group i (a 0/1 knapsack that counts groups)
+    most = np.full(k + 1, -1, dtype=np.int64)
+    most[0] = 0
+    used = np.zeros((len(sizes), k + 1), dtype=bool)
+    for i, w in enumerate(sizes):
+        if w > k or w == 0:
+            continue
+        with_it = np.full(k + 1, -1, dtype=np.int64)
+        with_it[w:] = np.where(most[:-w] >= 0, most[:-w] + 1, -1)
+        better = with_it > most
+        used[i] = better
+        most = np.where(better, with_it, most)
+    if most[k] < 0:
+        return empty, empty
+    taken, aside, left = [], [], k
     for i in range(len(sizes) - 1, -1, -1):
-        if (prefix[i] >> left) & 1:
-            continue  # the earlier groups reach `left` without this one
-        taken.append(parts[order[i]])
-        left -= sizes[i]
-    return np.sort(np.concatenate(taken)) if taken else np.array([], dtype=np.int64)
+        if left and used[i, left]:
+            taken.append(shuffled[i][: sizes[i]])
+            aside.append(shuffled[i][sizes[i] :])
+            left -= sizes[i]
+    return np.sort(np.concatenate(taken)), np.sort(np.concatenate(aside + [empty]))
 
 
 def probe_in_whole_groups(

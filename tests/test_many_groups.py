@@ -1,0 +1,111 @@
+"""Natural data, round 2 (issue 31): a class's val and test sets are made of as many
+`data.group_by` groups as the sizes allow (not one long track), `max_per_group` lets a long
+group in with part of itself and sets the rest aside, and what users type for `group_by` works
+or is refused with the reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from test_natural_data import TRACK, _frames
+
+from ssl_robustness.config import DataConfig, EvaluationConfig
+from ssl_robustness.data.listing import list_data
+from ssl_robustness.data.whole_groups import take_whole_groups
+
+# per class: three 8-frame tracks and ten 2-frame tracks (the issue's reproduction)
+LONG_AND_SHORT = [8, 8, 8] + [2] * 10
+
+
+@pytest.fixture(scope="module")
+def tracks(tmp_path_factory):
+    return _frames(
+        tmp_path_factory.mktemp("tracks"), {f"class_{c}": LONG_AND_SHORT for c in range(5)}
+    )
+
+
+def _cfg(root, **split) -> DataConfig:
+    return DataConfig(
+        source="folder",
+        root=root,
+        image_size=8,
+        split={"val_per_class": 4, "test_per_class": 8, **split},
+        imbalance={"profile": "natural"},
+        group_by=TRACK,  # a plain string is the pattern
+    )
+
+
+def _groups_per_class(data, idx) -> list[int]:
+    return [
+        len(set(data.item_group[idx[data.labels[idx] == c]].tolist()))
+        for c in range(data.num_classes)
+    ]
+
+
+def test_most_groups_wins_over_one_long_track(tracks, tmp_path):
+    data = list_data(_cfg(tracks), tmp_path, EvaluationConfig(probe_per_class=4))
+    # 8 test images per class: four 2-frame tracks, never one 8-frame track
+    assert data.split_counts("test").tolist() == [8] * 5
+    assert _groups_per_class(data, data.indices("test")) == [4] * 5
+    assert _groups_per_class(data, data.indices("val")) == [2] * 5
+    assert _groups_per_class(data, data.probe_balanced) == [2] * 5
+    assert not (data.split == "aside").any()
+
+
+def test_the_knapsack_counts_groups_exactly():
+    parts = [np.arange(i * 10, i * 10 + s) for i, s in enumerate([8, 3, 3, 2, 5, 1])]
+    # 8 of sizes 8, 3, 3, 2, 5, 1: at most 3 groups ({3, 3, 2} or {5, 2, 1}; the four smallest
+    # already sum to 9), never the one 8-frame group; the seed picks among the best
+    for seed in range(20):
+        chosen = take_whole_groups(parts, 8, np.random.default_rng(seed))
+        taken = {i for i, p in enumerate(parts) if np.isin(p, chosen).any()}
+        assert len(chosen) == 8 and len(taken) == 3
+        assert all(np.isin(parts[i], chosen).all() for i in taken)  # every group whole
+    best = max(
+        bin(m).count("1")
+        for m in range(1 << len(parts))
+        if sum(len(parts[i]) for i in range(len(parts)) if m >> i & 1) == 8
+    )
+    assert best == 3  # brute force over every choice agrees
+
+
+def test_max_per_group_lets_long_tracks_in_and_sets_their_rest_aside(tracks, tmp_path):
+    data = list_data(
+        _cfg(tracks, max_per_group=1, test_per_class=6, val_per_class=2),
+        tmp_path,
+        EvaluationConfig(probe_per_class=2),
+    )
+    test, val = data.indices("test"), data.indices("val")
+    assert data.split_counts("test").tolist() == [6] * 5
+    assert _groups_per_class(data, test) == [6] * 5  # one image of each of 6 tracks
+    aside = data.indices("aside")
+    assert len(aside) > 0  # some long track reached val or test with one frame
+    # the rest of every carved group, and nothing else, is set aside: never trained on
+    carved_groups = set(data.item_group[np.concatenate([test, val])].tolist())
+    assert set(data.item_group[aside].tolist()) <= carved_groups
+    in_carved = np.isin(data.item_group, list(carved_groups))
+    assert in_carved.sum() == len(test) + len(val) + len(aside)
+    assert not np.isin(aside, data.pretrain_pool).any()
+    assert not np.isin(aside, data.probe_balanced).any()
+    # the same seed gives the same carve
+    again = list_data(
+        _cfg(tracks, max_per_group=1, test_per_class=6, val_per_class=2),
+        tmp_path,
+        EvaluationConfig(probe_per_class=2),
+    )
+    assert (again.split == data.split).all()
+
+
+def test_group_by_as_a_string_is_the_pattern(tracks):
+    assert _cfg(tracks).group_by.pattern == TRACK
+
+
+def test_keep_together_false_with_duplicates_group_is_refused(tracks):
+    with pytest.raises(ValidationError, match="keep_together: false with duplicates.action"):
+        DataConfig(
+            source="folder",
+            root=tracks,
+            group_by={"pattern": TRACK, "keep_together": False},
+            duplicates={"action": "group"},
+        )
