@@ -109,3 +109,46 @@ def test_keep_together_false_with_duplicates_group_is_refused(tracks):
             group_by={"pattern": TRACK, "keep_together": False},
             duplicates={"action": "group"},
         )
+
+
+def test_data_stats_counts_groups_per_class_and_flags_a_test_set_of_few(tracks, tmp_path):
+    from ssl_robustness.data.stats import class_groups, stats_lines
+
+    data = list_data(_cfg(tracks), tmp_path, EvaluationConfig(probe_per_class=4))
+    per_class = class_groups(data, 0)
+    assert per_class["test"] == [4] * 5 and per_class["val"] == [2] * 5
+    assert per_class["probe set"] == [2] * 5
+    lines = stats_lines(data, 0)
+    assert "  test: 4..4 groups per class (median 4)" in lines
+    flags = [x for x in lines if "its test accuracy is 4 data.group_by groups" in x]
+    assert len(flags) == 5 and "class 'class_0'" in flags[0]
+    capped = list_data(
+        _cfg(tracks, max_per_group=1, test_per_class=6, val_per_class=2),
+        tmp_path,
+        EvaluationConfig(probe_per_class=2),
+    )
+    assert not [x for x in stats_lines(capped, 0) if "its test accuracy is" in x]
+    assert any("images set aside (the rest of val/test groups" in x for x in stats_lines(capped, 0))
+
+
+def test_a_pattern_that_captures_the_class_folder_is_refused(tmp_path):
+    from ssl_robustness.errors import UserError
+
+    root = _frames(tmp_path / "f", {"fish_01": [3] * 6, "fish_02": [3] * 6})
+    cfg = _cfg(root, val_per_class=1, test_per_class=2).model_copy(
+        update={"group_by": DataConfig(group_by=r"(fish_\d+)").group_by}
+    )
+    with pytest.raises(UserError, match=r"exactly one group per class \(e.g. 'fish_01/track"):
+        list_data(cfg, tmp_path, EvaluationConfig())
+
+
+def test_an_unmatched_pattern_names_a_few_images_it_misses(tmp_path):
+    from ssl_robustness.errors import UserError
+
+    root = _frames(tmp_path / "f", {"cod": [3] * 6, "eel": [3] * 6})
+    for k in range(3):
+        (root / "eel" / f"stray_{k}.png").write_bytes(
+            (root / "eel").glob("*.png").__next__().read_bytes()
+        )
+    with pytest.raises(UserError, match=r"\(3 of 39 images unmatched, e.g. also 'eel/stray_1.png'"):
+        list_data(_cfg(root), tmp_path, EvaluationConfig())

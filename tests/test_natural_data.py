@@ -96,10 +96,10 @@ def test_without_group_by_the_splits_are_untouched_and_the_leak_is_counted(frame
     g = measured.item_group
     test = measured.indices("test")
 
-    def by_hand(idx):
-        return sum(g[i] in set(g[idx]) for i in test)
+    def by_hand(idx, held=test):
+        return sum(g[i] in set(g[idx]) for i in held)
 
-    pool, probe = measured.indices("train"), measured.probe_balanced
+    pool, probe, val = measured.indices("train"), measured.probe_balanced, measured.indices("val")
     leak = next(x for x in stats_lines(measured, 0) if x.startswith("leakage:"))
     subsets = measured.draw(0).subsets
     assert by_hand(pool) > 0
@@ -107,6 +107,10 @@ def test_without_group_by_the_splits_are_untouched_and_the_leak_is_counted(frame
         f"leakage: of 18 test images, {by_hand(pool)} share a data.group_by group with the "
         f"train pool, {by_hand(probe)} with the probe set; with the subsets of seed 0: "
         f"balanced {by_hand(subsets['balanced'])}, natural {by_hand(subsets['natural'])}"
+        # val images count too: model selection on a seen track leaks as well
+        f"; of 9 val images, {by_hand(pool, val)} with the pool, {by_hand(probe, val)} with the "
+        f"probe set, subsets: balanced {by_hand(subsets['balanced'], val)}, natural "
+        f"{by_hand(subsets['natural'], val)}"
     )
 
 
@@ -446,8 +450,9 @@ def test_the_report_states_groups_leakage_duplicates_and_the_data_used(frames, t
     lines = data_lines(data_stats(prepare_data(cfg, tmp_path, EvaluationConfig()), [0]))
     assert "data.group_by groups: pool 19, val 3, test 6, probe set 6." in lines
     assert (
-        "Leakage (seed 0): of 18 test images, 0 share a group with the train pool, 0 with the "
-        "probe set; subsets: balanced 0, natural 0."
+        "Leakage (seed 0): of 18 test images, 0 share a data.group_by group with the train pool, "
+        "0 with the probe set; with the subsets of seed 0: balanced 0, natural 0; of 9 val "
+        "images, 0 with the pool, 0 with the probe set, subsets: balanced 0, natural 0"
     ) in lines
     assert any(x.startswith("Duplicates (report): 0 exact and 0 near sets") for x in lines)
     assert any(x.startswith("used per arm (of a ") for x in lines)

@@ -28,17 +28,33 @@ def item_groups(lset: LabelledSet, cfg: DataConfig) -> np.ndarray | None:
         for item in lset.items:
             m = rx.search(item)
             if m is None or m.group(1) is None:
-                unmatched = sum(rx.search(i) is None for i in lset.items)
+                unmatched = [i for i in lset.items if (u := rx.search(i)) is None or u[1] is None]
+                others = ", ".join(repr(i) for i in unmatched[1:4] if i != item)
                 raise UserError(
                     f"data.group_by.pattern: {gb.pattern!r} does not match {item!r} "
-                    f"({unmatched} of {len(lset)} images unmatched); every image needs a group"
+                    f"({len(unmatched)} of {len(lset)} images unmatched"
+                    + (f", e.g. also {others}" if others else "")
+                    + "); every image needs a group"
                 )
             out.append(m.group(1))
         groups = np.array(out, dtype=object)
     else:
         groups = _column_groups(lset, cfg)
     check_one_label(groups, lset)
+    check_not_the_classes(groups, lset, gb.pattern or f"column {gb.column!r}")
     return groups
+
+
+def check_not_the_classes(groups: np.ndarray, lset: LabelledSet, where: str) -> None:
+    """One group per class is a pattern that captured the class folder (`fish_(\\d+)` where
+    folders are `fish_01/`): every class would be one track, and the split could not be made."""
+    if lset.num_classes > 1 and len(np.unique(groups)) == lset.num_classes:
+        first = lset.items[0]
+        raise UserError(
+            f"data.group_by: {where} gives exactly one group per class (e.g. {first!r} is group "
+            f"{groups[0]!r}): it captures the class, not the images that belong together; "
+            "make the capture group match the track, plant or animal id within a class"
+        )
 
 
 def _column_groups(lset: LabelledSet, cfg: DataConfig) -> np.ndarray:

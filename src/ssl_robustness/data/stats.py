@@ -12,7 +12,7 @@ from ..atomic import write_json
 from ..layout import DataLayout
 from .advice import min_count_options, ways_out_lines
 from .duplicates import duplicate_lines
-from .leakage import group_counts, leakage, leakage_line
+from .leakage import few_group_lines, group_counts, groups_per_class, leakage, leakage_line
 from .manifest import count_stats, write_manifest
 from .profiles import gini, imbalance_ratio
 from .study_data import SeedDraw, StudyData
@@ -205,11 +205,20 @@ def item_group_lines(data: StudyData, seed: int) -> list[str]:
     n = group_counts(data.item_group, _group_sets(data))
     gb = data.cfg.group_by
     how = "kept together" if gb is not None and gb.keep_together else "measured only"
-    return [
+    lines = [
         f"data.group_by groups ({how}): "
         + ", ".join(f"{name} {count}" for name, count in n.items()),
-        leakage_line(leak, seed),
     ]
+    if gb is not None:
+        lines += few_group_lines(class_groups(data, seed), data.class_names)
+    return [*lines, leakage_line(leak, seed)]
+
+
+def class_groups(data: StudyData, seed: int) -> dict[str, list[int]]:
+    """data.group_by groups of each class in every split, the probe set and `seed`'s arms."""
+    assert data.item_group is not None
+    sets = {**_group_sets(data), **data.draw(seed).subsets}
+    return groups_per_class(data.item_group, data.labels, data.num_classes, sets)
 
 
 def _group_sets(data: StudyData) -> dict[str, np.ndarray]:
@@ -231,6 +240,7 @@ def leakage_of(data: StudyData, seed: int) -> dict[str, Any] | None:
         data.indices("train"),
         data.probe_balanced,
         data.draw(seed).subsets,
+        data.indices("val"),
     )
 
 
@@ -242,6 +252,8 @@ def _item_group_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
         out["duplicates"]["dropped"] = data.dropped
     if data.item_group is not None:
         out["item_groups"] = group_counts(data.item_group, _group_sets(data))
+        if data.cfg.group_by is not None:
+            out["item_groups_per_class"] = {str(seed): class_groups(data, seed) for seed in seeds}
         out["leakage"] = {str(seed): leakage_of(data, seed) for seed in seeds}
     return out
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from .leakage import few_group_lines, leakage_line
 from .splits import pool_counts_before_carving
 from .subsets import plan_subsets
 
@@ -39,11 +40,24 @@ def dropped_classes(data: StudyData) -> list[tuple[str, str]]:
         elif name in sel.exclude:
             why = "in data.classes.exclude"
         elif sel.min_count and pool[c] < sel.min_count:
-            why = f"data.classes.min_count {sel.min_count}: {int(pool[c])} in its pool"
+            why = f"data.classes.min_count {sel.min_count}: {_pool_words(listing, c, data, pool)}"
         else:
             why = "left out by data.classes"
         out.append((name, why))
     return out
+
+
+def _pool_words(listing: Any, c: int, data: StudyData, pool: np.ndarray) -> str:
+    """A dropped class's pool in words: what val/test carving would leave of its images."""
+    from .splits import listed_splits
+
+    listed = int(listing.class_counts(listed_splits(listing, data.cfg.split) == "train")[c])
+    carved = listed - int(pool[c])
+    if carved and pool[c] == 0:
+        return f"{listed} training images, all of them needed by val/test ({carved} per class)"
+    if carved:
+        return f"{int(pool[c])} in its pool ({listed} listed, {carved} to val/test)"
+    return f"{int(pool[c])} in its pool"
 
 
 def arm_usage(data: StudyData, seed: int) -> dict[str, Any]:
@@ -55,6 +69,7 @@ def arm_usage(data: StudyData, seed: int) -> dict[str, Any]:
     tight = int(np.argmin(pretrain))
     return {
         "pool": pool,
+        "aside": int((data.split == "aside").sum()),
         "arms": {p.name: {"n": p.size, "share_of_pool": p.size / pool} for p in plans},
         "classes_listed": listed,
         "classes_kept": data.num_classes,
@@ -79,8 +94,15 @@ def usage_lines(usage: dict[str, Any]) -> list[str]:
             f"the smallest class, '{small['class']}', has {small['pretrain_images']:,} images "
             "for pretraining"
         )
+    aside = usage.get("aside", 0)
+    aside_words = (
+        f"; {aside:,} images set aside (the rest of val/test groups capped by "
+        "data.split.max_per_group, never trained on)"
+        if aside
+        else ""
+    )
     lines = [
-        f"used per arm (of a {usage['pool']:,}-image train pool): {arms}; {smallest}",
+        f"used per arm (of a {usage['pool']:,}-image train pool): {arms}; {smallest}{aside_words}",
         f"classes: {usage['classes_kept']} of {usage['classes_listed']} listed kept"
         + (
             "; dropped: " + "; ".join(f"'{d['class']}' ({d['why']})" for d in usage["dropped"])
@@ -159,12 +181,12 @@ def natural_data_lines(stats: dict[str, Any]) -> list[str]:
     if stats.get("item_groups"):
         groups = ", ".join(f"{k} {v}" for k, v in stats["item_groups"].items())
         lines.append(f"data.group_by groups: {groups}.")
+    per_class = stats.get("item_groups_per_class") or {}
+    if per_class:
+        first = per_class[min(per_class, key=int)]
+        lines += [line.strip() + "." for line in few_group_lines(first, stats.get("classes", []))]
     for seed, leak in (stats.get("leakage") or {}).items():
-        subsets = ", ".join(f"{k} {v}" for k, v in leak["subsets"].items())
-        lines.append(
-            f"Leakage (seed {seed}): of {leak['test_images']} test images, {leak['pool']} share "
-            f"a group with the train pool, {leak['probe']} with the probe set; subsets: {subsets}."
-        )
+        lines.append(leakage_line(leak, int(seed)).replace("leakage:", f"Leakage (seed {seed}):"))
     dup = stats.get("duplicates")
     if dup:
         lines.append(
