@@ -278,7 +278,9 @@ def test_an_infeasible_split_fails_before_any_image_is_decoded(tmp_path, monkeyp
     _refuse_decoding(monkeypatch)
     split = {"val_per_class": 1, "test_per_class": 4}
     cfg = DataConfig(source="folder", root=root, image_size=8, split=split)
-    with pytest.raises(UserError, match=r"'bee': can give test_per_class=3 \(it has 5 training images\)"):
+    with pytest.raises(
+        UserError, match=r"'bee': can give test_per_class=3 \(it has 5 training images\)"
+    ):
         prepare_data(cfg, tmp_path / "out")
     cfg = _folder_cfg(root, imbalance={"profile": "exp", "n": 50})
     with pytest.raises(UserError, match=r"evaluation\.probe_per_class|data\.imbalance"):
