@@ -17,7 +17,9 @@ from .cache_records import image_cache_file, recorded_bad, recorded_duplicates
 from .duplicates import DuplicateSet, to_drop
 from .images import BadImage
 from .labelled import LabelledSet
+from .purge import held_out_copies
 from .sources import read_source, select_classes
+from .splits import listed_splits
 from .study_data import StudyData
 
 
@@ -74,9 +76,16 @@ def arrange_duplicates(
     evaluation: EvaluationConfig | None,
     listing: LabelledSet,
 ) -> StudyData:
-    """The arrangement with data.duplicates.action applied: drop, or group (one split each)."""
+    """The arrangement with data.duplicates.action applied: drop, or group (one split each);
+    with both, training-side copies of a listed val/test image leave the pool. A set filed
+    under two classes is not linked (reported instead: which label is right is unknown)."""
     drops = duplicate_drops(lset, sets, cfg)
-    linked = sets if cfg.duplicates.action == "group" else None
+    label_of = dict(zip(lset.items, lset.labels.tolist(), strict=True))
+    linked = (
+        [s for s in sets if len({label_of.get(i) for i in s.items if i in label_of}) == 1]
+        if cfg.duplicates.action == "group"
+        else None
+    )
     data = arrange_without(lset, bad + drops, cfg, directory, evaluation, listing, linked)
     data.bad_images = [b.message for b in bad]
     data.dropped = [b.message for b in drops]
@@ -84,14 +93,21 @@ def arrange_duplicates(
 
 
 def duplicate_drops(lset: LabelledSet, sets: list[DuplicateSet], cfg: DataConfig) -> list[BadImage]:
-    """action drop: the duplicates left out, as indices into `lset` with why."""
-    if cfg.duplicates.action != "drop":
+    """The duplicates left out, as indices into `lset` with why: with drop and group, the
+    training-side copies of listed val/test images (those never move); with drop, also all
+    but one image of every other set."""
+    if cfg.duplicates.action == "report":
         return []
     label_of = {item: str(y) for item, y in zip(lset.items, lset.labels, strict=True)}
     index = {item: i for i, item in enumerate(lset.items)}
     # a copy skipped as a bad image is already out; the set's other copies still count
     kept = [replace(s, items=tuple(i for i in s.items if i in index)) for s in sets]
-    why = to_drop([s for s in kept if len(s.items) > 1], label_of)
+    kept = [s for s in kept if len(s.items) > 1]
+    listed = dict(zip(lset.items, listed_splits(lset, cfg.split).tolist(), strict=True))
+    why, rest = held_out_copies(kept, listed)
+    if cfg.duplicates.action == "drop":
+        for item, message in to_drop(rest, label_of).items():
+            why.setdefault(item, message)
     return [BadImage(index[item], message) for item, message in sorted(why.items())]
 
 

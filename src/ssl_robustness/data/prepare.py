@@ -14,6 +14,7 @@ from .image_store import ImageStore
 from .images import BadImage, build_image_cache
 from .labelled import LabelledSet
 from .listing import arrange_duplicates, arrange_without, duplicate_drops, kept_mask
+from .purge import copies_left, purged_count
 from .sources import read_source, select_classes
 from .stats import write_data_manifests
 from .study_data import StudyData
@@ -78,7 +79,10 @@ def _with_duplicates(
     label_of = {
         item: lset.class_names[int(y)] for item, y in zip(lset.items, lset.labels, strict=True)
     }
-    data.duplicates = describe(sets, _where(data), label_of)
+    where = _where(data)
+    data.duplicates = describe(sets, where, label_of)
+    data.duplicates["purged"] = purged_count(data.dropped)
+    data.duplicates["held_out_copies_left"] = copies_left(sets, where)
     return data
 
 

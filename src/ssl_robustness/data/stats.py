@@ -15,6 +15,7 @@ from .duplicates import duplicate_lines
 from .leakage import few_group_lines, group_counts, groups_per_class, leakage, leakage_line
 from .manifest import count_stats, write_manifest
 from .profiles import gini, imbalance_ratio
+from .purge import held_out_copy_lines
 from .study_data import SeedDraw, StudyData
 from .tradeoff import arm_usage, tradeoff_lines, tradeoff_rows, usage_lines
 
@@ -95,6 +96,7 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
     lines += tradeoff_lines(data_tradeoff(data))
     if data.dropped:
         lines.append(f"duplicates dropped: {len(data.dropped)} images (see stats.json)")
+    lines += held_out_copy_lines(data.duplicates, data.cfg.duplicates.action)
     return lines
 
 
