@@ -337,8 +337,9 @@ def test_duplicates_dropped_or_kept_in_one_split(tmp_path):
     # label is right is unknown, and linking it would merge two classes' groups)
     grouped = prepare_data(_dup_cfg(root, action="group"), tmp_path / "b", EvaluationConfig())
     assert grouped.duplicates["under_two_labels"] == 1
-    assert grouped.item_group[grouped.items.index("cod/01.png")] != (
-        grouped.item_group[grouped.items.index("eel/twin.png")]
+    assert (
+        grouped.item_group[grouped.items.index("cod/01.png")]
+        != (grouped.item_group[grouped.items.index("eel/twin.png")])
     )
     place = grouped.split.copy()
     place[grouped.probe_balanced] = "probe"
