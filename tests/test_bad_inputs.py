@@ -225,6 +225,41 @@ def _nan_weights() -> dict:
     return sd
 
 
+def _four_conv_cnn(head: str = "projection_head"):  # noqa: ANN202 - an nn.Module
+    """A 4-conv CNN with an SSL projection head: an architecture the tool does not know."""
+    from torch import nn
+
+    net = nn.Module()
+    net.conv1, net.bn1 = nn.Conv2d(3, 32, 3), nn.BatchNorm2d(32)
+    net.conv2, net.conv3, net.conv4 = (
+        nn.Conv2d(32, 64, 3),
+        nn.Conv2d(64, 128, 3),
+        nn.Conv2d(128, 256, 3),
+    )
+    setattr(net, head, nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 64)))
+    return net
+
+
+def _small_vit() -> dict:
+    from ssl_robustness.models.vit import ViTArch, build_vit
+
+    return build_vit(
+        ViTArch(patch=16, dim=64, depth=2, heads=1, mlp_hidden=128, grid=2)
+    ).state_dict()
+
+
+def _inspect(make: Callable[[], object], *args: str) -> Builder:
+    """A case: `checkpoint inspect` of a file holding what `make` returns, with `args`."""
+
+    def build(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+        import torch
+
+        torch.save(make(), tmp / "w.pt")
+        return ["checkpoint", "inspect", str(tmp / "w.pt"), *args]
+
+    return build
+
+
 def _report_on_cut_table(cut: Callable[[str], str]) -> Builder:
     """A case: `report` on a run directory whose tables/results.csv was cut by `cut`."""
 
@@ -541,7 +576,48 @@ CASES: list[tuple[str, Builder, str]] = [
         _export(_nan_weights),
         r"w\.pt: 1 tensor\(s\) hold NaN or infinite values: \['layer1\.0\.conv1\.weight'\]",
     ),
-    ("a VGG's layers", _export(_vgg_features), r"w\.pt: not a ResNet; set arch: timm:"),
+    (  # was "not a ResNet; set arch: timm:<name>": no timm model is two convolutions
+        "a VGG's layers",
+        _export(_vgg_features),
+        r"^(?!.*timm:).*w\.pt: an architecture this tool does not know \(not a ResNet.*layers "
+        r"found: conv1 \(64, 3, 3, 3\), 2 \(64, 64, 3, 3\)\. This tool builds",
+    ),
+    (
+        "export: arch record shorter than its keys",
+        _export(_with_arch(layers=[1, 1], width=64)),
+        r"w\.pt: the file's arch record .*got \[1, 1\]; its keys describe BasicBlock "
+        r"\[1, 1, 1, 1\]",
+    ),
+    (
+        "inspect --arch resnet_tiny on a 4-conv CNN",
+        _inspect(lambda: _four_conv_cnn().state_dict(), "--arch", "resnet_tiny"),
+        r"--arch resnet_tiny builds the ResNet the file's keys describe, and \S+w\.pt's describe "
+        r"none: an architecture this tool does not know",
+    ),
+    (
+        "inspect --arch resnet18 on a ViT",
+        _inspect(_small_vit, "--arch", "resnet18"),
+        r"--arch resnet18: \S+w\.pt holds a vision transformer \(ViT\S*, 2 blocks, dim 64\); "
+        r"--arch takes its size",
+    ),
+    (
+        "inspect --arch ViT on a ResNet",
+        _inspect(_tiny_resnet_state, "--arch", "ViT-S/16"),
+        r"--arch ViT-S/16: \S+w\.pt holds no vision transformer",
+    ),
+    (
+        "inspect --arch unknown name",
+        _inspect(_tiny_resnet_state, "--arch", "bogus"),
+        r"--arch: unknown 'bogus' \(one of resnet18, .*resnet_tiny; ViT-<size>/<patch>",
+    ),
+    *[
+        (
+            f"inspect --arch timm:not_a_model ({kind})",
+            _inspect(make, "--arch", "timm:not_a_model"),
+            r"--arch: timm has no model 'not_a_model' \(nearest: ",  # as the config says it
+        )
+        for kind, make in (("ResNet", _tiny_resnet_state), ("ViT", _small_vit))
+    ],
     ("unknown option", lambda t, m: ["run", "--sed", "1"], r"No such option '--sed'"),
     ("unknown command", lambda t, m: ["train"], r"No such command 'train'"),
     (
@@ -1084,3 +1160,99 @@ def test_the_cpu_threads_switch_takes_default_or_nothing(value, code, monkeypatc
         )
     else:
         assert "error" not in err
+
+
+def _timm_like() -> dict:
+    """Keys in timm's module names (a ConvNeXt's stem and stages), no ResNet, no ViT."""
+    import torch
+
+    return {
+        "stem.0.weight": torch.zeros(8, 3, 4, 4),
+        "stages.0.blocks.0.conv_dw.weight": torch.zeros(8, 1, 7, 7),
+    }
+
+
+INSPECTED = [  # (case, what the file holds, --arch and such, said on stdout, never said)
+    (
+        "4-conv CNN with a projection head",
+        lambda: _four_conv_cnn().state_dict(),
+        [],
+        [
+            r"format: +none recognised \(keys without a codebase's prefix",
+            r"arch: +an architecture this tool does not know",
+            r"layers: +conv1 \(32, 3, 3, 3\), bn1 \(32,\), conv2 \(64, 32, 3, 3\), conv3 "
+            r"\(128, 64, 3, 3\), conv4 \(256, 128, 3, 3\)\n",
+            r"dropped: +projection_head\.\* \(4 tensors: a projection head, not part of the",
+            r"load: +refused: \S+w\.pt: an architecture this tool does not know .*cannot be "
+            r"imported as it is",
+        ],
+        [r"format: +torchvision", r"timm:", r"ok \(strict\)"],
+    ),
+    (
+        "4-conv CNN with a projector",
+        lambda: _four_conv_cnn("projector").state_dict(),
+        [],
+        [r"dropped: +projector\.\* \(4 tensors: a projection head", r"tensors: +13, "],
+        [r"unexpected", r"timm:"],
+    ),
+    (
+        "4-conv CNN, --arch resnet18: every difference",
+        lambda: _four_conv_cnn().state_dict(),
+        ["--arch", "resnet18"],
+        [
+            r"arch: +resnet18 \(as asked\); the keys describe an architecture this tool does not",
+            r"load: +refused: \S+w\.pt: 5 mis-shaped, 95 missing and 7 unexpected key\(s\)\n"
+            r"differences from resnet18 \(107\):\n",
+            r"  mis-shaped conv1\.weight: file \(32, 3, 3, 3\) vs model \(64, 3, 7, 7\)\n",
+            r"(\n  missing    \S+ \(\d+[,\d ]*\)){95}\n  unexpected conv1\.bias",  # all 95 of them
+            r"  unexpected conv4\.weight \(256, 128, 3, 3\)",
+        ],
+        [r"not a ResNet; set arch"],
+    ),
+    (
+        "tiny ResNet, --arch resnet50: every difference",
+        _tiny_resnet_state,
+        ["--arch", "resnet50"],
+        [r"not resnet50\ndifferences from resnet50 \(\d+\):\n  mis-shaped conv1\.weight"],
+        [],
+    ),
+    (
+        "keys in timm's module names",
+        _timm_like,
+        [],
+        [r"Its module names are timm's: if it is a timm model, set arch: timm:<its name>"],
+        [],
+    ),
+    (
+        "arch field naming a timm model",
+        lambda: {"arch": "convnext_atto", "state_dict": _four_conv_cnn().state_dict()},
+        [],
+        [r"Its arch field names timm's model 'convnext_atto': set arch: timm:convnext_atto"],
+        [],
+    ),
+    (  # was ValueError: zip() argument 2 is longer than argument 1
+        "arch record shorter than its keys",
+        _with_arch(layers=[1, 1], width=64),
+        [],
+        [
+            r"arch: +the file's arch record \{.*\} is unusable \(layers must be 4 block counts",
+            r"load: +refused: \S+w\.pt: the file's arch record .*got \[1, 1\]; its keys "
+            r"describe BasicBlock \[1, 1, 1, 1\], width 4",
+        ],
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "make,args,said,unsaid", [c[1:] for c in INSPECTED], ids=[c[0] for c in INSPECTED]
+)
+def test_checkpoint_inspect_says_what_it_found(make, args, said, unsaid, tmp_path):
+    """An unknown network was `format: torchvision`, told to try timm, and an --arch beside it
+    was ignored; a short arch record crashed the summary."""
+    result = CliRunner().invoke(cli, _inspect(make, *args)(tmp_path, None))
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    for pattern in said:
+        assert re.search(pattern, result.output, re.S), (pattern, result.output)
+    for pattern in unsaid:
+        assert not re.search(pattern, result.output), (pattern, result.output)

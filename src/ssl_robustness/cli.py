@@ -597,16 +597,33 @@ def _file_or_published(file: Path, fmt: str) -> tuple[Path, str]:
 def checkpoint_inspect(file: Path, fmt: str, arch: str | None) -> None:
     """Say what FILE (a path, or a published name such as mocov2_800ep) is and what would be
     loaded from it."""
-    from .models.checkpoints import backbone_from_report, inspect_checkpoint
+    from .models.checkpoints import (
+        KeyMismatch,
+        arch_differences,
+        backbone_from_report,
+        check_arch_option,
+        inspect_checkpoint,
+    )
 
     file, fmt = _file_or_published(file, fmt)
     report = inspect_checkpoint(file, fmt)  # reads the file once
+    check_arch_option(report, arch)  # an --arch that cannot be used is refused, not ignored
     click.echo(report.summary(arch))
     try:
         backbone_from_report(report, arch)
         click.echo("load:      ok (strict)")
     except UserError as exc:
-        click.echo(f"load:      refused: {exc}")
+        # every difference, not the first twenty: what the author needs to fix the file
+        if isinstance(exc, KeyMismatch):
+            every = exc.differences
+            click.echo(f"load:      refused: {report.path}: {exc.counts}")
+        else:
+            every = arch_differences(report, arch) if arch else []
+            click.echo(f"load:      refused: {exc}")
+        if every:
+            click.echo(f"differences from {arch or 'the network built'} ({len(every)}):")
+            for line in every:
+                click.echo(f"  {line}")
         sys.exit(2)
 
 
@@ -617,9 +634,16 @@ def checkpoint_inspect(file: Path, fmt: str, arch: str | None) -> None:
 @ARCH
 def checkpoint_export(file: Path, out: Path, fmt: str, arch: str | None) -> None:
     """Write FILE's backbone to OUT with torchvision key names (after a strict test load)."""
-    from .models.checkpoints import export_backbone, load_backbone
+    from .models.checkpoints import (
+        backbone_from_report,
+        check_arch_option,
+        export_backbone,
+        inspect_checkpoint,
+    )
 
-    _, report = load_backbone(file, fmt, arch)
+    report = inspect_checkpoint(file, fmt)
+    check_arch_option(report, arch)
+    backbone_from_report(report, arch)  # the strict test load
     export_backbone(report, out)
     click.echo(f"wrote {out} ({len(report.state_dict)} tensors, format {report.format})")
 

@@ -42,9 +42,21 @@ FORMAT_PREFIX = {  # the backbone's key prefix in each of names.RESNET_FORMATS
     "timm": "",
 }
 assert set(FORMAT_PREFIX) == set(RESNET_FORMATS), "a format without its prefix"
-# heads, dropped: classifiers, and SwAV's projection head and prototypes (its published file is
-# a torchvision ResNet-50's keys plus these)
-HEAD_PREFIXES = ("fc.", "head.", "classifier.", "projection_head.", "prototypes.")
+# heads, dropped: classifiers, SwAV's projection head and prototypes (its published file is
+# a torchvision ResNet-50's keys plus these), and the projectors and predictors of SSL methods
+HEAD_PREFIXES = (
+    "fc.",
+    "head.",
+    "classifier.",
+    "projection_head.",
+    "projector.",
+    "predictor.",
+    "prototypes.",
+)
+# module names of timm's own networks (ConvNeXt, RegNet, EfficientNet, ViT ...): keys with
+# them may be a timm model's, worth an `arch: timm:<name>`; a plain custom CNN's never are
+TIMM_MODULES = ("stem.", "stages.", "conv_stem.", "conv_head.", "patch_embed.")
+SHOWN_LAYERS = 16  # layers listed of an unknown architecture
 # `arch` values that are not torchvision names: build the ResNet the keys describe
 CUSTOM_ARCH = "resnet_tiny"
 SOLO_CIFAR_STEM_PADDING = 2
@@ -69,21 +81,103 @@ class ImportReport:
     file_arch: str | dict[str, Any] | None = None  # the file's own `arch` field, if any
 
     def summary(self, arch: str | None = None) -> str:
-        groups = Counter(k.split(".")[0] for k in self.dropped)
-        dropped = ", ".join(f"{k}.* ({n})" for k, n in sorted(groups.items())) or "none"
         n = sum(v.numel() for v in self.state_dict.values())
+        unknown = self.arch is None and not (arch or "").startswith("timm:")
+        fmt = self.format
+        if unknown and not FORMAT_PREFIX[fmt]:  # nothing in the keys named a codebase
+            fmt = "none recognised (keys without a codebase's prefix, read as they are)"
         lines = [
             f"file:      {self.path}",
-            f"format:    {self.format}",
+            f"format:    {fmt}",
             f"arch:      {arch_in_words(self, arch)}",
         ]
         if self.arch is not None:
             lines.append(f"structure: {describe_structure(self.arch)}")
-        lines += [
-            f"backbone:  {len(self.state_dict)} tensors, {n:,} values (torchvision key names)",
-            f"dropped:   {dropped}",
-        ]
+        if unknown:
+            lines += [
+                f"layers:    {layer_shapes(self.state_dict)}",
+                f"tensors:   {len(self.state_dict)}, {n:,} values (heads apart)",
+            ]
+        else:
+            lines.append(
+                f"backbone:  {len(self.state_dict)} tensors, {n:,} values (torchvision key names)"
+            )
+        lines.append(f"dropped:   {dropped_in_words(self.dropped)}")
         return "\n".join(lines)
+
+
+def dropped_in_words(dropped: list[str]) -> str:
+    """The dropped keys by module, heads named as such: "projection_head.* (4 tensors: a
+    projection head, not part of the backbone)"."""
+    groups = Counter(k.split(".")[0] for k in dropped)
+    parts = []
+    for name, n in sorted(groups.items()):
+        what = HEAD_WORDS.get(name)
+        parts.append(f"{name}.* ({n} tensors: {what})" if what else f"{name}.* ({n})")
+    return ", ".join(parts) or "none"
+
+
+HEAD_WORDS = {
+    "fc": "a classifier",
+    "head": "a head",
+    "classifier": "a classifier",
+    "projection_head": "a projection head, not part of the backbone",
+    "projector": "a projection head, not part of the backbone",
+    "predictor": "a predictor head, not part of the backbone",
+    "prototypes": "SwAV's prototypes",
+}
+
+
+def layer_shapes(sd: dict[str, torch.Tensor], shown: int = SHOWN_LAYERS) -> str:
+    """Each module's weight shape in file order ("conv1 (32, 3, 3, 3), bn1 (32,)"): what an
+    unknown architecture holds, for its author to recognise."""
+    modules: dict[str, tuple[int, ...]] = {}
+    for k, v in sd.items():
+        module, _, leaf = k.rpartition(".")
+        module = module or k
+        if module not in modules or leaf == "weight":
+            modules[module] = tuple(v.shape)
+    words = [f"{m} {shape}" for m, shape in modules.items()]
+    more = f", ... and {len(words) - shown} more" if len(words) > shown else ""
+    return ", ".join(words[:shown]) + more
+
+
+def unknown_architecture(report: ImportReport) -> str:
+    """Why a file is no network this tool can build, with its layers, and the way out that can
+    fit (a timm name only where something in the file points at timm)."""
+    return (
+        "an architecture this tool does not know (not a ResNet: no conv1 with layer1..layer4 "
+        "residual blocks; not a vision transformer: no cls_token, pos_embed and "
+        f"patch_embed); layers found: {layer_shapes(report.state_dict)}. {_way_out(report)}"
+    )
+
+
+def _way_out(report: ImportReport) -> str:
+    """What can load the file: timm, when its arch field or its module names are timm's;
+    else the networks this tool builds."""
+    fa = report.file_arch if isinstance(report.file_arch, str) else None
+    if fa and not fa.startswith("timm:"):
+        from .backbones import timm_name_error
+
+        why = timm_name_error(fa)
+        if not why:
+            return f"Its arch field names timm's model '{fa}': set arch: timm:{fa}"
+        with contextlib.suppress(ImportError):
+            import timm
+
+            family = timm.list_models(f"{fa}*")[:5]
+            if family:
+                return (
+                    f"Its arch field says '{fa}': if it is timm's, set arch: timm:<name> "
+                    f"(timm has {', '.join(family)} ...)"
+                )
+    if any(k.startswith(TIMM_MODULES) for k in report.state_dict):
+        return "Its module names are timm's: if it is a timm model, set arch: timm:<its name>"
+    return (
+        "This tool builds torchvision-style ResNets (any depth and width), the vision "
+        "transformers of DINO, DINOv2, MAE, MoCo v3 and iBOT, and timm models by name; this "
+        "file is none of them, so it cannot be imported as it is"
+    )
 
 
 def read_checkpoint(path: Path) -> Any:
@@ -253,7 +347,7 @@ def describe_structure(arch: dict[str, Any]) -> str:
 
 def match_standard(arch: dict[str, Any]) -> tuple[str | None, str | None]:
     """(the standard ResNet the structure is, the smallest one it is a truncated copy of)."""
-    if arch.get("width") != 64:
+    if arch.get("width") != 64 or len(arch.get("layers") or []) != 4:
         return None, None
     same_kind = [
         (name, layers)
@@ -290,9 +384,14 @@ def arch_in_words(report: ImportReport, arch: str | None = None) -> str:
     wanted, source = _wanted_arch(report, arch)
     if isinstance(wanted, str) and wanted.startswith("timm:"):
         return f"{wanted} ({source})"
+    if isinstance(wanted, str) and wanted in STANDARD_RESNETS and report.arch is None:
+        return f"{wanted} ({source}); the keys describe an architecture this tool does not know"
     if report.arch is None:
-        return "not a ResNet (set arch: timm:<name> for other models)"
+        return "an architecture this tool does not know (see layers; load says more)"
     if isinstance(wanted, dict):
+        why = _bad_arch_record(wanted) if _complete(wanted) else "incomplete"
+        if why:
+            return f"the file's arch record {wanted} is unusable ({why}); see load"
         name = match_standard(wanted)[0] or "custom ResNet"
         return f"{name} ({source}: {describe_structure(wanted)})"
     if wanted == CUSTOM_ARCH:
@@ -325,14 +424,17 @@ def resolve_arch(report: ImportReport, arch: str | None = None) -> dict[str, Any
     path = Path(report.path)
     wanted, _ = _wanted_arch(report, arch)
     if isinstance(wanted, dict):
-        if not {"block", "layers", "width", "small_stem"} <= set(wanted):
-            raise UserError(f"{path}: the file's arch record is incomplete: {wanted}")
+        keys = f"; its keys describe {describe_structure(report.arch)}" if report.arch else ""
+        if not _complete(wanted):
+            raise UserError(f"{path}: the file's arch record is incomplete: {wanted}{keys}")
         why = _bad_arch_record(wanted)
         if why:
-            raise UserError(f"{path}: the file's arch record {wanted}: {why}")
+            raise UserError(f"{path}: the file's arch record {wanted}: {why}{keys}")
         return wanted
     if report.arch is None:
-        raise UserError(f"{path}: not a ResNet; set arch: timm:<name> for other models")
+        if isinstance(wanted, str) and wanted in STANDARD_RESNETS:
+            return standard_arch(wanted, {})  # built as asked: the strict load lists the keys
+        raise UserError(f"{path}: {unknown_architecture(report)}")
     if wanted == CUSTOM_ARCH:
         return report.arch
     if wanted is not None and wanted not in STANDARD_RESNETS:
@@ -360,6 +462,10 @@ def resolve_arch(report: ImportReport, arch: str | None = None) -> dict[str, Any
     ):
         raise UserError(f"{path}: holds a {describe_structure(a)}, not {name}")
     return standard_arch(name, a)
+
+
+def _complete(arch: dict[str, Any]) -> bool:
+    return {"block", "layers", "width", "small_stem"} <= set(arch)
 
 
 def _bad_arch_record(arch: dict[str, Any]) -> str:
@@ -416,6 +522,63 @@ def inspect_checkpoint(path: Path, fmt: str = "auto") -> ImportReport | ViTRepor
     return report
 
 
+def check_arch_option(report: ImportReport | ViTReport, arch: str | None) -> None:
+    """Refuse an `--arch` that cannot be what is built from this file, before anything is
+    said about it: an unknown timm name (with the nearest names, as the config says), a
+    ResNet name for a vision transformer, resnet_tiny for keys that describe no ResNet."""
+    if not arch:
+        return
+    path = report.path
+    if arch.startswith("timm:"):
+        name = arch.removeprefix("timm:")
+        if not name:
+            raise UserError("--arch timm: needs a model name (timm:resnet50)")
+        from .backbones import timm_name_error
+
+        why = timm_name_error(name)
+        if why:
+            raise UserError(f"--arch: {why}")
+        return
+    if isinstance(report, ViTReport):
+        if not arch.startswith("ViT"):
+            short = report.vit.words().split(",")[0]
+            raise UserError(
+                f"--arch {arch}: {path} holds a vision transformer ({report.vit.words()}); "
+                f"--arch takes its size ({short}) or timm:<name>"
+            )
+        return
+    if arch.startswith("ViT"):
+        raise UserError(f"--arch {arch}: {path} holds no vision transformer")
+    if arch == CUSTOM_ARCH:
+        if report.arch is None:
+            raise UserError(
+                f"--arch {CUSTOM_ARCH} builds the ResNet the file's keys describe, and "
+                f"{path}'s describe none: {unknown_architecture(report)}"
+            )
+        return
+    if arch not in STANDARD_RESNETS:
+        names = ", ".join([*STANDARD_RESNETS, CUSTOM_ARCH])
+        raise UserError(
+            f"--arch: unknown '{arch}' (one of {names}; ViT-<size>/<patch> for a vision "
+            "transformer; or timm:<name>)"
+        )
+
+
+def arch_differences(report: ImportReport | ViTReport, arch: str) -> list[str]:
+    """Every key in which the file and the network `arch` names differ (mis-shaped, missing,
+    unexpected), one a line: what `checkpoint inspect --arch` lists when the load is refused."""
+    allow_head = arch.startswith("timm:") or isinstance(report, ViTReport)
+    if isinstance(report, ViTReport):
+        model = vit_model(report, arch)[0]
+    elif arch.startswith("timm:"):
+        model = TimmBackbone(arch.removeprefix("timm:")).model
+    else:
+        model = backbone_from_arch(
+            report.arch if arch == CUSTOM_ARCH else standard_arch(arch, report.arch or {})
+        )
+    return difference_lines(model.state_dict(), report.state_dict, allow_head)
+
+
 def load_backbone(
     path: Path, fmt: str = "auto", arch: str | None = None
 ) -> tuple[nn.Module, ImportReport | ViTReport]:
@@ -441,19 +604,69 @@ def backbone_from_report(report: ImportReport | ViTReport, arch: str | None = No
     return model
 
 
+class KeyMismatch(UserError):
+    """A strict load refused: the file's keys and the network's differ. Holds every
+    difference (the message lists the first ones), for `checkpoint inspect` to list all."""
+
+    def __init__(self, message: str, differences: list[str], counts: str) -> None:
+        super().__init__(message)
+        self.differences = differences
+        self.counts = counts  # "3 mis-shaped, 95 missing and 7 unexpected key(s)"
+
+
+def key_differences(
+    own: dict[str, torch.Tensor], sd: dict[str, torch.Tensor], allow_missing_head: bool = False
+) -> tuple[list[str], list[str], list[str]]:
+    """(keys of different shape, keys the file lacks, keys the network lacks)."""
+    mis_shaped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    if allow_missing_head:
+        missing = [k for k in missing if not k.startswith(HEAD_PREFIXES)]
+    unexpected = [k for k in sd if k not in own]
+    return mis_shaped, missing, unexpected
+
+
+def difference_lines(
+    own: dict[str, torch.Tensor], sd: dict[str, torch.Tensor], allow_missing_head: bool = False
+) -> list[str]:
+    """Every difference, one a line: mis-shaped, missing, unexpected."""
+    mis_shaped, missing, unexpected = key_differences(own, sd, allow_missing_head)
+    return (
+        [
+            f"mis-shaped {k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+            for k in mis_shaped
+        ]
+        + [f"missing    {k} {tuple(own[k].shape)}" for k in missing]
+        + [f"unexpected {k} {tuple(sd[k].shape)}" for k in unexpected]
+    )
+
+
 def strict_load(
     model: nn.Module, sd: dict[str, torch.Tensor], path: Path, allow_missing_head: bool = False
 ) -> None:
     own = model.state_dict()
-    shape_errors = [
-        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in sd.items()
-        if k in own and own[k].shape != v.shape
-    ]
-    if shape_errors:
-        raise UserError(
-            f"{path}: wrong architecture, shapes differ:\n  " + "\n  ".join(shape_errors[:10])
+    mis_shaped, missing, unexpected = key_differences(own, sd, allow_missing_head)
+    every = difference_lines(own, sd, allow_missing_head)
+    counts = (
+        f"{len(mis_shaped)} mis-shaped, {len(missing)} missing and {len(unexpected)} "
+        "unexpected key(s)"
+    )
+    partial = (
+        f"refusing a partial load: {len(missing)} missing key(s) "
+        f"{missing[:20]}, {len(unexpected)} unexpected key(s) {unexpected[:20]}"
+    )
+    if mis_shaped:
+        shapes = [
+            f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in mis_shaped
+        ]
+        also = f"\nand {partial}" if missing or unexpected else ""
+        raise KeyMismatch(
+            f"{path}: wrong architecture, shapes differ:\n  " + "\n  ".join(shapes[:10]) + also,
+            every,
+            counts,
         )
+    if missing or unexpected:
+        raise KeyMismatch(f"{path}: {partial}", every, counts)
     broken = [
         k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
     ]
@@ -461,15 +674,6 @@ def strict_load(
         raise UserError(
             f"{path}: {len(broken)} tensor(s) hold NaN or infinite values: {broken[:10]}; "
             "refused (a diverged or damaged training)"
-        )
-    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
-    if allow_missing_head:
-        missing = [k for k in missing if not k.startswith(HEAD_PREFIXES)]
-    unexpected = [k for k in sd if k not in own]
-    if missing or unexpected:
-        raise UserError(
-            f"{path}: refusing a partial load: {len(missing)} missing key(s) "
-            f"{missing[:20]}, {len(unexpected)} unexpected key(s) {unexpected[:20]}"
         )
     model.load_state_dict(sd, strict=False)
 

@@ -283,12 +283,13 @@ def vit_model(report: ViTReport, arch: str | None = None) -> tuple[nn.Module, di
         return build_vit(report.vit), report.vit.record()
     if arch.startswith("timm:"):
         name = arch.removeprefix("timm:")
-        try:
-            import timm
-        except ImportError:
-            raise UserError(
-                f"arch '{arch}' needs timm: pip install 'ssl-robustness[timm]'"
-            ) from None
+        from .backbones import timm_name_error
+
+        why = timm_name_error(name)  # needs timm, and a name it has (nearest names, else)
+        if why:
+            raise UserError(f"arch '{arch}': {why}")
+        import timm
+
         return timm.create_model(name, pretrained=False, num_classes=0), {"timm": name}
     raise UserError(f"{path}: holds a vision transformer ({report.vit.words()}), not {arch}")
 
