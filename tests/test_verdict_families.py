@@ -344,3 +344,40 @@ def test_a_run_with_stale_gap_tables_is_reported_by_todays_rules(tmp_path):
     assert run.rebuilt_gaps
     own = run.tables["gap_runs"].query("comparison == 'end-to-end'").iloc[0]
     assert own["top1_learned_rel_gap"] == pytest.approx(0.20)
+
+
+def test_the_bottom_line_says_what_of_the_data_it_rests_on():
+    """Issue 31: the classes kept and dropped (why), each arm's share of the pool, a frequency
+    tier of one class, and classes whose test set is a few data.group_by groups."""
+    from ssl_robustness.report.bottom_line import bottom_line
+
+    runs, results = _study(
+        [0.50, 0.51, 0.49], [0.30, 0.30, 0.30], [0.60, 0.61, 0.59], [0.57, 0.575, 0.565]
+    )
+    [v] = V.verdicts(runs, results)
+    stats = {
+        "usage": {
+            "pool": 20_000,
+            "arms": {
+                "balanced": {"n": 340, "share_of_pool": 0.017},
+                "natural": {"n": 340, "share_of_pool": 0.017},
+            },
+            "classes_listed": 23,
+            "classes_kept": 15,
+            "dropped": [
+                {"class": f"fish_{i}", "why": "data.classes.min_count 40"} for i in range(8)
+            ],
+        },
+        "groups": {"members": {"head": ["fish_9"], "medium": ["a", "b"], "tail": ["c", "d"]}},
+        "item_groups_per_class": {"0": {"test": [2, 7, 9] + [5] * 12}},
+    }
+    text = bottom_line([v], [v], V.HEADLINE, results, stats)
+    assert (
+        "It rests on 15 of 23 listed classes and 340 images per arm (balanced 1.7%, natural 1.7% "
+        "of the 20,000-image train pool); classes left out: 'fish_0' (data.classes.min_count "
+        "40);"
+    ) in text
+    assert "; and 3 more." in text
+    assert "the head group is one class ('fish_9'): its accuracy is that class's" in text
+    assert "1 of 15 classes have a test set of fewer than 5 data.group_by groups" in text
+    assert "rests on" not in bottom_line([v], [v], V.HEADLINE, results, {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -79,6 +80,16 @@ class KNN(EvaluationKind[KNNConfig]):
             raise UserError(
                 f"evaluation.knn.k: {over} exceed(s) the probe set's {probe} images: every image "
                 f"would vote and the rows would still be labelled k={over[0]}; use k <= {probe}"
+            )
+        per_class = int(data.class_counts(data.probe_balanced).max())
+        wide = [k for k in settings.k if k > per_class]
+        if wide:
+            print(
+                f"warning: evaluation.knn.k {wide} > the probe set's {per_class} images per "
+                f"class: even a perfect representation's {wide[0]} nearest neighbours span "
+                "several classes, so these kNN rows measure smoothing over classes as much as "
+                "the representation (the rows are kept; read them with that in mind)",
+                file=sys.stderr,
             )
 
     def run(self, job: Any, ctx: EvaluationContext) -> Outcome:

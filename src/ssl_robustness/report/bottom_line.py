@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..data.leakage import GROUPS_PER_TEST_CLASS
 from . import verdict as V
 from . import verdict_words as W
 from .classes import fewest_test_images
@@ -41,10 +42,10 @@ def bottom_line(
         )
     sentences = [s for v in top for s in _found(v)]
     caveats = [c for v in top for c in _caveats(v, results)]
-    small = _small_test(stats)
-    if small:
-        caveats.append(small)
-    text = " ".join(sentences)
+    for caveat in (_small_test(stats), _one_class_tier(stats), _few_test_groups(stats)):
+        if caveat:
+            caveats.append(caveat)
+    text = " ".join([*sentences, *_data_used(stats)])
     if caveats:
         text += " Caveats: " + "; ".join(dict.fromkeys(caveats)) + "."
     return text
@@ -210,4 +211,52 @@ def _small_test(stats: dict[str, Any]) -> str | None:
     return (
         f"the test set has {fewest} images in its smallest class (one image is "
         f"{100 / max(fewest, 1):.0f} points of that class's accuracy), too few for per-class claims"
+    )
+
+
+def _data_used(stats: dict[str, Any]) -> list[str]:
+    """What of the data the finding rests on: the classes kept (and why others were not) and
+    each arm's share of the train pool, so a 1.7%-of-the-pool study does not read as all of it."""
+    usage = stats.get("usage")
+    if not usage:
+        return []
+    arms = usage["arms"]
+    n = {a["n"] for a in arms.values()}
+    shares = ", ".join(f"{name} {a['share_of_pool']:.1%}" for name, a in arms.items())
+    size = f"{n.pop():,} images per arm" if len(n) == 1 else "arms of unequal size"
+    text = (
+        f"It rests on {usage['classes_kept']} of {usage['classes_listed']} listed classes and "
+        f"{size} ({shares} of the {usage['pool']:,}-image train pool)"
+    )
+    dropped = usage.get("dropped") or []
+    if dropped:
+        shown = "; ".join(f"'{d['class']}' ({d['why']})" for d in dropped[:5])
+        more = f"; and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+        text += f"; classes left out: {shown}{more}"
+    return [text + "."]
+
+
+def _one_class_tier(stats: dict[str, Any]) -> str | None:
+    """A head (or tail) of one class: its 'group accuracy' is one class's accuracy."""
+    members = (stats.get("groups") or {}).get("members") or {}
+    alone = [(tier, names[0]) for tier, names in members.items() if len(names) == 1]
+    if not alone:
+        return None
+    said = ", ".join(f"the {tier} group is one class ('{name}')" for tier, name in alone)
+    return f"{said}: its accuracy is that class's, not a group's"
+
+
+def _few_test_groups(stats: dict[str, Any]) -> str | None:
+    """data.group_by: classes whose test set is a few tracks (plants, animals)."""
+    per_seed = stats.get("item_groups_per_class") or {}
+    if not per_seed:
+        return None
+    test = per_seed[min(per_seed, key=int)].get("test", [])
+    few = sum(0 < n < GROUPS_PER_TEST_CLASS for n in test)
+    if not few:
+        return None
+    return (
+        f"{few} of {len(test)} classes have a test set of fewer than {GROUPS_PER_TEST_CLASS} "
+        "data.group_by groups (their accuracy measures a few tracks, plants or animals; see "
+        "data stats)"
     )
