@@ -152,3 +152,12 @@ def test_an_unmatched_pattern_names_a_few_images_it_misses(tmp_path):
         )
     with pytest.raises(UserError, match=r"\(3 of 39 images unmatched, e.g. also 'eel/stray_1.png'"):
         list_data(_cfg(root), tmp_path, EvaluationConfig())
+
+
+@pytest.mark.parametrize("order", ["frequency", "index"])
+def test_a_per_seed_class_order_that_cannot_vary_is_refused(order):
+    from ssl_robustness.config import ImbalanceConfig
+
+    with pytest.raises(ValidationError, match=f"no effect with class_order '{order}'"):
+        ImbalanceConfig(class_order=order, class_order_per_seed=True)
+    assert ImbalanceConfig(class_order="random", class_order_per_seed=True).class_order_per_seed

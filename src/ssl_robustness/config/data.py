@@ -146,6 +146,18 @@ class ImbalanceConfig(Strict):
         return v
 
     @model_validator(mode="after")
+    def _per_seed_order_needs_a_draw(self) -> ImbalanceConfig:
+        """frequency and index orders are the data's: 'per seed' would be the same classes rare
+        in every seed, which a user asking for per-seed draws does not expect."""
+        if self.class_order_per_seed and self.class_order in ("frequency", "index"):
+            raise ValueError(
+                f"class_order_per_seed: true has no effect with class_order '{self.class_order}' "
+                "(the same classes are rare in every seed); use class_order: random to draw "
+                "them anew per seed, or drop class_order_per_seed"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sweep_range(self) -> ImbalanceConfig:
         for i, v in enumerate(self.sweep):
             if self.profile == "power" and v < 0:
