@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from conftest import tiny_study, write_image
 from ssl_robustness.cli import cli
 from ssl_robustness.lock import LOCK_NAME
+from ssl_robustness.study import run_study as REAL_RUN_STUDY
 
 Builder = Callable[[Path, pytest.MonkeyPatch], list[str]]
 DROP = object()  # a change that removes the key
@@ -1256,3 +1257,94 @@ def test_checkpoint_inspect_says_what_it_found(make, args, said, unsaid, tmp_pat
         assert re.search(pattern, result.output, re.S), (pattern, result.output)
     for pattern in unsaid:
         assert not re.search(pattern, result.output), (pattern, result.output)
+
+
+class _Code:
+    """Pickled as a global a weights-only load refuses: a file that would run code."""
+
+
+def _cut(whole: bytes) -> bytes:
+    return whole[: len(whole) // 2]
+
+
+def _without_key() -> dict:
+    return {k: v for k, v in _tiny_resnet_state().items() if k != "layer2.0.conv1.weight"}
+
+
+def _misshaped() -> dict:
+    import torch
+
+    return {**_tiny_resnet_state(), "layer1.0.conv1.weight": torch.zeros(4, 4, 5, 5)}
+
+
+IMPORTS = [  # (case, the file: a state dict / bytes / a change of a good file's bytes, said)
+    ("truncated", _cut, r"cannot read checkpoint \(truncated or not a PyTorch file\)"),
+    ("random bytes", np.random.default_rng(0).bytes(4096), r"cannot read checkpoint"),
+    ("pickled code", lambda: {"state_dict": _tiny_resnet_state(), "x": _Code()}, r"pickled code"),
+    ("missing key", _without_key, r"1 missing key\(s\) \['layer2\.0\.conv1\.weight'\]"),
+    (
+        "extra key",
+        _with("extra.weight", lambda: __import__("torch").zeros(3)),
+        r"1 unexpected key\(s\) \['extra\.weight'\]",
+    ),
+    ("mis-shaped key", _misshaped, r"shapes differ:\n  layer1\.0\.conv1\.weight: file"),
+    ("NaN tensor", _nan_weights, r"1 tensor\(s\) hold NaN or infinite values"),
+    ("not a ResNet", lambda: _four_conv_cnn().state_dict(), r"an architecture this tool does not"),
+]
+
+
+@pytest.mark.parametrize("name,content,said", IMPORTS, ids=[c[0] for c in IMPORTS])
+def test_imported_files_are_checked_before_the_first_training(
+    name, content, said, tmp_path, monkeypatch
+):
+    """A bad imported file was '1 run(s) failed: imp_none_s0: ...' after every other
+    representation had trained; it is refused as the study starts, naming the file."""
+    import torch
+
+    import ssl_robustness.study as study
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study, "run_study", REAL_RUN_STUDY)  # the real start, up to training
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(study, "run_specs", no_training)
+    path = tmp_path / "imp.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        made = content(_tiny_state_bytes(tmp_path)) if content is _cut else content()
+        if isinstance(made, bytes):
+            path.write_bytes(made)
+        else:
+            torch.save(made, path)
+    config = _write_config(tmp_path, {"imported": [{"name": "imp", "path": str(path)}]})
+    result = CliRunner().invoke(cli, ["run", config])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert re.search(rf"^error: imported\.0 \(imp\): \S*imp\.pt: .*{said}", result.stderr, re.S)
+    assert "run(s) failed" not in result.output
+    assert not (tmp_path / "study" / "config.yaml").exists()  # refused before the study started
+
+
+def _tiny_state_bytes(tmp: Path) -> bytes:
+    import torch
+
+    torch.save(_tiny_resnet_state(), tmp / "whole.pt")
+    return (tmp / "whole.pt").read_bytes()
+
+
+def test_a_good_imported_file_passes_the_check_and_training_starts(tmp_path, monkeypatch):
+    import torch
+
+    import ssl_robustness.study as study
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study, "run_study", REAL_RUN_STUDY)
+    monkeypatch.setattr(study, "run_specs", lambda *a, **k: (_ for _ in ()).throw(KeyError("go")))
+    torch.save(_tiny_resnet_state(), tmp_path / "imp.pt")
+    config = _write_config(
+        tmp_path, {"imported": [{"name": "imp", "path": str(tmp_path / "imp.pt")}]}
+    )
+    result = CliRunner().invoke(cli, ["run", config])
+    assert isinstance(result.exception, KeyError)  # reached training

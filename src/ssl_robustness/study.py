@@ -102,6 +102,21 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
     return StudyResult(tables, failures, report)
 
 
+def check_imported(cfg: StudyConfig) -> None:
+    """Load each `imported` file strictly before the first training: a truncated, pickled,
+    mis-keyed, NaN or non-ResNet file is an error naming it, not a failed run once the study
+    has trained everything else. (Published weights are fetched and checksum-verified when
+    their representation starts.)"""
+    from .models.hub import load_imported
+
+    for i, imp in enumerate(cfg.imported):
+        if imp.path is not None:
+            try:
+                load_imported(imp)
+            except UserError as exc:
+                raise UserError(f"imported.{i} ({imp.name}): {exc}") from None
+
+
 def start_study(
     cfg: StudyConfig, *, owner: bool, jobs_may_run: bool = False
 ) -> tuple[StudyData, torch.device, list[RepresentationSpec]]:
@@ -110,6 +125,7 @@ def start_study(
     cluster study, not one job of it) saves the config and clears a killed run's temp files
     first; see `clear_orphan_temps` for `jobs_may_run`."""
     check_confirmatory(cfg)  # a test the study cannot make fails before any work
+    check_imported(cfg)  # so does a checkpoint file that cannot load
     if is_main():
         if owner:
             save_study_config(cfg)
