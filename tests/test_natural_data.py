@@ -136,7 +136,9 @@ def test_a_size_whole_groups_cannot_meet_names_the_class_and_what_can(tmp_path):
     text = str(err.value)  # test 6 and val 3: both classes at fault, in one error
     assert "2 of 2 classes cannot give test_per_class=6 and val_per_class=3" in text
     assert "'eel': can give test_per_class=4 (its 8 groups hold 4, 4, 4" in text
-    assert "'cod': can give val_per_class=2 (its 12 groups hold 2, 2" in text
+    assert (
+        "'cod': can give val_per_class=2 after test_per_class=6 (its 12 groups left hold 2" in text
+    )
     # neither size alone fixes it, nor a cap; a pair does (checked by carving): eel's 4-frame
     # tracks give no val size below 4, so val 0 (said: nothing selected on val)
     assert "test_per_class: 4 with val_per_class: 0 (no validation split" in text

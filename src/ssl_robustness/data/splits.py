@@ -180,13 +180,18 @@ def infeasible_error(
     that work: a smaller split size every class can give, or the classes to leave out."""
     whole = " in whole data.group_by groups" if groups is not None else ""
     rows = []
+    first = need[0]
     for f in faults:
+        later = f.split != first[0]
+        after = f" after {first[0]}_per_class={first[1]}" if later else ""
         held = (
-            f"its {f.groups} groups hold {_sizes(f.sizes)} images"
+            f"its {f.groups} groups{' left' * later} hold {_sizes(f.sizes)} images"
             if groups is not None
             else f"it has {f.groups} training images"
         )
-        rows.append(f"  '{f.class_name}': can give {f.split}_per_class={f.can_give} ({held})")
+        rows.append(
+            f"  '{f.class_name}': can give {f.split}_per_class={f.can_give}{after} ({held})"
+        )
     asks = " and ".join(f"{s}_per_class={k}" for s, k in need)
     lines = [
         f"data.split: {len(faults)} of {lset.num_classes} classes cannot give {asks}{whole} "
@@ -234,11 +239,13 @@ def _smaller_sizes(
             out.append(f"  data.split.{s}_per_class: {size} (the largest every class can give)")
     if not out and len(need) == 2:
         out += _largest_pair(need, asked, works)
-    if groups is not None and cfg.max_per_group != 1 and works(asked, 1):
-        out.append(
-            "  data.split.max_per_group: 1 with the asked sizes (each val/test group gives one "
-            "image, the rest of it set aside)"
-        )
+    if groups is not None:
+        cap = next((m for m in range(5, 0, -1) if m != cfg.max_per_group and works(asked, m)), None)
+        if cap is not None:
+            out.append(
+                f"  data.split.max_per_group: {cap} with the asked sizes (each val/test group "
+                f"gives at most {cap} images, the rest of it set aside)"
+            )
     if not out:
         out.append("  no smaller split size works for every class")
     return out

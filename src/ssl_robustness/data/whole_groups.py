@@ -118,8 +118,12 @@ def probe_in_whole_groups(
         above = common >> (target + 1)
         per_class = below if below > 0 else (target + _lowest_bit(above) if above else 0)
     if per_class < 1 or not (common >> per_class) & 1:
-        c = next((c for c, r in enumerate(reach) if not (r >> max(per_class, 1)) & 1), 0)
-        own = largest_at_most(reach[c], max(per_class, 1))
+        want = max(per_class, 1)
+        # the binding class: one that cannot give the size, the one that gives least first
+        short = [c for c, r in enumerate(reach) if not (r >> want) & 1] or list(range(len(reach)))
+        c = min(short, key=lambda c: largest_at_most(reach[c], max(int(limits[c]), 0)))
+        own = largest_at_most(reach[c], want)
+        sizes = sorted((len(p) for p in parts[c]), reverse=True)
         every = largest_at_most(common, max(per_class, 1)) if common > 0 else 0
         default = (
             ""
@@ -129,8 +133,10 @@ def probe_in_whole_groups(
         )
         raise UserError(
             f"evaluation.probe_per_class: {max(per_class, 1)} images per class cannot be made of "
-            f"whole data.group_by groups: class '{class_names[c]}' can give at most {own} and "
-            f"leave its pretraining subsets their images; the largest size every class can give "
+            f"whole data.group_by groups: class '{class_names[c]}' can give at most {max(own, 0)} "
+            f"and leave its pretraining subsets their images (its pool holds {len(sizes)} "
+            f"groups of {', '.join(map(str, sizes[:8]))}{' ...' * (len(sizes) > 8)} images); "
+            "the largest size every class can give "
             f"is {max(every, 0)}{default}"
         )
     chosen = [
