@@ -122,10 +122,36 @@ def _list_files(lines: list[str]) -> Callable[[Path], Path]:
     return make
 
 
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def _list_source(lines: list[str]) -> Builder:
     return lambda tmp, mp: data_layout(
         _list_files(lines), source="list", list={"train": str(tmp / "train.txt")}
     )(tmp, mp)
+
+
+def _list_with(name: str, text: str, classes: str | None = None, **lst: object) -> Builder:
+    """A case: `data stats` on source list, one file `name` holding `text` (4 images in l/,
+    and a classes file when given)."""
+
+    def build(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+        def make(tmp: Path) -> Path:
+            for i in range(4):
+                write_image(tmp / "l" / f"{i}.png", i, size=8)
+            (tmp / name).write_text(text, encoding="utf-8")
+            if classes is not None:
+                (tmp / "classes.txt").write_text(classes)
+            return tmp
+
+        section = {"train": str(tmp / name), **lst}
+        if classes is not None:
+            section["classes"] = str(tmp / "classes.txt")
+        return data_layout(make, source="list", list=section)(tmp, mp)
+
+    return build
 
 
 def _bad_npz(tmp: Path) -> Path:
@@ -714,6 +740,35 @@ CASES: list[tuple[str, Builder, str]] = [
         "label_from value",
         cfg(data__list={"train": "t", "label_from": "dir"}),
         r"data\.list\.label_from: Input should be 'column' or 'folder' \(got 'dir'\)",
+    ),
+    (  # was read as names: three classes '0', '1', 'cat', the indexes' meaning lost
+        "list labels: indexes and names",
+        _list_with("train.txt", "l/0.png 0\nl/1.png cat\nl/2.png 1\n"),
+        r"train\.txt:2: label 'cat' is a class name, but \S+train\.txt:1 gives a class index "
+        r"\(0\): a list's labels are all indexes",
+    ),
+    (  # was two labels made one class, silently
+        "class name listed twice",
+        _list_with("train.txt", "l/0.png ant\nl/1.png bee\n", classes="ant\nbee\nant\n"),
+        r"classes\.txt:3: class name 'ant' listed twice \(first on line 1\)",
+    ),
+    (
+        "list line without a label",
+        _list_with("train.txt", "l/0.png 0\nl/1.png\n"),
+        r"train\.txt:2: expected at least 2 fields, got 1: \['l/1\.png'\] \(data\.list\."
+        r"label_column 1 \(field 2\) is past them\); a \.txt list line is `path label`: the label "
+        r"is the last",
+    ),
+    (
+        "group_by column past a short CSV row",
+        lambda tmp, mp: data_layout(
+            _list_files([]),  # the images; the CSV is written below
+            source="list",
+            list={"train": str(_write(tmp / "t.csv", "l/0.png,0,a\nl/1.png,1,b\nl/2.png,0\n"))},
+            group_by={"column": 2},
+        )(tmp, mp),
+        r"t\.csv:3: expected at least 3 fields, got 2: \['l/2\.png', '0'\] \(the label column 2 "
+        r"\(field 3\) is past them\)",
     ),
     (
         "list glob matches nothing",
@@ -1348,3 +1403,55 @@ def test_a_good_imported_file_passes_the_check_and_training_starts(tmp_path, mon
     )
     result = CliRunner().invoke(cli, ["run", config])
     assert isinstance(result.exception, KeyError)  # reached training
+
+
+READ_RIGHT = [  # (case, list file, its text, list settings, items, labels read)
+    (
+        "BOM before a .txt list",
+        "t.txt",
+        "\ufeffl/0.png 0\nl/1.png 1\n",
+        {},
+        ["l/0.png", "l/1.png"],
+        [0, 1],
+    ),
+    (
+        "BOM before a CSV header",
+        "t.csv",
+        "\ufeffpath,label\nl/0.png,1\nl/1.png,0\n",
+        {"path_column": "path", "label_column": "label"},
+        ["l/0.png", "l/1.png"],
+        [1, 0],
+    ),
+    (
+        "a path with a space",
+        "t.txt",
+        "l/0.png 0\nl/my img.png 1\n",
+        {},
+        ["l/0.png", "l/my img.png"],
+        [0, 1],
+    ),
+    (
+        "tab-separated",
+        "t.txt",
+        "l/my img.png\t1\nl/0.png\t0\n",
+        {},
+        ["l/my img.png", "l/0.png"],
+        [1, 0],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "name,text,settings,items,labels", [c[1:] for c in READ_RIGHT], ids=[c[0] for c in READ_RIGHT]
+)
+def test_list_files_read_what_they_say(name, text, settings, items, labels, tmp_path):
+    """A BOM became part of the first path (or header); 'l/my img.png 1' was path 'l/my',
+    label 'img.png'."""
+    from ssl_robustness.config import validate_config
+    from ssl_robustness.data.sources import load_source
+
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    section = {"train": str(tmp_path / name), **settings}
+    cfg = validate_config({"data": {"source": "list", "root": str(tmp_path), "list": section}})
+    lset = load_source(cfg.data)
+    assert lset.items == items and lset.labels.tolist() == labels

@@ -260,12 +260,12 @@ def load_list(root: Path, cfg: ListFilesConfig) -> LabelledSet:
     if cfg.classes is not None:
         if not cfg.classes.is_file():
             raise UserError(f"data.list.classes: file not found: {cfg.classes}")
-        class_names = [x.strip() for x in _utf8_text(cfg.classes).splitlines() if x.strip()]
+        class_names = _class_names(cfg.classes)
     rows: list[Row] = []
     for split in SPLIT_NAMES:
         for path in list_files(cfg, split):
             base = _base_folder(root, cfg, split, path)
-            for p, lab, where in _read_rows(path, cfg):
+            for p, lab, where in _read_rows(path, cfg, "data.list.label_column"):
                 rows.append((_item(root, base, p), lab, split, where))
     if not rows:
         raise UserError(f"data.list.train: no items listed in {list_files(cfg, 'train')}")
@@ -328,11 +328,52 @@ def _item(root: Path, base: Path, listed: str) -> str:
 
 def _utf8_text(path: Path) -> str:
     """A list or class-name file's text; a file in another encoding (Latin-1) is refused with
-    the line of its first undecodable byte, never guessed at."""
-    return utf8_text(path.read_bytes(), path)
+    the line of its first undecodable byte, never guessed at. A UTF-8 byte-order mark (what
+    Excel and Notepad write first) is dropped: it is no part of the first path or header."""
+    return utf8_text(path.read_bytes(), path).removeprefix("\ufeff")
 
 
-def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:
+def _class_names(path: Path) -> list[str]:
+    """data.list.classes, one name a line in label order; a name listed twice would make two
+    labels one class (the later index wins), so it is refused with both lines."""
+    names: list[str] = []
+    first: dict[str, int] = {}
+    for lineno, line in enumerate(_utf8_text(path).splitlines(), 1):
+        name = line.strip()
+        if not name:
+            continue
+        if name in first:
+            raise UserError(
+                f"{path}:{lineno}: class name {name!r} listed twice (first on line "
+                f"{first[name]}); each line names one class, in label order"
+            )
+        first[name] = lineno
+        names.append(name)
+    return names
+
+
+# how a whitespace-separated list line is split, said where a line does not fit it
+WHITESPACE_RULE = (
+    "a .txt list line is `path label`: the label is the last whitespace-separated field and "
+    "the path is the rest (it may hold spaces); a line with tabs is split at its tabs; other "
+    "columns (data.list.path_column/label_column) split at every space: use a .tsv or .csv "
+    "for paths with spaces there"
+)
+
+
+def _whitespace_fields(line: str, two_columns: bool) -> list[str]:
+    """The fields of a whitespace-separated list line (see WHITESPACE_RULE)."""
+    text = line.strip()
+    if "\t" in text:
+        return [f.strip() for f in text.split("\t")]
+    return text.rsplit(None, 1) if two_columns else text.split()
+
+
+def _read_rows(
+    path: Path, cfg: ListFilesConfig, label_key: str | None = None
+) -> list[tuple[str, str, str]]:
+    """(path, label, "file:line") of each row; `label_key` names the label column's config
+    key in errors (the group reader passes data.group_by.column)."""
     suffix = path.suffix.lower()
     delimiter = cfg.delimiter or {".csv": ",", ".tsv": "\t"}.get(suffix)
     by_folder = cfg.label_from == "folder"
@@ -344,8 +385,10 @@ def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:
     with io.StringIO(_utf8_text(path), newline="") as fh:
         if delimiter is None:
             # a path-only line is the whole line (file names may hold spaces)
+            two = (cfg.path_column, cfg.label_column) == (0, 1)
             lines = (
-                (i, [line.strip()] if by_folder else line.split()) for i, line in enumerate(fh, 1)
+                (i, [line.strip()] if by_folder else _whitespace_fields(line, two))
+                for i, line in enumerate(fh, 1)
             )
         else:
             reader = csv.reader(fh, delimiter=delimiter)
@@ -362,9 +405,16 @@ def _read_rows(path: Path, cfg: ListFilesConfig) -> list[tuple[str, str, str]]:
                 continue
             idx = [header.index(c) if isinstance(c, str) else c for c in columns]  # type: ignore[union-attr]
             if max(idx) >= len(fields):
+                keys = ["data.list.path_column", label_key or "the label column"]
+                past = [
+                    f"{key} {col!r} (field {i + 1})"
+                    for key, col, i in zip(keys, columns, idx, strict=False)
+                    if i >= len(fields)
+                ]
+                rule = f"; {WHITESPACE_RULE}" if delimiter is None else ""
                 raise UserError(
-                    f"{path}:{lineno}: expected at least {max(idx) + 1} fields, "
-                    f"got {len(fields)}: {fields!r}"
+                    f"{path}:{lineno}: expected at least {max(idx) + 1} fields, got "
+                    f"{len(fields)}: {fields!r} ({', '.join(past)} is past them){rule}"
                 )
             item = fields[idx[0]].strip()
             label = _folder_label(item, f"{path}:{lineno}") if by_folder else fields[idx[1]].strip()
@@ -385,7 +435,9 @@ def _folder_label(item: str, where: str) -> str:
 def _resolve_labels(
     rows: list[Row], names: list[str] | None, numeric_ok: bool = True
 ) -> np.ndarray:
-    numeric = numeric_ok and all(lab.lstrip("-").isdigit() for _, lab, _, _ in rows)
+    numeric = numeric_ok and all(_is_index(lab) for _, lab, _, _ in rows)
+    if numeric_ok and not numeric and not (names and all(r[1] in names for r in rows)):
+        _refuse_mixed_labels(rows)
     labels = []
     if numeric:
         limit = len(names) if names is not None else None
@@ -402,6 +454,24 @@ def _resolve_labels(
             raise UserError(f"{where}: unknown class {lab!r} (not in data.list.classes)")
         labels.append(index[lab])
     return np.array(labels)
+
+
+def _is_index(label: str) -> bool:
+    return label.lstrip("-").isdigit()
+
+
+def _refuse_mixed_labels(rows: list[Row]) -> None:
+    """Labels that are class indexes on some lines and names on others were all read as names
+    ('0', '1', 'cat': three classes, the indexes' meaning lost): refused, naming a line of
+    each kind."""
+    index = next((r for r in rows if _is_index(r[1])), None)
+    name = next((r for r in rows if not _is_index(r[1])), None)
+    if index is not None and name is not None:
+        raise UserError(
+            f"{name[3]}: label {name[1]!r} is a class name, but {index[3]} gives a class "
+            f"index ({index[1]}): a list's labels are all indexes (0, 1, ...; names from "
+            "data.list.classes) or all names"
+        )
 
 
 def _default_names(rows: list[Row], numeric_ok: bool = True) -> list[str]:
