@@ -128,7 +128,9 @@ def test_data_stats_counts_groups_per_class_and_flags_a_test_set_of_few(tracks, 
         EvaluationConfig(probe_per_class=2),
     )
     assert not [x for x in stats_lines(capped, 0) if "its test accuracy is" in x]
-    assert any("images set aside (the rest of val/test groups" in x for x in stats_lines(capped, 0))
+    assert any(
+        "images set aside (they share a data.group_by group" in x for x in stats_lines(capped, 0)
+    )
 
 
 def test_a_pattern_that_captures_the_class_folder_is_refused(tmp_path):
@@ -161,3 +163,27 @@ def test_a_per_seed_class_order_that_cannot_vary_is_refused(order):
     with pytest.raises(ValidationError, match=f"no effect with class_order '{order}'"):
         ImbalanceConfig(class_order=order, class_order_per_seed=True)
     assert ImbalanceConfig(class_order="random", class_order_per_seed=True).class_order_per_seed
+
+
+def test_a_group_an_official_test_split_holds_is_set_aside_from_training(tmp_path):
+    """Official splits cannot move: a training image of a track the test folder also holds is
+    set aside (never trained on), so no data.group_by group spans the test set and the pool."""
+    from conftest import write_image
+
+    root, test = tmp_path / "train", tmp_path / "test"
+    _frames(root, {"cod": [3] * 8, "eel": [3] * 8})
+    write_image(test / "cod" / "track_000_frame_99.png", 9000, size=8)  # a frame of cod's track
+    write_image(test / "eel" / "track_150_frame_00.png", 9001, size=8)  # its own track
+    cfg = DataConfig(
+        source="folder",
+        root=root,
+        test_root=test,
+        image_size=8,
+        split={"val_per_class": 3},
+        imbalance={"profile": "natural"},
+        group_by=TRACK,
+    )
+    data = list_data(cfg, tmp_path / "out", EvaluationConfig(probe_per_class=3))
+    aside = [data.items[i] for i in data.indices("aside")]
+    assert sorted(aside) == [f"cod/track_000_frame_{f:02d}.png" for f in range(3)]
+    assert data.split_counts("test").tolist() == [1, 1]

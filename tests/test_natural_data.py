@@ -108,7 +108,8 @@ def test_without_group_by_the_splits_are_untouched_and_the_leak_is_counted(frame
         f"train pool, {by_hand(probe)} with the probe set; with the subsets of seed 0: "
         f"balanced {by_hand(subsets['balanced'])}, natural {by_hand(subsets['natural'])}"
         # val images count too: model selection on a seen track leaks as well
-        f"; of 9 val images, {by_hand(pool, val)} with the pool, {by_hand(probe, val)} with the "
+        f"; of 9 val images, {by_hand(test, val)} with the test set, {by_hand(pool, val)} with "
+        f"the pool, {by_hand(probe, val)} with the "
         f"probe set, subsets: balanced {by_hand(subsets['balanced'], val)}, natural "
         f"{by_hand(subsets['natural'], val)}"
     )
@@ -459,7 +460,8 @@ def test_the_report_states_groups_leakage_duplicates_and_the_data_used(frames, t
     assert (
         "Leakage (seed 0): of 18 test images, 0 share a data.group_by group with the train pool, "
         "0 with the probe set; with the subsets of seed 0: balanced 0, natural 0; of 9 val "
-        "images, 0 with the pool, 0 with the probe set, subsets: balanced 0, natural 0"
+        "images, 0 with the test set, 0 with the pool, 0 with the probe set, subsets: balanced 0, "
+        "natural 0"
     ) in lines
     assert any(x.startswith("Duplicates (report): 0 exact and 0 near sets") for x in lines)
     assert any(x.startswith("used per arm (of a ") for x in lines)

@@ -43,8 +43,12 @@ def leakage(
         }
 
     out: dict[str, Any] = {"test_images": int(len(test)), **against(test)}
-    if val is not None and len(val):
-        out["val"] = {"images": int(len(val)), **against(val)}
+    if val is not None and len(val):  # val on a test track: selection on the test set
+        out["val"] = {
+            "images": int(len(val)),
+            "test": shared_with_test(groups, val, test),
+            **against(val),
+        }
     return out
 
 
@@ -101,7 +105,7 @@ def leakage_line(leak: dict[str, Any] | None, seed: int) -> str:
     if val:
         vsub = ", ".join(f"{name} {n}" for name, n in val["subsets"].items())
         line += (
-            f"; of {val['images']} val images, {val['pool']} with the pool, {val['probe']} with "
-            f"the probe set, subsets: {vsub}"
+            f"; of {val['images']} val images, {val.get('test', 0)} with the test set, "
+            f"{val['pool']} with the pool, {val['probe']} with the probe set, subsets: {vsub}"
         )
     return line

@@ -28,6 +28,8 @@ def make_splits(
     in whole groups, as many as the sizes allow ('aside': the rest of a group capped by
     data.split.max_per_group). A size some class cannot give names every such class."""
     split = listed_splits(lset, cfg)
+    if groups is not None:
+        set_aside_listed_groups(split, groups)
     need = carve_needs(split, cfg)
     if need:
         ids = np.arange(lset.num_classes) if class_ids is None else np.asarray(class_ids)
@@ -44,6 +46,14 @@ def listed_splits(lset: LabelledSet, cfg: SplitConfig) -> np.ndarray:
     split = np.array(official if official is not None else ["train"] * n, dtype=object)
     split[split == ""] = "train"
     return split
+
+
+def set_aside_listed_groups(split: np.ndarray, groups: np.ndarray) -> None:
+    """Training images whose group also has a listed (official) val or test image: the listed
+    split cannot move, so they go 'aside' (never trained on), and no group spans two splits."""
+    held = np.isin(split, ("val", "test"))
+    if held.any():
+        split[(split == "train") & np.isin(groups, np.unique(groups[held]))] = "aside"
 
 
 def carve_needs(split: np.ndarray, cfg: SplitConfig) -> list[tuple[str, int]]:

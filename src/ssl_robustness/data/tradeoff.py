@@ -96,8 +96,9 @@ def usage_lines(usage: dict[str, Any]) -> list[str]:
         )
     aside = usage.get("aside", 0)
     aside_words = (
-        f"; {aside:,} images set aside (the rest of val/test groups capped by "
-        "data.split.max_per_group, never trained on)"
+        f"; {aside:,} images set aside (they share a data.group_by group with a val or test "
+        "image: the rest of a group capped by data.split.max_per_group, or of a group the "
+        "official split put in val/test; never trained on)"
         if aside
         else ""
     )
