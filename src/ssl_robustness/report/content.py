@@ -16,6 +16,7 @@ from .arms import per_class_rows, subset_counts
 from .classes import class_table, coarseness_line, rare_classes_by_seed, rarity_table
 from .cost import cost_rows, cost_summary
 from .figures import Figures, draw_figures, draw_tsne
+from .group_intervals import GROUP_INTERVALS, group_interval_lines
 from .headline import bottom_line_of, headline_choice, undertrained_lines, verdict_block
 from .registered import confirmatory_choice
 from .rundir import RunDir
@@ -102,7 +103,8 @@ def report_content(run: RunDir) -> ReportContent:
             if any(v.left_out for v in top)
             else []
         ),
-        data_lines=data_lines(run.stats),
+        data_lines=data_lines(run.stats)
+        + group_interval_lines(run.tables.get(GROUP_INTERVALS), headline),
         probe_overlap=probe_overlap_table(run.stats),
         interval_covers=str(
             run.stats.get("interval_covers")

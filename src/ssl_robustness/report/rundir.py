@@ -18,6 +18,7 @@ import yaml
 
 from ..errors import UserError
 from ..layout import TABLES, RunLayout
+from .group_intervals import GROUP_INTERVALS
 
 
 @dataclass
@@ -61,6 +62,8 @@ def load_run(run_dir: str | Path) -> RunDir:
             f"{path}: no tables/results.csv; is this a finished study's output directory?"
         )
     tables = {name: _csv(run.table(name)) for name in TABLES}
+    if run.table(GROUP_INTERVALS).exists():  # data.group_by studies only
+        tables[GROUP_INTERVALS] = _csv(run.table(GROUP_INTERVALS))
     tables, rebuilt = current_gaps(tables)
     return RunDir(
         path=path,

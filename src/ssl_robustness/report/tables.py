@@ -16,6 +16,7 @@ from ..evaluation.outputs import read_predictions, saved_prediction_metrics
 from ..faults import reached
 from ..layout import TABLES, RepresentationLayout, table_file
 from .gaps import FLOOR_METRICS, GAP_METRICS, gap_tables, learned_rel_gap, with_floor
+from .group_intervals import GROUP_INTERVALS, HeldOutGroups, group_interval_table
 
 __all__ = [
     "FLOOR_METRICS",
@@ -40,6 +41,8 @@ class StudyTables:
     aggregate: pd.DataFrame
     gaps: pd.DataFrame
     gap_runs: pd.DataFrame
+    # data.group_by studies: tier and class intervals that resample the test groups
+    test_group_intervals: pd.DataFrame | None = None
 
 
 def build_tables(
@@ -48,13 +51,16 @@ def build_tables(
     """Tables from the saved predictions: every metric (groups, per-class, balanced accuracy)
     is derived here from the current data plan, never read from a cached summary."""
     rows, pc_rows = [], []
+    hits: dict[tuple, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for r in records:
         spec, info, job = r["spec"], r["info"], r["job"]
         drawn = data.draw(spec.seed)
         plan = next((p for p in drawn.plans if p.name == job.arm), None)
-        metrics, per_class = saved_prediction_metrics(
-            read_predictions(Path(r["directory"])), drawn.groups, data.num_classes
-        )
+        predictions = read_predictions(Path(r["directory"]))
+        metrics, per_class = saved_prediction_metrics(predictions, drawn.groups, data.num_classes)
+        key = (spec.scenario, spec.method, job.arm or "-", job.spec.name, job.comparison)
+        correct = (predictions["label"] == predictions["prediction"]).to_numpy()
+        hits.setdefault(key, []).append((spec.seed, correct, np.asarray(drawn.groups)))
         common = {
             "representation": spec.name,
             "scenario": spec.scenario,
@@ -115,7 +121,25 @@ def build_tables(
     ok = results[results["status"] == "ok"]
     aggregate = aggregate_over_seeds(ok)
     gap_runs, gaps = gap_tables(ok, data.balanced_name)
-    return StudyTables(results, per_class, aggregate, gaps, gap_runs)
+    intervals = _group_intervals(hits, data)
+    return StudyTables(results, per_class, aggregate, gaps, gap_runs, intervals)
+
+
+def _group_intervals(
+    hits: dict[tuple, list[tuple[int, np.ndarray, np.ndarray]]], data: StudyData
+) -> pd.DataFrame | None:
+    """With data.group_by: every tier's and class's interval over seeds and test groups."""
+    if data.cfg.group_by is None or data.item_group is None or not hits:
+        return None
+    test = data.indices("test")
+    tg = HeldOutGroups(data.labels[test], np.asarray(data.item_group[test]), data.num_classes)
+    stacked = {}
+    for key, runs in hits.items():
+        runs = sorted(runs, key=lambda run: run[0])
+        if any(len(h) != len(test) for _, h, _ in runs):
+            continue  # predictions of another test set: not comparable
+        stacked[key] = (np.stack([h for _, h, _ in runs]), np.stack([t for _, _, t in runs]))
+    return group_interval_table(stacked, tg, data.class_names, KEYS)
 
 
 RESULT_COLUMNS = [
@@ -187,6 +211,9 @@ def aggregate_over_seeds(results: pd.DataFrame) -> pd.DataFrame:
 
 def write_tables(tables: StudyTables, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
+    if tables.test_group_intervals is not None:
+        with atomic_path(table_file(directory, GROUP_INTERVALS, "csv")) as tmp:
+            tables.test_group_intervals.to_csv(tmp, index=False)
     for name in TABLES:
         reached("tables")  # failpoint: tests kill between two table files (faults.py)
         df: pd.DataFrame = getattr(tables, name)
@@ -208,7 +235,9 @@ def _for_parquet(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_tables(directory: Path) -> StudyTables:
     """Read a finished study's tables (CSV) back, e.g. for `report` or a notebook."""
-    return StudyTables(*(_read_csv(table_file(directory, n)) for n in TABLES))
+    extra = table_file(directory, GROUP_INTERVALS)
+    intervals = _read_csv(extra) if extra.exists() else None
+    return StudyTables(*(_read_csv(table_file(directory, n)) for n in TABLES), intervals)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
