@@ -1455,3 +1455,87 @@ def test_list_files_read_what_they_say(name, text, settings, items, labels, tmp_
     cfg = validate_config({"data": {"source": "list", "root": str(tmp_path), "list": section}})
     lset = load_source(cfg.data)
     assert lset.items == items and lset.labels.tolist() == labels
+
+
+def _jpeg_bytes() -> bytes:
+    """A 32x32 JPEG of noise."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(3).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _mid_scan(marker: bytes) -> Callable[[bytes], bytes]:
+    """The JPEG with `marker` written over its scan data halfway through."""
+
+    def corrupt(data: bytes) -> bytes:
+        start = data.index(b"\xff\xda")
+        mid = start + (len(data) - start) // 2
+        return data[:mid] + marker + data[mid + len(marker) :]
+
+    return corrupt
+
+
+CORRUPT_JPEGS = [  # (case, how the bytes are damaged, a library's lenient flag, said)
+    ("end-of-image mid-scan", _mid_scan(b"\xff\xd9"), False, r"an end-of-image marker at byte"),
+    ("restart marker mid-scan", _mid_scan(b"\xff\xd3"), False, r"a restart marker \(RST3\)"),
+    (  # a library imported before (some set it) made a cut-off image a grey one
+        "truncated, LOAD_TRUNCATED_IMAGES set",
+        lambda d: d[: len(d) * 2 // 3],
+        True,
+        r"the file ends inside the scan data \(truncated\)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "damage,lenient,said", [c[1:] for c in CORRUPT_JPEGS], ids=[c[0] for c in CORRUPT_JPEGS]
+)
+def test_a_jpeg_with_corrupt_scan_data_is_unreadable_not_grey(
+    damage, lenient, said, tmp_path, monkeypatch
+):
+    """libjpeg fills a scan cut short with grey and only warns; PIL returned the grey image."""
+    from PIL import ImageFile
+
+    from ssl_robustness.data.images import build_image_cache
+    from ssl_robustness.data.labelled import LabelledSet
+    from ssl_robustness.errors import UserError
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", lenient)
+    (tmp_path / "good.jpg").write_bytes(_jpeg_bytes())
+    (tmp_path / "bad.jpg").write_bytes(damage(_jpeg_bytes()))
+    lset = LabelledSet(["good.jpg", "bad.jpg"], np.array([0, 1]), ["x", "y"], root=tmp_path)
+    with pytest.raises(UserError, match=rf"1 unreadable image\(s\).*\n  \S+bad\.jpg: .*{said}"):
+        build_image_cache(lset, np.arange(2), 8, tmp_path / "c.npy")
+    _, bad = build_image_cache(lset, np.arange(2), 8, tmp_path / "c.npy", skip_bad=True)
+    assert [b.index for b in bad] == [1]
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is lenient  # the caller's flag, given back
+
+
+def test_decoder_warnings_are_errors_while_a_cache_is_decoded(tmp_path, monkeypatch):
+    """A PIL plugin's warning (corrupt EXIF, a truncated TIFF read) names a damaged file."""
+    import warnings
+
+    from PIL import JpegImagePlugin
+
+    from ssl_robustness.data import images
+    from ssl_robustness.data.labelled import LabelledSet
+    from ssl_robustness.errors import UserError
+
+    real = images.decode_image
+
+    def warn_then_decode(path: Path, size: int) -> np.ndarray:
+        warnings.warn_explicit(
+            "Corrupt EXIF data", UserWarning, JpegImagePlugin.__file__, 1, JpegImagePlugin.__name__
+        )
+        return real(path, size)
+
+    monkeypatch.setattr(images, "decode_image", warn_then_decode)
+    (tmp_path / "a.jpg").write_bytes(_jpeg_bytes())
+    lset = LabelledSet(["a.jpg"], np.array([0]), ["x"], root=tmp_path)
+    with pytest.raises(UserError, match=r"a\.jpg: UserWarning: Corrupt EXIF data"):
+        images.build_image_cache(lset, np.arange(1), 8, tmp_path / "c.npy")

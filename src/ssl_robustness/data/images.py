@@ -11,9 +11,11 @@ changed, or whose bytes were truncated or altered, is rebuilt with a warning, ne
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..atomic import atomic_path, file_sha256, read_json_or_none, warn_rebuild, write_json
 from ..errors import UserError
@@ -65,9 +67,86 @@ def _high_depth_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
 
 
+class CorruptImage(ValueError):
+    """An image whose data is damaged where the decoder would fill it in (grey) silently."""
+
+
+# the decoders' own warnings (PIL's plugins: "Truncated File Read", "Corrupt EXIF data" ...)
+# are errors while a cache is decoded; PIL.Image's (a palette conversion, a large image) are not
+DECODER_WARNINGS = r"PIL\.(ImageFile|\w+ImagePlugin)"
+
+
+def jpeg_scan_fault(data: bytes) -> str:
+    """Why a JPEG's scan data is damaged ('' when its markers are in order). libjpeg fills a
+    scan cut short by a stray marker with grey and only warns, which PIL never shows: a
+    restart marker without a restart interval or out of its RST0..7 order, an end-of-image
+    marker followed by more scan data, a file that ends inside a scan. (Damage that keeps the
+    markers in order, such as zeroed bytes, needs a full Huffman decode and is not caught.)"""
+    n, i, interval = len(data), 2, 0
+    while i < n:
+        if data[i] != 0xFF:  # extraneous bytes before a marker: libjpeg skips them, and so here
+            i = data.find(b"\xff", i)
+            if i < 0:
+                break
+        while i < n and data[i] == 0xFF:  # fill bytes before a marker
+            i += 1
+        if i >= n:
+            break
+        marker, i = data[i], i + 1
+        if marker == 0xD9:  # end of image: more scan data after it means it cut a scan short
+            # (data appended after a whole image, a thumbnail or a motion photo's video, does
+            # not end in an end-of-image marker of its own, or begins a JPEG of its own)
+            tail = data[i:].rstrip(b"\x00")
+            body = tail[:-2].strip(b"\x00\xff")
+            if tail.endswith(b"\xff\xd9") and body and not body.startswith(b"\xd8"):
+                return (
+                    f"an end-of-image marker at byte {i - 2} cuts the scan short "
+                    f"({len(tail)} bytes of scan data follow it)"
+                )
+            return ""
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            continue
+        if i + 2 > n:
+            break
+        length = int.from_bytes(data[i : i + 2], "big")
+        if marker == 0xDD and length >= 4:  # DRI: the restart interval
+            interval = int.from_bytes(data[i + 2 : i + 4], "big")
+        i += length
+        if marker != 0xDA:  # only a start-of-scan is followed by entropy-coded data
+            continue
+        expected = 0
+        while True:
+            j = data.find(b"\xff", i)
+            if j < 0 or j + 1 >= n:
+                return "the file ends inside the scan data (truncated)"
+            nxt = data[j + 1]
+            if nxt == 0x00:  # a stuffed 0xFF data byte
+                i = j + 2
+                continue
+            if 0xD0 <= nxt <= 0xD7:
+                if not interval:
+                    return (
+                        f"a restart marker (RST{nxt - 0xD0}) at byte {j} in a scan without restarts"
+                    )
+                if nxt - 0xD0 != expected:
+                    return f"restart marker RST{nxt - 0xD0} at byte {j}, RST{expected} expected"
+                expected, i = (expected + 1) % 8, j + 2
+                continue
+            i = j
+            break
+    return "the file ends before its end-of-image marker (truncated)"
+
+
 def decode_image(path: Path, size: int) -> np.ndarray:
-    """RGB uint8 (size, size, 3): shorter side resized to `size`, then centre-cropped."""
-    with Image.open(path) as img:
+    """RGB uint8 (size, size, 3): shorter side resized to `size`, then centre-cropped. A
+    truncated image or a JPEG with damaged scan data raises (OSError, CorruptImage): never
+    the grey fill a lenient decoder would return."""
+    data = path.read_bytes()
+    with Image.open(io.BytesIO(data)) as img:
+        if img.format in ("JPEG", "MPO"):
+            fault = jpeg_scan_fault(data)
+            if fault:
+                raise CorruptImage(f"corrupt JPEG scan data: {fault}")
         img.load()
         img = to_rgb(img)
         w, h = img.size
@@ -246,7 +325,13 @@ def _decode_into(
     unreadable ones (their LabelledSet index and a message), whose rows are left black."""
     root = lset.root
     assert root is not None
-    bad_errors = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
+    bad_errors = (
+        OSError,
+        UnidentifiedImageError,
+        ValueError,
+        Image.DecompressionBombError,
+        UserWarning,
+    )
 
     def work(j: int) -> BadImage | None:
         reached("image-cache")  # failpoint: tests kill the build here (faults.py)
@@ -263,11 +348,23 @@ def _decode_into(
             return BadImage(index, f"{path}: {type(e).__name__}: {e}")
 
     bad = []
-    with ThreadPoolExecutor(max_workers=workers) as pool, DecodeProgress(len(indices)) as progress:
-        for b in pool.map(work, range(len(indices))):
-            progress.step()
-            if b is not None:
-                bad.append(b)
+    # set for the whole pool, in this thread: warning filters and PIL's flag are global, and
+    # catch_warnings inside the workers would race. A library that set
+    # LOAD_TRUNCATED_IMAGES (some do at import) would make a cut-off image a grey one.
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", category=UserWarning, module=DECODER_WARNINGS)
+            with (
+                ThreadPoolExecutor(max_workers=workers) as pool,
+                DecodeProgress(len(indices)) as progress,
+            ):
+                for b in pool.map(work, range(len(indices))):
+                    progress.step()
+                    if b is not None:
+                        bad.append(b)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     return bad
 
 
