@@ -6,8 +6,10 @@ interval over seeds shows (the test set is the same in every seed, so seeds cann
 Here the test set's groups are resampled (a cluster bootstrap, stratified by class: each class
 keeps its number of test groups) and that variance is added to the seeds' own:
 
-    half-width = t(S-1) * sqrt(var_seeds / S + var_groups)
+    half-width = t(df) * sqrt(var_seeds / S + var_groups)
 
+df by Welch-Satterthwaite: S - 1 for the seeds' part, the bootstrap's part taken as known
+(so t(S-1) where the seeds dominate, about 1.96 where the groups do).
 var_groups: the bootstrap variance of the seed-mean accuracy when each draw resamples the test
 groups once for all seeds (the same test set is shared by every seed). With one seed only the
 groups' part is given (z = 1.96). The two parts are taken as independent: training randomness
@@ -72,9 +74,14 @@ def half_width(per_seed: np.ndarray, boot_seed_mean: np.ndarray) -> tuple[float,
     var_groups = float(np.nanvar(boot_seed_mean, ddof=1))
     if s < 2:
         return float("nan"), 1.96 * np.sqrt(var_groups)
-    t = stats.t.ppf(0.975, s - 1)
     var_seeds = float(np.var(per_seed, ddof=1)) / s
-    return t * np.sqrt(var_seeds), t * np.sqrt(var_seeds + var_groups)
+    seeds_only = stats.t.ppf(0.975, s - 1) * np.sqrt(var_seeds)
+    if var_seeds == 0:
+        return seeds_only, 1.96 * np.sqrt(var_groups)
+    # Welch-Satterthwaite: the seeds' part has s - 1 degrees of freedom, the bootstrap's many
+    df = (var_seeds + var_groups) ** 2 * (s - 1) / var_seeds**2
+    both = stats.t.ppf(0.975, df) * np.sqrt(var_seeds + var_groups)
+    return seeds_only, max(both, seeds_only)  # more variance never narrows the interval
 
 
 def intervals_for(
