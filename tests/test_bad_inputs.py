@@ -1539,3 +1539,83 @@ def test_decoder_warnings_are_errors_while_a_cache_is_decoded(tmp_path, monkeypa
     lset = LabelledSet(["a.jpg"], np.array([0]), ["x"], root=tmp_path)
     with pytest.raises(UserError, match=r"a\.jpg: UserWarning: Corrupt EXIF data"):
         images.build_image_cache(lset, np.arange(1), 8, tmp_path / "c.npy")
+
+
+def _record_with(**changes: object) -> Callable[[bytes], bytes]:
+    def edit(whole: bytes) -> bytes:
+        import json
+
+        return json.dumps({**json.loads(whole), **changes}).encode()
+
+    return edit
+
+
+GARBAGE_RECORDS = [  # (case, the record's bytes from the good ones, said once)
+    ("junk bytes", lambda b: b"\x00\x01junk", r"record: \S+\.meta\.json: truncated or corrupt"),
+    ("not UTF-8", lambda b: b"\xff\xfe{}", r"record: \S+\.meta\.json: truncated or corrupt JSON"),
+    ("a JSON list", lambda b: b"[1, 2]", r"record: \S+\.meta\.json holds a list, not a record"),
+    ("keys missing", lambda b: b'{"version": 2}', r"record malformed \(KeyError: 'inputs'\)"),
+    (  # passed its checks, then IndexError when the bad images were left out
+        "a bad image it did not decode",
+        _record_with(bad=[{"index": 999, "message": "x"}]),
+        r"lists bad images it did not decode \(\[999\]\)",
+    ),
+    (
+        "a bad image twice",
+        _record_with(bad=[{"index": 1, "message": "x"}, {"index": 1, "message": "x"}]),
+        r"or one twice",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "edit,said", [c[1:] for c in GARBAGE_RECORDS], ids=[c[0] for c in GARBAGE_RECORDS]
+)
+def test_a_garbage_image_cache_record_is_said_once_and_rebuilt(edit, said, tmp_path):
+    """A corrupt record warned twice (the JSON, then the cache: 'rebuilding it' both times);
+    bad images out of range passed and crashed later."""
+    import warnings
+
+    from ssl_robustness.atomic import CacheWarning
+    from ssl_robustness.data.images import build_image_cache, meta_path
+    from ssl_robustness.data.labelled import LabelledSet
+
+    for i in range(3):
+        write_image(tmp_path / f"{i}.png", i, size=8)
+    lset = LabelledSet(
+        [f"{i}.png" for i in range(3)], np.array([0, 1, 0]), ["a", "b"], root=tmp_path
+    )
+    cache = tmp_path / "c.npy"
+    first, _ = build_image_cache(lset, np.arange(3), 8, cache)
+    pixels = np.array(first)
+    del first
+    record = meta_path(cache)
+    good = record.read_bytes()
+    record.write_bytes(edit(good))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again, bad = build_image_cache(lset, np.arange(3), 8, cache)
+    said_ = [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+    assert len(said_) == 1 and re.search(said, said_[0]), said_
+    assert said_[0].startswith(f"{cache}: ") and said_[0].endswith("; rebuilding it")
+    assert bad == [] and np.array_equal(again, pixels)  # and rebuilt, as said
+    assert record.read_bytes() != edit(good)
+
+
+def test_a_folder_in_place_of_the_record_is_refused_without_a_rebuild_promise(tmp_path):
+    import warnings
+
+    from ssl_robustness.data.images import build_image_cache, meta_path
+    from ssl_robustness.data.labelled import LabelledSet
+    from ssl_robustness.errors import UserError
+
+    write_image(tmp_path / "0.png", 0, size=8)
+    lset = LabelledSet(["0.png"], np.array([0]), ["a"], root=tmp_path)
+    cache = tmp_path / "c.npy"
+    build_image_cache(lset, np.arange(1), 8, cache)
+    meta_path(cache).unlink()
+    meta_path(cache).mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "rebuilding it" before the refusal
+        with pytest.raises(UserError, match=r"c\.meta\.json: a folder where the record of the "):
+            build_image_cache(lset, np.arange(1), 8, cache)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import sys
 import time
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..atomic import atomic_path, file_sha256, read_json_or_none, warn_rebuild, write_json
+from ..atomic import atomic_path, file_sha256, warn_rebuild, write_json
 from ..errors import UserError
 from ..faults import reached
 from .labelled import LabelledSet
@@ -235,7 +236,7 @@ def build_image_cache(
     """
     inputs = input_fingerprint(lset, indices, size, content_fingerprint)
     shape = (len(indices), size, size, 3)
-    cached = _load_verified(cache_file, inputs, shape)
+    cached = _load_verified(cache_file, inputs, shape, indices)
     if cached is not None:
         array, bad = cached
         if bad and not skip_bad:
@@ -276,15 +277,31 @@ def _unreadable_error(messages: list[str]) -> UserError:
 
 
 def _load_verified(
-    cache_file: Path, inputs: dict[str, Any], shape: tuple[int, ...]
+    cache_file: Path, inputs: dict[str, Any], shape: tuple[int, ...], indices: np.ndarray
 ) -> tuple[np.ndarray, list[BadImage]] | None:
     """The cache and its bad images if its record matches `inputs` and its bytes check out;
-    otherwise None, with a CacheWarning naming the file and saying why."""
+    otherwise None, with one CacheWarning naming the file and saying why (then the caller
+    rebuilds it). A record that cannot be replaced (a folder in its place) is refused before
+    anything is said about rebuilding."""
     if not cache_file.exists():
         return None
-    meta = read_json_or_none(meta_path(cache_file))
+    record = meta_path(cache_file)
+    if record.exists() and not record.is_file():
+        raise UserError(
+            f"{record}: a folder where the record of the image cache {cache_file.name} "
+            "belongs; remove it and the cache is rebuilt"
+        )
+    no_record = "image cache without a valid checksum record"
+    try:
+        meta = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        meta, why = None, f"image cache without a valid checksum record ({record} is missing)"
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        meta, why = None, f"{no_record}: {record}: truncated or corrupt JSON ({exc})"
+    else:
+        why = f"{no_record}: {record} holds a {type(meta).__name__}, not a record"
     if not isinstance(meta, dict):
-        warn_rebuild(cache_file, "image cache without a valid checksum record beside it")
+        warn_rebuild(cache_file, why)
         return None
     try:
         if meta["version"] != CACHE_VERSION or meta["inputs"] != inputs:
@@ -304,6 +321,14 @@ def _load_verified(
             warn_rebuild(cache_file, "image cache content does not match its checksum (corrupted)")
             return None
         bad = [BadImage(int(b["index"]), str(b["message"])) for b in meta["bad"]]
+        decoded = {int(i) for i in indices}
+        stray = [b.index for b in bad if b.index not in decoded]
+        if stray or len({b.index for b in bad}) != len(bad):
+            warn_rebuild(
+                cache_file,
+                f"image cache record lists bad images it did not decode ({stray[:5]}) or one twice",
+            )
+            return None
     except (KeyError, TypeError, ValueError) as exc:
         warn_rebuild(cache_file, f"image cache record malformed ({type(exc).__name__}: {exc})")
         return None
