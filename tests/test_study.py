@@ -21,7 +21,11 @@ def finished(tmp_path_factory):
     torch.save({"conv1.weight": torch.zeros(1)}, tmp / "broken.pth")
     raw = tiny_study(tmp, imported=[{"name": "in1k-moco", "path": str(tmp / "broken.pth")}])
     cfg = validate_config(raw)
-    result = run_study(cfg, log=lambda *_: None)
+    # the up-front check refuses such a file (tests/test_bad_inputs.py); here it is let through
+    # so a representation fails mid-study, as a fault during training would
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ssl_robustness.study.check_imported", lambda cfg: None)
+        result = run_study(cfg, log=lambda *_: None)
     return cfg, result
 
 
@@ -125,6 +129,7 @@ def test_second_run_trains_nothing(finished, monkeypatch):
 
     monkeypatch.setattr(representations, "fit", no_training)
     monkeypatch.setattr("ssl_robustness.evaluation.finetune.fit", no_training)
+    monkeypatch.setattr("ssl_robustness.study.check_imported", lambda cfg: None)  # as above
     again = run_study(cfg, log=lambda *_: None)
     cols = ["representation", "evaluation", "top1"]
     a = first.tables.results.dropna(subset=["top1"])[cols].reset_index(drop=True)
