@@ -322,6 +322,10 @@ BOMB = (
     )
     + f"seeds: [{', '.join(['*h'] * 9)}]\n"
 )  # 9**9 strings from 1 kB
+NESTED_BOMB = "data:\n  classes:\n    include:\n      - &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"      - &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+    for a, b in zip("abcdefg", "bcdefgh", strict=True)
+)
 
 
 def _npz(**arrays: np.ndarray) -> Callable[[Path], Path]:
@@ -446,7 +450,16 @@ CASES: list[tuple[str, Builder, str]] = [
         r"study\.yaml:4: .*duplicate key 'image_size' \(first set on line 2\)",
     ),
     ("not a mapping", text("- a\n- b\n"), r"must be a mapping of keys, got list"),
-    ("alias bomb", text(BOMB), r"study\.yaml:\d+: this alias expands the config past 100000"),
+    (  # the key was not named: in a long config, where is it?
+        "alias bomb",
+        text(BOMB),
+        r"study\.yaml:6: f\.0: the alias \*e expands the config past 100000 values",
+    ),
+    (
+        "alias bomb in a nested key",
+        text(NESTED_BOMB),
+        r"study\.yaml:\d+: data\.classes\.include\.5\.0: the alias \*e expands the config past",
+    ),
     ("empty config", text(""), r"study\.yaml: the config file is empty \(or only comments\)"),
     ("comment-only config", text("# name: x\n\n"), r"study\.yaml: the config file is empty"),
     # -- values that would only fail later, or run as something else

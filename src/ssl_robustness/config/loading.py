@@ -85,20 +85,36 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._expanded = 0
         self._sizes: dict[int, int] = {}
+        self._path: list[str] = []  # the key path of the node being composed: seeds.3
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         alias = self.check_event(yaml.AliasEvent)
-        mark = self.peek_event().start_mark
-        node = super().compose_node(parent, index)
-        self._expanded += self._size(node) if alias else 1
-        if self._expanded > MAX_YAML_NODES:
-            raise _TooLarge(
-                None,
-                None,
-                f"this alias expands the config past {MAX_YAML_NODES} values (an alias "
-                "bomb?); refused",
-                mark,
-            )
+        event = self.peek_event()
+        # a mapping's value is composed with its key node as `index`, a list item with its
+        # position; a key itself (index None) adds nothing to the path
+        part = None
+        if isinstance(parent, yaml.SequenceNode):
+            part = str(index)
+        elif isinstance(parent, yaml.MappingNode) and isinstance(index, yaml.ScalarNode):
+            part = str(index.value)
+        if part is not None:
+            self._path.append(part)
+        try:
+            node = super().compose_node(parent, index)
+            self._expanded += self._size(node) if alias else 1
+            if self._expanded > MAX_YAML_NODES:
+                key = ".".join(self._path) or "the top level"
+                what = f"the alias *{event.anchor}" if alias else "this value"
+                raise _TooLarge(
+                    None,
+                    None,
+                    f"{key}: {what} expands the config past {MAX_YAML_NODES} values (an "
+                    "alias bomb?); refused",
+                    event.start_mark,
+                )
+        finally:
+            if part is not None:
+                self._path.pop()
         return node
 
     def _size(self, node: yaml.Node) -> int:
