@@ -187,3 +187,19 @@ def test_a_group_an_official_test_split_holds_is_set_aside_from_training(tmp_pat
     aside = [data.items[i] for i in data.indices("aside")]
     assert sorted(aside) == [f"cod/track_000_frame_{f:02d}.png" for f in range(3)]
     assert data.split_counts("test").tolist() == [1, 1]
+
+
+def test_data_stats_says_how_far_each_carved_size_could_grow(tracks, tmp_path):
+    from ssl_robustness.data.stats import stats_lines
+
+    data = list_data(_cfg(tracks), tmp_path, EvaluationConfig(probe_per_class=4))
+    lines = [x for x in stats_lines(data, 0) if x.startswith("data.split.")]
+    # by hand: tracks of 8 and 2 frames make even sizes only; 44 images per class, val 4 and a
+    # training track left: test up to 38 (44 - 4 - 2). 18 and 20 fail too: test takes the most
+    # tracks (nine or ten 2-frame ones), leaving val no two 2-frame tracks: the carve is
+    # sequential, and the line says what it does
+    assert lines[0] == (
+        "data.split.test_per_class: 8 (every class can give up to 38, checked by carving; in "
+        "between, the carve fails at 9, 11, 13, 15, 17, 18, 19, 20 ...)"
+    )
+    assert lines[1].startswith("data.split.val_per_class: 4 (every class can give up to 34,")

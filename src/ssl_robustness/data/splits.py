@@ -305,3 +305,37 @@ def _fewer_classes(lset: LabelledSet, cfg: SplitConfig, faults: list[CarveFault]
             f"classes, {int(listed[kept].sum()):,} listed training images"
         )
     return out
+
+
+def headroom_lines(
+    lset: LabelledSet,
+    cfg: SplitConfig,
+    class_ids: np.ndarray,
+    groups: np.ndarray | None,
+    limit: int = 50,
+) -> list[str]:
+    """`data stats`: per carved split, the largest size every class can give with the other
+    as set (found by carving; with groups not every smaller size works: exact sums)."""
+    need = carve_needs(listed_splits(lset, cfg), cfg)
+    out = []
+    for i, (s, k) in enumerate(need):
+        works = []
+        for size in range(k, k + limit):
+            trial = [(n, size if j == i else kk) for j, (n, kk) in enumerate(need)]
+            split = listed_splits(lset, cfg)
+            if not carve(lset, split, trial, cfg.seed, class_ids, groups, cfg.max_per_group):
+                works.append(size)
+        if not works:
+            continue
+        best = works[-1]
+        if best == k:
+            out.append(f"data.split.{s}_per_class: {k} (the largest every class can give)")
+            continue
+        fail = [m for m in range(k, best) if m not in works]
+        bound = "at least " if best == k + limit - 1 else ""
+        gaps = f"; in between, the carve fails at {_sizes(tuple(fail))}" if fail else ""
+        out.append(
+            f"data.split.{s}_per_class: {k} (every class can give up to {bound}{best}, checked "
+            f"by carving{gaps})"
+        )
+    return out

@@ -16,6 +16,7 @@ from .leakage import few_group_lines, group_counts, groups_per_class, leakage, l
 from .manifest import count_stats, write_manifest
 from .profiles import gini, imbalance_ratio
 from .purge import held_out_copy_lines
+from .splits import headroom_lines
 from .study_data import SeedDraw, StudyData
 from .tradeoff import arm_usage, tradeoff_lines, tradeoff_rows, usage_lines
 
@@ -73,6 +74,7 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
             f"{imbalance_ratio(p.counts):.4f}, Gini {_no_minus_zero(gini(p.counts), 3)}"
         )
     lines += ways_out_lines(data)
+    lines += split_headroom(data)
     probe = data.class_counts(data.probe_balanced)
     where = "disjoint from every subset" if data.probe_protocol == "disjoint" else "overlapping"
     lines.append(
@@ -98,6 +100,18 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
         lines.append(f"duplicates dropped: {len(data.dropped)} images (see stats.json)")
     lines += held_out_copy_lines(data.duplicates, data.cfg.duplicates.action)
     return lines
+
+
+def split_headroom(data: StudyData) -> list[str]:
+    """How far the carved val/test sizes could grow (the same carve `make_splits` runs)."""
+    if data.source is None:
+        return []
+    ids = data.class_ids if data.class_ids is not None else np.arange(data.num_classes)
+    gb = data.cfg.group_by
+    together = data.item_group if gb is not None and gb.keep_together else None
+    if together is not None and len(together) != len(data.source):
+        return []
+    return headroom_lines(data.source, data.cfg.split, ids, together)
 
 
 def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
