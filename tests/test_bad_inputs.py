@@ -1122,8 +1122,10 @@ def test_batches_above_their_subset_and_no_val_are_said_before_training(tmp_path
     data = list_data(cfg.data, cfg.layout.data.path, cfg.evaluation)
     notes = size_notes(cfg, data, expand_representations(cfg, data))
     text = "\n".join(notes)
-    assert re.search(r"simclr: batch size 5000 is larger than subset \S+ \(300 images\)", text)
-    assert "evaluation.finetune.batch_size 5000 is larger than subset" in text
+    assert re.search(r"simclr on \S+: batch 5000 > 300 images: one batch of 300 per epoch", text)
+    assert re.search(
+        r"evaluation\.finetune on \S+: batch 5000 > 300 images: one batch of 300 ", text
+    )
     assert "no validation split: fine-tuning keeps its last epoch" in text
     assert "no validation split: the linear probe uses L2 0.001 as given" in text
 
@@ -1632,3 +1634,47 @@ def test_a_folder_in_place_of_the_record_is_refused_without_a_rebuild_promise(tm
         warnings.simplefilter("error")  # no "rebuilding it" before the refusal
         with pytest.raises(UserError, match=r"c\.meta\.json: a folder where the record of the "):
             build_image_cache(lset, np.arange(1), 8, cache)
+
+
+BIG_BATCHES = {"pretrain.batch_size": 5000, "evaluation.finetune.batch_size": 4096}
+SAID = [
+    r"simclr on balanced: batch 5000 > 300 images: one batch of 300 per epoch",
+    r"supervised on exp-r0\.2: batch 5000 > 300 images: one batch of 300 per epoch",
+    r"evaluation\.finetune on balanced: batch 4096 > 300 images: one batch of 300 per epoch",
+]
+
+
+@pytest.mark.parametrize("said", SAID)
+def test_a_batch_above_its_subset_is_said_on_the_plan(said, tmp_path, monkeypatch):
+    """The plan said nothing of a batch the loader cuts to the subset (one step an epoch)."""
+    import ssl_robustness.plan as plan
+
+    monkeypatch.setattr(plan, "measure_throughput", lambda *a, **k: None)
+    result = CliRunner().invoke(cli, ["run", "--plan", _write_config(tmp_path, BIG_BATCHES)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert re.search(rf"^note: {said}$", result.output, re.M), result.output
+
+
+@pytest.mark.parametrize("said", SAID)
+def test_a_batch_above_its_subset_is_said_in_the_report(said, tmp_path, monkeypatch):
+    """Only the run's log said it; the report, read later, did not."""
+    import ssl_robustness.study as study
+    from ssl_robustness.config import validate_config
+    from ssl_robustness.report.content import training_notes
+
+    def stop(*args, **kwargs):
+        raise KeyError("training")
+
+    monkeypatch.setattr(study, "run_specs", stop)
+    raw = tiny_study(tmp_path)
+    for key, value in BIG_BATCHES.items():
+        section, name = key.rsplit(".", 1)
+        node = raw
+        for part in section.split("."):
+            node = node[part]
+        node[name] = value
+    cfg = validate_config(raw)
+    with pytest.raises(KeyError):
+        REAL_RUN_STUDY(cfg, log=lambda *_: None)
+    lines = training_notes(cfg.out)
+    assert any(re.fullmatch(rf"Note: {said}\.", line) for line in lines), lines

@@ -365,7 +365,11 @@ def run(
         device = resolve_device(cfg.device)
         speed = measure_throughput(cfg, device)  # a few steps, seconds
         imported = imported_costs(cfg, data, device)  # each imported network timed, its own
-        for line in plan_lines(cfg, plan_rows(cfg, data), speed, imported):
+        from .representations import expand_representations
+        from .study import size_notes
+
+        notes = size_notes(cfg, data, expand_representations(cfg, data))
+        for line in plan_lines(cfg, plan_rows(cfg, data), speed, imported, notes):
             click.echo(line)
         from .data.stats import data_tradeoff
         from .data.tradeoff import arm_usage, tradeoff_lines, usage_lines

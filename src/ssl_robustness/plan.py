@@ -16,8 +16,8 @@ from .cpu_threads import usable_cpus
 from .data.study_data import StudyData
 from .engine.batches import full_batches
 from .engine.logger import duration
-from .evaluation.kinds import evaluation_specs
-from .evaluation.registry import kind_of_spec
+from .evaluation.kinds import enabled_kinds, evaluation_specs
+from .evaluation.registry import StudyInputs, kind_of_spec
 from .evaluation.run import evaluation_jobs
 from .methods import views_per_step
 from .names import SSL_IMAGENET
@@ -271,14 +271,45 @@ def imported_costs(
     return costs
 
 
+def batch_note(who: str, batch: int, n: int) -> str:
+    """A batch larger than its subset, said as what happens: the loader cuts it to the subset,
+    so each epoch is one step of all of it (a researcher's expectation; not refused)."""
+    return f"{who}: batch {batch} > {n} images: one batch of {n} per epoch"
+
+
+def batch_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec]) -> list[str]:
+    """Every pretraining and fine-tuning batch larger than the subset it draws from (said on
+    the plan, before training and in the report)."""
+    notes: dict[str, str] = {}
+    for spec in specs:
+        if spec.train is None or spec.subset is None:
+            continue
+        n = len(data.draw(spec.seed).subsets[spec.subset])
+        if spec.train.batch_size > n:
+            who = f"{spec.method} on {spec.subset}"
+            notes.setdefault(who, batch_note(who, spec.train.batch_size, n))
+    for settings, kind in enabled_kinds(cfg.evaluation):
+        fit = kind.fit(settings)
+        if fit is None or all(s.adapt == "balanced" for s in kind.specs(settings, StudyInputs())):
+            continue  # the probe set's size is checked where it is carved
+        for seed in cfg.seeds:
+            for name, idx in data.draw(seed).subsets.items():
+                if fit.batch_size > len(idx):
+                    who = f"evaluation.{settings.kind} on {name}"
+                    notes.setdefault(who, batch_note(who, fit.batch_size, len(idx)))
+    return list(notes.values())
+
+
 def plan_lines(
     cfg: StudyConfig,
     rows: list[PlanRow],
     speed: Throughput | None = None,
     imported: list[ImportedCost] | None = None,
+    notes: list[str] | None = None,
 ) -> list[str]:
     """The plan as `run --plan` prints it: a table, then the work left and its time; with
-    `imported`, the SSL-ImageNet representations are priced by their own networks."""
+    `imported`, the SSL-ImageNet representations are priced by their own networks; `notes`
+    (batches above their subset, what runs without a validation split) after the table."""
     lines = [
         f"{'representation':40s} {'scenario':14s} {'seed':>4s} {'status':8s} {'image passes':>12s}"
     ]
@@ -287,6 +318,7 @@ def plan_lines(
             f"{r.representation:40s} {r.scenario:14s} {r.seed:4d} "
             f"{r.status:8s} {r.image_passes:12,d}"
         )
+    lines += [f"note: {note}" for note in notes or []]
     lines += seeds_needed_lines(cfg.out, cfg.report.effect_of_interest)
     names = [s.name for s in evaluation_specs(cfg.evaluation)]
     lines.append(f"evaluations of every representation: {', '.join(names) or 'none'}")

@@ -29,12 +29,12 @@ from .engine.distributed import barrier, is_distributed, is_main, local_only, wo
 from .engine.logger import study_progress
 from .errors import UserError
 from .evaluation.kinds import enabled_kinds
-from .evaluation.registry import StudyInputs
 from .evaluation.run import check_evaluation_sizes, evaluate_representation
 from .layout import RunLayout
 from .lock import held_elsewhere, output_lock
-from .plan import study_work
+from .plan import batch_notes, study_work
 from .registration import check_confirmatory, register
+from .report.content import NOTES_FILE
 from .report.tables import StudyTables, build_tables, write_tables
 from .representations import (
     RepresentationSpec,
@@ -90,8 +90,10 @@ def run_study(cfg: StudyConfig, *, log=print) -> StudyResult:  # noqa: ANN001
             f"{f' x {world_size()} processes' if is_distributed() else ''}, "
             f"subsets {[f'{p.name} (n={p.size})' for p in data.plans]}"
         )
-        for note in size_notes(cfg, data, specs):
+        notes = size_notes(cfg, data, specs)
+        for note in notes:
             log(f"note: {note}")
+        write_json(cfg.out / NOTES_FILE, notes)  # the report says them too
     records, failures = run_specs(specs, cfg, data, device, log=log)
     if not is_main():
         return StudyResult(None, failures)
@@ -151,29 +153,8 @@ def size_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpec
             note = kind.without_val(settings)
             if note is not None:
                 notes.setdefault(note, note)
-    for spec in specs:
-        if spec.train is None or spec.subset is None:
-            continue
-        n = len(data.draw(spec.seed).subsets[spec.subset])
-        if spec.train.batch_size > n:
-            notes.setdefault(
-                f"{spec.method} {spec.subset}",
-                f"{spec.method}: batch size {spec.train.batch_size} is larger than subset "
-                f"{spec.subset} ({n} images): each epoch is one step of all {n}",
-            )
-    for settings, kind in kinds:
-        fit = kind.fit(settings)
-        if fit is None or all(s.adapt == "balanced" for s in kind.specs(settings, StudyInputs())):
-            continue  # the probe set's size is checked where it is carved
-        for seed in cfg.seeds:
-            for name, idx in data.draw(seed).subsets.items():
-                if fit.batch_size > len(idx):
-                    notes.setdefault(
-                        f"{settings.kind} {name}",
-                        f"evaluation.{settings.kind}.batch_size {fit.batch_size} is larger than "
-                        f"subset {name} ({len(idx)} images): each of its epochs is one step of "
-                        "all",
-                    )
+    for note in batch_notes(cfg, data, specs):
+        notes.setdefault(note, note)
     return list(notes.values())
 
 

@@ -58,6 +58,21 @@ class ReportContent:
     bottom_line: str = ""  # one plain-words paragraph above the verdict (bottom_line.py)
 
 
+NOTES_FILE = "notes.json"  # in the run directory: what study.size_notes said before training
+
+
+def training_notes(run_dir: Path) -> list[str]:
+    """What the study said before training (batches cut to their subset, what runs without a
+    validation split), for the report's reader as for its log's."""
+    import json
+
+    try:
+        notes = json.loads((run_dir / NOTES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # an older run, or none recorded
+        return []
+    return [f"Note: {n}." for n in notes if isinstance(n, str)] if isinstance(notes, list) else []
+
+
 def report_content(run: RunDir) -> ReportContent:
     metric, reason = V.verdict_metric(run.stats)
     confirmatory = confirmatory_choice(run)
@@ -104,7 +119,8 @@ def report_content(run: RunDir) -> ReportContent:
             else []
         ),
         data_lines=data_lines(run.stats)
-        + group_interval_lines(run.tables.get(GROUP_INTERVALS), headline),
+        + group_interval_lines(run.tables.get(GROUP_INTERVALS), headline)
+        + training_notes(run.path),
         probe_overlap=probe_overlap_table(run.stats),
         interval_covers=str(
             run.stats.get("interval_covers")
