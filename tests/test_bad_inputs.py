@@ -1678,3 +1678,99 @@ def test_a_batch_above_its_subset_is_said_in_the_report(said, tmp_path, monkeypa
         REAL_RUN_STUDY(cfg, log=lambda *_: None)
     lines = training_notes(cfg.out)
     assert any(re.fullmatch(rf"Note: {said}\.", line) for line in lines), lines
+
+
+INTERVALS = [  # (case, seeds, ci95 of the fraction, the cell shown)
+    ("one seed, no interval", 1, float("nan"), "1 seed"),
+    ("one seed, a zero written", 1, 0.0, "1 seed"),
+    ("several seeds, all the same", 3, 0.0, "no spread"),
+    ("several seeds", 3, 0.0512, "5.1"),
+]
+
+
+@pytest.mark.parametrize(
+    "seeds,ci,shown", [c[1:] for c in INTERVALS], ids=[c[0] for c in INTERVALS]
+)
+def test_interval_cells_say_one_seed_and_no_spread(seeds, ci, shown):
+    """A cell of one seed read '± 0.0' (or blank): as if measured to be exact."""
+    import pandas as pd
+
+    from ssl_robustness.report import display as D
+    from ssl_robustness.report.sentences import gap_sentences
+
+    aggregate = pd.DataFrame(
+        [
+            {
+                "scenario": "SL",
+                "method": "supervised",
+                "subset": "balanced",
+                "seeds": seeds,
+                "top1_mean": 0.8,
+                "top1_ci95": ci,
+            }
+        ]
+    )
+    part = D.formatted(D.aggregate_parts(aggregate, "top1")[0])
+    assert part["top-1 ±95% (%)"].tolist() == [shown] and part["top-1 (%)"].tolist() == ["80.0"]
+    gaps = pd.DataFrame(
+        [
+            {
+                "scenario": "SL",
+                "method": "supervised",
+                "evaluation": "e",
+                "comparison": "c",
+                "subset": "exp",
+                "seeds": seeds,
+                "top1_gap_mean": 0.1,
+                "top1_gap_ci95": ci,
+                "top1_rel_gap_mean": 0.12,
+                "top1_rel_gap_ci95": ci,
+            }
+        ]
+    )
+    cells = D.formatted(D.gap_parts(gaps, "top1")[0])
+    assert cells["top-1 gap ±95% (points)"].tolist() == [shown]
+    line = gap_sentences(gaps, ("e", "c"), "top1")[0]
+    words = {"1 seed": "one seed: no interval", "no spread": "no spread over 3 seeds"}
+    assert words.get(shown, "95% t-interval ± 5.1 points over 3 seeds") in line, line
+    assert "± 0.0" not in line
+
+
+def test_the_tradeoff_is_a_table_on_15_natural_classes(tmp_path):
+    """It was a fixed-width text table cut into bullets ('- choice n classes share')."""
+    import json
+
+    from test_report import make_run
+
+    from ssl_robustness.config import validate_config
+    from ssl_robustness.data.listing import list_data
+    from ssl_robustness.data.stats import data_tradeoff
+    from ssl_robustness.report.render import write_report
+
+    root = _folder({f"c{i:02d}": 12 + 3 * i for i in range(15)})(tmp_path)  # 12..54 images
+    section = {
+        "source": "folder",
+        "root": str(root),
+        "image_size": 8,
+        "split": {"val_per_class": 1, "test_per_class": 1},
+        "imbalance": {"profile": "natural"},
+    }
+    cfg = validate_config({"data": section, "output_dir": str(tmp_path / "study")})
+    rows = data_tradeoff(list_data(cfg.data, cfg.layout.data.path, cfg.evaluation))
+    assert len(rows) >= 2
+    run, _ = make_run(tmp_path)
+    stats_file = run / "data" / "stats.json"
+    stats = json.loads(stats_file.read_text())
+    stats_file.write_text(
+        json.dumps({**stats, "classes": [f"c{i:02d}" for i in range(15)], "tradeoff": rows})
+    )
+    write_report(run)
+    md = (run / "report" / "summary.md").read_text()
+    html = (run / "report" / "report.html").read_text()
+    assert "| choice | n | classes | share of the pool (%) |" in md
+    for r in rows:
+        assert (
+            f"| {r['choice']} | {r['n']} | {r['classes']} | {100 * r['share_of_pool']:.1f} |" in md
+        )
+    assert not re.search(r"^- +(choice|matched n by choice)", md, re.M)
+    assert "<th>share of the pool (%)</th>" in html and "matched n by choice (n:" not in html

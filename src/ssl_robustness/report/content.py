@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,13 @@ from .group_intervals import GROUP_INTERVALS, group_interval_lines
 from .headline import bottom_line_of, headline_choice, undertrained_lines, verdict_block
 from .registered import confirmatory_choice
 from .rundir import RunDir
-from .sentences import data_lines, gap_sentences, probe_overlap_table
+from .sentences import (
+    TRADEOFF_CAPTION,
+    data_lines,
+    gap_sentences,
+    probe_overlap_table,
+    tradeoff_table,
+)
 
 
 @dataclass
@@ -56,6 +62,8 @@ class ReportContent:
     environment: dict[str, Any]
     config_text: str
     bottom_line: str = ""  # one plain-words paragraph above the verdict (bottom_line.py)
+    tradeoff: pd.DataFrame = field(default_factory=pd.DataFrame)  # matched n by choice
+    tradeoff_caption: str = TRADEOFF_CAPTION
 
 
 NOTES_FILE = "notes.json"  # in the run directory: what study.size_notes said before training
@@ -122,6 +130,7 @@ def report_content(run: RunDir) -> ReportContent:
         + group_interval_lines(run.tables.get(GROUP_INTERVALS), headline)
         + training_notes(run.path),
         probe_overlap=probe_overlap_table(run.stats),
+        tradeoff=tradeoff_table(run.stats),
         interval_covers=str(
             run.stats.get("interval_covers")
             or "not recorded in this run's stats.json (an older run)"

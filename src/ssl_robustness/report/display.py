@@ -113,15 +113,39 @@ def column_format(column: str) -> str:
     return "{:.3f}"
 
 
+ONE_SEED, NO_SPREAD = "1 seed", "no spread"
+
+
+def interval_cell(half: float, seeds: float | None, fmt: str) -> str:
+    """An interval's half-width as a reader should read it: '1 seed' where one seed gives no
+    interval (not '± 0.0', not a blank), 'no spread' where every seed gave the same value (a
+    real 0, not a precise one), else the number. `seeds` None: the table has no seeds column,
+    and a missing half-width is one seed's (the per-class tables)."""
+    if seeds is not None and not pd.isna(seeds) and seeds < 2:
+        return ONE_SEED
+    if pd.isna(half):
+        return ONE_SEED if seeds is None else ""
+    if half == 0:
+        return NO_SPREAD
+    return fmt.format(half)
+
+
 def formatted(df: pd.DataFrame) -> pd.DataFrame:
     """Every float cell as text in its column's format (empty where missing), for HTML and
-    Markdown alike; whole numbers stay whole."""
+    Markdown alike; whole numbers stay whole; interval columns (±) per `interval_cell`."""
     out = df.copy()
+    seeds = pd.to_numeric(out["seeds"], errors="coerce") if "seeds" in out else None
     for col in out.columns:
         x = out[col]
         if pd.api.types.is_float_dtype(x):
             fmt = column_format(str(col))
-            out[col] = [("" if pd.isna(v) else fmt.format(v)) for v in x]
+            if "±" in str(col):
+                out[col] = [
+                    interval_cell(v, None if seeds is None else seeds.iloc[i], fmt)
+                    for i, v in enumerate(x)
+                ]
+            else:
+                out[col] = [("" if pd.isna(v) else fmt.format(v)) for v in x]
     return out
 
 

@@ -68,6 +68,11 @@ def markdown(c: ReportContent) -> str:
         "## Data",
         *bullets(c.data_lines),
         "",
+        *(
+            [f"_{c.tradeoff_caption}_", "", tables([c.tradeoff]), ""]
+            if not c.tradeoff.empty
+            else []
+        ),
         "### Probe set overlap with each arm's subsets",
         markdown_table(c.probe_overlap) if not c.probe_overlap.empty else "_(not recorded)_",
         "",
@@ -139,6 +144,7 @@ def render_html(c: ReportContent) -> str:
             "rarity": table(c.rarity) if not c.rarity.empty else "",
             "rare_by_seed": table(c.rare_by_seed) if not c.rare_by_seed.empty else "",
             "cost": table(c.cost) if not c.cost.empty else "",
+            "tradeoff": table(c.tradeoff) if not c.tradeoff.empty else "",
         },
         environment=json.dumps(c.environment, indent=2),
         version=__version__,

@@ -25,15 +25,16 @@ def gap_sentences(gaps: pd.DataFrame, headline: tuple[str, str] | None, metric: 
         rel, rel_ci = d[f"{metric}_rel_gap_mean"], d.get(f"{metric}_rel_gap_ci95", math.nan)
         verb = "loses" if mean >= 0 else "gains"
         seeds = int(d.get("seeds", 1))
-        spread = (
-            f", 95% t-interval ± {100 * ci:.1f} points over {seeds} seeds"
-            if seeds > 1 and not _nan(ci)
-            else ", one seed: no interval"
-        )
+        if seeds < 2 or _nan(ci):
+            spread = ", one seed: no interval"
+        elif ci == 0:
+            spread = f", no spread over {seeds} seeds"
+        else:
+            spread = f", 95% t-interval ± {100 * ci:.1f} points over {seeds} seeds"
         lines.append(
             f"{r.method} ({r.scenario}) {verb} {100 * abs(mean):.1f} points {words} "
             f"from balanced to {r.subset}{spread} (Δ = {_pct(rel)}"
-            + ("" if _nan(rel_ci) or seeds < 2 else f" ± {_pct(rel_ci)}")
+            + ("" if _nan(rel_ci) or seeds < 2 or rel_ci == 0 else f" ± {_pct(rel_ci)}")
             + ")."
         )
     return lines
@@ -73,7 +74,31 @@ def data_lines(stats: dict[str, Any]) -> list[str]:
         lines.append(f"{count} unreadable images were left out.")
     from ..data.tradeoff import natural_data_lines
 
-    return lines + natural_data_lines(stats)
+    # the trade-off is a table of its own (tradeoff_table), not lines of a fixed-width one
+    # shown as bullets
+    return lines + natural_data_lines({k: v for k, v in stats.items() if k != "tradeoff"})
+
+
+TRADEOFF_CAPTION = (
+    "Matched n by choice: n is the largest every imbalance level allows, per arm; share of "
+    "this config's train pool."
+)
+
+
+def tradeoff_table(stats: dict[str, Any]) -> pd.DataFrame:
+    """The data-use trade-off (stats.json's `tradeoff`) as a table: one row per choice (this
+    config, or a class filter), its n, classes and share of the pool in %."""
+    rows = [r for r in stats.get("tradeoff") or [] if isinstance(r, dict)]
+    if len(rows) < 2:  # one choice: nothing to trade
+        return pd.DataFrame()
+    return pd.DataFrame(
+        {
+            "choice": [str(r.get("choice", "")) for r in rows],
+            "n": [int(r.get("n", 0)) for r in rows],
+            "classes": [int(r.get("classes", 0)) for r in rows],
+            "share of the pool (%)": [100 * float(r.get("share_of_pool", math.nan)) for r in rows],
+        }
+    )
 
 
 def _probe_line(probe: dict[str, Any]) -> str:
