@@ -75,3 +75,14 @@ def test_list_keys_added_later_are_left_out_at_the_values_that_behave_as_before(
         for k in LIST_KEYS_SINCE
     }
     assert defaults == LIST_KEYS_SINCE
+
+
+def test_a_split_cap_enters_the_keys_only_when_set():
+    """`data.split.max_per_group` came after runs were keyed by the split section: unset, the
+    section dumps as before it existed (every finished run stays found); set, it is keyed."""
+    from ssl_robustness.cache_keys import data_settings
+
+    plain = data_settings(DataConfig())
+    assert "max_per_group" not in plain["split"]
+    capped = data_settings(DataConfig(split={"max_per_group": 2}))
+    assert capped["split"]["max_per_group"] == 2 and capped != plain

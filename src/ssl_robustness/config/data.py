@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import (
     Field,
@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from .base import Strict, _non_negative_seed
+from .base import OmitsUnset, Strict, _non_negative_seed
 
 SourceName = Literal[
     "digits", "folder", "list", "cifar10", "cifar100", "cifar10_subset", "awa2", "agrinet", "npz"
@@ -51,8 +51,10 @@ class ListFilesConfig(Strict):
     to it; it wins over `relative_to` for its split."""
 
 
-class SplitConfig(Strict):
+class SplitConfig(Strict, OmitsUnset):
     """Carving val/test out of sources without official splits; both balanced per class."""
+
+    omit_when_none: ClassVar[tuple[str, ...]] = ("max_per_group",)  # added later: keys stay
 
     val_per_class: int = Field(10, ge=0)
     """Validation images per class carved from the train pool when the source has no official val
