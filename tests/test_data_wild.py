@@ -318,6 +318,7 @@ def test_data_stats_offers_class_filters_that_raise_the_matched_n(tmp_path):
     lines = stats_lines(data, 0)
     at = next(i for i, line in enumerate(lines) if line.startswith("natural: n=40 is bounded"))
     assert "10 classes x the smallest class (4 per class in the balanced set)" in lines[at]
+    assert "Keeping fewer classes gives a larger n" in lines[at] and "ways out" not in lines[at]
     assert lines[at + 1 : at + 4] == [
         "  data.classes.min_count: 10 keeps 9 of 10 classes, n = 45 (21% of the pool)",
         "  data.classes.min_count: 14 keeps 8 of 10 classes, n = 56 (27% of the pool)",

@@ -1,4 +1,4 @@
-"""Ways out of a natural/power profile bounded by its smallest classes: the
+"""What to do when a natural/power profile is bounded by its smallest classes: the
 `data.classes.min_count` settings that use more of the pool, each with the n it gives,
 computed from the listing (nothing decoded)."""
 
@@ -40,8 +40,9 @@ def ways_out_lines(data: StudyData) -> list[str]:
     per_class = int(data.base_plans[0].counts.min())
     return [
         f"{imb.profile}: n={n_now:,} is bounded by {data.num_classes} classes x the smallest "
-        f"class ({per_class} per class in the balanced set); ways out (n as the default "
-        "probe set leaves it; a set data.imbalance.n takes images from the probe set):",
+        f"class ({per_class} per class in the balanced set). Keeping fewer classes gives a "
+        "larger n (each n below is what the default probe set leaves; setting "
+        "data.imbalance.n instead takes images from the probe set):",
         *options,
     ]
 
