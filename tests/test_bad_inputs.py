@@ -1774,3 +1774,33 @@ def test_the_tradeoff_is_a_table_on_15_natural_classes(tmp_path):
         )
     assert not re.search(r"^- +(choice|matched n by choice)", md, re.M)
     assert "<th>share of the pool (%)</th>" in html and "matched n by choice (n:" not in html
+
+
+def test_tsne_on_many_natural_classes_offers_a_class_row_too():
+    """Above the palette, natural data's maps were coloured by frequency group only."""
+    from matplotlib.colors import to_hex
+
+    from ssl_robustness.report.plots import CLASS_COLORS, plt
+    from ssl_robustness.report.tsne import OTHER_CLASSES, tsne_figure
+
+    classes = 40
+    labels = np.arange(classes).repeat(2)
+    groups = np.array(["head"] * 10 + ["medium"] * 10 + ["tail"] * 20)
+    counts = np.arange(classes)[::-1] * 3 + 1  # class 39 the rarest, class 0 the most frequent
+    feats = np.random.default_rng(2).normal(size=(len(labels), 6)) + labels[:, None] % 5
+    names = [f"c{i}" for i in range(classes)]
+    fig = tsne_figure([("natural", feats)], labels, groups, names, "t", seed=0, class_counts=counts)
+    k = len(CLASS_COLORS)
+    assert [ax.get_title() for ax in fig.axes] == [
+        f"natural, by class ({k} of {classes}, rarest to most frequent)",
+        "natural, by group",
+    ]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[0] == "c39" and legend[k - 1] == "c0"  # rarest first, most frequent last
+    assert legend[-1] == f"{classes - k} other classes" and len(legend) == k + 1
+    points = [to_hex(c) for c in fig.axes[0].collections[0].get_facecolors()]
+    grey = points.count(to_hex(OTHER_CLASSES))
+    assert grey == 2 * (classes - k) and set(points[:grey]) == {to_hex(OTHER_CLASSES)}  # under
+    plt.close(fig)
+    # without counts (an older run's stats): the group row alone, as before
+    assert len(tsne_figure([("n", feats)], labels, groups, names, "t", seed=0).axes) == 1

@@ -114,6 +114,17 @@ def _palette(run: RunDir) -> dict[tuple[str, str], str]:
     return method_palette(zip(res["scenario"], res["method"], strict=True))
 
 
+def _train_counts(run: RunDir, subset: str | None, seed: int, classes: int) -> np.ndarray | None:
+    """Training images per class in `subset` (this seed's draw where recorded), for the
+    t-SNE's class row on many classes; None when not recorded."""
+    from .arms import subset_counts
+
+    seeded = run.stats.get("seeds", {}).get(str(seed), {}).get("subsets", {})
+    recorded = seeded.get(subset) or run.stats.get("subsets", {}).get(subset)
+    counts = subset_counts(recorded) if isinstance(recorded, dict) else []
+    return np.asarray(counts) if len(counts) == classes else None
+
+
 def draw_tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
     """One t-SNE figure per method of the first seed: a trained method's balanced and main
     imbalanced representations side by side, a fixed one (imported, random init) alone; from
@@ -155,7 +166,16 @@ def draw_tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
         title = f"{method} ({scenario}), seed {int(seed)}: test features"
         figures.add(
             f"tsne-{rep}",
-            tsne_figure(arms, labels, np.asarray(groups), list(names), title, limit, int(seed)),
+            tsne_figure(
+                arms,
+                labels,
+                np.asarray(groups),
+                list(names),
+                title,
+                limit,
+                int(seed),
+                _train_counts(run, main, int(seed), len(names)),
+            ),
             f"t-SNE of {method} ({scenario}), seed {int(seed)}: "
             + " | ".join(name for name, _ in arms),
         )

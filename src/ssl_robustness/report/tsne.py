@@ -1,7 +1,9 @@
 """t-SNE maps of test-set features (openTSNE, seeded): one figure per method, its arms
 (balanced and imbalanced representation of the same seed) side by side, always with a legend.
 
-Up to len(CLASS_COLORS) classes a row colours by class; every figure has a row coloured by
+Up to len(CLASS_COLORS) classes a row colours by class; with more (natural data) and the
+classes' training counts, the class row colours len(CLASS_COLORS) classes spread from the
+rarest to the most frequent, the others grey; every figure has a row coloured by
 head/medium/tail group (the report's group colours)."""
 
 from __future__ import annotations
@@ -41,6 +43,22 @@ def colour_rows(num_classes: int) -> list[str]:
     return (["class"] if num_classes <= len(CLASS_COLORS) else []) + ["group"]
 
 
+OTHER_CLASSES = "#d3d3d3"  # the classes a many-class map leaves uncoloured
+
+
+def shown_classes(counts: np.ndarray, k: int = len(CLASS_COLORS)) -> np.ndarray:
+    """`k` classes spread evenly over the frequency order, rarest first (ties by class id):
+    the rare classes a long-tailed study is about and the frequent ones they are told from.
+
+    >>> shown_classes(np.array([50, 5, 20, 9, 1]), 3).tolist()
+    [4, 3, 0]
+    """
+    order = np.argsort(np.asarray(counts), kind="stable")
+    if len(order) <= k:
+        return order
+    return order[np.unique(np.linspace(0, len(order) - 1, k).round().astype(int))]
+
+
 def tsne_figure(
     arms: list[tuple[str, np.ndarray]],
     labels: np.ndarray,
@@ -49,12 +67,23 @@ def tsne_figure(
     title: str,
     max_points: int = 2000,
     seed: int = 0,
+    class_counts: np.ndarray | None = None,
 ) -> Figure:
-    """One column per (arm name, test features), the same test images in each."""
+    """One column per (arm name, test features), the same test images in each; with
+    `class_counts` (training images per class), more classes than colours get a class row of
+    `shown_classes` too."""
     idx = subsample(len(labels), max_points, seed)
     lab = np.asarray(labels)[idx]
     groups = np.asarray(class_groups)[lab]
     rows = colour_rows(len(class_names))
+    palette = dict(enumerate(CLASS_COLORS[: len(class_names)]))  # class id: its colour
+    if "class" not in rows and class_counts is not None:
+        chosen = shown_classes(class_counts)
+        palette = {int(c): CLASS_COLORS[i] for i, c in enumerate(chosen)}
+        rows = ["class", *rows]
+    if "class" in rows and len(palette) < len(class_names):  # grey ones first, under the rest
+        first = np.argsort([c in palette for c in lab], kind="stable")
+        idx, lab, groups = idx[first], lab[first], groups[first]
     fig, axes = plt.subplots(
         len(rows), len(arms), figsize=(4.2 * len(arms) + 2.4, 3.9 * len(rows)), squeeze=False
     )
@@ -64,15 +93,21 @@ def tsne_figure(
             ax = axes[i, j]
             # one scatter in the shuffled order, so no class is painted over the others
             if row == "class":
-                colors = [CLASS_COLORS[c] for c in lab]
-                keys = {class_names[c]: CLASS_COLORS[c] for c in np.unique(lab)}
+                colors = [palette.get(int(c), OTHER_CLASSES) for c in lab]
+                # in the palette's order: by class id, or rarest to most frequent as chosen
+                keys = {class_names[c]: color for c, color in palette.items() if (lab == c).any()}
+                others = len(class_names) - len(palette)
+                if others:
+                    keys[f"{others} other classes"] = OTHER_CLASSES
             else:
                 colors = [GROUP_COLORS[g] for g in groups]
                 keys = {g: color for g, color in GROUP_COLORS.items() if (groups == g).any()}
             ax.scatter(*xy.T, s=4, c=colors)
             for name, color in keys.items():
                 ax.scatter([], [], s=4, color=color, label=name)
-            ax.set_title(f"{arm}, by {row}", fontsize=9)
+            some = row == "class" and len(palette) < len(class_names)
+            which = f" ({len(palette)} of {len(class_names)}, rarest to most frequent)"
+            ax.set_title(f"{arm}, by {row}{which if some else ''}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
         for i, row in enumerate(rows):
@@ -82,7 +117,7 @@ def tsne_figure(
                     markerscale=3,
                     loc="center left",
                     bbox_to_anchor=(1.02, 0.5),
-                    ncol=2 if row == "class" and len(class_names) > 8 else 1,
+                    ncol=2 if row == "class" and min(len(class_names), len(palette)) > 8 else 1,
                     frameon=False,
                 )
     fig.suptitle(title, fontsize=10)
