@@ -255,3 +255,31 @@ def test_the_caveats_tell_left_out_methods_from_ones_near_the_floor_in_one_seed(
     assert caveats[0].startswith("simsiam within 3 points") and "not fit for the test" in caveats[0]
     assert caveats[1].startswith("mocov2 within 3 points") and "still in the test" in caveats[1]
     assert not any("simclr" in c for c in caveats)
+
+
+def test_the_caveats_flag_delta_and_delta_learned_pointing_opposite_ways():
+    """Two seeds give 'too few' words on both measures, so only the signs can disagree: SSL
+    loses less on Δ (d -2.0) and more on Δ_learned (d +4.0) is a caveat; the same sign is not."""
+    from ssl_robustness.report import bottom_line as B
+    from ssl_robustness.report import verdict as V
+
+    def pair(method, mean, measure):
+        return V.Paired(
+            "SSL-in-domain", method, "supervised", (0, 1), 0.05, 0.07, mean,
+            float("nan"), float("nan"), V.TOO_FEW, measure=measure,
+        )  # fmt: skip
+
+    v = V.Verdict(
+        "linear-balanced", "pretraining", "exp-r0.1", "top1", "supervised", {},
+        (pair("simclr", -2.0, "rel_gap"), pair("mocov2", -1.0, "rel_gap")),
+        learned_pairs=(
+            pair("simclr", 4.0, "learned_rel_gap"), pair("mocov2", -3.0, "learned_rel_gap"),
+        ),
+    )  # fmt: skip
+    flags = [c for c in B._caveats(v, pd.DataFrame()) if "Δ_learned" in c]
+    assert flags == [
+        "Δ and Δ_learned point in opposite directions for simclr vs supervised (mean d -2.0 "
+        "points on Δ, +4.0 on Δ_learned: which arm loses less depends on counting the "
+        "random-init floor as learned)"
+    ]
+    assert B._opposite(0.01, -3.0) is False  # a d that rounds to 0 points no way

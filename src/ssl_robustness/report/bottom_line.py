@@ -7,6 +7,7 @@ Built from the same Verdicts as the verdict's lines, so the two never disagree."
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -175,7 +176,7 @@ def _caveats(v: V.Verdict, results: pd.DataFrame) -> list[str]:
         out.append("failed (no accuracy): " + ", ".join(v.left_out))
     if v.collapsed:
         out.append("collapsed, kept in the gaps as measured: " + ", ".join(v.collapsed))
-    out += [f"Δ and Δ_learned give different words for {p}" for p in _disagreeing(v)]
+    out += _disagreeing(v)
     return out
 
 
@@ -194,13 +195,30 @@ def _near_floor_methods(
 
 
 def _disagreeing(v: V.Verdict) -> list[str]:
-    learned = {(p.ssl_method, p.sl_method): p.words for p in v.learned_pairs}
-    return [
-        f"{p.ssl_method} vs {p.sl_method}"
-        for p in v.pairs
-        if learned.get((p.ssl_method, p.sl_method), p.words) != p.words
-        and V.TOO_FEW not in (p.words, learned[(p.ssl_method, p.sl_method)])
-    ]
+    """Comparisons where Liu et al.'s Δ and Δ_learned (each arm over its own random-init floor)
+    do not tell one story: different words, or mean paired differences of opposite sign (SSL
+    loses less on one, more on the other), which two seeds' "too few" words would hide."""
+    learned = {(p.ssl_method, p.sl_method): p for p in v.learned_pairs}
+    out = []
+    for p in v.pairs:
+        q = learned.get((p.ssl_method, p.sl_method))
+        if q is None:
+            continue
+        name = f"{p.ssl_method} vs {p.sl_method}"
+        if V.TOO_FEW not in (p.words, q.words) and p.words != q.words:
+            out.append(f"Δ and Δ_learned give different words for {name}")
+        elif _opposite(p.mean, q.mean):
+            out.append(
+                f"Δ and Δ_learned point in opposite directions for {name} (mean d "
+                f"{p.mean:+.1f} points on Δ, {q.mean:+.1f} on Δ_learned: which arm loses "
+                "less depends on counting the random-init floor as learned)"
+            )
+    return out
+
+
+def _opposite(a: float, b: float, tiny: float = 0.05) -> bool:
+    """Signs that differ, each beyond rounding (points of d)."""
+    return math.isfinite(a) and math.isfinite(b) and min(abs(a), abs(b)) >= tiny and a * b < 0
 
 
 def _small_test(stats: dict[str, Any]) -> str | None:
