@@ -45,7 +45,11 @@ def test_docs_config_md_is_the_generated_reference() -> None:
 def test_config_yaml_is_the_defaults_with_comments() -> None:
     text = config_yaml()
     defaults = StudyConfig().model_dump(mode="json") | {"output_dir": None}  # runs/<name>
-    assert yaml.safe_load(text) == defaults
+    shown = yaml.safe_load(text)
+    # a key added after runs were keyed is left out of the dump while unset (OmitsUnset) but
+    # shown, null, in the annotated template
+    assert shown["data"]["split"].pop("max_per_group") is None
+    assert shown == defaults
     lines = text.splitlines()
     key = lines.index("    many_above: 100")  # data.groups.many_above
     assert lines[key - 1] == (
