@@ -143,16 +143,36 @@ def test_the_plan_states_a_measured_speed_and_the_time_it_gives() -> None:
     last = plan_lines(StudyConfig(), rows, speed)[-1]
     assert last == (
         "2 representations, 1 cached; 275,400 image passes to go: about 45m54s of training at "
-        "100 image passes/s, evaluation extra (measured: the median of 5 training steps of "
+        "100 image passes/s (measured: the median of 5 training steps of "
         "resnet_tiny at batch 64, 16 px on cpu, after 2 warm-up)"
     )
     # the configured batch beside the one measured, and the range the timed steps span
     speed = Throughput(100.0, "resnet_tiny", 64, 16, "cpu", 5, 2, 128, 80.0, 120.0)
     assert plan_lines(StudyConfig(), rows, speed)[-1] == (
         "2 representations, 1 cached; 275,400 image passes to go: about 45m54s of training "
-        "(38m15s to 57m22s at the fastest and slowest timed step) at 100 image passes/s, "
-        "evaluation extra (measured: the median of 5 training steps of resnet_tiny at batch 64 "
+        "(38m15s to 57m22s at the fastest and slowest timed step) at 100 image passes/s "
+        "(measured: the median of 5 training steps of resnet_tiny at batch 64 "
         "(the configured 128, capped on a CPU for speed), 16 px on cpu, after 2 warm-up)"
+    )
+
+
+def test_the_plan_prices_the_evaluations_frozen_passes_at_the_forward_speed() -> None:
+    """Evaluation was 'extra', never estimated: its frozen passes (features, fine-tuning's
+    predictions) are counted per representation and priced at the measured forward speed."""
+    rows = [
+        PlanRow("simclr_exp-r0.1_s0", "SSL-in-domain", "exp-r0.1", 0, "todo", 3, 6_000,
+                frozen_passes=3_000),
+        PlanRow("random-init_none_s0", "random-init", "-", 0, "todo", 3, 0, frozen_passes=1_000),
+        PlanRow("simclr_balanced_s0", "SSL-in-domain", "balanced", 0, "done", 3, 6_000,
+                frozen_passes=3_000),
+    ]  # fmt: skip
+    speed = Throughput(100.0, "resnet_tiny", 64, 16, "cpu", forward_per_s=400.0)
+    assert plan_lines(StudyConfig(), rows, speed)[-1] == (
+        "3 representations, 1 cached; 6,000 image passes to go: about 1m00s of training at "
+        "100 image passes/s; evaluation: 4,000 frozen image passes (features, fine-tuning's "
+        "predictions), about 10s at 400 images/s, the probes' fits not timed (measured: the "
+        "median of 5 training steps and of 5 forward passes of resnet_tiny at batch 64, "
+        "16 px on cpu, after 2 warm-up)"
     )
 
 
@@ -182,7 +202,8 @@ def test_a_slow_step_is_timed_once(monkeypatch) -> None:
     speed = measure_throughput(cfg, CPU)
     assert speed.steps == 1
     assert speed.how().startswith(
-        "measured: 1 training step of resnet_tiny at batch 8, 8 px on cpu, after 2 warm-up; "
+        "measured: 1 training step and 1 forward pass of resnet_tiny at batch 8, 8 px on cpu, "
+        "after 2 warm-up; "
         "load average "
     )
 
@@ -211,7 +232,8 @@ def test_run_plan_prints_the_measured_estimate(tmp_path, monkeypatch) -> None:
         last,
     )
     assert (
-        "(measured: the median of 5 training steps of resnet_tiny at batch 64 (the configured "
+        "(measured: the median of 5 training steps and of 5 forward passes of resnet_tiny at "
+        "batch 64 (the configured "
         "128, capped on a CPU for speed), 16 px on cpu" in last
     )
 

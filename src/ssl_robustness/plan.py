@@ -16,6 +16,7 @@ from .cpu_threads import usable_cpus
 from .data.study_data import StudyData
 from .engine.batches import full_batches
 from .engine.logger import duration
+from .evaluation.cost import evaluation_passes
 from .evaluation.kinds import enabled_kinds, evaluation_specs
 from .evaluation.registry import StudyInputs, kind_of_spec
 from .evaluation.run import evaluation_jobs
@@ -49,6 +50,9 @@ class PlanRow:
     image_passes: int  # pretraining views x epochs x images, plus fine-tuning
     images: int = 0  # training images the fits will see (no views; full batches only)
     key: str = ""  # the representation's directory name
+    # images through the frozen backbone in its evaluations: feature passes (probe set or
+    # subset, val, test) and fine-tuning's val/test predictions (evaluation/cost.py)
+    frozen_passes: int = 0
 
 
 def plan_rows(
@@ -64,6 +68,7 @@ def plan_rows(
         fits = [(j, f) for j in jobs if (f := kind_of_spec(j.spec).fit(j.spec.settings))]
         ft_work = sum(f.epochs * len(j.indices) for j, f in fits)
         ft_images = sum(f.epochs * full_batches(len(j.indices), f.batch_size) for j, f in fits)
+        frozen, _ = evaluation_passes(jobs, data)
         work = images = 0
         if spec.subset is not None and spec.method_config is not None:
             assert spec.train is not None
@@ -83,6 +88,7 @@ def plan_rows(
                 work + ft_work,
                 images + ft_images,
                 spec.dirname,
+                frozen,
             )
         )
     return rows
@@ -114,11 +120,16 @@ class Throughput:
     slowest_per_s: float | None = None  # of the timed steps: the range an estimate spans
     fastest_per_s: float | None = None
     load: str = ""  # on a CPU: how busy the cores were while it measured
+    forward_per_s: float | None = None  # no-grad forward passes (eval mode), for evaluation
 
     def how(self) -> str:
         steps = (
             f"the median of {self.steps} training steps" if self.steps > 1 else "1 training step"
         )
+        if self.forward_per_s:
+            steps += (
+                f" and of {self.steps} forward passes" if self.steps > 1 else " and 1 forward pass"
+            )
         batch = f"batch {self.batch}"
         if self.configured_batch not in (None, self.batch):
             batch += f" (the configured {self.configured_batch}, capped on a CPU for speed)"
@@ -183,6 +194,7 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
     steps = MEASURE_STEPS if max(warm) < SLOW_STEP_S else 1  # --plan stays quick
     timed = [max(step(), 1e-9) for _ in range(steps)]
     step_s = statistics.median(timed)  # robust to a stall
+    forward_s = statistics.median(_forward_times(net, x, device, steps))
     return Throughput(
         batch / step_s,
         cfg.backbone.name,
@@ -198,7 +210,29 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
             if device.type == "cpu" and hasattr(os, "getloadavg")
             else ""
         ),
+        forward_per_s=batch / max(forward_s, 1e-9),
     )
+
+
+def _forward_times(net: torch.nn.Module, x: torch.Tensor, device: torch.device, n: int) -> list:
+    """Seconds of `n` no-grad forward passes in eval mode (one warm-up), as the feature pass
+    of the linear probe and kNN runs them."""
+    import torch
+
+    from .engine.device import autocast
+
+    net.eval()
+
+    def once() -> float:
+        _sync(device)
+        start = time.perf_counter()
+        with torch.no_grad(), autocast(device):
+            net(x)
+        _sync(device)
+        return time.perf_counter() - start
+
+    once()
+    return [once() for _ in range(n)]
 
 
 def _sync(device: torch.device) -> None:
@@ -208,17 +242,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def cost_line(passes: int, speed: Throughput | None) -> str:
-    """The work left in time at the measured speed (training only)."""
-    if speed is None or passes == 0:
+def cost_line(passes: int, speed: Throughput | None, frozen: int = 0) -> str:
+    """The work left in time at the measured speed: training steps, then the evaluations'
+    frozen passes at the measured forward speed (the probes' fits are not timed: on features,
+    they are small beside the passes)."""
+    if speed is None or passes + frozen == 0:
         return ""
     spread = ""
     if speed.slowest_per_s and speed.fastest_per_s and speed.steps > 1:
         low, high = passes / speed.fastest_per_s, passes / speed.slowest_per_s
         spread = f" ({duration(low)} to {duration(high)} at the fastest and slowest timed step)"
+    evaluation = ""
+    if frozen and speed.forward_per_s:
+        evaluation = (
+            f"; evaluation: {frozen:,} frozen image passes (features, fine-tuning's "
+            f"predictions), about {duration(frozen / speed.forward_per_s)} at "
+            f"{speed.forward_per_s:,.0f} images/s, the probes' fits not timed"
+        )
+    elif frozen:
+        evaluation = f"; evaluation: {frozen:,} frozen image passes, not timed"
     return (
         f": about {duration(passes / speed.passes_per_s)} of training{spread} at "
-        f"{speed.passes_per_s:,.0f} image passes/s, evaluation extra ({speed.how()})"
+        f"{speed.passes_per_s:,.0f} image passes/s{evaluation} ({speed.how()})"
     )
 
 
@@ -325,10 +370,11 @@ def plan_lines(
     todo = [r for r in rows if r.status != "done"]
     priced = [r for r in todo if not (imported and r.scenario == SSL_IMAGENET)]
     passes = sum(r.image_passes for r in priced)
+    frozen = sum(r.frozen_passes for r in priced)
     apart = f" ({SSL_IMAGENET} apart, below)" if imported else ""
     lines.append(
         f"{len(rows)} representations, {len(rows) - len(todo)} cached; "
-        f"{passes:,} image passes to go{apart}{cost_line(passes, speed)}"
+        f"{passes:,} image passes to go{apart}{cost_line(passes, speed, frozen)}"
     )
     lines += [c.line() for c in imported or []]
     spent = cost_lines(cost_rows(cfg.out))
