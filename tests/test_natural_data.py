@@ -354,12 +354,12 @@ def test_duplicates_dropped_or_kept_in_one_split(tmp_path):
     assert all(r["two_labels"] for r in crossing)
 
 
-def test_near_duplicate_components_match_brute_force():
-    from ssl_robustness.data.duplicates import near_duplicates
+def test_near_duplicate_hash_candidates_match_brute_force():
+    """The dHash band search proposes exactly the pairs within the threshold (candidates now:
+    sets are no longer their connected components, see tests/test_duplicate_finder.py)."""
+    from ssl_robustness.data.near_duplicates import hash_pairs
 
-    assert [s.tolist() for s in near_duplicates(np.array([0, 15, 2**40 - 1], np.uint64), 4)] == [
-        [0, 1]
-    ]
+    assert hash_pairs(np.array([0, 15, 2**40 - 1], np.uint64), 4).tolist() == [[0, 1]]
     rng = np.random.default_rng(3)
     base = rng.integers(0, 2**63, 40, dtype=np.uint64)
     flips = rng.integers(0, 64, (40, 3))
@@ -370,17 +370,8 @@ def test_near_duplicate_components_match_brute_force():
     hashes = np.concatenate([base, noisy])
     dist = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
     for t in (0, 2, 5):
-        got = {tuple(s.tolist()) for s in near_duplicates(hashes, t)}
-        # components of the brute-force relation
-        comp = list(range(len(hashes)))
-        for a, b in zip(*np.nonzero(dist <= t), strict=True):
-            ra, rb = comp[a], comp[b]
-            if ra != rb:
-                comp = [min(ra, rb) if x in (ra, rb) else x for x in comp]
-        want = {}
-        for i, r in enumerate(comp):
-            want.setdefault(r, []).append(i)
-        assert got == {tuple(v) for v in want.values() if len(v) > 1}, t
+        want = np.argwhere(np.triu(dist <= t, k=1))
+        assert hash_pairs(hashes, t).tolist() == want.tolist(), t
 
 
 def test_a_long_decode_prints_flushed_progress_lines(tmp_path, monkeypatch, capsys):

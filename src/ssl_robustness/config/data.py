@@ -245,17 +245,30 @@ class GroupByConfig(Strict):
 
 
 class DuplicatesConfig(Strict):
-    """Exact duplicates (the same decoded pixels) and, optionally, near-duplicates (a difference
-    hash of the decoded image within a Hamming distance): found by `data stats`."""
+    """Exact duplicates (the same decoded pixels) and, optionally, near-duplicates (sets of
+    images whose grey thumbnails all correlate at least near_similarity with each other):
+    found by `data stats`."""
 
     action: Literal["report", "drop", "group"] = "report"
     """report: list them only; drop: keep one image of each set (none of a set filed under two
     classes); group: keep each set in one split (as a data.group_by group)."""
     near: bool = False
-    """Also find near-duplicates: 64-bit difference hashes (9x8 grey, area-averaged) of the
-    decoded images within near_threshold bits."""
+    """Also find near-duplicates. Candidates: 64-bit difference hashes (9x8 grey) within
+    near_threshold bits, and each image's 8 nearest neighbours by its mean-subtracted,
+    normalised 8x8 grey thumbnail. Confirmed: the best correlation of two 16x16 grey thumbnails
+    (zero-mean, unit-norm) over shifts of up to 2 cells, each image's central 7/8 against the
+    other's whole too (crops), at least near_similarity. Sets: every member near every other
+    (complete linkage, strongest pairs first: a drifting video track is several sets, not one
+    chain); each near set reports its weakest pair (min_similarity)."""
     near_threshold: int = Field(4, ge=0, le=16)
-    """Largest Hamming distance (of 64 bits) between the hashes of two near-duplicates."""
+    """Largest Hamming distance (of 64 bits) between the difference hashes of a candidate pair
+    (candidates are then confirmed by near_similarity)."""
+    near_similarity: float = Field(0.92, gt=0, le=1)
+    """Smallest thumbnail correlation of two near-duplicates (1: the same grey structure up to
+    brightness and contrast). 0.92 finds JPEG re-encodes, brightness, contrast and colour
+    changes, most 1-3 px shifts and crops of 26-30 of 32 px (benchmarks/duplicate_finder.py);
+    higher is stricter: fewer false sets of like-looking images (horizons, plain
+    backgrounds), fewer crops and shifts found."""
 
 
 class DataConfig(Strict):

@@ -15,6 +15,7 @@ from ..layout import DataLayout
 from .duplicates import DuplicateSet
 from .images import BadImage, meta_path
 from .labelled import LabelledSet
+from .near_duplicates import FINDER_VERSION
 
 
 def _duplicates_record(cache_file: Path) -> Path:
@@ -28,7 +29,10 @@ def recorded_duplicates(cache_file: Path, cfg: DataConfig) -> list[DuplicateSet]
         meta = json.loads(meta_path(cache_file).read_text())
         if record["cache_sha256"] != meta["sha256"] or record["settings"] != _dup_settings(cfg):
             return None
-        return [DuplicateSet(str(s["kind"]), tuple(s["items"])) for s in record["sets"]]
+        return [
+            DuplicateSet(str(s["kind"]), tuple(s["items"]), s.get("min_similarity"))
+            for s in record["sets"]
+        ]
     except (OSError, KeyError, TypeError, ValueError):
         return None
 
@@ -43,14 +47,26 @@ def record_duplicates(cache_file: Path, cfg: DataConfig, sets: list[DuplicateSet
         {
             "cache_sha256": sha,
             "settings": _dup_settings(cfg),
-            "sets": [{"kind": s.kind, "items": list(s.items)} for s in sets],
+            "sets": [
+                {"kind": s.kind, "items": list(s.items), "min_similarity": s.min_similarity}
+                for s in sets
+            ],
         },
     )
 
 
 def _dup_settings(cfg: DataConfig) -> dict[str, Any]:
+    """What the recorded sets depend on: with near, the finder's version and thresholds too
+    (a record of another finder is found again); without, as it always was."""
     d = cfg.duplicates
-    return {"near": d.near, "near_threshold": d.near_threshold if d.near else None}
+    if not d.near:
+        return {"near": False, "near_threshold": None}
+    return {
+        "near": True,
+        "near_threshold": d.near_threshold,
+        "near_similarity": d.near_similarity,
+        "near_finder": FINDER_VERSION,
+    }
 
 
 def image_cache_file(

@@ -5,12 +5,11 @@ Exact: the same decoded pixels. Candidates share a hash of their cached (resized
 source's candidates are then decoded again at full resolution and compared byte for byte, so
 two different photos that happen to shrink alike are never called copies.
 
-Near: a 64-bit difference hash (Krawetz's dHash) of each cached image: grey levels averaged
-over a 9x8 grid (area weights, so any image size works), one bit per horizontally adjacent pair
-(is the left cell brighter?). Two images are near-duplicates when their hashes differ in at most
-`near_threshold` bits (default 4 of 64); sets are the connected components of that relation.
-Re-encoded, slightly rescaled or re-exposed copies and consecutive video frames land within a
-few bits; unrelated images differ in about 32.
+Near (`near_duplicates.near_sets`): candidate pairs from a difference hash within
+`near_threshold` bits and from nearest neighbours of grey thumbnails, each confirmed by the
+best shifted correlation of the two thumbnails (at least `near_similarity`); a set holds only
+images that are all near each other (complete linkage), so a drifting video track is several
+sets, not one chain. Each near set carries its weakest pair's similarity.
 """
 
 from __future__ import annotations
@@ -25,8 +24,9 @@ from PIL import Image
 from ..config import DuplicatesConfig
 from .images import to_rgb
 from .labelled import LabelledSet
+from .near_duplicates import near_sets
 
-HASH_BITS = 64
+SHOWN_PATHS = 4  # paths a flagged set shows on `data stats` (the rest: "+N more")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class DuplicateSet:
 
     kind: str  # "exact" or "near"
     items: tuple[str, ...]
+    min_similarity: float | None = None  # near sets: the weakest pair's similarity
 
 
 def find_duplicates(
@@ -46,9 +47,10 @@ def find_duplicates(
     out = [DuplicateSet("exact", tuple(lset.items[i] for i in s)) for s in exact]
     if cfg.near:
         same = {frozenset(s.tolist()) for s in exact}
-        for s in near_duplicates(difference_hashes(images), cfg.near_threshold):
+        for s, low in near_sets(images, cfg.near_threshold, cfg.near_similarity):
             if frozenset(s.tolist()) not in same:
-                out.append(DuplicateSet("near", tuple(lset.items[i] for i in s)))
+                items = tuple(lset.items[i] for i in s)
+                out.append(DuplicateSet("near", items, round(low, 4)))
     return out
 
 
@@ -82,65 +84,6 @@ def _same_bytes(arrays: Any, indices: range) -> list[np.ndarray]:
     return [np.array(v) for v in buckets.values() if len(v) > 1]
 
 
-def _area_matrix(size: int, cells: int) -> np.ndarray:
-    """(cells, size): row j averages the input pixels under output cell j, by overlap."""
-    edges = np.linspace(0, size, cells + 1)
-    lo, hi = edges[:-1, None], edges[1:, None]
-    pix = np.arange(size)[None, :]
-    overlap = np.clip(np.minimum(hi, pix + 1) - np.maximum(lo, pix), 0, None)
-    return overlap / overlap.sum(axis=1, keepdims=True)
-
-
-def difference_hashes(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """The 64-bit dHash of every image (N, S, S, 3) uint8, as uint64."""
-    n, size = len(images), images.shape[1]
-    rows, cols = _area_matrix(size, 8), _area_matrix(images.shape[2], 9)
-    weights = 1 << np.arange(HASH_BITS, dtype=np.uint64)
-    out = np.zeros(n, dtype=np.uint64)
-    for start in range(0, n, chunk):
-        block = np.asarray(images[start : start + chunk], dtype=np.float64)
-        grey = block @ np.array([0.299, 0.587, 0.114])
-        small = rows @ grey @ cols.T  # (n, 8, 9)
-        bits = (small[:, :, :-1] > small[:, :, 1:] + 1e-9).reshape(len(block), HASH_BITS)
-        out[start : start + chunk] = (bits.astype(np.uint64) * weights).sum(axis=1)
-    return out
-
-
-def near_duplicates(hashes: np.ndarray, threshold: int) -> list[np.ndarray]:
-    """Connected components (item indices, sorted; two or more) of hashes within `threshold`
-    bits. Pairs are found by the pigeonhole rule: split the 64 bits into threshold + 1 bands;
-    two hashes within `threshold` bits agree exactly on at least one band."""
-    unique, inverse = np.unique(hashes, return_inverse=True)
-    parent = np.arange(len(unique))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return int(x)
-
-    bands = np.array_split(np.arange(HASH_BITS), threshold + 1)
-    for band in bands:
-        mask = np.uint64(sum(1 << int(b) for b in band))
-        keys = unique & mask
-        order = np.argsort(keys, kind="stable")
-        cuts = np.flatnonzero(np.diff(keys[order])) + 1
-        for members in np.split(order, cuts):
-            if len(members) < 2:
-                continue
-            h = unique[members]
-            dist = np.bitwise_count(h[:, None] ^ h[None, :])
-            for a, b in zip(*np.nonzero(np.triu(dist <= threshold, k=1)), strict=True):
-                ra, rb = find(int(members[a])), find(int(members[b]))
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(int(i)) for i in inverse])
-    sets: dict[int, list[int]] = {}
-    for i, r in enumerate(roots):
-        sets.setdefault(int(r), []).append(i)
-    return [np.array(v) for v in sorted(sets.values()) if len(v) > 1]
-
-
 def describe(
     sets: list[DuplicateSet],
     where: dict[str, str],
@@ -156,6 +99,8 @@ def describe(
             {
                 "kind": s.kind,
                 "items": list(s.items),
+                "size": len(s.items),
+                "min_similarity": s.min_similarity,
                 "splits": places,
                 "classes": labels,
                 "crosses_split": len(set(places) - {"dropped"}) > 1,
@@ -175,7 +120,8 @@ def describe(
 
 def duplicate_lines(report: dict[str, Any] | None, action: str, shown: int = 10) -> list[str]:
     """`data stats`' duplicate lines: counts, then the sets that cross a split or hold two
-    labels, with their paths (all of them in stats.json)."""
+    labels, each with its first paths and a near set's weakest similarity (bounded: every
+    path is in stats.json)."""
     if report is None:
         return []
     lines = [
@@ -186,13 +132,27 @@ def duplicate_lines(report: dict[str, Any] | None, action: str, shown: int = 10)
     ]
     flagged = [r for r in report["sets"] if r["crosses_split"] or r["two_labels"]]
     for r in flagged[:shown]:
-        classes = ", ".join(r["classes"])
-        label = f"under two classes ({classes})" if r["two_labels"] else classes
-        where = ("crosses " if r["crosses_split"] else "in ") + " / ".join(r["splits"])
-        lines.append(f"  {r['kind']}, {label}, {where}: {', '.join(r['items'])}")
+        lines.append(_set_line(r))
     if len(flagged) > shown:
-        lines.append(f"  ... and {len(flagged) - shown} more in stats.json")
+        lines.append(f"  ... and {len(flagged) - shown} more sets")
+    if flagged:
+        lines.append("  (full list in stats.json)")
     return lines
+
+
+def _set_line(r: dict[str, Any]) -> str:
+    """One flagged set: kind (a near set's size and weakest similarity), classes, splits, and
+    its first SHOWN_PATHS paths."""
+    classes = ", ".join(r["classes"])
+    label = f"under two classes ({classes})" if r["two_labels"] else classes
+    where = ("crosses " if r["crosses_split"] else "in ") + " / ".join(r["splits"])
+    kind = r["kind"]
+    if r.get("min_similarity") is not None:
+        kind += f" ({len(r['items'])} images, min similarity {r['min_similarity']:.3f})"
+    items = r["items"][:SHOWN_PATHS]
+    more = len(r["items"]) - len(items)
+    paths = ", ".join(items) + (f", +{more} more" if more else "")
+    return f"  {kind}, {label}, {where}: {paths}"
 
 
 def to_drop(sets: list[DuplicateSet], label_of: dict[str, str]) -> dict[str, str]:

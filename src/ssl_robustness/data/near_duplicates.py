@@ -1,0 +1,268 @@
+"""Near-duplicate sets: candidates from two cheap searches, each pair confirmed by a stricter
+measure, and sets in which every member is confirmed-near every other (no chaining).
+
+Thumbnail: the grey levels of a cached image area-averaged to THUMB x THUMB cells.
+
+Candidates (a pair is looked at when either search proposes it):
+- dHash: the 64-bit difference hashes of two images differ in at most `near_threshold` bits
+  (the pigeonhole band search of `hash_pairs`);
+- neighbours: each image's NEIGHBOURS nearest images by the cosine of their mean-subtracted,
+  L2-normalised KNN_THUMB x KNN_THUMB thumbnails (coarse, so a shift of a pixel or two moves
+  a copy little), by chunked matrix products.
+
+Confirmed: the similarity of two images is the largest normalised cross-correlation of their
+thumbnails over shifts of up to SHIFT cells: for each shift the overlapping parts, each made
+zero-mean and unit-norm. A global brightness, contrast or colour change, a JPEG re-encode, a
+small shift or a slight crop leave it near 1; two different images on one plain background
+stay well below it. Each image's central CROP (of the side) is compared with the other's whole
+thumbnail too, both ways: a copy cropped and resized back is a zoom. A pair is near when its
+similarity is at least `near_similarity`.
+Thumbnails with almost no contrast (grey std under FLAT) say nothing to a correlation: they
+are in no near set (an exact copy of one is still found as exact).
+
+Sets (complete linkage): confirmed pairs in decreasing similarity, each joining the two sets
+of its images only when every pair across them is near too (pairs no search proposed are
+measured then); a set's `min_similarity` is its weakest pair. Video frames that drift a small
+step a frame therefore make several sets of mutually near frames, not one chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+THUMB = 16  # cells a side of the confirming thumbnail
+KNN_THUMB = 8  # cells a side of the neighbour search's thumbnail
+NEIGHBOURS = 8  # nearest images proposed per image
+SHIFT = 2  # largest shift (thumbnail cells) the confirmation tries
+CROP = 0.875  # the central part (of the side) also compared, for crops resized back
+FLAT = 2.0  # grey std (0-255) under which a thumbnail has no structure to correlate
+FINDER_VERSION = 2  # recorded with the sets: records of another finder are recomputed
+HASH_BITS = 64
+GREY = np.array([0.299, 0.587, 0.114])
+
+
+def area_matrix(size: int, cells: int) -> np.ndarray:
+    """(cells, size): row j averages the input pixels under output cell j, by overlap."""
+    edges = np.linspace(0, size, cells + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    pix = np.arange(size)[None, :]
+    overlap = np.clip(np.minimum(hi, pix + 1) - np.maximum(lo, pix), 0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def grey_thumbnails(images: np.ndarray, rows: int, cols: int, chunk: int = 4096) -> np.ndarray:
+    """(N, rows, cols) float64 grey levels of (N, H, W, 3) uint8 images, area-averaged."""
+    r, c = area_matrix(images.shape[1], rows), area_matrix(images.shape[2], cols)
+    out = np.empty((len(images), rows, cols))
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start : start + chunk], dtype=np.float64)
+        out[start : start + chunk] = r @ (block @ GREY) @ c.T
+    return out
+
+
+def difference_hashes(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """The 64-bit dHash of every image (N, S, S, 3) uint8, as uint64."""
+    small = grey_thumbnails(images, 8, 9, chunk)
+    bits = (small[:, :, :-1] > small[:, :, 1:] + 1e-9).reshape(len(images), HASH_BITS)
+    weights = 1 << np.arange(HASH_BITS, dtype=np.uint64)
+    return (bits.astype(np.uint64) * weights).sum(axis=1)
+
+
+def hash_pairs(hashes: np.ndarray, threshold: int) -> np.ndarray:
+    """(P, 2) index pairs (i < j) of hashes within `threshold` bits, by the pigeonhole rule:
+    split the 64 bits into threshold + 1 bands; two hashes within `threshold` bits agree
+    exactly on at least one band."""
+    found: set[tuple[int, int]] = set()
+    for band in np.array_split(np.arange(HASH_BITS), threshold + 1):
+        mask = np.uint64(sum(1 << int(b) for b in band))
+        keys = hashes & mask
+        order = np.argsort(keys, kind="stable")
+        cuts = np.flatnonzero(np.diff(keys[order])) + 1
+        for members in np.split(order, cuts):
+            if len(members) < 2:
+                continue
+            h = hashes[members]
+            dist = np.bitwise_count(h[:, None] ^ h[None, :])
+            a, b = np.nonzero(np.triu(dist <= threshold, k=1))
+            lo, hi = np.minimum(members[a], members[b]), np.maximum(members[a], members[b])
+            found.update(zip(lo.tolist(), hi.tolist(), strict=True))
+    return _as_pairs(found)
+
+
+def _as_pairs(found: set[tuple[int, int]]) -> np.ndarray:
+    return np.array(sorted(found), dtype=np.int64).reshape(-1, 2)
+
+
+def unit_vectors(thumbs: np.ndarray) -> np.ndarray:
+    """Flattened thumbnails, mean-subtracted and L2-normalised (float32; flat ones are 0)."""
+    flat = thumbs.reshape(len(thumbs), -1)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(centred, axis=1, keepdims=True)
+    return (centred / np.where(norm > 0, norm, 1)).astype(np.float32)
+
+
+def neighbour_pairs(vectors: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+    """(P, 2) pairs (i < j): each row's k nearest other rows by dot product, in chunks of
+    rows so that memory stays at chunk x N floats."""
+    n = len(vectors)
+    k = min(k, n - 1)
+    if k < 1:
+        return np.zeros((0, 2), dtype=np.int64)
+    found = []
+    for start in range(0, n, chunk):
+        sims = vectors[start : start + chunk] @ vectors.T
+        rows = np.arange(len(sims))
+        sims[rows, start + rows] = -np.inf
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        me = np.repeat(start + rows, k)
+        found.append(np.stack([me, top.ravel()], axis=1))
+    pairs = np.sort(np.concatenate(found), axis=1)
+    return np.unique(pairs, axis=0)
+
+
+def shifted_similarity(
+    thumbs: np.ndarray, pairs: np.ndarray, shift: int = SHIFT, chunk: int = 8192
+) -> np.ndarray:
+    """(P,) the largest normalised cross-correlation of each pair's thumbnails over shifts
+    of up to `shift` cells (overlaps only, each zero-mean and unit-norm); 0 for a flat one."""
+    out = np.full(len(pairs), -1.0)
+    side_y, side_x = thumbs.shape[1:]
+    for start in range(0, len(pairs), chunk):
+        ta, tb = thumbs[pairs[start : start + chunk, 0]], thumbs[pairs[start : start + chunk, 1]]
+        best = out[start : start + chunk]
+        for dy in range(-shift, shift + 1):
+            for dx in range(-shift, shift + 1):
+                wa = ta[:, max(0, -dy) : side_y - max(0, dy), max(0, -dx) : side_x - max(0, dx)]
+                wb = tb[:, max(0, dy) : side_y - max(0, -dy), max(0, dx) : side_x - max(0, -dx)]
+                flat_a, flat_b = wa.reshape(len(ta), -1), wb.reshape(len(tb), -1)
+                np.maximum(best, _correlation(flat_a, flat_b), out=best)
+    return out
+
+
+def _correlation(wa: np.ndarray, wb: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation; 0 where either row has (almost) no variance."""
+    ca = wa - wa.mean(axis=1, keepdims=True)
+    cb = wb - wb.mean(axis=1, keepdims=True)
+    na, nb = np.linalg.norm(ca, axis=1), np.linalg.norm(cb, axis=1)
+    ok = (na > 1e-6) & (nb > 1e-6)
+    return np.where(ok, (ca * cb).sum(axis=1) / np.where(ok, na * nb, 1), 0.0)
+
+
+def complete_linkage(
+    n: int,
+    pairs: np.ndarray,
+    sims: np.ndarray,
+    similarity: Callable[[np.ndarray], np.ndarray],
+    threshold: float,
+) -> list[tuple[list[int], float]]:
+    """Sets (members sorted, weakest pair's similarity) of two or more of n items in which
+    every pair is at least `threshold`: the candidate `pairs` at or above it, strongest first,
+    each merging its two sets when all cross pairs are too (`similarity` measures the pairs
+    not yet known, (P, 2) -> (P,))."""
+    known = {(int(a), int(b)): float(s) for (a, b), s in zip(pairs, sims, strict=True)}
+    member: dict[int, list[int]] = {}  # item -> its set's member list (shared)
+    weakest: dict[int, float] = {}  # id(set) -> its weakest pair
+    order = sorted((i for i, s in enumerate(sims) if s >= threshold), key=lambda i: (-sims[i], i))
+    for i in order:
+        a, b = int(pairs[i, 0]), int(pairs[i, 1])
+        sa, sb = member.get(a, [a]), member.get(b, [b])
+        if sa is sb:
+            continue
+        cross = _cross(sa, sb, known, similarity)
+        if cross.min() < threshold:
+            continue
+        merged = sorted(sa + sb)
+        low = min(weakest.get(id(sa), 1.0), weakest.get(id(sb), 1.0), float(cross.min()))
+        weakest.pop(id(sa), None), weakest.pop(id(sb), None)
+        weakest[id(merged)] = low
+        for m in merged:
+            member[m] = merged
+    sets = {id(s): s for s in member.values()}
+    return sorted(((s, weakest[k]) for k, s in sets.items()), key=lambda t: t[0][0])
+
+
+def _cross(
+    sa: list[int],
+    sb: list[int],
+    known: dict[tuple[int, int], float],
+    similarity: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """The similarities of every pair across two sets, measuring (and remembering) new ones."""
+    keys = [(min(x, y), max(x, y)) for x in sa for y in sb]
+    missing = [k for k in keys if k not in known]
+    if missing:
+        for k, s in zip(missing, similarity(np.array(missing)), strict=True):
+            known[k] = float(s)
+    return np.array([known[k] for k in keys])
+
+
+def near_sets(
+    images: np.ndarray, threshold: int, near_similarity: float
+) -> list[tuple[np.ndarray, float]]:
+    """Near sets (item indices sorted, min similarity) of (N, H, W, 3) uint8 images: candidates
+    by dHash within `threshold` bits and by neighbours, confirmed at `near_similarity`,
+    complete linkage. Images with the same thumbnail are one item to the search (so that
+    copies do not fill each other's neighbour slots) and are expanded again after."""
+    if len(images) < 2:
+        return []
+    thumbs = grey_thumbnails(images, THUMB, THUMB)
+    uniq, first, inverse = np.unique(
+        thumbs.reshape(len(thumbs), -1), axis=0, return_index=True, return_inverse=True
+    )
+    inverse = inverse.ravel()
+    order = np.argsort(first)  # unique thumbnails in the order of their first image
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    reps, inverse = first[order], rank[inverse]
+    thumbs = thumbs[reps]
+    textured = thumbs.reshape(len(thumbs), -1).std(axis=1) >= FLAT
+    pairs = _candidates(images[reps], thumbs, threshold)
+    pairs = pairs[textured[pairs[:, 0]] & textured[pairs[:, 1]]]
+
+    centres = _central_thumbnails(images[reps])
+
+    def similarity(p: np.ndarray) -> np.ndarray:
+        return pair_similarity(thumbs, centres, p)
+
+    clusters = complete_linkage(len(reps), pairs, similarity(pairs), similarity, near_similarity)
+    members = [np.flatnonzero(inverse == r) for r in range(len(reps))]
+    linked = {r for s, _ in clusters for r in s}
+    copies = [([r], 1.0) for r in range(len(reps)) if r not in linked and len(members[r]) > 1]
+    out = [(np.concatenate([members[r] for r in s]), low) for s, low in clusters]
+    out += [(members[s[0]], low) for s, low in copies if textured[s[0]]]
+    return sorted(((np.sort(m), low) for m, low in out), key=lambda t: int(t[0][0]))
+
+
+def _central_thumbnails(images: np.ndarray) -> np.ndarray | None:
+    """Thumbnails of each image's central CROP, or None where the images are too small to
+    leave a margin."""
+    margin = round(images.shape[1] * (1 - CROP) / 2)
+    if margin < 1:
+        return None
+    side = images.shape[1] - 2 * margin
+    centre = images[:, margin : margin + side, margin : images.shape[2] - margin]
+    return grey_thumbnails(centre, THUMB, THUMB)
+
+
+def pair_similarity(
+    thumbs: np.ndarray, centres: np.ndarray | None, pairs: np.ndarray
+) -> np.ndarray:
+    """(P,) each pair's similarity: the best shifted correlation of the whole thumbnails, and
+    (with `centres`) of either one's central crop against the other's whole."""
+    best = shifted_similarity(thumbs, pairs)
+    if centres is None or len(pairs) == 0:
+        return best
+    both, n = np.concatenate([thumbs, centres]), len(thumbs)
+    for flip in (np.array([n, 0]), np.array([0, n])):
+        np.maximum(best, shifted_similarity(both, pairs + flip), out=best)
+    return best
+
+
+def _candidates(images: np.ndarray, thumbs: np.ndarray, threshold: int) -> np.ndarray:
+    """(P, 2) unique candidate pairs: dHash band matches and nearest neighbours."""
+    by_hash = hash_pairs(difference_hashes(images), threshold)
+    coarse = grey_thumbnails(images, KNN_THUMB, KNN_THUMB)
+    by_knn = neighbour_pairs(unit_vectors(coarse), NEIGHBOURS)
+    return np.unique(np.concatenate([by_hash, by_knn]), axis=0)
