@@ -23,7 +23,7 @@ from ssl_robustness.data.sources import load_list, load_source
 from ssl_robustness.data.stats import stats_lines
 from ssl_robustness.errors import UserError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+OWN_DATA = Path(__file__).resolve().parents[1] / "docs" / "own-data.md"  # README's data page
 
 
 def _files(root: Path, counts: dict[str, int], ext: str = ".png", decodable: bool = True) -> None:
@@ -355,8 +355,8 @@ def test_a_natural_plan_the_smallest_class_cannot_meet_names_the_ways_out(tmp_pa
 
 # ----------------------------------------------------------------------------- 7. README
 def _readme_data_snippets() -> list[dict]:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Data formats") : text.index("## Config reference")]
+    text = OWN_DATA.read_text(encoding="utf-8")
+    section = text[text.index("## Data formats") : text.index("## See also")]
     blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
     return [yaml.safe_load(b) for b in blocks]
 
