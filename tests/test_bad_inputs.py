@@ -1804,3 +1804,38 @@ def test_tsne_on_many_natural_classes_offers_a_class_row_too():
     plt.close(fig)
     # without counts (an older run's stats): the group row alone, as before
     assert len(tsne_figure([("n", feats)], labels, groups, names, "t", seed=0).axes) == 1
+
+
+@pytest.mark.parametrize(
+    "action, said",
+    [
+        ("drop", "  'c': 29 of its 30 listed images were left out as duplicates "
+                 "(data.duplicates.action: drop)"),
+        ("group", "  'c': 30 of its 30 listed images are one duplicate set, linked into one group "
+                  "(data.duplicates.action: group keeps a set in one split)"),
+    ],
+)  # fmt: skip
+def test_a_split_size_failed_by_duplicates_names_them(action, said, tmp_path):
+    """A class that is one image thirty times: the split error said '1 training images' (drop)
+    or '1 groups' (group) and not why; min_count was proposed on the counts after the drop,
+    where the filter counts before it (so 'min_count: 1' would have kept the class)."""
+    for c in ("a", "b"):
+        for i in range(50):
+            write_image(tmp_path / "data" / c / f"{i}.png", seed=100 * ord(c) + i)
+    for i in range(30):
+        write_image(tmp_path / "data" / "c" / f"{i}.png", seed=7)  # one image, thirty files
+    raw = {
+        "data": {
+            "source": "folder",
+            "root": str(tmp_path / "data"),
+            "duplicates": {"action": action},
+            "split": {"test_per_class": 5, "val_per_class": 2},
+        },
+        "output_dir": str(tmp_path / "out"),
+    }
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(cli, ["data", "stats", str(tmp_path / "s.yaml")])
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[-2:] == ["duplicates behind it:", said]
+    assert "  data.classes.min_count: 24 keeps 2 of 3 classes, 100 listed training images" in lines

@@ -13,7 +13,7 @@ from .duplicates import DuplicateSet
 from .item_groups import item_groups, link_groups
 from .labelled import LabelledSet
 from .sources import listing_class_ids
-from .splits import make_splits
+from .splits import make_splits, pool_counts_before_carving
 from .study_data import StudyData, subset_plans
 from .subsets import draw, per_class_order, plan_subsets, resolve_class_order, worst_case_pool
 from .whole_groups import probe_in_whole_groups
@@ -35,7 +35,9 @@ def arrange(
     groups = link_groups(item_groups(lset, cfg), lset, [s.items for s in linked or []])
     apart = cfg.group_by is not None and not cfg.group_by.keep_together and not linked
     together = None if apart else groups
-    split = make_splits(lset, cfg.split, class_ids, together)
+    # min_count filters the listing before bad images and duplicates leave: propose on that
+    seen = None if listing is None else pool_counts_before_carving(listing, cfg.split)[class_ids]
+    split = make_splits(lset, cfg.split, class_ids, together, seen)
     pool = np.flatnonzero(split == "train")
     pool_counts = lset.class_counts(split == "train")
     empty = np.flatnonzero(pool_counts == 0)

@@ -19,7 +19,7 @@ from .images import BadImage
 from .labelled import LabelledSet
 from .purge import held_out_copies
 from .sources import read_source, select_classes
-from .splits import listed_splits
+from .splits import SplitInfeasible, listed_splits
 from .study_data import StudyData
 
 
@@ -86,10 +86,51 @@ def arrange_duplicates(
         if cfg.duplicates.action == "group"
         else None
     )
-    data = arrange_without(lset, bad + drops, cfg, directory, evaluation, listing, linked)
+    try:
+        data = arrange_without(lset, bad + drops, cfg, directory, evaluation, listing, linked)
+    except SplitInfeasible as err:
+        raise UserError(
+            "\n".join([str(err), *duplicate_causes(lset, err.classes, drops, linked, cfg)])
+        ) from None
     data.bad_images = [b.message for b in bad]
     data.dropped = [b.message for b in drops]
     return data
+
+
+def duplicate_causes(
+    lset: LabelledSet,
+    classes: tuple[str, ...],
+    drops: list[BadImage],
+    linked: list[DuplicateSet] | None,
+    cfg: DataConfig,
+) -> list[str]:
+    """What data.duplicates.action did to the classes a split size failed on: the images it
+    left out (drop), or the largest duplicate set it made one group (group)."""
+    action = cfg.duplicates.action
+    listed = lset.class_counts()
+    dropped = np.bincount(lset.labels[[b.index for b in drops]], minlength=lset.num_classes)
+    label_of = dict(zip(lset.items, lset.labels.tolist(), strict=True))
+    largest = np.zeros(lset.num_classes, dtype=np.int64)
+    for s in linked or []:
+        c = label_of[s.items[0]]
+        largest[c] = max(largest[c], len(s.items))
+    out = []
+    for name in classes:
+        c = lset.class_names.index(name)
+        if dropped[c]:
+            out.append(
+                f"  '{name}': {dropped[c]} of its {listed[c]} listed images were left out as "
+                f"duplicates (data.duplicates.action: {action})"
+            )
+        elif largest[c] > 1:
+            out.append(
+                f"  '{name}': {largest[c]} of its {listed[c]} listed images are one duplicate "
+                "set, linked into one group (data.duplicates.action: group keeps a set in one "
+                "split)"
+            )
+    if out:
+        out.insert(0, "duplicates behind it:")
+    return out
 
 
 def duplicate_drops(lset: LabelledSet, sets: list[DuplicateSet], cfg: DataConfig) -> list[BadImage]:

@@ -19,6 +19,7 @@ def make_splits(
     cfg: SplitConfig,
     class_ids: np.ndarray | None = None,
     groups: np.ndarray | None = None,
+    filter_counts: np.ndarray | None = None,
 ) -> np.ndarray:
     """Split name ('train', 'val', 'test') of every item.
 
@@ -26,7 +27,9 @@ def make_splits(
     seeds its carve, so dropping another class with `data.classes` leaves its val/test as
     they were. `groups`: each item's group id (`data.group_by`); val and test are then carved
     in whole groups, as many as the sizes allow ('aside': the rest of a group capped by
-    data.split.max_per_group). A size some class cannot give names every such class."""
+    data.split.max_per_group). A size some class cannot give names every such class;
+    `filter_counts`: each class's count as data.classes.min_count sees it (the listing's, before
+    bad images and duplicates leave), for the min_count it proposes."""
     split = listed_splits(lset, cfg)
     if groups is not None:
         set_aside_listed_groups(split, groups)
@@ -35,7 +38,7 @@ def make_splits(
         ids = np.arange(lset.num_classes) if class_ids is None else np.asarray(class_ids)
         faults = carve(lset, split, need, cfg.seed, ids, groups, cfg.max_per_group)
         if faults:
-            raise infeasible_error(lset, cfg, need, faults, ids, groups)
+            raise infeasible_error(lset, cfg, need, faults, ids, groups, filter_counts)
     return split
 
 
@@ -72,6 +75,15 @@ def pool_counts_before_carving(lset: LabelledSet, cfg: SplitConfig) -> np.ndarra
     split = listed_splits(lset, cfg)
     carved = sum(k for _, k in carve_needs(split, cfg))
     return np.maximum(lset.class_counts(split == "train") - carved, 0)
+
+
+class SplitInfeasible(UserError):
+    """A carved size some classes cannot give; `classes` names them (so a later stage can add
+    what it knows of their cause, such as the duplicates it left out)."""
+
+    def __init__(self, message: str, classes: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.classes = classes
 
 
 @dataclass(frozen=True)
@@ -185,7 +197,8 @@ def infeasible_error(
     faults: list[CarveFault],
     class_ids: np.ndarray,
     groups: np.ndarray | None,
-) -> UserError:
+    filter_counts: np.ndarray | None = None,
+) -> SplitInfeasible:
     """Every class at fault with what it can give, and the settings (checked by carving again)
     that work: a smaller split size every class can give, or the classes to leave out."""
     whole = " in whole data.group_by groups" if groups is not None else ""
@@ -210,13 +223,13 @@ def infeasible_error(
         "settings that work (each checked by carving again):",
     ]
     lines += _smaller_sizes(lset, cfg, need, class_ids, groups)
-    lines += _fewer_classes(lset, cfg, faults)
+    lines += _fewer_classes(lset, cfg, faults, filter_counts)
     if groups is not None:
         lines.append(
             "  (a size is made of whole groups: exactly k images, so 20 may fail where 19 "
             "works; data.split.max_per_group lets a long group give only part of itself)"
         )
-    return UserError("\n".join(lines))
+    return SplitInfeasible("\n".join(lines), tuple(f.class_name for f in faults))
 
 
 def _sizes(sizes: tuple[int, ...]) -> str:
@@ -283,13 +296,20 @@ def _largest_pair(
     ]
 
 
-def _fewer_classes(lset: LabelledSet, cfg: SplitConfig, faults: list[CarveFault]) -> list[str]:
+def _fewer_classes(
+    lset: LabelledSet,
+    cfg: SplitConfig,
+    faults: list[CarveFault],
+    filter_counts: np.ndarray | None = None,
+) -> list[str]:
     """The classes to leave out for the asked sizes: by name, or by data.classes.min_count
-    (a class's carve does not depend on the others, so what passed alone passes again)."""
+    (a class's carve does not depend on the others, so what passed alone passes again). The
+    threshold is on the counts min_count filters (`filter_counts`, default this listing's): a
+    class emptied by dropped duplicates still counts its copies there."""
     if lset.num_classes - len(faults) < 2:
         return ["  (fewer classes: fewer than 2 classes can give the asked sizes)"]
     listed = lset.class_counts(listed_splits(lset, cfg) == "train")
-    pool = pool_counts_before_carving(lset, cfg)
+    pool = pool_counts_before_carving(lset, cfg) if filter_counts is None else filter_counts
     bad = {f.class_name for f in faults}
     ok = [c for c, n in enumerate(lset.class_names) if n not in bad]
     names = ", ".join(f"'{f.class_name}'" for f in faults[:6]) + (" ..." if len(faults) > 6 else "")
