@@ -255,11 +255,12 @@ class DuplicatesConfig(Strict):
     near: bool = False
     """Also find near-duplicates. Candidates: 64-bit difference hashes (9x8 grey) within
     near_threshold bits, and each image's 8 nearest neighbours by its mean-subtracted,
-    normalised 8x8 grey thumbnail. Confirmed: the best correlation of two 16x16 grey thumbnails
-    (zero-mean, unit-norm) over shifts of up to 2 cells, each image's central 7/8 against the
-    other's whole too (crops), at least near_similarity. Sets: every member near every other
-    (complete linkage, strongest pairs first: a drifting video track is several sets, not one
-    chain); each near set reports its weakest pair (min_similarity)."""
+    normalised 8x8 grey thumbnail. Confirmed: the best correlation of two 16x16 grey
+    thumbnails (zero-mean, unit-norm) over shifts of up to 2 cells (half cells too), each
+    image's central 7/8 against the other's whole too (crops), at least near_similarity.
+    Sets: every member near every other (complete linkage, strongest pairs first: a drifting
+    video track is several sets, not one chain); each near set reports its weakest pair
+    (min_similarity)."""
     near_threshold: int = Field(4, ge=0, le=16)
     """Largest Hamming distance (of 64 bits) between the difference hashes of a candidate pair
     (candidates are then confirmed by near_similarity)."""

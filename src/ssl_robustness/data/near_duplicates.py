@@ -12,11 +12,12 @@ Candidates (a pair is looked at when either search proposes it):
 
 Confirmed: the similarity of two images is the largest normalised cross-correlation of their
 thumbnails over shifts of up to SHIFT cells: for each shift the overlapping parts, each made
-zero-mean and unit-norm. A global brightness, contrast or colour change, a JPEG re-encode, a
-small shift or a slight crop leave it near 1; two different images on one plain background
-stay well below it. Each image's central CROP (of the side) is compared with the other's whole
-thumbnail too, both ways: a copy cropped and resized back is a zoom. A pair is near when its
-similarity is at least `near_similarity`.
+zero-mean and unit-norm; the second is also seen on grids moved by half a cell (an odd
+pixel's shift), and each image's central CROP (of the side) against the other's whole, both
+ways (a copy cropped and resized back is a zoom). A global brightness, contrast or colour
+change, a JPEG re-encode, a small shift or a slight crop leave it near 1; different images on
+one plain background stay well below it. A pair is near when its similarity is at least
+`near_similarity`.
 Thumbnails with almost no contrast (grey std under FLAT) say nothing to a correlation: they
 are in no near set (an exact copy of one is still found as exact).
 
@@ -36,6 +37,7 @@ THUMB = 16  # cells a side of the confirming thumbnail
 KNN_THUMB = 8  # cells a side of the neighbour search's thumbnail
 NEIGHBOURS = 8  # nearest images proposed per image
 SHIFT = 2  # largest shift (thumbnail cells) the confirmation tries
+HALF_CELLS = ((0.5, 0.0), (0.0, 0.5), (0.5, 0.5))  # moved grids the second of a pair is seen on
 CROP = 0.875  # the central part (of the side) also compared, for crops resized back
 FLAT = 2.0  # grey std (0-255) under which a thumbnail has no structure to correlate
 FINDER_VERSION = 2  # recorded with the sets: records of another finder are recomputed
@@ -43,18 +45,27 @@ HASH_BITS = 64
 GREY = np.array([0.299, 0.587, 0.114])
 
 
-def area_matrix(size: int, cells: int) -> np.ndarray:
-    """(cells, size): row j averages the input pixels under output cell j, by overlap."""
-    edges = np.linspace(0, size, cells + 1)
+def area_matrix(size: int, cells: int, offset: float = 0.0) -> np.ndarray:
+    """(cells, size): row j averages the input pixels under output cell j, by overlap; the
+    grid moved by `offset` cells (its last cell then covers less)."""
+    edges = np.clip(np.linspace(0, size, cells + 1) + offset * size / cells, 0, size)
     lo, hi = edges[:-1, None], edges[1:, None]
     pix = np.arange(size)[None, :]
     overlap = np.clip(np.minimum(hi, pix + 1) - np.maximum(lo, pix), 0, None)
     return overlap / overlap.sum(axis=1, keepdims=True)
 
 
-def grey_thumbnails(images: np.ndarray, rows: int, cols: int, chunk: int = 4096) -> np.ndarray:
-    """(N, rows, cols) float64 grey levels of (N, H, W, 3) uint8 images, area-averaged."""
-    r, c = area_matrix(images.shape[1], rows), area_matrix(images.shape[2], cols)
+def grey_thumbnails(
+    images: np.ndarray,
+    rows: int,
+    cols: int,
+    chunk: int = 4096,
+    offset: tuple[float, float] = (0, 0),
+) -> np.ndarray:
+    """(N, rows, cols) float64 grey levels of (N, H, W, 3) uint8 images, area-averaged (on a
+    grid moved by `offset` cells)."""
+    r = area_matrix(images.shape[1], rows, offset[0])
+    c = area_matrix(images.shape[2], cols, offset[1])
     out = np.empty((len(images), rows, cols))
     for start in range(0, len(images), chunk):
         block = np.asarray(images[start : start + chunk], dtype=np.float64)
@@ -222,9 +233,10 @@ def near_sets(
     pairs = pairs[textured[pairs[:, 0]] & textured[pairs[:, 1]]]
 
     centres = _central_thumbnails(images[reps])
+    halves = [grey_thumbnails(images[reps], THUMB, THUMB, offset=h) for h in HALF_CELLS]
 
     def similarity(p: np.ndarray) -> np.ndarray:
-        return pair_similarity(thumbs, centres, p)
+        return pair_similarity(thumbs, centres, p, halves)
 
     clusters = complete_linkage(len(reps), pairs, similarity(pairs), similarity, near_similarity)
     members = [np.flatnonzero(inverse == r) for r in range(len(reps))]
@@ -247,16 +259,25 @@ def _central_thumbnails(images: np.ndarray) -> np.ndarray | None:
 
 
 def pair_similarity(
-    thumbs: np.ndarray, centres: np.ndarray | None, pairs: np.ndarray
+    thumbs: np.ndarray,
+    centres: np.ndarray | None,
+    pairs: np.ndarray,
+    halves: list[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """(P,) each pair's similarity: the best shifted correlation of the whole thumbnails, and
-    (with `centres`) of either one's central crop against the other's whole."""
+    """(P,) each pair's similarity: the best shifted correlation of the whole thumbnails, of
+    the first's whole against the second's on grids moved by half a cell (`halves`, so a shift
+    of an odd pixel is met as well as an even one), and of either one's central crop against
+    the other's whole (`centres`). Pairs come as (i < j): the result is one per pair."""
     best = shifted_similarity(thumbs, pairs)
-    if centres is None or len(pairs) == 0:
+    if len(pairs) == 0:
         return best
-    both, n = np.concatenate([thumbs, centres]), len(thumbs)
-    for flip in (np.array([n, 0]), np.array([0, n])):
-        np.maximum(best, shifted_similarity(both, pairs + flip), out=best)
+    n = len(thumbs)
+    others = [(h, np.array([0, n])) for h in halves or []]
+    if centres is not None:
+        others += [(centres, np.array([n, 0])), (centres, np.array([0, n]))]
+    for extra, move in others:
+        both = np.concatenate([thumbs, extra])
+        np.maximum(best, shifted_similarity(both, pairs + move), out=best)
     return best
 
 
