@@ -475,9 +475,14 @@ CASES: list[tuple[str, Builder, str]] = [
     ("l2_grid empty", cfg(evaluation__linear__l2_grid=[]), r"l2_grid: must list at least one"),
     ("l2_grid negative", cfg(evaluation__linear__l2_grid=[-1e-3]), r"l2_grid: every L2 penalty"),
     (
-        "groups contradict",
-        cfg(data__groups={"many_above": 10, "few_below": 50}),
-        r"data\.groups: many_above \(10\) is below few_below \(50\)",
+        "tiers contradict",
+        cfg(data__tiers={"many_above": 10, "few_below": 50}),
+        r"data\.tiers: many_above \(10\) is below few_below \(50\)",
+    ),
+    (
+        "tiers under both names",
+        cfg(data__tiers={"rule": "oltr"}, data__groups={"rule": "thirds"}),
+        r"data: .*groups: the old name of data\.tiers; set data\.tiers only",
     ),
     ("output_dir empty", cfg(output_dir=""), r"output_dir: empty: name a folder"),
     (
@@ -1793,7 +1798,7 @@ def test_tsne_on_many_natural_classes_offers_a_class_row_too():
     k = len(CLASS_COLORS)
     assert [ax.get_title() for ax in fig.axes] == [
         f"natural, by class ({k} of {classes}, rarest to most frequent)",
-        "natural, by group",
+        "natural, by tier",
     ]
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend[0] == "c39" and legend[k - 1] == "c0"  # rarest first, most frequent last

@@ -158,7 +158,7 @@ def test_data_stats_for_every_source(kind, tmp_path, image_folder, monkeypatch, 
     cfg.write_text(yaml.safe_dump(raw))
     code, out = _run(["data", "stats", str(cfg)], monkeypatch, capsys)
     assert code == 0, out.err
-    assert "total" in out.out and "groups: rule" in out.out
+    assert "total" in out.out and "tiers (head/medium/tail): rule" in out.out
     assert (tmp_path / "study" / "data" / "stats.json").exists()
 
 

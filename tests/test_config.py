@@ -179,3 +179,19 @@ def test_a_subclass_adds_to_its_parents_keys_left_out_when_none():
     assert Child.omit_when_none == ("a", "b")
     assert Child().model_dump() == {"c": None}
     assert Child(a=1, b=2).model_dump() == {"a": 1, "b": 2, "c": None}
+
+
+def test_the_tiers_old_key_still_works_with_a_note(capsys):
+    """head/medium/tail were `data.groups` until "group" came to mean data.group_by's images
+    that belong together: a user's config with the old key is read as data.tiers and told so
+    (stderr); a saved run's config is read without a word."""
+    cfg = validate_config({"data": {"groups": {"rule": "thirds", "many_above": 50}}}, "s.yaml")
+    assert (cfg.data.tiers.rule, cfg.data.tiers.many_above) == ("thirds", 50)
+    assert "groups" not in cfg.data.model_dump()
+    assert capsys.readouterr().err == (
+        "note: s.yaml: data.groups is now data.tiers; the old key still works\n"
+    )
+    from ssl_robustness.config import StudyConfig
+
+    StudyConfig.model_validate({"data": {"groups": {"rule": "oltr"}}})
+    assert capsys.readouterr().err == ""

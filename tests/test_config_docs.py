@@ -51,7 +51,7 @@ def test_config_yaml_is_the_defaults_with_comments() -> None:
     assert shown["data"]["split"].pop("max_per_group") is None
     assert shown == defaults
     lines = text.splitlines()
-    key = lines.index("    many_above: 100")  # data.groups.many_above
+    key = lines.index("    many_above: 100")  # data.tiers.many_above
     assert lines[key - 1] == (
         "    # oltr: a class with more training images than this is head (many-shot)."
     )
@@ -60,13 +60,13 @@ def test_config_yaml_is_the_defaults_with_comments() -> None:
 
 
 def test_config_command_prints_one_section() -> None:
-    result = CliRunner().invoke(cli, ["config", "--section", "data.groups"])
+    result = CliRunner().invoke(cli, ["config", "--section", "data.tiers"])
     assert result.exit_code == 0
     assert yaml.safe_load(result.output) == {
-        "groups": {"rule": "auto", "many_above": 100, "few_below": 20}
+        "tiers": {"rule": "auto", "many_above": 100, "few_below": 20}
     }
-    assert result.output.startswith("# The head/medium/tail grouping of classes")
-    assert "  # How classes are grouped into head/medium/tail" in result.output
+    assert result.output.startswith("# The frequency tiers (head/medium/tail) of the classes")
+    assert "  # How classes are sorted into the tiers head/medium/tail" in result.output
 
 
 @pytest.mark.parametrize("section", ["data.nope", "seeds.x"])

@@ -8,9 +8,9 @@ from ssl_robustness.evaluation.metrics import (
     classification_metrics,
     confusion,
     gap,
-    group_accuracy,
     per_class_accuracy,
     seed_summary,
+    tier_accuracy,
     top_classes,
     topk_accuracy,
     topk_hits,
@@ -41,13 +41,13 @@ def test_class_absent_from_test_set_is_nan_and_skipped():
     pc = per_class_accuracy(np.array([0, 0, 1]), np.array([0, 1, 1]), 3)
     assert pc[0] == 0.5 and pc[1] == 1.0 and math.isnan(pc[2])
     groups = np.array(["head", "head", "tail"])
-    g = group_accuracy(pc, groups)
+    g = tier_accuracy(pc, groups)
     assert g["head"] == pytest.approx(0.75) and math.isnan(g["tail"]) and math.isnan(g["medium"])
 
 
 def test_group_with_one_class():
     pc = np.array([0.9, 0.5, 0.1])
-    g = group_accuracy(pc, np.array(["head", "head", "tail"]))
+    g = tier_accuracy(pc, np.array(["head", "head", "tail"]))
     assert g["tail"] == pytest.approx(0.1)
 
 

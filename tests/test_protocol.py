@@ -183,22 +183,22 @@ def test_changing_the_grouping_regroups_every_number(tmp_path):
     raw["pretrain"]["epochs"] = 1
     raw["evaluation"] = {"knn": {"enabled": False}, "finetune": {"enabled": False}}
     raw["report"] = {"tsne": False}
-    raw["data"]["groups"] = {"rule": "oltr"}
+    raw["data"]["tiers"] = {"rule": "oltr"}
     first = run_study(validate_config(raw), log=lambda *_: None).tables
-    raw["data"]["groups"] = {"rule": "thirds"}
+    raw["data"]["tiers"] = {"rule": "thirds"}
     second = run_study(validate_config(raw), log=lambda *_: None).tables
     pc = second.per_class[second.per_class["representation"] == "supervised_exp-r0.2_s0"]
     pc = pc[pc["evaluation"] == "linear-balanced"]
     counts = pc["train_count"].to_numpy()
     head = pc["class"].to_numpy()[np.argsort(-counts, kind="stable")[:4]]
-    assert set(pc.loc[pc["group"] == "head", "class"]) == set(head)
+    assert set(pc.loc[pc["tier"] == "head", "class"]) == set(head)
     row = second.results[
         (second.results["representation"] == "supervised_exp-r0.2_s0")
         & (second.results["evaluation"] == "linear-balanced")
     ]
-    expected = pc.loc[pc["group"] == "head", "accuracy"].mean()
+    expected = pc.loc[pc["tier"] == "head", "accuracy"].mean()
     assert row["head"].iloc[0] == pytest.approx(expected)
-    assert not first.per_class["group"].equals(second.per_class["group"])
+    assert not first.per_class["tier"].equals(second.per_class["tier"])
 
 
 def test_full_natural_set_is_trained_but_has_no_gap(tmp_path):

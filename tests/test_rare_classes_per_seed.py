@@ -52,7 +52,7 @@ def test_a_study_on_the_digits_records_different_tail_classes_per_seed(tmp_path)
     cfg = validate_config(tiny_study(tmp_path, seeds=[0, 1, 2, 3]))
     data = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     assert data.class_order.per_seed
-    tails = {tuple(np.flatnonzero(data.draw(s).groups == "tail")) for s in cfg.seeds}
+    tails = {tuple(np.flatnonzero(data.draw(s).tiers == "tail")) for s in cfg.seeds}
     assert len(tails) > 1
     for s in cfg.seeds:  # the imbalanced subset's counts follow that seed's own order
         main = data.draw(s).plans[1]

@@ -17,7 +17,7 @@ from ssl_robustness.errors import UserError
 from ssl_robustness.report import plots as P
 from ssl_robustness.report import render as R
 from ssl_robustness.report import sentences as S
-from ssl_robustness.report.plots import GROUP_COLORS
+from ssl_robustness.report.plots import TIER_COLORS
 
 CLASSES = ["ant", "bee", "cat", "dog"]
 GROUPS = ["head", "medium", "medium", "tail"]
@@ -56,7 +56,7 @@ def build_tables(test_balanced=True, collapsed=()):
                 acc = accuracy((scenario, method), subset, seed)
                 rep = f"{method}_{subset}_s{seed}"
                 groups = {
-                    g: acc[[i for i, x in enumerate(GROUPS) if x == g]].mean() for g in GROUP_COLORS
+                    g: acc[[i for i, x in enumerate(GROUPS) if x == g]].mean() for g in TIER_COLORS
                 }
                 common = dict(
                     representation=rep,
@@ -90,7 +90,7 @@ def build_tables(test_balanced=True, collapsed=()):
                             **common,
                             "class": name,
                             "train_count": IMB_COUNTS[c],
-                            "group": GROUPS[c],
+                            "tier": GROUPS[c],
                             "accuracy": float(acc[c]),
                         }
                     )
@@ -175,12 +175,12 @@ def make_run(tmp_path, *, test_balanced=True, tsne=False, collapsed=(), old_stat
             "balanced": {"level": 1.0, "balanced": True, "n": 180, "counts": [45] * 4},
             "exp-r0.1": {"level": 0.1, "balanced": False, "n": 180, "counts": IMB_COUNTS},
         },
-        "groups": {
+        "tiers": {
             "rule": "thirds",
             "from_subset": "exp-r0.1",
             "per_class": GROUPS,
             "members": {
-                g: [c for c, x in zip(CLASSES, GROUPS, strict=True) if x == g] for g in GROUP_COLORS
+                g: [c for c, x in zip(CLASSES, GROUPS, strict=True) if x == g] for g in TIER_COLORS
             },
         },
     }
@@ -235,7 +235,7 @@ def test_write_report_takes_only_the_run_directory(tmp_path):
     assert page_path == run / "report" / "report.html"
     page = page_path.read_text()
     assert (run / "report" / "summary.md").exists()
-    for name in ("class_counts", "gap", "groups", "which_classes_pay"):
+    for name in ("class_counts", "gap", "tiers", "which_classes_pay"):
         data = (run / "report" / "figures" / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in (run / "report").rglob("*") if p.name.endswith(".tmp")]
@@ -249,7 +249,7 @@ def test_write_report_takes_only_the_run_directory(tmp_path):
         "other-comparisons",
         "data",
         "balanced-vs-imbalanced-gap",
-        "accuracy-by-group",
+        "accuracy-by-tier",
         "which-classes-pay",
         "t-sne-of-test-features",
         "collapse-and-failures",
@@ -366,7 +366,7 @@ def test_which_classes_pay_is_the_per_class_gap_mean_over_seeds():
     method_colors = {tuple(c.get_facecolor()[0][:3]) for c in ax.collections}
     assert len(method_colors) == 3
     rug = {line.get_color() for line in ax.lines if line.get_marker() == "|"}
-    assert rug == set(GROUP_COLORS.values())
+    assert rug == set(TIER_COLORS.values())
     P.plt.close(fig)
 
 
@@ -380,10 +380,10 @@ def test_error_bars_are_the_ci95_and_groups_keep_their_colours():
     np.testing.assert_allclose(half, gaps["top1_gap_ci95"].to_numpy() * 100)
     P.plt.close(fig)
     agg = tables["aggregate"]
-    fig = P.group_bars_figure(agg, "linear-balanced", "top1", "pretraining")
+    fig = P.tier_bars_figure(agg, "linear-balanced", "top1", "pretraining")
     ax = fig.axes[0]
     by_label = {c.get_label(): c for c in ax.containers if isinstance(c, BarContainer)}
-    for g, color in GROUP_COLORS.items():
+    for g, color in TIER_COLORS.items():
         assert P.matplotlib.colors.to_hex(by_label[g].patches[0].get_facecolor()) == color
         segs = by_label[g].errorbar.lines[2][0].get_segments()
         np.testing.assert_allclose(

@@ -49,7 +49,7 @@ def per_class_from_predictions() -> pd.DataFrame:
                             "class": name,
                             "train_count": IMB_COUNTS[c],
                             "arm_count": (BAL_COUNTS if subset == "balanced" else IMB_COUNTS)[c],
-                            "group": GROUPS[c],
+                            "tier": GROUPS[c],
                             "accuracy": float((preds[labels == c] == c).mean()),
                         }
                     )
@@ -68,7 +68,7 @@ def expected(k: int, subset: str, c: int) -> float:
 def test_class_table_numbers_are_the_predictions_per_class_accuracy():
     table = class_table(per_class_from_predictions(), "exp-r0.1", "balanced")
     assert table["class"].tolist() == CLASSES  # D(n,r) counts, largest first
-    assert table["group"].tolist() == GROUPS
+    assert table["tier"].tolist() == GROUPS
     assert table["n in balanced"].tolist() == BAL_COUNTS
     assert table["n in exp-r0.1"].tolist() == IMB_COUNTS
     for k, (_, method) in enumerate(METHODS):
@@ -129,7 +129,7 @@ def test_report_shows_the_sortable_class_table_from_predictions(tmp_path):
     table = next(p for p in parts if "simclr: gap (points)" in p)
     assert 'class="dataframe sortable"' in table
     headers = re.findall(r"<th>([^<]*)</th>", table)
-    assert headers[:4] == ["class", "group", "n in balanced", "n in exp-r0.1"]
+    assert headers[:4] == ["class", "tier", "n in balanced", "n in exp-r0.1"]
     rows = re.findall(r"<tr>\s*(.*?)</tr>", table, re.S)  # body rows: the header has a style
     cells = [re.findall(r"<td>([^<]*)</td>", r) for r in rows]
     assert [r[0] for r in cells] == CLASSES
@@ -142,7 +142,7 @@ def test_report_shows_the_sortable_class_table_from_predictions(tmp_path):
     script = page.split("<script>")[1].split("</script>")[0]
     assert 'querySelectorAll("table.sortable th")' in script and "src=" not in script
     summary = (run / "report" / "summary.md").read_text()
-    assert "| class | group | n in balanced | n in exp-r0.1 |" in summary
+    assert "| class | tier | n in balanced | n in exp-r0.1 |" in summary
 
 
 def test_which_classes_pay_draws_points_never_lines_between_classes():
@@ -165,7 +165,7 @@ def test_which_classes_pay_draws_points_never_lines_between_classes():
 
 
 def test_one_colour_per_group_in_every_chart():
-    group_hex = {g: to_hex(c) for g, c in P.GROUP_COLORS.items()}
+    group_hex = {g: to_hex(c) for g, c in P.TIER_COLORS.items()}
     groups = set(group_hex.values())
     assert len(groups) == 3
     assert not groups & {to_hex(c) for c in P.METHOD_COLORS}
@@ -217,8 +217,8 @@ def test_tsne_is_seeded_opentsne_with_both_arms_side_by_side_and_a_legend():
     assert titles == [
         "balanced, by class",
         "exp-r0.1, by class",
-        "balanced, by group",
-        "exp-r0.1, by group",
+        "balanced, by tier",
+        "exp-r0.1, by tier",
     ]
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
     assert [[t.get_text() for t in lg.get_texts()] for lg in legends] == [
@@ -229,7 +229,7 @@ def test_tsne_is_seeded_opentsne_with_both_arms_side_by_side_and_a_legend():
 
 
 def test_tsne_at_102_classes_colours_by_group_with_a_legend():
-    assert colour_rows(14) == ["class", "group"] and colour_rows(102) == ["group"]
+    assert colour_rows(14) == ["class", "tier"] and colour_rows(102) == ["tier"]
     rng = np.random.default_rng(1)
     labels = np.arange(102).repeat(1)
     groups = np.array(["head"] * 34 + ["medium"] * 34 + ["tail"] * 34)
@@ -320,7 +320,7 @@ def test_classes_at_one_point_are_one_larger_marker_and_methods_sit_side_by_side
         for c, g, n in (("a", 0.2, 10), ("b", 0.2, 10), ("c", 0.0, 20))
     ]
     rows += [{**r, "scenario": "SSL-in-domain", "method": "simclr"} for r in rows]
-    df = pd.DataFrame(rows).assign(group="head", seeds=1)
+    df = pd.DataFrame(rows).assign(tier="head", seeds=1)
     fig = P.which_classes_pay_figure(df, "linear-balanced", "exp-r0.1")
     ax = fig.axes[0]
     sl, ssl = ax.collections
@@ -354,6 +354,6 @@ def test_class_colours_put_distinct_hues_first():
 def test_a_class_whose_group_differs_across_seeds_reads_varies():
     rows = per_class_from_predictions()
     moved = (rows["seed"] == SEEDS[-1]) & (rows["class"] == CLASSES[0])
-    rows.loc[moved, "group"] = "tail"  # class_order_per_seed: seed 2 made it rare
+    rows.loc[moved, "tier"] = "tail"  # class_order_per_seed: seed 2 made it rare
     table = class_table(rows, "exp-r0.1", "balanced")
-    assert table["group"].tolist() == ["varies", *GROUPS[1:]]
+    assert table["tier"].tolist() == ["varies", *GROUPS[1:]]

@@ -101,9 +101,7 @@ def test_every_figure_keeps_its_labels_and_legends_off_the_data():
     )
     figures = {
         "gap": P.gap_figure(tables["gaps"], "linear-balanced", "top1", "pretraining"),
-        "groups": P.group_bars_figure(
-            tables["aggregate"], "linear-balanced", "top1", "pretraining"
-        ),
+        "tiers": P.tier_bars_figure(tables["aggregate"], "linear-balanced", "top1", "pretraining"),
         "pay": P.which_classes_pay_figure(by_class, "linear-balanced", "exp-r0.1"),
         "counts": P.class_counts_figure(
             ["ant", "bee", "cat", "dog"], np.array([100, 46, 24, 10]), np.array(["head"] * 4), "t"
@@ -125,7 +123,7 @@ def test_one_colour_per_method_in_every_chart():
         zip(tables["results"]["scenario"], tables["results"]["method"], strict=True)
     )
     assert len(set(palette.values())) == len(palette) == 3
-    assert not set(palette.values()) & set(P.GROUP_COLORS.values())
+    assert not set(palette.values()) & set(P.TIER_COLORS.values())
     gaps = tables["gaps"]
     fig = P.gap_figure(gaps, "linear-balanced", "top1", "pretraining", palette)
     [bars] = [c for c in fig.axes[0].containers if isinstance(c, BarContainer)]
@@ -149,7 +147,7 @@ def test_one_colour_per_method_in_every_chart():
 def test_group_intervals_are_clipped_at_the_axis_and_the_title_says_so():
     agg = build_tables()["aggregate"]
     agg["tail_ci95"] = 0.5  # a 2-seed interval of ±50 points: past 0 and 100%
-    fig = P.group_bars_figure(agg, "linear-balanced", "top1", "pretraining")
+    fig = P.tier_bars_figure(agg, "linear-balanced", "top1", "pretraining")
     ax = fig.axes[0]
     assert ax.get_ylim() == (0.0, 100.0)
     tail = next(c for c in ax.containers if isinstance(c, BarContainer) and c.get_label() == "tail")
@@ -170,7 +168,7 @@ def test_tables_name_one_unit_per_column_and_hide_nothing(tmp_path):
     # fractions become points: the first row's gap, 100x, one decimal
     first = tables["gaps"].iloc[0]
     assert f"<td>{100 * first['top1_gap_mean']:.1f}</td>" in gap
-    acc = section(page, "accuracy-by-group")
+    acc = section(page, "accuracy-by-tier")
     assert "top-1 (%)" in re.findall(r"<th>([^<]*)</th>", acc)
     # no scroll boxes: a hidden right half vanishes in print and screenshots
     assert 'class="wide"' not in page and 'class="scroll"' not in page
@@ -178,12 +176,12 @@ def test_tables_name_one_unit_per_column_and_hide_nothing(tmp_path):
 
 
 def test_wide_tables_come_in_parts_that_repeat_their_keys():
-    cols = {"class": ["a"], "group": ["head"], "n in b": [1], "n in i": [1]}
+    cols = {"class": ["a"], "tier": ["head"], "n in b": [1], "n in i": [1]}
     for m in ("m1", "m2", "m3", "m4", "m5"):
         cols |= {f"{m}: b (%)": [1.0], f"{m}: i (%)": [1.0], f"{m}: gap (points)": [0.0]}
     parts = D.class_parts(pd.DataFrame(cols))
     assert [len(p.columns) for p in parts] == [4 + 6, 4 + 6, 4 + 3]
-    assert all(list(p.columns[:4]) == ["class", "group", "n in b", "n in i"] for p in parts)
+    assert all(list(p.columns[:4]) == ["class", "tier", "n in b", "n in i"] for p in parts)
 
 
 def test_words_read_right(tmp_path):
@@ -283,3 +281,18 @@ def test_the_caveats_flag_delta_and_delta_learned_pointing_opposite_ways():
         "random-init floor as learned)"
     ]
     assert B._opposite(0.01, -3.0) is False  # a d that rounds to 0 points no way
+
+
+def test_runs_written_before_the_tiers_had_their_word_are_read_as_tiers():
+    """stats.json's "groups" and the per-class table's "group" column of older runs are read as
+    "tiers" and "tier", so their reports still have tier colours, tables and caveats."""
+    from ssl_robustness.report.rundir import tiers_were_groups
+
+    old = {"groups": {"rule": "thirds"}, "seeds": {"0": {"groups": {"per_class": ["head"]}}}}
+    tables = {"per_class": pd.DataFrame({"class": ["a"], "group": ["head"]})}
+    stats = tiers_were_groups(old, tables)
+    assert stats["tiers"] == {"rule": "thirds"} and "groups" not in stats
+    assert stats["seeds"]["0"]["tiers"]["per_class"] == ["head"]
+    assert list(tables["per_class"].columns) == ["class", "tier"]
+    new = {"tiers": {"rule": "oltr"}}
+    assert tiers_were_groups(new, {}) == {"tiers": {"rule": "oltr"}}

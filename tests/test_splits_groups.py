@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from ssl_robustness.config import SplitConfig
-from ssl_robustness.data.groups import assign_groups, oltr_groups, thirds_groups
 from ssl_robustness.data.labelled import LabelledSet
 from ssl_robustness.data.splits import make_splits
+from ssl_robustness.data.tiers import assign_tiers, oltr_tiers, thirds_tiers
 from ssl_robustness.errors import UserError
 
 
@@ -51,7 +51,7 @@ def test_class_too_small_for_the_split_is_an_error():
 
 
 def test_oltr_thresholds():
-    assert oltr_groups(np.array([500, 101, 100, 20, 19, 1])).tolist() == [
+    assert oltr_tiers(np.array([500, 101, 100, 20, 19, 1])).tolist() == [
         "head",
         "head",
         "medium",
@@ -64,7 +64,7 @@ def test_oltr_thresholds():
 def test_thirds_split_sorted_classes():
     counts = np.array([5, 50, 10, 40, 30, 20, 1])
     # sorted desc: 50(1) 40(3) 30(4) | 20(5) 10(2) | 5(0) 1(6)
-    assert thirds_groups(counts).tolist() == [
+    assert thirds_tiers(counts).tolist() == [
         "tail",
         "head",
         "medium",
@@ -77,9 +77,9 @@ def test_thirds_split_sorted_classes():
 
 def test_auto_falls_back_to_thirds_when_a_group_is_empty():
     cifar_lt = np.array([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50])
-    rule, groups = assign_groups(cifar_lt, "auto")
+    rule, groups = assign_tiers(cifar_lt, "auto")
     assert rule == "thirds" and (groups == "tail").sum() == 3
-    rule, groups = assign_groups(np.array([500, 50, 5]), "auto")
+    rule, groups = assign_tiers(np.array([500, 50, 5]), "auto")
     assert rule == "oltr" and groups.tolist() == ["head", "medium", "tail"]
-    rule, _ = assign_groups(cifar_lt, "oltr")
+    rule, _ = assign_tiers(cifar_lt, "oltr")
     assert rule == "oltr"

@@ -68,7 +68,7 @@ def test_tables_have_the_documented_columns(finished):
         "collapsed",
     ):
         assert col in t.results.columns
-    assert set(t.per_class.columns) >= {"class", "train_count", "group", "accuracy"}
+    assert set(t.per_class.columns) >= {"class", "train_count", "tier", "accuracy"}
     assert len(t.per_class) == len(ok) * 10
     assert {"top1_mean", "top1_std", "top1_ci95"} <= set(t.aggregate.columns)
 
@@ -102,7 +102,7 @@ def test_report_sections_and_embedded_images(finished):
         "headline",
         "data",
         "balanced-vs-imbalanced-gap",
-        "accuracy-by-group",
+        "accuracy-by-tier",
         "which-classes-pay",
         "t-sne-of-test-features",
         "collapse-and-failures",

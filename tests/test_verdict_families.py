@@ -239,7 +239,7 @@ def test_a_small_test_set_says_how_coarse_a_class_accuracy_is():
     assert line.startswith("The smallest class has 16 test images: one image is 6.2 points")
     assert coarseness_line({"splits": {"test": {"counts": [50, 60]}}}) is None
     tails = rare_classes_by_seed(
-        {"seeds": {"0": {"groups": {"members": {"tail": ["ship", "truck"]}}}, "1": {}}}
+        {"seeds": {"0": {"tiers": {"members": {"tail": ["ship", "truck"]}}}, "1": {}}}
     )
     assert tails.to_dict("records") == [
         {"seed": "0", "tail classes": "ship, truck"},
@@ -368,7 +368,7 @@ def test_the_bottom_line_says_what_of_the_data_it_rests_on():
                 {"class": f"fish_{i}", "why": "data.classes.min_count 40"} for i in range(8)
             ],
         },
-        "groups": {"members": {"head": ["fish_9"], "medium": ["a", "b"], "tail": ["c", "d"]}},
+        "tiers": {"members": {"head": ["fish_9"], "medium": ["a", "b"], "tail": ["c", "d"]}},
         "item_groups_per_class": {"0": {"test": [2, 7, 9] + [5] * 12}},
     }
     text = bottom_line([v], [v], V.HEADLINE, results, stats)
@@ -378,6 +378,6 @@ def test_the_bottom_line_says_what_of_the_data_it_rests_on():
         "40);"
     ) in text
     assert "; and 3 more." in text
-    assert "the head group is one class ('fish_9'): its accuracy is that class's" in text
+    assert "the head tier is one class ('fish_9'): its accuracy is that class's" in text
     assert "1 of 15 classes have a test set of fewer than 5 data.group_by groups" in text
     assert "rests on" not in bottom_line([v], [v], V.HEADLINE, results, {})

@@ -459,7 +459,7 @@ def data_stats(config: Path | None, overrides: tuple[str, ...], wait: bool) -> N
     fig = class_counts_figure(
         d.class_names,
         ref.counts(d.imbalanced_name, d.labels, d.num_classes),
-        ref.groups,
+        ref.tiers,
         f"{cfg.name}: {d.imbalanced_name}",
     )
     files = cfg.layout.data
@@ -514,10 +514,10 @@ def evaluate(
     from .evaluation.outputs import read_predictions, saved_prediction_metrics
     from .study import run_representation
 
-    groups = data.draw(spec.seed).groups
+    tiers = data.draw(spec.seed).tiers
     for record in run_representation(spec, cfg.evaluation, cfg.layout, data, device):
         job, directory = record["job"], record["directory"]
-        m, _ = saved_prediction_metrics(read_predictions(directory), groups, data.num_classes)
+        m, _ = saved_prediction_metrics(read_predictions(directory), tiers, data.num_classes)
         click.echo(
             f"{job.label:24s} top1 {m['top1']:.4f}  balanced {m['balanced_accuracy']:.4f}  "
             f"head {m['head']:.4f}  medium {m['medium']:.4f}  tail {m['tail']:.4f}"

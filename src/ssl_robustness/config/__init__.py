@@ -15,10 +15,10 @@ from .data import (
     DataConfig,
     DuplicatesConfig,
     GroupByConfig,
-    GroupsConfig,
     ImbalanceConfig,
     ListFilesConfig,
     SplitConfig,
+    TiersConfig,
 )
 from .evaluation import (
     EvaluationConfig,
@@ -83,7 +83,7 @@ __all__ = [
     "unregister_evaluation_kind",
     "FinetuneConfig",
     "GroupByConfig",
-    "GroupsConfig",
+    "TiersConfig",
     "ImbalanceConfig",
     "ImportedConfig",
     "KNNConfig",

@@ -1,5 +1,5 @@
 """The `data` section: where the images come from, how val/test are carved, the long-tail
-profile of the pretraining subsets, groups and duplicates."""
+profile of the pretraining subsets, frequency tiers, data.group_by groups and duplicates."""
 
 from __future__ import annotations
 
@@ -181,19 +181,20 @@ class ImbalanceConfig(Strict):
         return out
 
 
-class GroupsConfig(Strict):
-    """head/medium/tail: OLTR thresholds (many > 100, few < 20) or frequency thirds."""
+class TiersConfig(Strict):
+    """The frequency tiers head/medium/tail: OLTR thresholds (many > 100, few < 20) or
+    frequency thirds."""
 
     rule: Literal["auto", "oltr", "thirds"] = "auto"
-    """How classes are grouped into head/medium/tail: oltr (thresholds below), thirds (frequency
-    thirds), or auto (oltr unless it leaves a group empty, then thirds)."""
+    """How classes are sorted into the tiers head/medium/tail: oltr (thresholds below), thirds
+    (frequency thirds), or auto (oltr unless it leaves a tier empty, then thirds)."""
     many_above: int = Field(100, ge=1)
     """oltr: a class with more training images than this is head (many-shot)."""
     few_below: int = Field(20, ge=1)
     """oltr: a class with fewer training images than this is tail (few-shot)."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> GroupsConfig:
+    def _consistent(self) -> TiersConfig:
         """A class with many_above < count < few_below would be head and tail at once."""
         if self.few_below > self.many_above + 1:
             raise ValueError(
@@ -291,8 +292,9 @@ class DataConfig(Strict):
     """How val and test are carved out when the source has no official splits."""
     imbalance: ImbalanceConfig = Field(default_factory=ImbalanceConfig)
     """The long-tail profile of the pretraining subsets and the matched balanced set."""
-    groups: GroupsConfig = Field(default_factory=GroupsConfig)
-    """The head/medium/tail grouping of classes used by the per-group results."""
+    tiers: TiersConfig = Field(default_factory=TiersConfig)
+    """The frequency tiers (head/medium/tail) of the classes, used by the per-tier results.
+    Formerly `data.groups` (still read, with a note)."""
     test_root: Path | None = None
     """`folder` source: the test images in class folders of their own
     (`test_root/<class>/<image>`), used as the official test split; `root` holds the rest."""
@@ -313,6 +315,18 @@ class DataConfig(Strict):
     is the pattern); None: images are split one by one."""
     duplicates: DuplicatesConfig = Field(default_factory=DuplicatesConfig)
     """What `data stats` and the study do with duplicate images."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tiers_were_groups(cls, v: Any) -> Any:
+        """`data.groups` was the tiers' key until "group" came to mean data.group_by's images
+        that belong together: still read (a user's config is told so where it is loaded,
+        `loading.old_key_notes`; a saved run's is read quietly), refused beside `data.tiers`."""
+        if not isinstance(v, dict) or "groups" not in v:
+            return v
+        if "tiers" in v:
+            raise ValueError("groups: the old name of data.tiers; set data.tiers only")
+        return {("tiers" if k == "groups" else k): x for k, x in v.items()}
 
     @field_validator("group_by", mode="before")
     @classmethod

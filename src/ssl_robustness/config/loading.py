@@ -4,6 +4,7 @@ and validation errors that name the key at fault."""
 from __future__ import annotations
 
 import difflib
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_args
@@ -150,7 +151,28 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# keys renamed after configs were in use: old path -> new path (the schema still reads them)
+RENAMED_KEYS = {("data", "groups"): "data.tiers"}
+
+
+def old_key_notes(raw: Any, source: str) -> list[str]:
+    """One note per renamed key a config still uses, naming the file and the new key."""
+    notes = []
+    for path, new in RENAMED_KEYS.items():
+        node = raw
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node:
+            old = ".".join(path)
+            notes.append(f"note: {source}: {old} is now {new}; the old key still works")
+    return notes
+
+
 def validate_config(raw: dict[str, Any], source: str = "<config>") -> StudyConfig:
+    """The study config of a user's `raw` dict (a UserError naming every fault); renamed keys
+    are said on stderr."""
+    for note in old_key_notes(raw, source):
+        print(note, file=sys.stderr)
     try:
         return StudyConfig.model_validate(raw)
     except ValidationError as exc:

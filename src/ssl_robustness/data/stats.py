@@ -1,6 +1,6 @@
 """What a study's data holds, as `data stats` prints it and stats.json records it: counts per
-split, subset and seed, groups, the probe set, leakage, duplicates and the data trade-off; and
-the manifests written beside them."""
+split, subset and seed, frequency tiers, the probe set, data.group_by groups, leakage, duplicate
+sets and the data trade-off; and the manifests written beside them."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .profiles import gini, imbalance_ratio
 from .purge import held_out_copy_lines
 from .splits import headroom_lines
 from .study_data import SeedDraw, StudyData
+from .tiers import TIER_NAMES
 from .tradeoff import arm_usage, tradeoff_lines, tradeoff_rows, usage_lines
 
 
@@ -46,21 +47,21 @@ def write_data_manifests(data: StudyData, seeds: list[int]) -> None:
 
 def stats_lines(data: StudyData, seed: int) -> list[str]:
     """`data stats` as printed: per-class counts of every split and subset (of `seed`'s
-    draw) with the class's group, totals, each subset's imbalance, and the groups' rule."""
+    draw) with the class's tier, totals, each subset's imbalance, and the tiers' rule."""
     ref = data.draw(seed)
     names = [p.name for p in ref.plans]
     w = max(24, *(len(n) for n in data.class_names))  # never cut: distinct names print apart
     lines = [
         f"{'class':{w}s} {'pool':>6s} {'val':>5s} {'test':>5s} "
         + " ".join(f"{n[:12]:>12s}" for n in names)
-        + "  group"
+        + "  tier"
     ]
     pool, val, test = (data.split_counts(s) for s in ("train", "val", "test"))
     for c, name in enumerate(data.class_names):
         lines.append(
             f"{name:{w}s} {pool[c]:6d} {val[c]:5d} {test[c]:5d} "
             + " ".join(f"{int(p.counts[c]):12d}" for p in ref.plans)
-            + f"  {ref.groups[c]}"
+            + f"  {ref.tiers[c]}"
         )
     lines.append(
         f"{'total':{w}s} {pool.sum():6d} {val.sum():5d} {test.sum():5d} "
@@ -89,7 +90,7 @@ def stats_lines(data: StudyData, seed: int) -> list[str]:
         "the verdict uses balanced accuracy"
     )
     lines.append(
-        f"groups: rule '{ref.group_rule}' from {data.imbalanced_name}; "
+        f"tiers (head/medium/tail): rule '{ref.tier_rule}' from {data.imbalanced_name}; "
         f"bad images skipped: {len(data.bad_images)}"
     )
     lines += item_group_lines(data, seed)
@@ -147,13 +148,13 @@ def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
             **{k: v for k, v in _counts(data, data.probe_balanced).items() if k != "per_class"},
         },
         "probe_overlap": overlap,
-        "groups": _groups(data, ref),
+        "tiers": _tiers(data, ref),
         "seeds": {
             str(seed): {
                 "subsets": {
                     n: _counts(data, i)["counts"] for n, i in data.draw(seed).subsets.items()
                 },
-                "groups": _groups(data, data.draw(seed)),
+                "tiers": _tiers(data, data.draw(seed)),
             }
             for seed in seeds
         },
@@ -274,13 +275,12 @@ def _item_group_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
     return out
 
 
-def _groups(data: StudyData, d: SeedDraw) -> dict[str, Any]:
+def _tiers(data: StudyData, d: SeedDraw) -> dict[str, Any]:
     return {
-        "rule": d.group_rule,
+        "rule": d.tier_rule,
         "from_subset": d.imbalanced_name,
-        "per_class": [str(g) for g in d.groups],
+        "per_class": [str(t) for t in d.tiers],
         "members": {
-            g: [data.class_names[i] for i in np.flatnonzero(d.groups == g)]
-            for g in ("head", "medium", "tail")
+            t: [data.class_names[i] for i in np.flatnonzero(d.tiers == t)] for t in TIER_NAMES
         },
     }

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..cache_keys import items_key
 from ..config import DataConfig, EvaluationConfig
-from .groups import assign_groups
 from .image_store import ImageStore
 from .labelled import LabelledSet
 from .subsets import (
@@ -23,18 +22,19 @@ from .subsets import (
     resolve_class_order,
     worst_case_pool,
 )
+from .tiers import assign_tiers
 
 
 @dataclass(frozen=True)
 class SeedDraw:
     """The pretraining subsets of one study seed: nested per-class prefixes of one seeded order,
-    and the head/medium/tail groups from its main imbalanced subset's counts."""
+    and the head/medium/tail tiers from its main imbalanced subset's counts."""
 
     seed: int
     plans: list[SubsetPlan]
     subsets: dict[str, np.ndarray]
-    groups: np.ndarray
-    group_rule: str
+    tiers: np.ndarray  # each class's frequency tier (head/medium/tail)
+    tier_rule: str
 
     @property
     def balanced_name(self) -> str:
@@ -146,9 +146,9 @@ def _draw_for_seed(data: StudyData, seed: int) -> SeedDraw:
         order = [o[np.isin(o, data.pretrain_pool)] for o in data.pool_order]
     subsets = {p.name: draw(order, p.counts) for p in plans}
     main = next((p for p in plans if not p.balanced), plans[-1])
-    g = data.cfg.groups
-    rule, groups = assign_groups(main.counts, g.rule, g.many_above, g.few_below)
-    return SeedDraw(seed, plans, subsets, groups, rule)
+    t = data.cfg.tiers
+    rule, tiers = assign_tiers(main.counts, t.rule, t.many_above, t.few_below)
+    return SeedDraw(seed, plans, subsets, tiers, rule)
 
 
 def subset_plans(data: StudyData, order_seed: int | None = None) -> list[SubsetPlan]:

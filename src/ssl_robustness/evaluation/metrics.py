@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import confusion_matrix, f1_score
 
-from ..data.groups import GROUP_NAMES
+from ..data.tiers import TIER_NAMES
 
 
 def per_class_accuracy(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
@@ -38,10 +38,10 @@ def topk_accuracy(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
     return float(topk_hits(labels, scores, k).mean())
 
 
-def group_accuracy(per_class: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    """Mean per-class accuracy within head/medium/tail (NaN for an empty group)."""
+def tier_accuracy(per_class: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Mean per-class accuracy within head/medium/tail (NaN for an empty tier)."""
     out = {}
-    for g in GROUP_NAMES:
+    for g in TIER_NAMES:
         vals = per_class[(np.asarray(groups) == g) & ~np.isnan(per_class)]
         out[g] = float(vals.mean()) if len(vals) else math.nan
     return out
@@ -74,7 +74,7 @@ def prediction_metrics(
         "macro_f1": float(
             f1_score(labels, preds, labels=present, average="macro", zero_division=0)
         ),
-        **group_accuracy(pc, groups),
+        **tier_accuracy(pc, groups),
     }
     return metrics, pc
 

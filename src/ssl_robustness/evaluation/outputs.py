@@ -1,7 +1,7 @@
 """What an evaluation leaves in its directory, and the metrics read back from it.
 
 An evaluation saves its test-set predictions; everything that depends on the study's current
-view of the data (head/medium/tail groups, training counts) is derived from them when the
+view of the data (head/medium/tail tiers, training counts) is derived from them when the
 tables are built, so no cached file can hold a stale grouping.
 """
 

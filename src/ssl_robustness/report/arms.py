@@ -25,8 +25,8 @@ def subset_counts(d: dict[str, Any]) -> list[int]:
 
 
 def main_subset(run: RunDir) -> str | None:
-    """The main imbalanced subset D(n,r): the one the groups come from."""
-    main = run.stats.get("groups", {}).get("from_subset")
+    """The main imbalanced subset D(n,r): the one the tiers come from."""
+    main = run.stats.get("tiers", {}).get("from_subset")
     if main:
         return str(main)
     names = [n for n, s in run.stats.get("subsets", {}).items() if not s.get("balanced")]

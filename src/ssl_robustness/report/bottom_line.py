@@ -255,13 +255,13 @@ def _data_used(stats: dict[str, Any]) -> list[str]:
 
 
 def _one_class_tier(stats: dict[str, Any]) -> str | None:
-    """A head (or tail) of one class: its 'group accuracy' is one class's accuracy."""
-    members = (stats.get("groups") or {}).get("members") or {}
+    """A head (or tail) of one class: its 'tier accuracy' is one class's accuracy."""
+    members = (stats.get("tiers") or {}).get("members") or {}
     alone = [(tier, names[0]) for tier, names in members.items() if len(names) == 1]
     if not alone:
         return None
-    said = ", ".join(f"the {tier} group is one class ('{name}')" for tier, name in alone)
-    return f"{said}: its accuracy is that class's, not a group's"
+    said = ", ".join(f"the {tier} tier is one class ('{name}')" for tier, name in alone)
+    return f"{said}: its accuracy is that class's, not a tier's"
 
 
 def _few_test_groups(stats: dict[str, Any]) -> str | None:

@@ -1,6 +1,6 @@
 """The report's per-class table: which classes pay for the imbalance, by name.
 
-One row per class: its group, its training images in each arm (D(n,1) and D(n,r)), and per
+One row per class: its frequency tier, its training images in each arm (D(n,1) and D(n,r)), and per
 method its accuracy in each arm and the gap between them, in points, each the mean over the
 seeds where both arms have a result (the same pairing as the "which classes pay" chart)."""
 
@@ -26,13 +26,13 @@ def class_table(
     twin: str,
     twin_counts: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """Per class (rows ordered by D(n,r) count, largest first): group, counts per arm, and per
+    """Per class (rows ordered by D(n,r) count, largest first): tier, counts per arm, and per
     method accuracy in each arm (%) and the gap (points), units named in the headers.
     `per_class` holds one evaluation's rows; `twin_counts` (class -> count) stands in for
     tables without `arm_count`."""
     bal = per_class[per_class["subset"] == twin].set_index(KEYS)
     imb = per_class[per_class["subset"] == main].set_index(KEYS)
-    both = imb[["accuracy", "train_count", "group"]].join(
+    both = imb[["accuracy", "train_count", "tier"]].join(
         bal["accuracy"].rename("balanced_accuracy"), how="inner"
     )
     if both.empty:
@@ -40,11 +40,9 @@ def class_table(
     both = both.reset_index()
     classes = list(dict.fromkeys(both["class"]))
     out = pd.DataFrame({"class": classes})
-    # a class's group can differ across seeds (class_order_per_seed): say so, not seed 0's
-    groups = both.groupby("class")["group"].agg(
-        lambda g: g.iloc[0] if g.nunique() == 1 else "varies"
-    )
-    out["group"] = groups.loc[classes].to_numpy()
+    # a class's tier can differ across seeds (class_order_per_seed): say so, not seed 0's
+    tiers = both.groupby("class")["tier"].agg(lambda t: t.iloc[0] if t.nunique() == 1 else "varies")
+    out["tier"] = tiers.loc[classes].to_numpy()
     out[f"n in {twin}"] = _count(_twin_counts(bal, classes, twin_counts))
     out[f"n in {main}"] = _count(both.groupby("class")["train_count"].mean().loc[classes])
     pairs = list(dict.fromkeys(zip(both["scenario"], both["method"], strict=True)))
@@ -131,11 +129,11 @@ def _distinct(names: pd.Series) -> str:
 
 
 def rare_classes_by_seed(data_stats: dict) -> pd.DataFrame:
-    """Per seed, the classes of the tail group (from data/stats.json)."""
+    """Per seed, the classes of the tail tier (from data/stats.json)."""
     rows = [
         {
             "seed": seed,
-            "tail classes": ", ".join(d.get("groups", {}).get("members", {}).get("tail", [])),
+            "tail classes": ", ".join(d.get("tiers", {}).get("members", {}).get("tail", [])),
         }
         for seed, d in (data_stats.get("seeds") or {}).items()
     ]

@@ -87,7 +87,7 @@ def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
 
 def class_parts(table: pd.DataFrame, keep: int = 4) -> list[pd.DataFrame]:
     """The per-class table in parts of METHODS_PER_PART methods, each repeating the first
-    `keep` columns (class, group, counts); a method's columns share the prefix 'name: '."""
+    `keep` columns (class, tier, counts); a method's columns share the prefix 'name: '."""
     if table.empty:
         return []
     head, rest = list(table.columns[:keep]), list(table.columns[keep:])

@@ -20,9 +20,9 @@ from .plots import (
     class_counts_figure,
     class_gaps,
     gap_figure,
-    group_bars_figure,
     method_palette,
     plt,
+    tier_bars_figure,
     which_classes_pay_figure,
 )
 from .rundir import RunDir
@@ -53,18 +53,18 @@ def draw_figures(
     metric: str,
     notes: list[str],
 ) -> None:
-    """The class counts, gap, group and which-classes-pay figures; why one is missing: `notes`."""
+    """The class counts, gap, tier and which-classes-pay figures; why one is missing: `notes`."""
     stats, main = run.stats, main_subset(run)
-    groups = stats.get("groups", {}).get("per_class")
+    tiers = stats.get("tiers", {}).get("per_class")
     counts = subset_counts(stats.get("subsets", {}).get(main, {})) if main else []
-    if counts and groups and stats.get("classes"):
+    if counts and tiers and stats.get("classes"):
         c = np.asarray(counts)
         figures.add(
             "class_counts",
             class_counts_figure(
                 stats["classes"],
                 c,
-                np.asarray(groups),
+                np.asarray(tiers),
                 f"{main}: {int(c.sum())} images, ratio {imbalance_ratio(c):.3f}",
             ),
             "training images per class in the main imbalanced subset",
@@ -82,10 +82,10 @@ def draw_figures(
         )
     if not agg.empty and not comparison_rows(agg, ev, comparison).empty:
         figures.add(
-            "groups",
-            group_bars_figure(agg, ev, metric, comparison if "comparison" in agg else None),
-            f"{ev}: accuracy by group; the axis runs from 0 to 100% and intervals reaching "
-            "past it are clipped there (the title counts them)",
+            "tiers",
+            tier_bars_figure(agg, ev, metric, comparison if "comparison" in agg else None),
+            f"{ev}: accuracy by frequency tier (head/medium/tail); the axis runs from 0 to "
+            "100% and intervals reaching past it are clipped there (the title counts them)",
         )
     chosen = per_class_rows(run, ev, comparison)
     if isinstance(chosen, str):
@@ -130,18 +130,18 @@ def draw_tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
     imbalanced representations side by side, a fixed one (imported, random init) alone; from
     the cached test features."""
     res, labels = run.results, run.test_labels()
-    groups = run.stats.get("groups", {}).get("per_class")
-    if res.empty or "rep_dir" not in res or labels is None or not groups:
-        notes.append("t-SNE: no test manifest, groups or representation folders recorded.")
+    tiers = run.stats.get("tiers", {}).get("per_class")
+    if res.empty or "rep_dir" not in res or labels is None or not tiers:
+        notes.append("t-SNE: no test manifest, tiers or representation folders recorded.")
         return []
     ok = res[(res["status"] == "ok") & ~V.truthy(res, "collapsed")].dropna(subset=["rep_dir"])
     if ok.empty:
         return []
     seed = ok["seed"].min()
     ok = ok[ok["seed"] == seed]
-    # groups can differ per seed when subsets are drawn per seed: take this seed's
-    seeded = run.stats.get("seeds", {}).get(str(int(seed)), {}).get("groups", {})
-    groups = seeded.get("per_class") or groups
+    # tiers can differ per seed when subsets are drawn per seed: take this seed's
+    seeded = run.stats.get("seeds", {}).get(str(int(seed)), {}).get("tiers", {})
+    tiers = seeded.get("per_class") or tiers
     names = run.stats.get("classes") or [str(c) for c in range(int(labels.max()) + 1)]
     main = main_subset(run)
     twin = balanced_twin(run, main) if main else None
@@ -169,7 +169,7 @@ def draw_tsne(run: RunDir, figures: Figures, notes: list[str]) -> list[str]:
             tsne_figure(
                 arms,
                 labels,
-                np.asarray(groups),
+                np.asarray(tiers),
                 list(names),
                 title,
                 limit,

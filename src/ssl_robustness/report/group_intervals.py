@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..data.groups import GROUP_NAMES
+from ..data.tiers import TIER_NAMES
 
 DRAWS = 2000
 GROUP_INTERVALS = "test_group_intervals"  # tables/<this>.csv
@@ -91,7 +91,7 @@ def intervals_for(
     over seeds, both half-widths and its number of test groups. `tiers`: (S, C) tier names."""
     point, boot = class_draws(hits, tg, seed=seed)
     rows = []
-    for tier in GROUP_NAMES:
+    for tier in TIER_NAMES:
         members = tiers == tier  # (S, C): a class's tier may differ between seeds
         if not members.any():
             continue
@@ -141,7 +141,7 @@ def group_interval_lines(table: pd.DataFrame | None, headline: tuple[str, str] |
     rows = table[
         (table["evaluation"] == headline[0])
         & (table["comparison"] == headline[1])
-        & table["level"].isin(GROUP_NAMES)
+        & table["level"].isin(TIER_NAMES)
     ]
     if rows.empty:
         return []

@@ -1,7 +1,7 @@
 """The report's figures, each a function from tables to a matplotlib Figure.
 
 Error bars are the tables' 95% t-intervals over seeds (`*_ci95`), the same numbers the text
-quotes; head/medium/tail keep one colour in every chart (GROUP_COLORS), and so does each method
+quotes; head/medium/tail keep one colour in every chart (TIER_COLORS), and so does each method
 (`method_palette`, one mapping the report passes to every chart). Legends sit beside the axes,
 never on the data, and every figure uses matplotlib's constrained layout so no label is cut."""
 
@@ -19,7 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from ..names import RANDOM_INIT, SL, SSL_IMAGENET, SSL_IN_DOMAIN  # noqa: E402
 
-GROUP_COLORS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#d62728"}
+TIER_COLORS = {"head": "#1f77b4", "medium": "#ff7f0e", "tail": "#d62728"}
 OVERALL_COLOR = "#4d4d4d"
 SCENARIO_COLORS = {
     SL: "#7f7f7f",
@@ -27,18 +27,18 @@ SCENARIO_COLORS = {
     SSL_IMAGENET: "#9467bd",
     RANDOM_INIT: "#c7c7c7",
 }
-# method colours (gap bars, which-classes-pay points): none of them a group colour
+# method colours (gap bars, which-classes-pay points): none of them a tier colour
 METHOD_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 RANDOM_INIT_COLOR = "#c7c7c7"
 _SCENARIO_ORDER = (SL, SSL_IN_DOMAIN, SSL_IMAGENET)
-# class colours (t-SNE): tab20 less the group colours and their light twins, so a class is never
-# drawn in a group's colour; dark ones first, so neighbouring classes are not one hue in two
-# shades; above this many classes the maps colour by group only
+# class colours (t-SNE): tab20 less the tier colours and their light twins, so a class is never
+# drawn in a tier's colour; dark ones first, so neighbouring classes are not one hue in two
+# shades; above this many classes the maps colour by tier only
 _TAB20 = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors]
 CLASS_COLORS = tuple(
     c
     for c in _TAB20[0::2] + _TAB20[1::2]
-    if c not in {*GROUP_COLORS.values(), "#aec7e8", "#ffbb78", "#ff9896"}
+    if c not in {*TIER_COLORS.values(), "#aec7e8", "#ffbb78", "#ff9896"}
 )
 # class names under the class-count chart up to this many classes (unreadable above)
 MAX_NAMED_CLASSES = 60
@@ -66,14 +66,14 @@ def _palette(df: pd.DataFrame, colors: dict[tuple[str, str], str] | None) -> dic
 
 
 def class_counts_figure(
-    class_names: list[str], counts: np.ndarray, groups: np.ndarray, title: str
+    class_names: list[str], counts: np.ndarray, tiers: np.ndarray, title: str
 ) -> Figure:
     """Training images per class, sorted, log scale, coloured by head/medium/tail."""
     order = np.argsort(-np.asarray(counts), kind="stable")
     named = len(order) <= MAX_NAMED_CLASSES
     width = max(6.0, min(0.22 * len(order) + 2, 16.0))
     fig, ax = plt.subplots(figsize=(width, 4.6 if named else 3.6), layout="constrained")
-    colors = [GROUP_COLORS.get(str(groups[i]), "grey") for i in order]
+    colors = [TIER_COLORS.get(str(tiers[i]), "grey") for i in order]
     ax.bar(range(len(order)), np.asarray(counts)[order], color=colors)
     ax.set_yscale("log")
     _plain_log_ticks(ax, np.asarray(counts, dtype=float)[np.asarray(counts) > 0], "y")
@@ -86,7 +86,7 @@ def class_counts_figure(
     else:
         ax.set_xticks([])
         ax.set_xlabel(f"{len(order)} classes, sorted by count (names in the per-class table below)")
-    _group_legend(ax)
+    _tier_legend(ax)
     return fig
 
 
@@ -96,9 +96,9 @@ def _short(name: str, width: int = 18) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def _group_legend(ax: plt.Axes) -> None:
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in GROUP_COLORS.values()]
-    ax.legend(handles, list(GROUP_COLORS), fontsize=8, **BESIDE)
+def _tier_legend(ax: plt.Axes) -> None:
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in TIER_COLORS.values()]
+    ax.legend(handles, list(TIER_COLORS), fontsize=8, **BESIDE)
 
 
 # a legend beside the axes' top right corner: off the data, below the title
@@ -180,13 +180,13 @@ def clipped_errors(mean: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, int]
     return np.vstack([below, above]), clipped
 
 
-def group_bars_figure(
+def tier_bars_figure(
     aggregate: pd.DataFrame, evaluation: str, metric: str = "top1", comparison: str | None = None
 ) -> Figure:
     """Overall / head / medium / tail accuracy per method and subset, 95% t-interval bars
     clipped at 0 and 100% (the title says how many were)."""
     a = _select(aggregate, evaluation, comparison)
-    series = [(metric, OVERALL_COLOR)] + list(GROUP_COLORS.items())
+    series = [(metric, OVERALL_COLOR)] + list(TIER_COLORS.items())
     fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(a) + 4), 4.2), layout="constrained")
     width = 0.8 / len(series)
     clipped = 0
@@ -230,7 +230,7 @@ def class_gaps(
 ) -> pd.DataFrame:
     """Per method and class: A_c(n,1) − A_c(n,r), the balanced arm's accuracy minus the
     imbalanced arm's on the same class, evaluation and seed, then the mean over seeds; with
-    the class's training count in D(n,r) and its group."""
+    the class's training count in D(n,r) and its tier."""
     pc = _select(per_class, evaluation, comparison)
     keys = ["scenario", "method", "seed", "class"]
     bal = pc[pc["subset"] == balanced_subset].set_index(keys)["accuracy"]
@@ -243,7 +243,7 @@ def class_gaps(
         .agg(
             gap=("gap", "mean"),
             train_count=("train_count", "mean"),
-            group=("group", "first"),
+            tier=("tier", "first"),
             seeds=("seed", "nunique"),
         )
         .reset_index()
@@ -259,7 +259,7 @@ def which_classes_pay_figure(
 ) -> Figure:
     """Per-class gap against the class's training count in D(n,r): one colour per method
     (`colors`, the report's palette), log x; the ticks along the bottom give each class's
-    group in the group colours."""
+    tier in the tier colours."""
     fig, ax = plt.subplots(figsize=(9.5, 4.4), layout="constrained")
     shown = gaps_by_class[gaps_by_class["train_count"] > 0]
     methods = list(dict.fromkeys(zip(shown["scenario"], shown["method"], strict=True)))
@@ -286,8 +286,8 @@ def which_classes_pay_figure(
             label=f"{method} ({scenario})",
         )
     per_class = shown.drop_duplicates("class")
-    for group, color in GROUP_COLORS.items():
-        x = per_class.loc[per_class["group"] == group, "train_count"]
+    for tier, color in TIER_COLORS.items():
+        x = per_class.loc[per_class["tier"] == tier, "train_count"]
         ax.plot(x, np.zeros(len(x)), "|", ms=12, color=color, transform=ax.get_xaxis_transform())
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log")

@@ -70,11 +70,23 @@ def load_run(run_dir: str | Path) -> RunDir:
         config=_yaml(run.config),
         environment=_json(run.environment, {}),
         failures=_json(run.failures, []),
-        stats=_json(run.data.stats, {}),
+        stats=tiers_were_groups(_json(run.data.stats, {}), tables),
         tables=tables,
         registration=_json(run.registration, None),
         rebuilt_gaps=rebuilt,
     )
+
+
+def tiers_were_groups(stats: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Runs written before the frequency tiers had their own word: stats.json's "groups" and
+    the per-class table's "group" column are read as "tiers" and "tier" (in place)."""
+    for entry in [stats, *stats.get("seeds", {}).values()]:
+        if isinstance(entry, dict) and "groups" in entry and "tiers" not in entry:
+            entry["tiers"] = entry.pop("groups")
+    per_class = tables.get("per_class")
+    if per_class is not None and "group" in per_class and "tier" not in per_class:
+        tables["per_class"] = per_class.rename(columns={"group": "tier"})
+    return stats
 
 
 def current_gaps(tables: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], bool]:

@@ -60,12 +60,12 @@ def data_lines(stats: dict[str, Any]) -> list[str]:
         span = f", per class {min(c)}..{max(c)} (ratio {min(c) / max(c):.3f})" if c else ""
         kind = "balanced" if s.get("balanced") else f"level {s.get('level')}"
         lines.append(f"subset {name} ({kind}): n = {s.get('n', sum(c))}{span}.")
-    groups = stats.get("groups", {})
-    if groups:
-        members = {g: len(v) for g, v in groups.get("members", {}).items()}
+    tiers = stats.get("tiers", {})
+    if tiers:
+        members = {t: len(v) for t, v in tiers.get("members", {}).items()}
         lines.append(
-            f"head/medium/tail by the '{groups.get('rule')}' rule from "
-            f"{groups.get('from_subset')}'s counts: {members}."
+            f"frequency tiers head/medium/tail by the '{tiers.get('rule')}' rule from "
+            f"{tiers.get('from_subset')}'s counts: {members}."
         )
     lines.append(_probe_line(stats.get("probe_balanced", {})))
     bad = stats.get("bad_images", {})

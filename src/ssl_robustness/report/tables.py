@@ -48,7 +48,7 @@ class StudyTables:
 def build_tables(
     records: list[dict[str, Any]], data: StudyData, failures: list[dict[str, Any]] | None = None
 ) -> StudyTables:
-    """Tables from the saved predictions: every metric (groups, per-class, balanced accuracy)
+    """Tables from the saved predictions: every metric (tiers, per-class, balanced accuracy)
     is derived here from the current data plan, never read from a cached summary."""
     rows, pc_rows = [], []
     hits: dict[tuple, list[tuple[int, np.ndarray, np.ndarray]]] = {}
@@ -57,10 +57,10 @@ def build_tables(
         drawn = data.draw(spec.seed)
         plan = next((p for p in drawn.plans if p.name == job.arm), None)
         predictions = read_predictions(Path(r["directory"]))
-        metrics, per_class = saved_prediction_metrics(predictions, drawn.groups, data.num_classes)
+        metrics, per_class = saved_prediction_metrics(predictions, drawn.tiers, data.num_classes)
         key = (spec.scenario, spec.method, job.arm or "-", job.spec.name, job.comparison)
         correct = (predictions["label"] == predictions["prediction"]).to_numpy()
-        hits.setdefault(key, []).append((spec.seed, correct, np.asarray(drawn.groups)))
+        hits.setdefault(key, []).append((spec.seed, correct, np.asarray(drawn.tiers)))
         common = {
             "representation": spec.name,
             "scenario": spec.scenario,
@@ -99,7 +99,7 @@ def build_tables(
                     "class": name,
                     "train_count": int(main_counts[c]),
                     "arm_count": int(arm_counts[c]),
-                    "group": str(drawn.groups[c]),
+                    "tier": str(drawn.tiers[c]),
                     "accuracy": per_class[c],
                 }
             )
@@ -177,7 +177,7 @@ PER_CLASS_COLUMNS = [
     "class",
     "train_count",
     "arm_count",
-    "group",
+    "tier",
     "accuracy",
 ]
 

@@ -4,14 +4,14 @@
 Up to len(CLASS_COLORS) classes a row colours by class; with more (natural data) and the
 classes' training counts, the class row colours len(CLASS_COLORS) classes spread from the
 rarest to the most frequent, the others grey; every figure has a row coloured by
-head/medium/tail group (the report's group colours)."""
+head/medium/tail tier (the report's tier colours)."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import CLASS_COLORS, GROUP_COLORS, plt
+from .plots import CLASS_COLORS, TIER_COLORS, plt
 
 
 def embed(features: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -40,7 +40,7 @@ def subsample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
 
 def colour_rows(num_classes: int) -> list[str]:
     """Which colourings a map gets: by class only while every class has its own colour."""
-    return (["class"] if num_classes <= len(CLASS_COLORS) else []) + ["group"]
+    return (["class"] if num_classes <= len(CLASS_COLORS) else []) + ["tier"]
 
 
 OTHER_CLASSES = "#d3d3d3"  # the classes a many-class map leaves uncoloured
@@ -62,7 +62,7 @@ def shown_classes(counts: np.ndarray, k: int = len(CLASS_COLORS)) -> np.ndarray:
 def tsne_figure(
     arms: list[tuple[str, np.ndarray]],
     labels: np.ndarray,
-    class_groups: np.ndarray,
+    class_tiers: np.ndarray,
     class_names: list[str],
     title: str,
     max_points: int = 2000,
@@ -74,7 +74,7 @@ def tsne_figure(
     `shown_classes` too."""
     idx = subsample(len(labels), max_points, seed)
     lab = np.asarray(labels)[idx]
-    groups = np.asarray(class_groups)[lab]
+    tiers = np.asarray(class_tiers)[lab]
     rows = colour_rows(len(class_names))
     palette = dict(enumerate(CLASS_COLORS[: len(class_names)]))  # class id: its colour
     if "class" not in rows and class_counts is not None:
@@ -83,7 +83,7 @@ def tsne_figure(
         rows = ["class", *rows]
     if "class" in rows and len(palette) < len(class_names):  # grey ones first, under the rest
         first = np.argsort([c in palette for c in lab], kind="stable")
-        idx, lab, groups = idx[first], lab[first], groups[first]
+        idx, lab, tiers = idx[first], lab[first], tiers[first]
     fig, axes = plt.subplots(
         len(rows), len(arms), figsize=(4.2 * len(arms) + 2.4, 3.9 * len(rows)), squeeze=False
     )
@@ -100,8 +100,8 @@ def tsne_figure(
                 if others:
                     keys[f"{others} other classes"] = OTHER_CLASSES
             else:
-                colors = [GROUP_COLORS[g] for g in groups]
-                keys = {g: color for g, color in GROUP_COLORS.items() if (groups == g).any()}
+                colors = [TIER_COLORS[t] for t in tiers]
+                keys = {t: color for t, color in TIER_COLORS.items() if (tiers == t).any()}
             ax.scatter(*xy.T, s=4, c=colors)
             for name, color in keys.items():
                 ax.scatter([], [], s=4, color=color, label=name)
