@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ssl_robustness.data.near_duplicates import difference_hashes, near_sets
+from ssl_robustness.data.listing.near_duplicates import difference_hashes, near_sets
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_subset.npz"
 KINDS = ("crop", "jpeg", "shift", "bright", "hue")

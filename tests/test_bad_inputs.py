@@ -1080,8 +1080,8 @@ def test_swapped_files_fool_the_stat_fingerprint_but_not_the_content_one(tmp_pat
     from PIL import Image
 
     from ssl_robustness.atomic import CacheWarning
-    from ssl_robustness.data.images import build_image_cache
-    from ssl_robustness.data.labelled import LabelledSet
+    from ssl_robustness.data.listing.labelled import LabelledSet
+    from ssl_robustness.data.store.images import build_image_cache
 
     a, b = tmp_path / "a.bmp", tmp_path / "b.bmp"  # BMP: equal sizes for equal shapes
     Image.new("RGB", (8, 8), (250, 0, 0)).save(a)
@@ -1115,7 +1115,7 @@ def test_batches_above_their_subset_and_no_val_are_said_before_training(tmp_path
     """A batch larger than its subset was silently one step of the whole subset; without a
     validation split nothing is selected: both are said (run_study logs them as notes)."""
     from ssl_robustness.config import validate_config
-    from ssl_robustness.data.listing import list_data
+    from ssl_robustness.data.prepare import list_data
     from ssl_robustness.representations import expand_representations
     from ssl_robustness.study import size_notes
 
@@ -1521,8 +1521,8 @@ def test_a_jpeg_with_corrupt_scan_data_is_unreadable_not_grey(
     """libjpeg fills a scan cut short with grey and only warns; PIL returned the grey image."""
     from PIL import ImageFile
 
-    from ssl_robustness.data.images import build_image_cache
-    from ssl_robustness.data.labelled import LabelledSet
+    from ssl_robustness.data.listing.labelled import LabelledSet
+    from ssl_robustness.data.store.images import build_image_cache
     from ssl_robustness.errors import UserError
 
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", lenient)
@@ -1542,8 +1542,8 @@ def test_decoder_warnings_are_errors_while_a_cache_is_decoded(tmp_path, monkeypa
 
     from PIL import JpegImagePlugin
 
-    from ssl_robustness.data import images
-    from ssl_robustness.data.labelled import LabelledSet
+    from ssl_robustness.data.listing.labelled import LabelledSet
+    from ssl_robustness.data.store import images
     from ssl_robustness.errors import UserError
 
     real = images.decode_image
@@ -1597,8 +1597,8 @@ def test_a_garbage_image_cache_record_is_said_once_and_rebuilt(edit, said, tmp_p
     import warnings
 
     from ssl_robustness.atomic import CacheWarning
-    from ssl_robustness.data.images import build_image_cache, meta_path
-    from ssl_robustness.data.labelled import LabelledSet
+    from ssl_robustness.data.listing.labelled import LabelledSet
+    from ssl_robustness.data.store.images import build_image_cache, meta_path
 
     for i in range(3):
         write_image(tmp_path / f"{i}.png", i, size=8)
@@ -1625,8 +1625,8 @@ def test_a_garbage_image_cache_record_is_said_once_and_rebuilt(edit, said, tmp_p
 def test_a_folder_in_place_of_the_record_is_refused_without_a_rebuild_promise(tmp_path):
     import warnings
 
-    from ssl_robustness.data.images import build_image_cache, meta_path
-    from ssl_robustness.data.labelled import LabelledSet
+    from ssl_robustness.data.listing.labelled import LabelledSet
+    from ssl_robustness.data.store.images import build_image_cache, meta_path
     from ssl_robustness.errors import UserError
 
     write_image(tmp_path / "0.png", 0, size=8)
@@ -1748,7 +1748,7 @@ def test_the_tradeoff_is_a_table_on_15_natural_classes(tmp_path):
     from test_report import make_run
 
     from ssl_robustness.config import validate_config
-    from ssl_robustness.data.listing import list_data
+    from ssl_robustness.data.prepare import list_data
     from ssl_robustness.data.stats import data_tradeoff
     from ssl_robustness.report.render import write_report
 

@@ -21,9 +21,9 @@ from ssl_robustness.atomic import (
     save_torch,
     write_json,
 )
-from ssl_robustness.data.images import build_image_cache
-from ssl_robustness.data.labelled import LabelledSet
-from ssl_robustness.data.sources import load_folder
+from ssl_robustness.data.listing.labelled import LabelledSet
+from ssl_robustness.data.sources.folder import load_folder
+from ssl_robustness.data.store.images import build_image_cache
 from ssl_robustness.errors import UserError
 from ssl_robustness.evaluation import features as feats_mod
 from ssl_robustness.evaluation.features import cached_features

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from ssl_robustness.config import validate_config
-from ssl_robustness.data import cifar_subset as CS
-from ssl_robustness.data.sources import load_cifar10_subset, load_source
+from ssl_robustness.data.sources import cifar_subset as CS
+from ssl_robustness.data.sources import load_source
+from ssl_robustness.data.sources.cifar_subset import load_cifar10_subset
 from ssl_robustness.errors import UserError
 
 TRAIN, TEST = 6, 3  # images per class kept here (the documented subset: 1,000 and 200)
@@ -46,7 +47,7 @@ def test_the_documented_subset_is_1000_train_and_200_test_per_class_seed_0():
 
 
 def test_subset_draws_per_class_from_torchvisions_images_and_records_its_checksum(tmp_path, small):
-    from ssl_robustness.data.sources import load_cifar
+    from ssl_robustness.data.sources.cifar import load_cifar
 
     write_cifar10(tmp_path)
     full = load_cifar(tmp_path, 10)

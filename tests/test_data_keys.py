@@ -14,8 +14,7 @@ from conftest import write_image
 from ssl_robustness.atomic import CacheWarning
 from ssl_robustness.cache_keys import data_key
 from ssl_robustness.config import DataConfig
-from ssl_robustness.data.listing import list_data
-from ssl_robustness.data.prepare import prepare_data
+from ssl_robustness.data.prepare import list_data, prepare_data
 from ssl_robustness.evaluation import features as feats_mod
 from ssl_robustness.evaluation.features import cached_features
 

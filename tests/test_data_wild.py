@@ -16,11 +16,11 @@ from conftest import tiny_study, write_image
 from ssl_robustness.cache_keys import config_hash, data_key
 from ssl_robustness.cli import cli
 from ssl_robustness.config import DataConfig, ListFilesConfig
-from ssl_robustness.data import images as images_module
-from ssl_robustness.data.listing import list_data
-from ssl_robustness.data.prepare import prepare_data
-from ssl_robustness.data.sources import load_list, load_source
+from ssl_robustness.data.prepare import list_data, prepare_data
+from ssl_robustness.data.sources import load_source
+from ssl_robustness.data.sources.list_files import load_list
 from ssl_robustness.data.stats import stats_lines
+from ssl_robustness.data.store import images as images_module
 from ssl_robustness.errors import UserError
 
 OWN_DATA = Path(__file__).resolve().parents[1] / "docs" / "own-data.md"  # README's data page

@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image
 
 from ssl_robustness.config import DuplicatesConfig
-from ssl_robustness.data.duplicates import describe, duplicate_lines, find_duplicates
-from ssl_robustness.data.labelled import LabelledSet
-from ssl_robustness.data.near_duplicates import shifted_similarity
+from ssl_robustness.data.listing.duplicates import describe, duplicate_lines, find_duplicates
+from ssl_robustness.data.listing.labelled import LabelledSet
+from ssl_robustness.data.listing.near_duplicates import shifted_similarity
 
 NEAR = DuplicatesConfig(near=True)
 
@@ -133,7 +133,7 @@ def test_min_similarity_is_the_pearson_correlation_of_a_tiny_pair():
 def test_the_set_lines_of_data_stats_stay_bounded():
     items = [f"cod/frame{i:03d}.png" for i in range(30)] + ["eel/frame.png"]
     label_of = {i: i.split("/")[0] for i in items}
-    from ssl_robustness.data.duplicates import DuplicateSet
+    from ssl_robustness.data.listing.duplicates import DuplicateSet
 
     sets = [DuplicateSet("near", tuple(items), 0.9312)] * 15
     rep = describe(

@@ -12,8 +12,8 @@ from ssl_robustness.config import (
     SupervisedConfig,
     TrainConfig,
 )
-from ssl_robustness.data.images import resize_pixels
-from ssl_robustness.data.sources import load_digits
+from ssl_robustness.data.sources.digits import load_digits
+from ssl_robustness.data.store.images import resize_pixels
 from ssl_robustness.engine.batches import ArrayBatches
 from ssl_robustness.engine.loop import fit
 from ssl_robustness.engine.optim import LARS, build_optimizer, warmup_cosine

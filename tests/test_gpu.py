@@ -12,8 +12,8 @@ import torch
 from torchvision.models.resnet import BasicBlock
 
 from ssl_robustness.config import MocoV2Config, OptimizerConfig, SupervisedConfig, TrainConfig
-from ssl_robustness.data.images import resize_pixels
-from ssl_robustness.data.sources import load_digits
+from ssl_robustness.data.sources.digits import load_digits
+from ssl_robustness.data.store.images import resize_pixels
 from ssl_robustness.engine.batches import ArrayBatches
 from ssl_robustness.engine.device import amp_dtype, make_scaler, resolve_device
 from ssl_robustness.engine.loop import fit

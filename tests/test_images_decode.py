@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from conftest import write_image
-from ssl_robustness.data.images import BadImage, build_image_cache, decode_image
-from ssl_robustness.data.labelled import LabelledSet
-from ssl_robustness.data.sources import load_folder
+from ssl_robustness.data.listing.labelled import LabelledSet
+from ssl_robustness.data.sources.folder import load_folder
+from ssl_robustness.data.store.images import BadImage, build_image_cache, decode_image
 from ssl_robustness.errors import UserError
 
 WHITE = [255, 255, 255]

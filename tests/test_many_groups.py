@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from test_natural_data import TRACK, _frames
 
 from ssl_robustness.config import DataConfig, EvaluationConfig
-from ssl_robustness.data.listing import list_data
-from ssl_robustness.data.whole_groups import take_whole_groups
+from ssl_robustness.data.prepare import list_data
+from ssl_robustness.data.split.whole_groups import take_whole_groups
 
 # per class: three 8-frame tracks and ten 2-frame tracks (the reproduction)
 LONG_AND_SHORT = [8, 8, 8] + [2] * 10

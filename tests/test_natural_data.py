@@ -11,11 +11,10 @@ import pytest
 
 from conftest import write_image
 from ssl_robustness.config import DataConfig, EvaluationConfig
-from ssl_robustness.data.listing import list_data
-from ssl_robustness.data.prepare import prepare_data
-from ssl_robustness.data.profiles import gini
+from ssl_robustness.data.prepare import list_data, prepare_data
+from ssl_robustness.data.split.whole_groups import reachable, take_whole_groups
 from ssl_robustness.data.stats import stats_lines
-from ssl_robustness.data.whole_groups import reachable, take_whole_groups
+from ssl_robustness.data.subsets.profiles import gini
 from ssl_robustness.errors import UserError
 
 TRACK = r"(track_\d+)_frame"
@@ -357,7 +356,7 @@ def test_duplicates_dropped_or_kept_in_one_split(tmp_path):
 def test_near_duplicate_hash_candidates_match_brute_force():
     """The dHash band search proposes exactly the pairs within the threshold (candidates now:
     sets are no longer their connected components, see tests/test_duplicate_finder.py)."""
-    from ssl_robustness.data.near_duplicates import hash_pairs
+    from ssl_robustness.data.listing.near_duplicates import hash_pairs
 
     assert hash_pairs(np.array([0, 15, 2**40 - 1], np.uint64), 4).tolist() == [[0, 1]]
     rng = np.random.default_rng(3)
@@ -375,7 +374,7 @@ def test_near_duplicate_hash_candidates_match_brute_force():
 
 
 def test_a_long_decode_prints_flushed_progress_lines(tmp_path, monkeypatch, capsys):
-    from ssl_robustness.data import images as images_mod
+    from ssl_robustness.data.store import images as images_mod
 
     monkeypatch.setattr(images_mod, "PROGRESS_EVERY_S", 0.0)  # every image counts as long
     root = tmp_path / "f"

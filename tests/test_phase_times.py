@@ -120,7 +120,7 @@ def test_cost_rows_of_a_missing_run_dir_are_empty(tmp_path):
 
 
 def test_the_report_and_the_plan_show_where_the_time_went(study):
-    from ssl_robustness.data.listing import list_data
+    from ssl_robustness.data.prepare import list_data
     from ssl_robustness.plan import plan_lines, plan_rows
     from ssl_robustness.report.content import cost_table
 

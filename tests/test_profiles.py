@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from ssl_robustness.config import ImbalanceConfig
-from ssl_robustness.data.profiles import allocate, counts_from_n_max, gini, shape_weights
-from ssl_robustness.data.subsets import draw, per_class_order, plan_subsets
+from ssl_robustness.data.subsets.plans import draw, per_class_order, plan_subsets
+from ssl_robustness.data.subsets.profiles import allocate, counts_from_n_max, gini, shape_weights
 from ssl_robustness.errors import UserError
 
 

@@ -20,8 +20,8 @@ from ssl_robustness.config import (
     TrainConfig,
     validate_config,
 )
-from ssl_robustness.data.images import resize_pixels
-from ssl_robustness.data.sources import load_digits
+from ssl_robustness.data.sources.digits import load_digits
+from ssl_robustness.data.store.images import resize_pixels
 from ssl_robustness.engine import logger
 from ssl_robustness.engine.batches import ArrayBatches
 from ssl_robustness.engine.loop import fit

@@ -241,7 +241,7 @@ def test_imported_backbone_sees_images_at_its_own_input_size(tmp_path, monkeypat
     raw["report"] = {"tsne": False}
     cfg = validate_config(raw)
     seen, events = [], []
-    import ssl_robustness.data.image_store as image_store
+    import ssl_robustness.data.store.image_store as image_store
     import ssl_robustness.evaluation.features as features
 
     real, real_decode = features.extract_features, image_store.build_image_cache
@@ -289,7 +289,7 @@ def test_an_unbalanced_official_test_split_is_reported_as_such(tmp_path):
 
 def test_default_n_fits_every_level_when_pools_differ():
     from ssl_robustness.config import ImbalanceConfig
-    from ssl_robustness.data.subsets import plan_subsets
+    from ssl_robustness.data.subsets.plans import plan_subsets
 
     plans = plan_subsets(np.array([14, 10, 8]), ImbalanceConfig(profile="exp", ratio=0.5))
     assert [p.counts.tolist() for p in plans] == [[8, 8, 8], [11, 8, 5]]

@@ -9,7 +9,7 @@ import numpy as np
 from conftest import tiny_study
 from ssl_robustness.config import ImbalanceConfig, validate_config
 from ssl_robustness.data.prepare import prepare_data
-from ssl_robustness.data.subsets import plan_subsets, resolve_class_order
+from ssl_robustness.data.subsets.plans import plan_subsets, resolve_class_order
 
 
 def _rarest(cfg: ImbalanceConfig, counts: np.ndarray, order_seed: int) -> int:
@@ -65,7 +65,9 @@ def test_a_study_on_the_digits_records_different_tail_classes_per_seed(tmp_path)
 def test_a_per_seed_order_keeps_n_and_the_probe_set_the_same_in_every_seed(tmp_path, monkeypatch):
     """The digits' pools differ by a few images (within the tolerance): the plan is made for
     the smallest pool, so n is matched across seeds and fits whichever class is the head."""
-    from ssl_robustness.data import arrange, study_data, subsets
+    from ssl_robustness.data import study_data
+    from ssl_robustness.data.split import probe
+    from ssl_robustness.data.subsets import plans
 
     raw = tiny_study(tmp_path, seeds=[0, 1, 2, 3])
     raw["data"]["imbalance"] = {"profile": "exp", "ratio": 0.1}  # n from the pool
@@ -79,7 +81,7 @@ def test_a_per_seed_order_keeps_n_and_the_probe_set_the_same_in_every_seed(tmp_p
         assert all((p.counts <= pool).all() for p in data.draw(s).plans)
     # the old plan, from each seed's own ranked pool, gave n that varied with the order
     monkeypatch.setattr(study_data, "worst_case_pool", lambda c: c)
-    monkeypatch.setattr(arrange, "worst_case_pool", lambda c: c)
-    monkeypatch.setattr(subsets, "worst_case_pool", lambda c: c)
+    monkeypatch.setattr(probe, "worst_case_pool", lambda c: c)
+    monkeypatch.setattr(plans, "worst_case_pool", lambda c: c)
     old = prepare_data(cfg.data, cfg.layout.data.path, cfg.evaluation, cfg.seeds)
     assert len({tuple(p.size for p in old.draw(s).plans) for s in cfg.seeds}) > 1

@@ -265,8 +265,8 @@ def test_report_module_imports_no_study_or_data_preparation():
     code = (
         "import sys, ssl_robustness.report.render\n"
         "bad = [m for m in ('ssl_robustness.study', 'ssl_robustness.data.prepare',"
-        " 'ssl_robustness.data.study_data', 'ssl_robustness.data.listing',"
-        " 'ssl_robustness.data.image_store', 'ssl_robustness.evaluation.run',"
+        " 'ssl_robustness.data.study_data', 'ssl_robustness.data.arrange',"
+        " 'ssl_robustness.data.store.image_store', 'ssl_robustness.evaluation.run',"
         " 'ssl_robustness.config', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -413,7 +413,7 @@ def test_sam_arms_are_told_apart_by_label_and_supervised_takes_plain_sam_only():
 def test_plan_counts_both_passes_of_a_sam_step(tmp_path):
     from conftest import tiny_study
     from ssl_robustness.config import validate_config
-    from ssl_robustness.data.listing import list_data
+    from ssl_robustness.data.prepare import list_data
     from ssl_robustness.plan import plan_rows
 
     raw = tiny_study(tmp_path, methods=[{"name": "simsiam"}, {"name": "simsiam", "sam": {}}])

@@ -7,9 +7,13 @@ import pytest
 
 from conftest import write_image
 from ssl_robustness.config import DataConfig, ListFilesConfig
-from ssl_robustness.data.images import build_image_cache, decode_image
-from ssl_robustness.data.manifest import read_manifest, write_manifest
-from ssl_robustness.data.sources import load_awa2, load_cifar, load_digits, load_folder, load_list
+from ssl_robustness.data.sources.awa2 import load_awa2
+from ssl_robustness.data.sources.cifar import load_cifar
+from ssl_robustness.data.sources.digits import load_digits
+from ssl_robustness.data.sources.folder import load_folder
+from ssl_robustness.data.sources.list_files import load_list
+from ssl_robustness.data.store.images import build_image_cache, decode_image
+from ssl_robustness.data.store.manifest import read_manifest, write_manifest
 from ssl_robustness.errors import UserError
 
 
@@ -184,7 +188,7 @@ def test_manifest_round_trip(tmp_path):
 
 
 def test_npz_arrays_source(tmp_path):
-    from ssl_robustness.data.sources import load_npz
+    from ssl_robustness.data.sources.npz import load_npz
 
     rng = np.random.default_rng(0)
     path = tmp_path / "subset.npz"
@@ -202,3 +206,24 @@ def test_npz_arrays_source(tmp_path):
     np.savez(tmp_path / "bad.npz", train_images=np.zeros((2, 4, 4), np.uint8))
     with pytest.raises(UserError, match=r"bad\.npz: missing arrays \['train_labels'"):
         load_npz(tmp_path / "bad.npz")
+
+
+def test_every_configured_source_has_a_registered_reader_and_vice_versa():
+    """The names `data.source` accepts (config's SourceName) are the registered readers'."""
+    from typing import get_args
+
+    from ssl_robustness.config.data import SourceName
+    from ssl_robustness.data.sources import registered_sources
+
+    assert sorted(get_args(SourceName)) == registered_sources()
+
+
+def test_a_source_name_another_reader_holds_is_refused():
+    from ssl_robustness.data.sources.registry import _REGISTRY, register_source
+
+    held = _REGISTRY["digits"]
+    with pytest.raises(TypeError, match="data source 'digits' is taken by"):
+        register_source("digits")(lambda cfg: None)
+    assert _REGISTRY["digits"] is held
+    register_source("digits")(held.read)  # the same reader again (a reload) is filed again
+    assert _REGISTRY["digits"].read is held.read

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from ssl_robustness.config import SplitConfig
-from ssl_robustness.data.labelled import LabelledSet
-from ssl_robustness.data.splits import make_splits
-from ssl_robustness.data.tiers import assign_tiers, oltr_tiers, thirds_tiers
+from ssl_robustness.data.listing.labelled import LabelledSet
+from ssl_robustness.data.split.splits import make_splits
+from ssl_robustness.data.subsets.tiers import assign_tiers, oltr_tiers, thirds_tiers
 from ssl_robustness.errors import UserError
 
 

@@ -381,7 +381,7 @@ def test_a_linear_probe_and_fine_tuning_on_a_tiny_vit_in_a_tiny_study(tmp_path):
 
 
 def test_the_plan_prices_an_imported_vit_by_its_own_network(tmp_path):
-    from ssl_robustness.data.listing import list_data
+    from ssl_robustness.data.prepare import list_data
     from ssl_robustness.plan import imported_costs, plan_lines, plan_rows
 
     path = _save(tmp_path / "vit.pth", _vit().state_dict())

@@ -14,8 +14,8 @@ from unittest import mock
 import numpy as np
 
 from ssl_robustness.config import load_config
-from ssl_robustness.data import splits
-from ssl_robustness.data.listing import list_data
+from ssl_robustness.data.prepare import list_data
+from ssl_robustness.data.split import carve
 
 
 def seeded_order_rule(parts, k, rng, cap=None):
@@ -51,7 +51,7 @@ def main(config: str) -> None:
     cfg = load_config(config)
     out = Path("runs") / "compare_carving"
     now = test_groups(list_data(cfg.data, out, cfg.evaluation))
-    with mock.patch.object(splits, "take_with_aside", seeded_order_rule):
+    with mock.patch.object(carve, "take_with_aside", seeded_order_rule):
         try:
             before = test_groups(list_data(cfg.data, out, cfg.evaluation))
         except Exception as err:  # the old rule may not reach every size

@@ -334,12 +334,12 @@ def run(
     cfg = _load(config, overrides)
     _check_output_dir(cfg.out)
     if plan:
-        from .data.listing import list_data
+        from .data.prepare import list_data
         from .engine.device import resolve_device
         from .plan import imported_costs, measure_throughput, plan_lines, plan_rows
 
         _check_device(cfg.device)
-        from .data.sources import DownloadNeeded, no_downloads
+        from .data.sources.common import DownloadNeeded, no_downloads
         from .models.hub import missing_downloads
 
         needs = missing_downloads(cfg.imported)  # a plan downloads nothing: it says what
@@ -372,7 +372,7 @@ def run(
         for line in plan_lines(cfg, plan_rows(cfg, data), speed, imported, notes):
             click.echo(line)
         from .data.stats import data_tradeoff
-        from .data.tradeoff import arm_usage, tradeoff_lines, usage_lines
+        from .data.subsets.tradeoff import arm_usage, tradeoff_lines, usage_lines
 
         used = usage_lines(arm_usage(data, cfg.seeds[0]))
         for line in used + tradeoff_lines(data_tradeoff(data)):

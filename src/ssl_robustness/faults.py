@@ -8,7 +8,7 @@ the OOM killer or a cluster's preemption does. `tests/test_kill_resume.py` kills
 this way at each point and checks that a re-run resumes to the same tables.
 
 Points:
-- `image-cache`: once per image decoded into the image cache (data/images.py);
+- `image-cache`: once per image decoded into the image cache (data/store/images.py);
 - `train-step`: once per optimisation step of the shared training loop (engine/loop.py);
   pretraining, fine-tuning and the SGD probe all go through it, so n picks which;
 - `tables`: before each table file `write_tables` writes (report/tables.py);

@@ -1,23 +1,40 @@
-"""Preparing a study's data: the listing decoded into the image cache (its bad images
-recorded), the duplicates found and recorded, and the manifests and stats written."""
+"""Preparing a study's data, the stages in order: the source read and its classes filtered
+(`sources/`, `listing/`), the bad images and duplicates the image cache records left out, the
+listing arranged into splits, probe set and subset plans (`arrange.py`), then the images
+decoded into the cache (`store/`), the duplicates found and recorded, and the manifests and
+stats written (`stats.py`).
+
+`list_data` is the listing stage alone, with no image decoded (`run --plan`); `prepare_data`
+runs it before decoding. The rest of the package comes in here."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..config import DataConfig, EvaluationConfig
-from .cache_records import image_cache_file, record_duplicates, recorded_bad, recorded_duplicates
-from .duplicates import describe, find_duplicates
-from .image_store import ImageStore
-from .images import BadImage, build_image_cache
-from .labelled import LabelledSet
-from .listing import arrange_duplicates, arrange_without, duplicate_drops, kept_mask
-from .purge import copies_left, purged_count
-from .sources import read_source, select_classes
+from ..errors import UserError
+from .arrange import arrange
+from .listing.classes import select_classes
+from .listing.duplicates import DuplicateSet, describe, find_duplicates, to_drop
+from .listing.labelled import LabelledSet
+from .listing.purge import copies_left, held_out_copies, purged_count
+from .sources import read_source
+from .split.carve import listed_splits
+from .split.feasibility import SplitInfeasible
 from .stats import write_data_manifests
+from .store.cache_records import (
+    image_cache_file,
+    record_duplicates,
+    recorded_bad,
+    recorded_duplicates,
+)
+from .store.image_store import ImageStore
+from .store.images import BadImage, build_image_cache
 from .study_data import StudyData
+from .subsets.advice import with_ways_out
 
 
 def prepare_data(
@@ -92,3 +109,150 @@ def _where(data: StudyData) -> dict[str, str]:
     place[place == "train"] = "pool"
     place[data.probe_balanced] = "probe set"
     return dict(zip(data.items, place.tolist(), strict=True))
+
+
+def list_data(
+    cfg: DataConfig, directory: Path, evaluation: EvaluationConfig | None = None
+) -> StudyData:
+    """The listing stage: labels, splits, probe set and subset plans, every feasibility check,
+    and no image decoded (`run --plan`; `prepare_data` runs it before decoding). With
+    `skip_bad_images`, the bad images an existing image cache records are left out, as
+    `prepare_data` will leave them out."""
+    listing = read_source(cfg)
+    lset = select_classes(listing, cfg)
+    cache_file = image_cache_file(cfg, directory, lset)
+    bad = recorded_bad(cfg, directory, lset, cache_file)
+    sets = recorded_duplicates(cache_file, cfg) if cfg.duplicates.action != "report" else None
+    if sets:  # as prepare_data will arrange them; without a record, as if there were none
+        return arrange_duplicates(lset, bad, sets, cfg, directory, evaluation, listing)
+    return arrange_without(lset, bad, cfg, directory, evaluation, listing)
+
+
+def arrange_without(
+    lset: LabelledSet,
+    bad: list[BadImage],
+    cfg: DataConfig,
+    directory: Path,
+    evaluation: EvaluationConfig | None,
+    listing: LabelledSet,
+    linked: list[DuplicateSet] | None = None,
+) -> StudyData:
+    """`arrange` the listing less its bad images; a natural/power plan the smallest classes
+    cannot meet says which class filters can."""
+    if bad:
+        lset = _subset_lset(lset, kept_mask(lset, bad))
+    try:
+        return arrange(
+            lset,
+            cfg,
+            directory,
+            evaluation,
+            listing=listing,
+            bad=[b.message for b in bad],
+            linked=linked,
+        )
+    except UserError as err:
+        raise with_ways_out(err, cfg, lset, listing, directory, evaluation) from None
+
+
+def arrange_duplicates(
+    lset: LabelledSet,
+    bad: list[BadImage],
+    sets: list[DuplicateSet],
+    cfg: DataConfig,
+    directory: Path,
+    evaluation: EvaluationConfig | None,
+    listing: LabelledSet,
+) -> StudyData:
+    """The arrangement with data.duplicates.action applied: drop, or group (one split each);
+    with both, training-side copies of a listed val/test image leave the pool. A set filed
+    under two classes is not linked (reported instead: which label is right is unknown)."""
+    drops = duplicate_drops(lset, sets, cfg)
+    label_of = dict(zip(lset.items, lset.labels.tolist(), strict=True))
+    linked = (
+        [s for s in sets if len({label_of.get(i) for i in s.items if i in label_of}) == 1]
+        if cfg.duplicates.action == "group"
+        else None
+    )
+    try:
+        data = arrange_without(lset, bad + drops, cfg, directory, evaluation, listing, linked)
+    except SplitInfeasible as err:
+        raise UserError(
+            "\n".join([str(err), *duplicate_causes(lset, err.classes, drops, linked, cfg)])
+        ) from None
+    data.bad_images = [b.message for b in bad]
+    data.dropped = [b.message for b in drops]
+    return data
+
+
+def duplicate_causes(
+    lset: LabelledSet,
+    classes: tuple[str, ...],
+    drops: list[BadImage],
+    linked: list[DuplicateSet] | None,
+    cfg: DataConfig,
+) -> list[str]:
+    """What data.duplicates.action did to the classes a split size failed on: the images it
+    left out (drop), or the largest duplicate set it made one group (group)."""
+    action = cfg.duplicates.action
+    listed = lset.class_counts()
+    dropped = np.bincount(lset.labels[[b.index for b in drops]], minlength=lset.num_classes)
+    label_of = dict(zip(lset.items, lset.labels.tolist(), strict=True))
+    largest = np.zeros(lset.num_classes, dtype=np.int64)
+    for s in linked or []:
+        c = label_of[s.items[0]]
+        largest[c] = max(largest[c], len(s.items))
+    out = []
+    for name in classes:
+        c = lset.class_names.index(name)
+        if dropped[c]:
+            out.append(
+                f"  '{name}': {dropped[c]} of its {listed[c]} listed images were left out as "
+                f"duplicates (data.duplicates.action: {action})"
+            )
+        elif largest[c] > 1:
+            out.append(
+                f"  '{name}': {largest[c]} of its {listed[c]} listed images are one duplicate "
+                "set, linked into one group (data.duplicates.action: group keeps a set in one "
+                "split)"
+            )
+    if out:
+        out.insert(0, "duplicates behind it:")
+    return out
+
+
+def duplicate_drops(lset: LabelledSet, sets: list[DuplicateSet], cfg: DataConfig) -> list[BadImage]:
+    """The duplicates left out, as indices into `lset` with why: with drop and group, the
+    training-side copies of listed val/test images (those never move); with drop, also all
+    but one image of every other set."""
+    if cfg.duplicates.action == "report":
+        return []
+    label_of = {item: str(y) for item, y in zip(lset.items, lset.labels, strict=True)}
+    index = {item: i for i, item in enumerate(lset.items)}
+    # a copy skipped as a bad image is already out; the set's other copies still count
+    kept = [replace(s, items=tuple(i for i in s.items if i in index)) for s in sets]
+    kept = [s for s in kept if len(s.items) > 1]
+    listed = dict(zip(lset.items, listed_splits(lset, cfg.split).tolist(), strict=True))
+    why, rest = held_out_copies(kept, listed)
+    if cfg.duplicates.action == "drop":
+        for item, message in to_drop(rest, label_of).items():
+            why.setdefault(item, message)
+    return [BadImage(index[item], message) for item, message in sorted(why.items())]
+
+
+def kept_mask(lset: LabelledSet, bad: list[BadImage]) -> np.ndarray:
+    keep = np.ones(len(lset), dtype=bool)
+    keep[[b.index for b in bad]] = False  # dropped by index: never by parsing paths
+    return keep
+
+
+def _subset_lset(lset: LabelledSet, keep: np.ndarray) -> LabelledSet:
+    idx = np.flatnonzero(keep)
+    return LabelledSet(
+        [lset.items[i] for i in idx],
+        lset.labels[idx],
+        lset.class_names,
+        lset.root,
+        None if lset.pixels is None else lset.pixels[idx],
+        None if lset.official_split is None else lset.official_split[idx],
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .profiles import allocate
+from .subsets.profiles import allocate
 
 SAMPLER_POWER = {"instance": 1.0, "sqrt": 0.5, "class_balanced": 0.0}
 

@@ -10,16 +10,16 @@ import numpy as np
 
 from ..atomic import write_json
 from ..layout import DataLayout
-from .advice import min_count_options, ways_out_lines
-from .duplicates import duplicate_lines
-from .leakage import few_group_lines, group_counts, groups_per_class, leakage, leakage_line
-from .manifest import count_stats, write_manifest
-from .profiles import gini, imbalance_ratio
-from .purge import held_out_copy_lines
-from .splits import headroom_lines
+from .listing.duplicates import duplicate_lines
+from .listing.purge import held_out_copy_lines
+from .split.feasibility import headroom_lines
+from .split.leakage import few_group_lines, group_counts, groups_per_class, leakage, leakage_line
+from .store.manifest import count_stats, write_manifest
 from .study_data import SeedDraw, StudyData
-from .tiers import TIER_NAMES
-from .tradeoff import arm_usage, tradeoff_lines, tradeoff_rows, usage_lines
+from .subsets.advice import min_count_options, ways_out_lines
+from .subsets.profiles import gini, imbalance_ratio
+from .subsets.tiers import TIER_NAMES
+from .subsets.tradeoff import arm_usage, tradeoff_lines, tradeoff_rows, usage_lines
 
 
 def write_data_manifests(data: StudyData, seeds: list[int]) -> None:
@@ -170,7 +170,7 @@ def data_stats(data: StudyData, seeds: list[int]) -> dict[str, Any]:
 
 
 def data_tradeoff(data: StudyData) -> list[dict[str, Any]]:
-    """The trade-off table's rows (tradeoff.py), with the class filters' options from here."""
+    """The trade-off table's rows (subsets/tradeoff.py), with the class filters' options."""
     return tradeoff_rows(
         data,
         lambda: min_count_options(

@@ -11,9 +11,9 @@ import numpy as np
 
 from ..cache_keys import items_key
 from ..config import DataConfig, EvaluationConfig
-from .image_store import ImageStore
-from .labelled import LabelledSet
-from .subsets import (
+from .listing.labelled import LabelledSet
+from .store.image_store import ImageStore
+from .subsets.plans import (
     ClassOrder,
     SubsetPlan,
     draw,
@@ -22,7 +22,7 @@ from .subsets import (
     resolve_class_order,
     worst_case_pool,
 )
-from .tiers import assign_tiers
+from .subsets.tiers import assign_tiers
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import confusion_matrix, f1_score
 
-from ..data.tiers import TIER_NAMES
+from ..data.subsets.tiers import TIER_NAMES
 
 
 def per_class_accuracy(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..data.leakage import GROUPS_PER_TEST_CLASS
+from ..data.split.leakage import GROUPS_PER_TEST_CLASS
 from . import verdict as V
 from . import verdict_words as W
 from .classes import fewest_test_images

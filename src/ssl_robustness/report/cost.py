@@ -1,7 +1,7 @@
 """Where a study's wall time went: one row per recorded phase, read from the run directory.
 
 The phases are recorded as they run: the image cache's decode time in its `.meta.json`
-(data/images.py), and in each `representation.json` its pretraining (or import, init), its
+(data/store/images.py), and in each `representation.json` its pretraining (or import, init), its
 feature extraction and every evaluation (representations.py, evaluation/run.py). Only files
 are read, so the report and `--plan` can show the table of a run made by another process.
 """

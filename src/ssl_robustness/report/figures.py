@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..atomic import write_with
-from ..data.profiles import imbalance_ratio
+from ..data.subsets.profiles import imbalance_ratio
 from ..faults import reached
 from ..names import TRAINED_SCENARIOS
 from . import verdict as V

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..data.tiers import TIER_NAMES
+from ..data.subsets.tiers import TIER_NAMES
 
 DRAWS = 2000
 GROUP_INTERVALS = "test_group_intervals"  # tables/<this>.csv

@@ -72,7 +72,7 @@ def data_lines(stats: dict[str, Any]) -> list[str]:
     count = bad.get("count", 0) if isinstance(bad, dict) else len(bad)
     if count:
         lines.append(f"{count} unreadable images were left out.")
-    from ..data.tradeoff import natural_data_lines
+    from ..data.subsets.tradeoff import natural_data_lines
 
     # the trade-off is a table of its own (tradeoff_table), not lines of a fixed-width one
     # shown as bullets

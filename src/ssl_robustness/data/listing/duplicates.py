@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..config import DuplicatesConfig
-from .images import to_rgb
+from ...config import DuplicatesConfig
+from ..store.images import to_rgb
 from .labelled import LabelledSet
 from .near_duplicates import near_sets
 

@@ -8,14 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_json
-from ..cache_keys import image_cache_key
-from ..config import DataConfig
-from ..layout import DataLayout
-from .duplicates import DuplicateSet
+from ...atomic import write_json
+from ...cache_keys import image_cache_key
+from ...config import DataConfig
+from ...layout import DataLayout
+from ..listing.duplicates import DuplicateSet
+from ..listing.labelled import LabelledSet
+from ..listing.near_duplicates import FINDER_VERSION
 from .images import BadImage, meta_path
-from .labelled import LabelledSet
-from .near_duplicates import FINDER_VERSION
 
 
 def _duplicates_record(cache_file: Path) -> Path:

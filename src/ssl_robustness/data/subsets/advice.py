@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig, EvaluationConfig
-from ..errors import UserError
-from .arrange import arrange
-from .labelled import LabelledSet
-from .sources import select_classes
-from .splits import pool_counts_before_carving
-from .study_data import StudyData
+from ...config import DataConfig, EvaluationConfig
+from ...errors import UserError
+from ..arrange import arrange
+from ..listing.classes import select_classes
+from ..listing.labelled import LabelledSet
+from ..split.feasibility import pool_counts_before_carving
+from ..study_data import StudyData
 
 WAYS_OUT_QUANTILES = (0.1, 0.25, 0.5)  # drop about this share of the classes, smallest first
 

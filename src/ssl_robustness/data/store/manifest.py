@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_text
-from .profiles import gini, imbalance_ratio
+from ...atomic import write_text
+from ..subsets.profiles import gini, imbalance_ratio
 
 MANIFEST_COLUMNS = ("item", "label", "class_name", "split", "subset")
 

@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..atomic import atomic_path, file_sha256, warn_rebuild, write_json
-from ..errors import UserError
-from ..faults import reached
-from .labelled import LabelledSet
+from ...atomic import atomic_path, file_sha256, warn_rebuild, write_json
+from ...errors import UserError
+from ...faults import reached
+from ..listing.labelled import LabelledSet
 
 CACHE_VERSION = 2
 PROGRESS_EVERY_S = 5.0  # a decode longer than this prints progress

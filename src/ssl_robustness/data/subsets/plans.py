@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ImbalanceConfig
-from ..errors import UserError
+from ...config import ImbalanceConfig
+from ...errors import UserError
 from .profiles import allocate, counts_from_n_max, shape_weights
 
 

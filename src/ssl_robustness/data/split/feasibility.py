@@ -1,72 +1,27 @@
-"""Train pool / val / test: official splits where the source has them, else a seeded
-stratified split whose val and test sets are balanced per class."""
+"""What fits: the one place that asks whether the split sizes can be carved, and if not, what
+can. What it proposes is checked by carving again (`carve.carve`), so it is what `make_splits`
+will do. (What one class can give when its carve fails, `carve.CarveFault` with
+`carve.can_give`, is reported by the carve itself, which this module carves with.)
+
+- `pool_counts_before_carving`: each class's train pool before it is carved (what
+  data.classes.min_count filters on, and what the subsets' advice and trade-off count from);
+- `infeasible_error`: a size some classes cannot give, with every class at fault and the
+  settings that work (smaller sizes, max_per_group, fewer classes), as `SplitInfeasible`;
+- `headroom_lines`: `data stats`'s largest sizes every class can give.
+
+The subsets' own fit (a plan within each class's pool: `subsets/plans.py`) and the probe
+set's (`probe.py`) are asked where those are made."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import SplitConfig
-from ..errors import UserError
-from .labelled import LabelledSet
-from .whole_groups import group_members, largest_at_most, reachable, take_with_aside
-
-
-def make_splits(
-    lset: LabelledSet,
-    cfg: SplitConfig,
-    class_ids: np.ndarray | None = None,
-    groups: np.ndarray | None = None,
-    filter_counts: np.ndarray | None = None,
-) -> np.ndarray:
-    """Split name ('train', 'val', 'test') of every item.
-
-    `class_ids`: each class's index in the unfiltered listing (default: its label), which
-    seeds its carve, so dropping another class with `data.classes` leaves its val/test as
-    they were. `groups`: each item's group id (`data.group_by`); val and test are then carved
-    in whole groups, as many as the sizes allow ('aside': the rest of a group capped by
-    data.split.max_per_group). A size some class cannot give names every such class;
-    `filter_counts`: each class's count as data.classes.min_count sees it (the listing's, before
-    bad images and duplicates leave), for the min_count it proposes."""
-    split = listed_splits(lset, cfg)
-    if groups is not None:
-        set_aside_listed_groups(split, groups)
-    need = carve_needs(split, cfg)
-    if need:
-        ids = np.arange(lset.num_classes) if class_ids is None else np.asarray(class_ids)
-        faults = carve(lset, split, need, cfg.seed, ids, groups, cfg.max_per_group)
-        if faults:
-            raise infeasible_error(lset, cfg, need, faults, ids, groups, filter_counts)
-    return split
-
-
-def listed_splits(lset: LabelledSet, cfg: SplitConfig) -> np.ndarray:
-    """Each item's split as the source lists it (official splits, else all 'train')."""
-    n = len(lset)
-    official = lset.official_split if cfg.use_official else None
-    split = np.array(official if official is not None else ["train"] * n, dtype=object)
-    split[split == ""] = "train"
-    return split
-
-
-def set_aside_listed_groups(split: np.ndarray, groups: np.ndarray) -> None:
-    """Training images whose group also has a listed (official) val or test image: the listed
-    split cannot move, so they go 'aside' (never trained on), and no group spans two splits."""
-    held = np.isin(split, ("val", "test"))
-    if held.any():
-        split[(split == "train") & np.isin(groups, np.unique(groups[held]))] = "aside"
-
-
-def carve_needs(split: np.ndarray, cfg: SplitConfig) -> list[tuple[str, int]]:
-    """The splits carved out of each class's listed training images, with their sizes."""
-    need = []
-    if not (split == "test").any():
-        need.append(("test", cfg.test_per_class))
-    if not (split == "val").any() and cfg.val_per_class > 0:
-        need.append(("val", cfg.val_per_class))
-    return need
+from ...config import SplitConfig
+from ...errors import UserError
+from ..listing.labelled import LabelledSet
+from .carve import CarveFault, carve, carve_needs, listed_splits
 
 
 def pool_counts_before_carving(lset: LabelledSet, cfg: SplitConfig) -> np.ndarray:
@@ -77,6 +32,11 @@ def pool_counts_before_carving(lset: LabelledSet, cfg: SplitConfig) -> np.ndarra
     return np.maximum(lset.class_counts(split == "train") - carved, 0)
 
 
+def listed_train_counts(lset: LabelledSet, cfg: SplitConfig) -> np.ndarray:
+    """Per class, the training images the source lists, before val/test are carved from them."""
+    return lset.class_counts(listed_splits(lset, cfg) == "train")
+
+
 class SplitInfeasible(UserError):
     """A carved size some classes cannot give; `classes` names them (so a later stage can add
     what it knows of their cause, such as the duplicates it left out)."""
@@ -84,110 +44,6 @@ class SplitInfeasible(UserError):
     def __init__(self, message: str, classes: tuple[str, ...]) -> None:
         super().__init__(message)
         self.classes = classes
-
-
-@dataclass(frozen=True)
-class CarveFault:
-    """A class that cannot give a carved split its size: what it can give instead."""
-
-    class_name: str
-    split: str
-    asked: int
-    can_give: int
-    groups: int  # its groups (or images) left when the split was carved
-    sizes: tuple[int, ...]  # their sizes, largest first (whole-group carving only)
-
-
-def carve(
-    lset: LabelledSet,
-    split: np.ndarray,
-    need: list[tuple[str, int]],
-    seed: int,
-    class_ids: np.ndarray,
-    groups: np.ndarray | None,
-    cap: int | None = None,
-) -> list[CarveFault]:
-    """Carve `need` out of each class's listed training images (into `split`, in place); the
-    classes that cannot give it, every one of them (their images stay where they were)."""
-    faults = []
-    for c, name in enumerate(lset.class_names):
-        members = np.flatnonzero((lset.labels == c) & (split == "train"))
-        if groups is None:
-            fault = _carve_images(members, split, need, seed, int(class_ids[c]), name)
-        else:
-            fault = _carve_groups(members, split, need, seed, int(class_ids[c]), name, groups, cap)
-        if fault is not None:
-            faults.append(fault)
-    return faults
-
-
-def _carve_images(
-    members: np.ndarray,
-    split: np.ndarray,
-    need: list[tuple[str, int]],
-    seed: int,
-    class_id: int,
-    name: str,
-) -> CarveFault | None:
-    """One class's carve image by image: a seeded order, each split a slice of it."""
-    total = sum(k for _, k in need)
-    if len(members) < total + 1:
-        s, k = need[0]
-        others = total - k
-        return CarveFault(name, s, k, max(len(members) - 1 - others, 0), len(members), ())
-    order = np.random.default_rng([seed, class_id]).permutation(members)
-    start = 0
-    for s, k in need:
-        split[order[start : start + k]] = s
-        start += k
-    return None
-
-
-def _carve_groups(
-    members: np.ndarray,
-    split: np.ndarray,
-    need: list[tuple[str, int]],
-    seed: int,
-    class_id: int,
-    name: str,
-    groups: np.ndarray,
-    cap: int | None,
-) -> CarveFault | None:
-    """One class's carve in whole groups: each split exactly k images of as many groups as
-    possible, at least one group left for training; a capped group's other images go 'aside'
-    (never trained on: they share a group with an evaluation image)."""
-    marks: list[tuple[np.ndarray, str]] = []
-    left = members
-    for step, (s, k) in enumerate(need):
-        parts = group_members(left, groups)
-        rng = np.random.default_rng([seed, class_id, 1 + step])
-        chosen, aside = take_with_aside(parts, k, rng, cap)
-        rest = len(left) - len(chosen) - len(aside)
-        if len(chosen) != k or rest < 1:
-            return CarveFault(
-                name,
-                s,
-                k,
-                can_give(parts, k, cap),
-                len(parts),
-                tuple(sorted(map(len, parts))[::-1]),
-            )
-        marks += [(chosen, s), (aside, "aside")]
-        left = np.setdiff1d(left, np.concatenate([chosen, aside]))
-    for idx, s in marks:
-        split[idx] = s
-    return None
-
-
-def can_give(parts: list[np.ndarray], k: int, cap: int | None) -> int:
-    """The largest size <= k that whole groups (each at most `cap` images) make while leaving a
-    group for training: any total short of all groups leaves one."""
-    sizes = [len(p) if cap is None else min(len(p), cap) for p in parts]
-    total = sum(sizes)
-    if total < 2 and len(parts) < 2:
-        return 0
-    limit = min(k, total - 1)
-    return max(largest_at_most(reachable(sizes, limit), limit), 0) if limit > 0 else 0
 
 
 def infeasible_error(
@@ -308,7 +164,7 @@ def _fewer_classes(
     class emptied by dropped duplicates still counts its copies there."""
     if lset.num_classes - len(faults) < 2:
         return ["  (fewer classes: fewer than 2 classes can give the asked sizes)"]
-    listed = lset.class_counts(listed_splits(lset, cfg) == "train")
+    listed = listed_train_counts(lset, cfg)
     pool = pool_counts_before_carving(lset, cfg) if filter_counts is None else filter_counts
     bad = {f.class_name for f in faults}
     ok = [c for c, n in enumerate(lset.class_names) if n not in bad]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
-from ..errors import UserError
+from ...config import DataConfig
+from ...errors import UserError
 from .labelled import LabelledSet
 
 
@@ -59,7 +59,8 @@ def check_not_the_classes(groups: np.ndarray, lset: LabelledSet, where: str) -> 
 
 def _column_groups(lset: LabelledSet, cfg: DataConfig) -> np.ndarray:
     """The group column of source `list`, read with the same parser and paths as the labels."""
-    from .sources import SPLIT_NAMES, _base_folder, _item, _read_rows, list_files
+    from ..sources.common import SPLIT_NAMES, relative_item
+    from ..sources.list_files import base_folder, list_files, read_rows
 
     if cfg.source != "list" or cfg.list is None:
         raise UserError(
@@ -73,9 +74,9 @@ def _column_groups(lset: LabelledSet, cfg: DataConfig) -> np.ndarray:
     by_item: dict[str, str] = {}
     for split in SPLIT_NAMES:
         for path in list_files(cfg.list, split):
-            base = _base_folder(root, cfg.list, split, path)
-            for p, group, _ in _read_rows(path, as_label):
-                by_item[_item(root, base, p)] = group
+            base = base_folder(root, cfg.list, split, path)
+            for p, group, _ in read_rows(path, as_label):
+                by_item[relative_item(root, base, p)] = group
     return np.array([by_item[i] for i in lset.items], dtype=object)
 
 

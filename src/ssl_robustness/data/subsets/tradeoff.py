@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from .leakage import few_group_lines, leakage_line
-from .splits import pool_counts_before_carving
-from .subsets import plan_subsets
+from ...errors import UserError
+from ..split.feasibility import listed_train_counts, pool_counts_before_carving
+from ..split.leakage import few_group_lines, leakage_line
+from .plans import plan_subsets
 
 # a study_data.StudyData (not imported: stats builds its lines from this module)
 StudyData = Any
@@ -49,9 +49,7 @@ def dropped_classes(data: StudyData) -> list[tuple[str, str]]:
 
 def _pool_words(listing: Any, c: int, data: StudyData, pool: np.ndarray) -> str:
     """A dropped class's pool in words: what val/test carving would leave of its images."""
-    from .splits import listed_splits
-
-    listed = int(listing.class_counts(listed_splits(listing, data.cfg.split) == "train")[c])
+    listed = int(listed_train_counts(listing, data.cfg.split)[c])
     carved = listed - int(pool[c])
     if carved and pool[c] == 0:
         return f"{listed} training images, all of them needed by val/test ({carved} per class)"

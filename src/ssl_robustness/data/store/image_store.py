@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
+from ...config import DataConfig
+from ..listing.labelled import LabelledSet
 from .cache_records import image_cache_file
 from .images import build_image_cache
-from .labelled import LabelledSet
 
 
 @dataclass

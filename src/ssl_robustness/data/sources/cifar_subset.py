@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import read_json_or_none, write_json, write_with
-from ..errors import UserError
-from .labelled import LabelledSet
+from ...atomic import read_json_or_none, write_json, write_with
+from ...config import DataConfig
+from ...errors import UserError
+from ..listing.labelled import LabelledSet
+from .cifar import load_cifar
+from .common import source_root
+from .npz import NPZ_FAULTS, load_npz, open_npz
+from .registry import register_source
 
 TRAIN_PER_CLASS = 1000
 TEST_PER_CLASS = 200
@@ -33,24 +37,6 @@ SEED = 0
 FILE = "cifar10_subset.npz"
 RECORD = "cifar10_subset.json"
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
-
-
-# what numpy raises on a damaged .npz: a zero-byte file (EOFError), a truncated or corrupt zip
-NPZ_FAULTS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
-
-
-def open_npz(path: Path, hint: str = "") -> np.lib.npyio.NpzFile:
-    """np.load of an .npz without pickles; an empty, truncated or corrupt file is a UserError
-    naming it (`hint`: what to do about it), never numpy's EOFError or BadZipFile."""
-    try:
-        if path.is_file() and path.stat().st_size == 0:
-            raise EOFError("the file is empty (0 bytes)")
-        npz = np.load(path, allow_pickle=False)
-    except NPZ_FAULTS as exc:
-        raise UserError(f"{path}: not a readable .npz file: {exc}{hint}") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise UserError(f"{path}: not an .npz archive (a single .npy array){hint}")
-    return npz
 
 
 def draw(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
@@ -152,3 +138,14 @@ def _verify(path: Path, record: Path) -> None:
             f"{path}: its content (sha256 {got}) is not the subset recorded in {record} "
             f"({expected}); delete both files to make it again"
         )
+
+
+def load_cifar10_subset(root: Path, download: bool) -> LabelledSet:
+    """Source cifar10_subset: 1,000 train + 200 test images per class of torchvision's
+    CIFAR-10, drawn with a fixed seed and cached once under `root` (`cached`)."""
+    return cached(root, lambda: load_cifar(root, 10, download), load_npz)
+
+
+@register_source("cifar10_subset")
+def read_cifar10_subset(cfg: DataConfig) -> LabelledSet:
+    return load_cifar10_subset(source_root(cfg), cfg.download)
