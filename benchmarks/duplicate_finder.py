@@ -1,6 +1,6 @@
 """Does the near-duplicate finder find planted copies, and does it chain? The old finder
 (connected components of dHash within 4, 8, 12 bits, copied here as the baseline) against the
-new one (`data.near_duplicates.near_sets`), in the same run on the same images.
+new one (`data.listing.near_duplicates.near_sets`), in the same run on the same images.
 
     python benchmarks/duplicate_finder.py --bases 2000 --chains 40
 

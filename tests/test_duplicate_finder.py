@@ -29,8 +29,10 @@ def lset_of(n: int, labels: list[int] | None = None) -> LabelledSet:
     return LabelledSet([f"img{i:02d}.png" for i in range(n)], y, ["cod", "eel"])
 
 
-def near_groups(images: list[np.ndarray], labels: list[int] | None = None) -> list[set[int]]:
-    found = find_duplicates(np.stack(images), lset_of(len(images), labels), NEAR)
+def near_groups(
+    images: list[np.ndarray], labels: list[int] | None = None, cfg: DuplicatesConfig = NEAR
+) -> list[set[int]]:
+    found = find_duplicates(np.stack(images), lset_of(len(images), labels), cfg)
     return [{int(i[3:5]) for i in s.items} for s in found if s.kind == "near"]
 
 
@@ -69,14 +71,17 @@ def test_a_chain_of_small_steps_is_not_one_set():
 
 
 def test_crop_jpeg_shift_and_recolour_are_found_with_their_base():
-    """All four copies of one base are near each other too (a set is complete linkage: a copy
-    near the base but not near the other copies would be left out of it)."""
+    """All four copies of one base are near each other too at 0.92 (a set is complete linkage:
+    a copy near the base but not near the other copies is left out of it, as the crop is at the
+    default 0.95, where it still pairs with the base alone: the next test)."""
     base = texture(7)
     copies = [crop(base), jpeg(base), shift(base, 1, 1), recolour(base)]
     others = [texture(s) for s in range(20, 30)]
-    groups = near_groups([base, *copies, *others])
+    images = [base, *copies, *others]
+    groups = near_groups(images, cfg=DuplicatesConfig(near=True, near_similarity=0.92))
     assert {0, 1, 2, 3, 4} in groups
     assert all(g <= {0, 1, 2, 3, 4} for g in groups)
+    assert near_groups(images) == [{0, 2, 3, 4}]  # 0.95: the crop is not near every copy
 
 
 def test_each_kind_of_copy_alone_is_a_pair_with_its_base():

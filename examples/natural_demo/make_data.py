@@ -10,6 +10,9 @@ base image: near-duplicates across tracks); class sizes long-tailed. Two layouts
   own tracks, with training-side copies of some test images (one exact, one shifted by a pixel
   per class), as published datasets have them.
 
+`OUT_DIR/animals.csv` records which animal every file shows (the truth a near-duplicate finder
+is scored against: `score_duplicates.py`).
+
     python examples/natural_demo/make_data.py OUT_DIR
 """
 
@@ -56,20 +59,22 @@ def _write(path: Path, pixels: np.ndarray) -> None:
     Image.fromarray(pixels).save(path)
 
 
-def _tracks(c: int, bases: list[np.ndarray], rng: np.random.Generator) -> list[list[np.ndarray]]:
-    """Class c's tracks: LONG_TRACKS long, SHORT_TRACKS[c] short, some re-sightings."""
+def _tracks(
+    c: int, bases: list[np.ndarray], rng: np.random.Generator
+) -> list[tuple[int, list[np.ndarray]]]:
+    """Class c's tracks, each (its animal's index in `bases`, its frames): LONG_TRACKS long,
+    SHORT_TRACKS[c] short, some re-sightings."""
     order = rng.permutation(len(bases))
-    animals = [bases[i] for i in order]
     n_short = SHORT_TRACKS[c]
     lengths = [int(rng.integers(12, 21)) for _ in range(LONG_TRACKS)]
     lengths += [int(rng.integers(1, 5)) for _ in range(n_short)]
     tracks, used = [], 0
     for t, length in enumerate(lengths):
         if t >= LONG_TRACKS and used > 0 and rng.random() < RESIGHTED:
-            animal = animals[int(rng.integers(0, used))]  # seen before, another track
+            animal = int(order[int(rng.integers(0, used))])  # seen before, another track
         else:
-            animal, used = animals[used], used + 1
-        tracks.append([_frame(animal, rng) for _ in range(length)])
+            animal, used = int(order[used]), used + 1
+        tracks.append((animal, [_frame(bases[animal], rng) for _ in range(length)]))
     return tracks
 
 
@@ -77,26 +82,34 @@ def make(out: Path, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     bases = _bases()
     track_id = 0
+    shows: list[tuple[str, int, int]] = []  # file (as class/track...), class, animal
     for c in range(CLASSES):
         name = f"class_{c}"
         tracks = _tracks(c, bases[c][:-TEST_TRACKS], rng)
-        for frames in tracks:
+        for animal, frames in tracks:
             for k, px in enumerate(frames):
                 _write(out / "carved" / name / f"track{track_id:04d}_frame{k:02d}.png", px)
                 _write(out / "official/train" / name / f"track{track_id:04d}_frame{k:02d}.png", px)
+                shows.append((f"{name}/track{track_id:04d}_frame{k:02d}.png", c, animal))
             track_id += 1
-        for t, animal in enumerate(bases[c][-TEST_TRACKS:]):  # official test: unseen animals
-            px = _frame(animal, rng)
+        first_test = len(bases[c]) - TEST_TRACKS
+        for t, base in enumerate(bases[c][-TEST_TRACKS:]):  # official test: unseen animals
+            px = _frame(base, rng)
             _write(out / "official/test" / name / f"track{track_id:04d}_frame00.png", px)
+            shows.append((f"{name}/track{track_id:04d}_frame00.png", c, first_test + t))
             if t == 0:  # an exact training-side copy of a test image
                 _write(out / "official/train" / name / f"track{track_id:04d}_copy.png", px)
+                shows.append((f"{name}/track{track_id:04d}_copy.png", c, first_test + t))
             if t == 1:  # a copy shifted by a pixel and re-exposed
                 shifted = np.clip(np.roll(px.astype(int), 1, axis=1) + 3, 0, 255)
                 _write(
                     out / "official/train" / name / f"track{track_id:04d}_shift.png",
                     shifted.astype(np.uint8),
                 )
+                shows.append((f"{name}/track{track_id:04d}_shift.png", c, first_test + t))
             track_id += 1
+    lines = ["file,class,animal", *(f"{f},{c},{a}" for f, c, a in shows)]
+    (out / "animals.csv").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

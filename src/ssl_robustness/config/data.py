@@ -265,12 +265,14 @@ class DuplicatesConfig(Strict):
     near_threshold: int = Field(4, ge=0, le=16)
     """Largest Hamming distance (of 64 bits) between the difference hashes of a candidate pair
     (candidates are then confirmed by near_similarity)."""
-    near_similarity: float = Field(0.92, gt=0, le=1)
+    near_similarity: float = Field(0.95, gt=0, le=1)
     """Smallest thumbnail correlation of two near-duplicates (1: the same grey structure up to
-    brightness and contrast). 0.92 finds JPEG re-encodes, brightness, contrast and colour
-    changes, most 1-3 px shifts and crops of 26-30 of 32 px (benchmarks/duplicate_finder.py);
-    higher is stricter: fewer false sets of like-looking images (horizons, plain
-    backgrounds), fewer crops and shifts found."""
+    brightness and contrast). 0.95 finds JPEG re-encodes, brightness, contrast and colour
+    changes, most 1-3 px shifts and about half the crops of 26-30 of 32 px (86% of planted
+    CIFAR-10 copies, benchmarks/duplicate_finder.py); lower finds more copies and more false
+    sets of like-looking images (horizons, plain backgrounds); raise it (0.97) for
+    low-detail images such as small digits or specimens on one background, which correlate
+    highly without being copies (docs/own-data.md: the measured trade)."""
 
 
 class DataConfig(Strict):
