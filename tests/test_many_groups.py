@@ -203,3 +203,30 @@ def test_data_stats_says_how_far_each_carved_size_could_grow(tracks, tmp_path):
         "between, the carve fails at 9, 11, 13, 15, 17, 18, 19, 20 ...)"
     )
     assert lines[1].startswith("data.split.val_per_class: 4 (every class can give up to 34,")
+
+
+def test_proposals_are_checked_on_the_split_make_splits_carves():
+    """With an official test split, training images of a group the test split holds are set
+    aside before the carve; the trial carves of the proposals skipped that and offered sizes
+    that fail (val 2 and max_per_group 5 here: group g1's three training images counted)."""
+    import re
+
+    from ssl_robustness.config import SplitConfig
+    from ssl_robustness.data.listing.labelled import LabelledSet
+    from ssl_robustness.data.split.splits import make_splits
+    from ssl_robustness.errors import UserError
+
+    official = ["test", "train", "train", "train", "train", "train", "test", *["train"] * 13]
+    groups = np.array(["g1"] * 4 + ["g2", "g3", "h0"] + [f"h{k}" for k in range(1, 14)])
+    lset = LabelledSet(
+        [f"i{k}" for k in range(20)],
+        np.array([0] * 6 + [1] * 14),
+        ["A", "B"],
+        official_split=np.array(official, dtype=object),
+    )
+    with pytest.raises(UserError) as err:
+        make_splits(lset, SplitConfig(val_per_class=3, test_per_class=1), groups=groups)
+    proposed = re.findall(r"data\.split\.val_per_class: (\d+)", str(err.value))
+    assert proposed == ["1"] and "max_per_group: " not in str(err.value)
+    split = make_splits(lset, SplitConfig(val_per_class=1, test_per_class=1), groups=groups)
+    assert list(split[:4]) == ["test", "aside", "aside", "aside"]

@@ -257,7 +257,8 @@ def test_the_caveats_tell_left_out_methods_from_ones_near_the_floor_in_one_seed(
 
 def test_the_caveats_flag_delta_and_delta_learned_pointing_opposite_ways():
     """Two seeds give 'too few' words on both measures, so only the signs can disagree: SSL
-    loses less on Δ (d -2.0) and more on Δ_learned (d +4.0) is a caveat; the same sign is not."""
+    loses less on Δ (d -2.0 points) and more on Δ_learned (d +4.0) is a caveat; the same sign
+    is not. `Paired.mean` is a fraction of Δ, as every other field of it."""
     from ssl_robustness.report import bottom_line as B
     from ssl_robustness.report import verdict as V
 
@@ -269,18 +270,18 @@ def test_the_caveats_flag_delta_and_delta_learned_pointing_opposite_ways():
 
     v = V.Verdict(
         "linear-balanced", "pretraining", "exp-r0.1", "top1", "supervised", {},
-        (pair("simclr", -2.0, "rel_gap"), pair("mocov2", -1.0, "rel_gap")),
+        (pair("simclr", -0.02, "rel_gap"), pair("mocov2", -0.01, "rel_gap")),
         learned_pairs=(
-            pair("simclr", 4.0, "learned_rel_gap"), pair("mocov2", -3.0, "learned_rel_gap"),
+            pair("simclr", 0.04, "learned_rel_gap"), pair("mocov2", -0.03, "learned_rel_gap"),
         ),
     )  # fmt: skip
     flags = [c for c in B._caveats(v, pd.DataFrame()) if "Δ_learned" in c]
     assert flags == [
         "Δ and Δ_learned point in opposite directions for simclr vs supervised (mean d -2.0 "
-        "points on Δ, +4.0 on Δ_learned: which arm loses less depends on counting the "
-        "random-init floor as learned)"
+        "points on Δ, +4.0 on Δ_learned): neither direction holds on both measures"
     ]
-    assert B._opposite(0.01, -3.0) is False  # a d that rounds to 0 points no way
+    assert B._opposite(0.0001, -0.03) is False  # a d that rounds to 0.0 points no way
+    assert B._opposite(0.001, -0.03) is True
 
 
 def test_runs_written_before_the_tiers_had_their_word_are_read_as_tiers():

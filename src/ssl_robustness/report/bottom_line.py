@@ -210,14 +210,15 @@ def _disagreeing(v: V.Verdict) -> list[str]:
         elif _opposite(p.mean, q.mean):
             out.append(
                 f"Δ and Δ_learned point in opposite directions for {name} (mean d "
-                f"{p.mean:+.1f} points on Δ, {q.mean:+.1f} on Δ_learned: which arm loses "
-                "less depends on counting the random-init floor as learned)"
+                f"{100 * p.mean:+.1f} points on Δ, {100 * q.mean:+.1f} on Δ_learned): neither "
+                "direction holds on both measures"
             )
     return out
 
 
-def _opposite(a: float, b: float, tiny: float = 0.05) -> bool:
-    """Signs that differ, each beyond rounding (points of d)."""
+def _opposite(a: float, b: float, tiny: float = 0.0005) -> bool:
+    """Mean paired differences (fractions of Δ, as `Paired.mean`) of opposite sign, each beyond
+    what rounds to 0.0 points."""
     return math.isfinite(a) and math.isfinite(b) and min(abs(a), abs(b)) >= tiny and a * b < 0
 
 

@@ -30,6 +30,18 @@ def set_aside_listed_groups(split: np.ndarray, groups: np.ndarray) -> None:
         split[(split == "train") & np.isin(groups, np.unique(groups[held]))] = "aside"
 
 
+def split_before_carving(
+    lset: LabelledSet, cfg: SplitConfig, groups: np.ndarray | None
+) -> np.ndarray:
+    """Each item's split as the carve starts from it: listed, and with groups the training
+    images of a group a listed val/test split holds set aside. `make_splits` and every trial
+    carve of the feasibility checks start here, so a proposal is checked on what will run."""
+    split = listed_splits(lset, cfg)
+    if groups is not None:
+        set_aside_listed_groups(split, groups)
+    return split
+
+
 def carve_needs(split: np.ndarray, cfg: SplitConfig) -> list[tuple[str, int]]:
     """The splits carved out of each class's listed training images, with their sizes."""
     need = []

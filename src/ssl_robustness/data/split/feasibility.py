@@ -21,7 +21,7 @@ import numpy as np
 from ...config import SplitConfig
 from ...errors import UserError
 from ..listing.labelled import LabelledSet
-from .carve import CarveFault, carve, carve_needs, listed_splits
+from .carve import CarveFault, carve, carve_needs, listed_splits, split_before_carving
 
 
 def pool_counts_before_carving(lset: LabelledSet, cfg: SplitConfig) -> np.ndarray:
@@ -105,7 +105,7 @@ def _smaller_sizes(
 
     def works(sizes: list[int], cap: int | None = cfg.max_per_group) -> bool:
         trial = [(s, k) for (s, _), k in zip(need, sizes, strict=True)]
-        split = listed_splits(lset, cfg)
+        split = split_before_carving(lset, cfg, groups)
         return not carve(lset, split, trial, cfg.seed, class_ids, groups, cap)
 
     asked = [k for _, k in need]
@@ -198,7 +198,7 @@ def headroom_lines(
         works = []
         for size in range(k, k + limit):
             trial = [(n, size if j == i else kk) for j, (n, kk) in enumerate(need)]
-            split = listed_splits(lset, cfg)
+            split = split_before_carving(lset, cfg, groups)
             if not carve(lset, split, trial, cfg.seed, class_ids, groups, cfg.max_per_group):
                 works.append(size)
         if not works:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...config import SplitConfig
 from ..listing.labelled import LabelledSet
-from .carve import carve, carve_needs, listed_splits, set_aside_listed_groups
+from .carve import carve, carve_needs, split_before_carving
 from .feasibility import infeasible_error
 
 
@@ -28,9 +28,7 @@ def make_splits(
     data.split.max_per_group). A size some class cannot give names every such class;
     `filter_counts`: each class's count as data.classes.min_count sees it (the listing's, before
     bad images and duplicates leave), for the min_count it proposes."""
-    split = listed_splits(lset, cfg)
-    if groups is not None:
-        set_aside_listed_groups(split, groups)
+    split = split_before_carving(lset, cfg, groups)
     need = carve_needs(split, cfg)
     if need:
         ids = np.arange(lset.num_classes) if class_ids is None else np.asarray(class_ids)
