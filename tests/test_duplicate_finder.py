@@ -154,3 +154,29 @@ def test_the_set_lines_of_data_stats_stay_bounded():
     )
     assert lines[-2:] == ["  ... and 5 more sets", "  (full list in stats.json)"]
     assert rep["sets"][0]["min_similarity"] == 0.9312 and rep["sets"][0]["size"] == 31
+
+
+def test_a_confirmed_pair_across_two_sets_still_purges_a_held_out_copy():
+    """Complete linkage keeps 0 and 2 apart (0.90 < 0.95), so 1 sits in {0, 1} with its
+    stronger partner; its confirmed 0.97 pair with test image 2 is a link: the purge and the
+    copies-left count follow links as well as sets (a drifting track's frame next to a test
+    frame stayed in the pool before)."""
+    from ssl_robustness.data.listing.duplicates import LINK, DuplicateSet
+    from ssl_robustness.data.listing.near_duplicates import complete_linkage
+    from ssl_robustness.data.listing.purge import copies_left, held_out_copies
+
+    known = {(0, 1): 0.99, (1, 2): 0.97, (0, 2): 0.90}
+
+    def sim(p: np.ndarray) -> np.ndarray:
+        return np.array([known[(int(a), int(b))] for a, b in p])
+
+    pairs = np.array([[0, 1], [1, 2]])
+    links: list[tuple[int, int, float]] = []
+    assert complete_linkage(3, pairs, sim(pairs), sim, 0.95, links) == [([0, 1], 0.99)]
+    assert links == [(1, 2, 0.97)]
+    sets = [DuplicateSet("near", ("x0", "x1"), 0.99), DuplicateSet(LINK, ("x1", "x2"), 0.97)]
+    listed = {"x0": "train", "x1": "train", "x2": "test"}
+    purge, rest = held_out_copies(sets, listed)
+    assert list(purge) == ["x1"] and rest == [sets[0]]  # a link is never a set to drop from
+    assert copies_left(sets, {"x0": "pool", "x1": "pool", "x2": "test"}) == 1
+    assert copies_left(sets[:1], {"x0": "pool", "x1": "pool", "x2": "test"}) == 0  # before

@@ -163,14 +163,17 @@ def test_the_plan_prices_the_evaluations_frozen_passes_at_the_forward_speed() ->
         PlanRow("simclr_exp-r0.1_s0", "SSL-in-domain", "exp-r0.1", 0, "todo", 3, 6_000,
                 frozen_passes=3_000),
         PlanRow("random-init_none_s0", "random-init", "-", 0, "todo", 3, 0, frozen_passes=1_000),
-        PlanRow("simclr_balanced_s0", "SSL-in-domain", "balanced", 0, "done", 3, 6_000,
-                frozen_passes=3_000),
+        PlanRow("simclr_balanced_s0", "SSL-in-domain", "balanced", 0, "done", 3, 6_000),
+        # cached, but one evaluation (a fine-tune) never finished: its passes are still to go
+        PlanRow("mocov2_balanced_s0", "SSL-in-domain", "balanced", 0, "done", 3, 6_000,
+                frozen_passes=1_000, passes_left=1_000, evaluations_left=1),
     ]  # fmt: skip
     speed = Throughput(100.0, "resnet_tiny", 64, 16, "cpu", forward_per_s=400.0)
     assert plan_lines(StudyConfig(), rows, speed)[-1] == (
-        "3 representations, 1 cached; 6,000 image passes to go: about 1m00s of training at "
-        "100 image passes/s; evaluation: 4,000 frozen image passes (features, fine-tuning's "
-        "predictions), about 10s at 400 images/s, the probes' fits not timed (measured: the "
+        "4 representations, 2 cached, 1 evaluation of cached ones to run; 7,000 image passes "
+        "to go: about 1m10s of training at 100 image passes/s; evaluation: 5,000 frozen image "
+        "passes (features, fine-tuning's predictions), about 12s at 400 images/s; not timed: "
+        "the probes' fits, kNN search, decoding batches, t-SNE and the report (measured: the "
         "median of 5 training steps and of 5 forward passes of resnet_tiny at batch 64, "
         "16 px on cpu, after 2 warm-up)"
     )

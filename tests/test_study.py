@@ -179,3 +179,29 @@ def test_report_command_rebuilds_from_tables(finished):
     out = CliRunner().invoke(cli, ["report", str(cfg.out)])
     assert out.exit_code == 0, out.output
     assert result.report.exists() and "FAILED in1k-moco_none_s0" in result.report.read_text()
+
+
+def test_the_plan_of_a_finished_study_counts_its_evaluations_left(finished):
+    """A cached representation whose evaluation never finished (interrupted between two, or a
+    kind added since) still has work: the plan counts it, keyed as the run keys it (with the
+    study's augmentation: without it every fine-tune read as unfinished)."""
+    import shutil
+
+    from ssl_robustness.evaluation.outputs import METRICS_FILE
+    from ssl_robustness.plan import plan_rows
+
+    cfg, _ = finished
+    data = prepare_data(cfg.data, cfg.out / "data", cfg.evaluation, cfg.seeds)
+    trained = [r for r in plan_rows(cfg, data) if r.status == "done" and r.scenario == "SL"]
+    assert trained and all(r.evaluations_left == 0 and r.left == 0 for r in trained)
+    row = trained[0]
+    metrics = next(
+        (cfg.out / "representations" / row.key / "eval").glob(f"finetune*/{METRICS_FILE}")
+    )
+    kept = metrics.with_suffix(".kept")
+    shutil.move(metrics, kept)
+    try:
+        again = next(r for r in plan_rows(cfg, data) if r.key == row.key)
+        assert again.evaluations_left == 1 and again.left > 0 and again.frozen_passes > 0
+    finally:
+        shutil.move(kept, metrics)

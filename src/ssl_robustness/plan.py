@@ -18,8 +18,10 @@ from .engine.batches import full_batches
 from .engine.logger import duration
 from .evaluation.cost import evaluation_passes
 from .evaluation.kinds import enabled_kinds, evaluation_specs
+from .evaluation.outputs import METRICS_FILE
 from .evaluation.registry import StudyInputs, kind_of_spec
-from .evaluation.run import evaluation_jobs
+from .evaluation.run import EvaluationJob, evaluation_jobs
+from .layout import RunLayout
 from .methods import views_per_step
 from .names import SSL_IMAGENET
 from .report.cost import cost_lines, cost_rows
@@ -53,6 +55,17 @@ class PlanRow:
     # images through the frozen backbone in its evaluations: feature passes (probe set or
     # subset, val, test) and fine-tuning's val/test predictions (evaluation/cost.py)
     frozen_passes: int = 0
+    # what is left of `image_passes`: None reads as all of it, or none once done; a done
+    # representation may still have evaluations to run (interrupted, or a kind added)
+    passes_left: int | None = None
+    evaluations_left: int | None = None
+
+    @property
+    def left(self) -> int:
+        """Image passes of training and fine-tuning still to run."""
+        if self.passes_left is not None:
+            return self.passes_left
+        return 0 if self.status == "done" else self.image_passes
 
 
 def plan_rows(
@@ -65,10 +78,17 @@ def plan_rows(
     evals = evaluation_specs(cfg.evaluation)
     for spec in expand_representations(cfg, data) if specs is None else specs:
         jobs = evaluation_jobs(evals, data, spec.seed, spec.subset)
+        status = representation_status(spec, cfg.out)
+        left = jobs if status != "done" else _evaluations_left(cfg, data, spec)
         fits = [(j, f) for j in jobs if (f := kind_of_spec(j.spec).fit(j.spec.settings))]
         ft_work = sum(f.epochs * len(j.indices) for j, f in fits)
         ft_images = sum(f.epochs * full_batches(len(j.indices), f.batch_size) for j, f in fits)
-        frozen, _ = evaluation_passes(jobs, data)
+        ft_left = sum(
+            f.epochs * len(j.indices)
+            for j in left
+            if (f := kind_of_spec(j.spec).fit(j.spec.settings))
+        )
+        frozen, _ = evaluation_passes(left, data)
         work = images = 0
         if spec.subset is not None and spec.method_config is not None:
             assert spec.train is not None
@@ -83,15 +103,31 @@ def plan_rows(
                 spec.scenario,
                 spec.subset or "-",
                 spec.seed,
-                representation_status(spec, cfg.out),
+                status,
                 len(jobs),
                 work + ft_work,
                 images + ft_images,
                 spec.dirname,
                 frozen,
+                (0 if status == "done" else work) + ft_left,
+                len(left),
             )
         )
     return rows
+
+
+def _evaluations_left(
+    cfg: StudyConfig, data: StudyData, spec: RepresentationSpec
+) -> list[EvaluationJob]:
+    """A finished representation's evaluations without their metrics yet (a run interrupted
+    between them, or a kind added since), keyed as the run keys them (with the study's
+    augmentation); an imported one's are priced apart (`imported_costs`): none here."""
+    if spec.imported is not None:
+        return []
+    rep_dir = spec.layout(RunLayout(cfg.out)).path
+    specs = evaluation_specs(cfg.evaluation, spec.augmentation)
+    jobs = evaluation_jobs(specs, data, spec.seed, spec.subset)
+    return [j for j in jobs if not (j.directory(rep_dir, data) / METRICS_FILE).exists()]
 
 
 def study_work(
@@ -257,7 +293,8 @@ def cost_line(passes: int, speed: Throughput | None, frozen: int = 0) -> str:
         evaluation = (
             f"; evaluation: {frozen:,} frozen image passes (features, fine-tuning's "
             f"predictions), about {duration(frozen / speed.forward_per_s)} at "
-            f"{speed.forward_per_s:,.0f} images/s, the probes' fits not timed"
+            f"{speed.forward_per_s:,.0f} images/s; not timed: the probes' fits, kNN search, "
+            "decoding batches, t-SNE and the report"
         )
     elif frozen:
         evaluation = f"; evaluation: {frozen:,} frozen image passes, not timed"
@@ -345,6 +382,12 @@ def batch_notes(cfg: StudyConfig, data: StudyData, specs: list[RepresentationSpe
     return list(notes.values())
 
 
+def _evals_left(rows: list[PlanRow]) -> str:
+    """', N evaluations of cached ones to run' where a cached representation has some left."""
+    n = sum(r.evaluations_left or 0 for r in rows if r.status == "done")
+    return f", {n} evaluation{'s' * (n != 1)} of cached ones to run" if n else ""
+
+
 def plan_lines(
     cfg: StudyConfig,
     rows: list[PlanRow],
@@ -368,12 +411,12 @@ def plan_lines(
     names = [s.name for s in evaluation_specs(cfg.evaluation)]
     lines.append(f"evaluations of every representation: {', '.join(names) or 'none'}")
     todo = [r for r in rows if r.status != "done"]
-    priced = [r for r in todo if not (imported and r.scenario == SSL_IMAGENET)]
-    passes = sum(r.image_passes for r in priced)
+    priced = [r for r in rows if not (imported and r.scenario == SSL_IMAGENET and r in todo)]
+    passes = sum(r.left for r in priced)
     frozen = sum(r.frozen_passes for r in priced)
     apart = f" ({SSL_IMAGENET} apart, below)" if imported else ""
     lines.append(
-        f"{len(rows)} representations, {len(rows) - len(todo)} cached; "
+        f"{len(rows)} representations, {len(rows) - len(todo)} cached{_evals_left(rows)}; "
         f"{passes:,} image passes to go{apart}{cost_line(passes, speed, frozen)}"
     )
     lines += [c.line() for c in imported or []]

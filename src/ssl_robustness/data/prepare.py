@@ -18,7 +18,7 @@ from ..config import DataConfig, EvaluationConfig
 from ..errors import UserError
 from .arrange import arrange
 from .listing.classes import select_classes
-from .listing.duplicates import DuplicateSet, describe, find_duplicates, to_drop
+from .listing.duplicates import DuplicateSet, describe, find_duplicates, sets_only, to_drop
 from .listing.labelled import LabelledSet
 from .listing.purge import copies_left, held_out_copies, purged_count
 from .sources import read_source
@@ -170,7 +170,11 @@ def arrange_duplicates(
     drops = duplicate_drops(lset, sets, cfg)
     label_of = dict(zip(lset.items, lset.labels.tolist(), strict=True))
     linked = (
-        [s for s in sets if len({label_of.get(i) for i in s.items if i in label_of}) == 1]
+        [
+            s
+            for s in sets_only(sets)
+            if len({label_of.get(i) for i in s.items if i in label_of}) == 1
+        ]
         if cfg.duplicates.action == "group"
         else None
     )

@@ -11,9 +11,14 @@ keeps its number of test groups) and that variance is added to the seeds' own:
 df by Welch-Satterthwaite: S - 1 for the seeds' part, the bootstrap's part taken as known
 (so t(S-1) where the seeds dominate, about 1.96 where the groups do).
 var_groups: the bootstrap variance of the seed-mean accuracy when each draw resamples the test
-groups once for all seeds (the same test set is shared by every seed). With one seed only the
-groups' part is given (z = 1.96). The two parts are taken as independent: training randomness
-does not choose the test set.
+groups once for all seeds (the same test set is shared by every seed), each class's draws
+scaled by m / (m - 1) in variance (m: its test groups; the plain bootstrap's variance of a mean
+of m clusters is (m - 1) / m of the unbiased one, a third too small at m = 4). A class of one
+test group has no group variance to estimate: its own interval is not given, and a tier holding
+such classes says how many add none. With one seed only the groups' part is given (z = 1.96).
+The two parts are taken as independent: training randomness does not choose the test set. The
+combined half-width is never narrower than the seeds' alone; the groups' alone is given beside
+it, so a floor that binds does not read as "the groups add nothing".
 """
 
 from __future__ import annotations
@@ -64,7 +69,10 @@ def class_draws(
         sums = np.stack([np.bincount(inverse, weights=h[mask], minlength=m) for h in hits])
         point[:, c] = sums.sum(1) / sizes.sum()
         weights = rng.multinomial(m, np.full(m, 1 / m), size=draws)  # (B, m)
-        boot[:, :, c] = (weights @ sums.T) / (weights @ sizes)[:, None]
+        drawn = (weights @ sums.T) / (weights @ sizes)[:, None]
+        # the unbiased variance of a mean of m clusters: scale the deviations by sqrt(m/(m-1))
+        scale = np.sqrt(m / (m - 1)) if m > 1 else 0.0
+        boot[:, :, c] = point[:, c] + scale * (drawn - point[:, c])
     return point, boot
 
 
@@ -90,31 +98,55 @@ def intervals_for(
     """Rows for one evaluation of one arm: each frequency tier and each class, with its mean
     over seeds, both half-widths and its number of test groups. `tiers`: (S, C) tier names."""
     point, boot = class_draws(hits, tg, seed=seed)
+    m = np.array([len(tg.class_clusters(c)[1]) for c in range(tg.num_classes)])
     rows = []
     for tier in TIER_NAMES:
         members = tiers == tier  # (S, C): a class's tier may differ between seeds
-        if not members.any():
+        present = [s for s in range(len(point)) if members[s].any()]  # a tier may be empty
+        if not present:
             continue
-        per_seed = np.array([np.nanmean(point[s, members[s]]) for s in range(len(point))])
+        per_seed = np.array([np.nanmean(point[s, members[s]]) for s in present])
         per_draw = np.stack(
-            [np.nanmean(boot[:, s, members[s]], axis=1) for s in range(len(point))], axis=1
+            [np.nanmean(boot[:, s, members[s]], axis=1) for s in present], axis=1
         ).mean(1)
         seeds_half, both_half = half_width(per_seed, per_draw)
-        groups = sum(len(tg.class_clusters(c)[1]) for c in np.flatnonzero(members[0]))
-        rows.append(_row(tier, per_seed, seeds_half, both_half, groups))
+        counts = [int(m[members[s]].sum()) for s in present]
+        single = int(((m < 2) & members[present].any(axis=0)).sum())
+        rows.append(
+            _row(tier, per_seed, seeds_half, both_half, per_draw, counts, single, len(present))
+        )
     for c, name in enumerate(class_names):
         seeds_half, both_half = half_width(point[:, c], boot[:, :, c].mean(1))
-        rows.append(_row(name, point[:, c], seeds_half, both_half, len(tg.class_clusters(c)[1])))
+        if m[c] < 2:  # one test group: nothing to resample, no interval over groups
+            both_half = np.nan
+        draws = boot[:, :, c].mean(1) if m[c] >= 2 else np.full(1, np.nan)
+        rows.append(
+            _row(name, point[:, c], seeds_half, both_half, draws, [int(m[c])], 0, len(point))
+        )
     return rows
 
 
-def _row(level: str, per_seed: np.ndarray, seeds: float, both: float, groups: int) -> dict:
+def _row(
+    level: str,
+    per_seed: np.ndarray,
+    seeds: float,
+    both: float,
+    per_draw: np.ndarray,
+    groups: list[int],
+    single: int,
+    n_seeds: int,
+) -> dict:
+    spread = np.nanvar(per_draw, ddof=1) if np.isfinite(per_draw).sum() > 1 else np.nan
     return {
         "level": level,
         "mean": float(np.mean(per_seed)),
         "seeds_ci95": seeds,
         "seeds_and_groups_ci95": both,
-        "test_groups": int(groups),
+        "groups_ci95": float(1.96 * np.sqrt(spread)),
+        "test_groups": int(max(groups)),
+        "test_groups_min": int(min(groups)),  # a tier's classes may differ between seeds
+        "one_group_classes": single,  # classes of one test group: no group variance
+        "tier_seeds": n_seeds,  # seeds where the tier holds a class
     }
 
 
@@ -151,14 +183,27 @@ def group_interval_lines(table: pd.DataFrame | None, headline: tuple[str, str] |
         "variance; per class in tables/test_group_intervals.csv):"
     ]
     for _, r in rows.iterrows():
-        seeds = (
-            f"± {100 * r['seeds_ci95']:.1f} over seeds"
-            if np.isfinite(r["seeds_ci95"])
-            else "1 seed"
-        )
-        lines.append(
-            f"{r['method']} ({r['subset']}), {r['level']}: {100 * r['mean']:.1f}% {seeds}, "
-            f"± {100 * r['seeds_and_groups_ci95']:.1f} with its {int(r['test_groups'])} test "
-            "groups resampled."
-        )
+        lines.append(_tier_sentence(r))
     return lines
+
+
+def _tier_sentence(r: pd.Series) -> str:
+    seeds = (
+        f"± {100 * r['seeds_ci95']:.1f} over seeds" if np.isfinite(r["seeds_ci95"]) else "1 seed"
+    )
+    low, high = int(r.get("test_groups_min", r["test_groups"])), int(r["test_groups"])
+    groups = f"{low}-{high} test groups (by seed)" if low != high else f"{high} test groups"
+    text = (
+        f"{r['method']} ({r['subset']}), {r['level']}: {100 * r['mean']:.1f}% {seeds}, "
+        f"± {100 * r['seeds_and_groups_ci95']:.1f} with its {groups} resampled"
+    )
+    alone = r.get("groups_ci95", np.nan)
+    if np.isfinite(alone):
+        text += f" (the groups alone ± {100 * alone:.1f})"
+    single = int(r.get("one_group_classes", 0) or 0)
+    if single:
+        text += f"; {single} of its classes hold one test group each, which adds no group variance"
+    shown = int(r.get("tier_seeds", r.get("seeds", 0)) or 0)
+    if shown and "seeds" in r and shown < int(r["seeds"]):
+        text += f"; over the {shown} of {int(r['seeds'])} seeds where the tier holds a class"
+    return text + "."

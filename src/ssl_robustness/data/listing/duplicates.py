@@ -24,7 +24,7 @@ from PIL import Image
 from ...config import DuplicatesConfig
 from ..store.images import to_rgb
 from .labelled import LabelledSet
-from .near_duplicates import near_sets
+from .near_duplicates import near_sets_and_links
 
 SHOWN_PATHS = 4  # paths a flagged set shows on `data stats` (the rest: "+N more")
 
@@ -33,24 +33,36 @@ SHOWN_PATHS = 4  # paths a flagged set shows on `data stats` (the rest: "+N more
 class DuplicateSet:
     """Items (paths relative to data.root, or ids) that are one image, or nearly."""
 
-    kind: str  # "exact" or "near"
+    kind: str  # "exact", "near", or LINK (a confirmed pair no set holds: purge only)
     items: tuple[str, ...]
     min_similarity: float | None = None  # near sets: the weakest pair's similarity
+
+
+LINK = "near link"
+
+
+def sets_only(sets: list[DuplicateSet]) -> list[DuplicateSet]:
+    """The sets proper (exact and near), without the links: what drop keeps one of, group
+    keeps in one split, and data stats counts."""
+    return [s for s in sets if s.kind != LINK]
 
 
 def find_duplicates(
     images: np.ndarray, lset: LabelledSet, cfg: DuplicatesConfig
 ) -> list[DuplicateSet]:
-    """Exact sets, then (with `cfg.near`) near sets that are not one exact set; `images` are
-    the cached pixels of `lset`'s items, in order."""
+    """Exact sets, then (with `cfg.near`) near sets that are not one exact set, then the near
+    links (confirmed pairs across two sets: held-out copies are purged over them too);
+    `images` are the cached pixels of `lset`'s items, in order."""
     exact = exact_duplicates(images, lset)
     out = [DuplicateSet("exact", tuple(lset.items[i] for i in s)) for s in exact]
     if cfg.near:
         same = {frozenset(s.tolist()) for s in exact}
-        for s, low in near_sets(images, cfg.near_threshold, cfg.near_similarity):
+        sets, links = near_sets_and_links(images, cfg.near_threshold, cfg.near_similarity)
+        for s, low in sets:
             if frozenset(s.tolist()) not in same:
                 items = tuple(lset.items[i] for i in s)
                 out.append(DuplicateSet("near", items, round(low, 4)))
+        out += [DuplicateSet(LINK, tuple(lset.items[i] for i in s), round(v, 4)) for s, v in links]
     return out
 
 
@@ -90,9 +102,11 @@ def describe(
     label_of: dict[str, str],
 ) -> dict[str, Any]:
     """What each set crosses: `where` maps an item to its split (pool, probe set, val, test;
-    items left out are 'dropped'), `label_of` to its class name."""
+    items left out are 'dropped'), `label_of` to its class name. Links are counted, not
+    listed as sets."""
     rows = []
-    for s in sets:
+    links = len(sets) - len(sets_only(sets))
+    for s in sets_only(sets):
         places = sorted({where.get(i, "dropped") for i in s.items})
         labels = sorted({label_of[i] for i in s.items})
         rows.append(
@@ -114,6 +128,7 @@ def describe(
         "near_images": sum(len(r["items"]) for r in rows if r["kind"] == "near"),
         "crossing_a_split": sum(r["crosses_split"] for r in rows),
         "under_two_labels": sum(r["two_labels"] for r in rows),
+        "near_links": links,
         "sets": rows,
     }
 
@@ -129,6 +144,12 @@ def duplicate_lines(report: dict[str, Any] | None, action: str, shown: int = 10)
         f"images), {report['near_sets']} near sets ({report['near_images']} images); "
         f"{report['crossing_a_split']} cross a split, {report['under_two_labels']} are filed "
         "under two classes"
+        + (
+            f"; {report['near_links']} near pairs across two sets (links: never merged into a "
+            "set, but a copy of a listed val/test image is purged over them)"
+            if report.get("near_links")
+            else ""
+        )
     ]
     flagged = [r for r in report["sets"] if r["crosses_split"] or r["two_labels"]]
     for r in flagged[:shown]:

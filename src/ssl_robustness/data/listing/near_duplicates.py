@@ -40,7 +40,7 @@ SHIFT = 2  # largest shift (thumbnail cells) the confirmation tries
 HALF_CELLS = ((0.5, 0.0), (0.0, 0.5), (0.5, 0.5))  # moved grids the second of a pair is seen on
 CROP = 0.875  # the central part (of the side) also compared, for crops resized back
 FLAT = 2.0  # grey std (0-255) under which a thumbnail has no structure to correlate
-FINDER_VERSION = 2  # recorded with the sets: records of another finder are recomputed
+FINDER_VERSION = 3  # recorded with the sets: records of another finder are recomputed
 HASH_BITS = 64
 GREY = np.array([0.299, 0.587, 0.114])
 
@@ -167,11 +167,15 @@ def complete_linkage(
     sims: np.ndarray,
     similarity: Callable[[np.ndarray], np.ndarray],
     threshold: float,
+    links: list[tuple[int, int, float]] | None = None,
 ) -> list[tuple[list[int], float]]:
     """Sets (members sorted, weakest pair's similarity) of two or more of n items in which
     every pair is at least `threshold`: the candidate `pairs` at or above it, strongest first,
     each merging its two sets when all cross pairs are too (`similarity` measures the pairs
-    not yet known, (P, 2) -> (P,))."""
+    not yet known, (P, 2) -> (P,)). `links`, when given, receives every measured pair at or
+    above `threshold` whose two items ended in different sets (a drifting track's frame near
+    the next set's): no set joins them, but a copy of a held-out image must still leave the
+    training side."""
     known = {(int(a), int(b)): float(s) for (a, b), s in zip(pairs, sims, strict=True)}
     member: dict[int, list[int]] = {}  # item -> its set's member list (shared)
     weakest: dict[int, float] = {}  # id(set) -> its weakest pair
@@ -191,6 +195,12 @@ def complete_linkage(
         for m in merged:
             member[m] = merged
     sets = {id(s): s for s in member.values()}
+    if links is not None:
+        links += [
+            (a, b, s)
+            for (a, b), s in sorted(known.items())
+            if s >= threshold and member.get(a, [a]) is not member.get(b, [b])
+        ]
     return sorted(((s, weakest[k]) for k, s in sets.items()), key=lambda t: t[0][0])
 
 
@@ -216,8 +226,17 @@ def near_sets(
     by dHash within `threshold` bits and by neighbours, confirmed at `near_similarity`,
     complete linkage. Images with the same thumbnail are one item to the search (so that
     copies do not fill each other's neighbour slots) and are expanded again after."""
+    return near_sets_and_links(images, threshold, near_similarity)[0]
+
+
+def near_sets_and_links(
+    images: np.ndarray, threshold: int, near_similarity: float
+) -> tuple[list[tuple[np.ndarray, float]], list[tuple[np.ndarray, float]]]:
+    """`near_sets`, and the confirmed pairs that no set holds together (as the items of both
+    sides, and their similarity): each side's images share a thumbnail, so every image of a
+    link is near every other, like a set's."""
     if len(images) < 2:
-        return []
+        return [], []
     thumbs = grey_thumbnails(images, THUMB, THUMB)
     uniq, first, inverse = np.unique(
         thumbs.reshape(len(thumbs), -1), axis=0, return_index=True, return_inverse=True
@@ -238,13 +257,18 @@ def near_sets(
     def similarity(p: np.ndarray) -> np.ndarray:
         return pair_similarity(thumbs, centres, p, halves)
 
-    clusters = complete_linkage(len(reps), pairs, similarity(pairs), similarity, near_similarity)
+    found: list[tuple[int, int, float]] = []
+    clusters = complete_linkage(
+        len(reps), pairs, similarity(pairs), similarity, near_similarity, found
+    )
     members = [np.flatnonzero(inverse == r) for r in range(len(reps))]
+    links = [(np.sort(np.concatenate([members[a], members[b]])), s) for a, b, s in found]
     linked = {r for s, _ in clusters for r in s}
     copies = [([r], 1.0) for r in range(len(reps)) if r not in linked and len(members[r]) > 1]
     out = [(np.concatenate([members[r] for r in s]), low) for s, low in clusters]
     out += [(members[s[0]], low) for s, low in copies if textured[s[0]]]
-    return sorted(((np.sort(m), low) for m, low in out), key=lambda t: int(t[0][0]))
+    sets = sorted(((np.sort(m), low) for m, low in out), key=lambda t: int(t[0][0]))
+    return sets, links
 
 
 def _central_thumbnails(images: np.ndarray) -> np.ndarray | None:

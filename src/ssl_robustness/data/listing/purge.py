@@ -10,7 +10,7 @@ would change the test set (and, unbalancing it, the verdict's metric): never don
 
 from __future__ import annotations
 
-from .duplicates import DuplicateSet
+from .duplicates import LINK, DuplicateSet
 
 HELD_OUT = ("val", "test")
 PURGED = "training-side copy of held-out"  # the words that mark a purge among the drops
@@ -19,14 +19,16 @@ PURGED = "training-side copy of held-out"  # the words that mark a purge among t
 def held_out_copies(
     sets: list[DuplicateSet], listed: dict[str, str]
 ) -> tuple[dict[str, str], list[DuplicateSet]]:
-    """(item -> why) for the training-side members of every set holding a held-out image
-    (`listed`: each item's split as the source lists it), and the sets holding none."""
+    """(item -> why) for the training-side members of every set or near link holding a
+    held-out image (`listed`: each item's split as the source lists it), and the sets (links
+    left out) holding none."""
     purge: dict[str, str] = {}
     rest = []
     for s in sets:
         held = [i for i in s.items if listed.get(i) in HELD_OUT]
         if not held:
-            rest.append(s)
+            if s.kind != LINK:
+                rest.append(s)
             continue
         for item in s.items:
             if listed.get(item) not in HELD_OUT:
@@ -41,14 +43,17 @@ def purged_count(dropped: list[str]) -> int:
 
 
 def copies_left(sets: list[DuplicateSet], where: dict[str, str]) -> int:
-    """Pool and probe-set members of sets that also hold a val or test image, where they ended
-    up (`where`: item -> pool, probe set, val, test): 0 after a purge; with action report,
-    the copies a user weighs before choosing drop or group."""
-    return sum(
-        sum(where.get(i) in ("pool", "probe set") for i in s.items)
+    """Pool and probe-set images in a set or near link with a val or test image, where they
+    ended up (`where`: item -> pool, probe set, val, test), each counted once: 0 after a
+    purge; with action report, the copies a user weighs before choosing drop or group."""
+    left = {
+        i
         for s in sets
-        if any(where.get(i) in HELD_OUT for i in s.items)
-    )
+        if any(where.get(j) in HELD_OUT for j in s.items)
+        for i in s.items
+        if where.get(i) in ("pool", "probe set")
+    }
+    return len(left)
 
 
 def held_out_copy_lines(report: dict | None, action: str) -> list[str]:
@@ -66,10 +71,12 @@ def held_out_copy_lines(report: dict | None, action: str) -> list[str]:
         fix = (
             "set data.duplicates.action: drop or group to purge them"
             if action == "report"
-            else "they are in sets the finder linked after the split"
+            else "they are near pairs across two sets (links), which only the purge of listed "
+            "(official) val/test copies follows: a carved split may put a link's two images "
+            "on both sides; raise data.duplicates.near_similarity to see fewer such pairs"
         )
         lines.append(
             f"duplicates: {left} pool or probe-set images are copies of val/test images: "
-            f"those test images are half-seen; {fix}"
+            f"those val/test images are half-seen; {fix}"
         )
     return lines
