@@ -180,3 +180,22 @@ def test_a_confirmed_pair_across_two_sets_still_purges_a_held_out_copy():
     assert list(purge) == ["x1"] and rest == [sets[0]]  # a link is never a set to drop from
     assert copies_left(sets, {"x0": "pool", "x1": "pool", "x2": "test"}) == 1
     assert copies_left(sets[:1], {"x0": "pool", "x1": "pool", "x2": "test"}) == 0  # before
+
+
+def test_a_static_cameras_frames_stay_linear_not_quadratic():
+    """300 noisy frames of one scene share every hash band: the band search proposes no pairs
+    for a bucket past BUCKET_CAP (the neighbours do), and no set grows past MAX_SET; the rest
+    are further sets, every confirmed pair between them a link."""
+    from ssl_robustness.data.listing import near_duplicates as N
+
+    rng = np.random.default_rng(0)
+    scene = texture(3).astype(float)
+    frames = np.clip(scene[None] + rng.normal(0, 2, (300, 32, 32, 3)), 0, 255).astype(np.uint8)
+    hashes = N.difference_hashes(frames)
+    assert len(np.unique(hashes)) < 300 - N.BUCKET_CAP  # most frames share a hash: one bucket
+    assert len(N.hash_pairs(hashes[:10], 4)) > 0  # small buckets still pair
+    sets, links = N.near_sets_and_links(frames, 4, 0.9)
+    assert max(len(s) for s, _ in sets) <= N.MAX_SET and len(sets) >= 2
+    # a frame left out of every full set is still linked to one: its copies are never lost
+    covered = {int(i) for s, _ in sets for i in s} | {int(i) for s, _ in links for i in s}
+    assert covered == set(range(300))

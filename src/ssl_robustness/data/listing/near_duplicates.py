@@ -40,8 +40,14 @@ SHIFT = 2  # largest shift (thumbnail cells) the confirmation tries
 HALF_CELLS = ((0.5, 0.0), (0.0, 0.5), (0.5, 0.5))  # moved grids the second of a pair is seen on
 CROP = 0.875  # the central part (of the side) also compared, for crops resized back
 FLAT = 2.0  # grey std (0-255) under which a thumbnail has no structure to correlate
-FINDER_VERSION = 3  # recorded with the sets: records of another finder are recomputed
+FINDER_VERSION = 4  # recorded with the sets: records of another finder are recomputed
 HASH_BITS = 64
+# near-identical images (a static camera's frames) share every hash band: a bucket larger than
+# this proposes no pairs (the nearest neighbours still do, NEIGHBOURS per image), and no set
+# grows past MAX_SET (its pairs are all measured: quadratic), the rest of such a cluster is
+# further sets, their confirmed pairs links: tens of thousands of frames stay minutes
+BUCKET_CAP = 64
+MAX_SET = 256
 GREY = np.array([0.299, 0.587, 0.114])
 
 
@@ -84,7 +90,8 @@ def difference_hashes(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
 def hash_pairs(hashes: np.ndarray, threshold: int) -> np.ndarray:
     """(P, 2) index pairs (i < j) of hashes within `threshold` bits, by the pigeonhole rule:
     split the 64 bits into threshold + 1 bands; two hashes within `threshold` bits agree
-    exactly on at least one band."""
+    exactly on at least one band. A bucket of more than BUCKET_CAP is skipped (the neighbour
+    search proposes its pairs)."""
     found: set[tuple[int, int]] = set()
     for band in np.array_split(np.arange(HASH_BITS), threshold + 1):
         mask = np.uint64(sum(1 << int(b) for b in band))
@@ -92,7 +99,7 @@ def hash_pairs(hashes: np.ndarray, threshold: int) -> np.ndarray:
         order = np.argsort(keys, kind="stable")
         cuts = np.flatnonzero(np.diff(keys[order])) + 1
         for members in np.split(order, cuts):
-            if len(members) < 2:
+            if not 2 <= len(members) <= BUCKET_CAP:
                 continue
             h = hashes[members]
             dist = np.bitwise_count(h[:, None] ^ h[None, :])
@@ -171,11 +178,11 @@ def complete_linkage(
 ) -> list[tuple[list[int], float]]:
     """Sets (members sorted, weakest pair's similarity) of two or more of n items in which
     every pair is at least `threshold`: the candidate `pairs` at or above it, strongest first,
-    each merging its two sets when all cross pairs are too (`similarity` measures the pairs
-    not yet known, (P, 2) -> (P,)). `links`, when given, receives every measured pair at or
-    above `threshold` whose two items ended in different sets (a drifting track's frame near
-    the next set's): no set joins them, but a copy of a held-out image must still leave the
-    training side."""
+    each merging its two sets when all cross pairs are too and the merged set holds at most
+    MAX_SET (`similarity` measures the pairs not yet known, (P, 2) -> (P,)). `links`, when
+    given, receives every measured pair at or above `threshold` whose two items ended in
+    different sets (a drifting track's frame near the next set's): no set joins them, but a
+    copy of a held-out image must still leave the training side."""
     known = {(int(a), int(b)): float(s) for (a, b), s in zip(pairs, sims, strict=True)}
     member: dict[int, list[int]] = {}  # item -> its set's member list (shared)
     weakest: dict[int, float] = {}  # id(set) -> its weakest pair
@@ -183,7 +190,7 @@ def complete_linkage(
     for i in order:
         a, b = int(pairs[i, 0]), int(pairs[i, 1])
         sa, sb = member.get(a, [a]), member.get(b, [b])
-        if sa is sb:
+        if sa is sb or len(sa) + len(sb) > MAX_SET:
             continue
         cross = _cross(sa, sb, known, similarity)
         if cross.min() < threshold:
