@@ -3,6 +3,7 @@ and legends are whole and off the data, one colour per method in every chart, in
 clipped at the accuracy axis and said so, and one unit per table column, named in its header."""
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -282,6 +283,10 @@ def test_the_caveats_flag_delta_and_delta_learned_pointing_opposite_ways():
     ]
     assert B._opposite(0.0001, -0.03) is False  # a d that rounds to 0.0 points no way
     assert B._opposite(0.001, -0.03) is True
+    # a Δ_learned undefined in one seed is no direction to set against Δ's (the quick start)
+    half = replace(v.learned_pairs[0], seeds=(0,), undefined_seeds=(1,))
+    v2 = replace(v, learned_pairs=(half, v.learned_pairs[1]))
+    assert not [c for c in B._caveats(v2, pd.DataFrame()) if "Δ_learned" in c]
 
 
 def test_runs_written_before_the_tiers_had_their_word_are_read_as_tiers():

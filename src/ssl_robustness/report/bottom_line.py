@@ -207,13 +207,19 @@ def _disagreeing(v: V.Verdict) -> list[str]:
         name = f"{p.ssl_method} vs {p.sl_method}"
         if V.TOO_FEW not in (p.words, q.words) and p.words != q.words:
             out.append(f"Δ and Δ_learned give different words for {name}")
-        elif _opposite(p.mean, q.mean):
+        elif _same_seeds(p, q) and _opposite(p.mean, q.mean):
             out.append(
                 f"Δ and Δ_learned point in opposite directions for {name} (mean d "
                 f"{100 * p.mean:+.1f} points on Δ, {100 * q.mean:+.1f} on Δ_learned): neither "
                 "direction holds on both measures"
             )
     return out
+
+
+def _same_seeds(p: V.Paired, q: V.Paired) -> bool:
+    """Both measures over the same paired seeds, Δ_learned defined in each: a Δ_learned mean
+    over fewer seeds (one undefined) is no direction to set against Δ's."""
+    return not p.undefined_seeds and not q.undefined_seeds and set(p.seeds) == set(q.seeds)
 
 
 def _opposite(a: float, b: float, tiny: float = 0.0005) -> bool:
