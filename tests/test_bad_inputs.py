@@ -1844,3 +1844,20 @@ def test_a_split_size_failed_by_duplicates_names_them(action, said, tmp_path):
     lines = result.output.splitlines()
     assert lines[-2:] == ["duplicates behind it:", said]
     assert "  data.classes.min_count: 24 keeps 2 of 3 classes, 100 listed training images" in lines
+
+
+def test_tsne_class_row_reads_the_seeds_counts_as_stats_json_records_them():
+    """stats.json keeps a seed's subset counts as a plain list (and the fixed draw's as a
+    dict): the t-SNE's class row read only the dict, so on every real run it never appeared."""
+    from types import SimpleNamespace
+
+    from ssl_robustness.report.figures import _train_counts
+
+    stats = {
+        "subsets": {"natural": {"counts": [9, 8, 7]}},
+        "seeds": {"1": {"subsets": {"natural": [3, 2, 1]}}},
+    }
+    run = SimpleNamespace(stats=stats)
+    assert _train_counts(run, "natural", 1, 3).tolist() == [3, 2, 1]
+    assert _train_counts(run, "natural", 0, 3).tolist() == [9, 8, 7]  # no seed entry: the draw's
+    assert _train_counts(run, "natural", 1, 4) is None  # not this study's classes

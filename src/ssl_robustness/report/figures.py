@@ -115,13 +115,14 @@ def _palette(run: RunDir) -> dict[tuple[str, str], str]:
 
 
 def _train_counts(run: RunDir, subset: str | None, seed: int, classes: int) -> np.ndarray | None:
-    """Training images per class in `subset` (this seed's draw where recorded), for the
-    t-SNE's class row on many classes; None when not recorded."""
-    from .arms import subset_counts
-
-    seeded = run.stats.get("seeds", {}).get(str(seed), {}).get("subsets", {})
-    recorded = seeded.get(subset) or run.stats.get("subsets", {}).get(subset)
-    counts = subset_counts(recorded) if isinstance(recorded, dict) else []
+    """Training images per class in `subset` (this seed's draw where recorded: stats.json
+    keeps a seed's counts as a plain list), for the t-SNE's class row on many classes; None
+    when not recorded."""
+    seeded = run.stats.get("seeds", {}).get(str(seed), {}).get("subsets", {}).get(subset)
+    if isinstance(seeded, list):
+        counts = [int(x) for x in seeded]
+    else:
+        counts = subset_counts(run.stats.get("subsets", {}).get(subset) or {})
     return np.asarray(counts) if len(counts) == classes else None
 
 
