@@ -245,7 +245,7 @@ def near_sets_and_links(
     if len(images) < 2:
         return [], []
     thumbs = grey_thumbnails(images, THUMB, THUMB)
-    uniq, first, inverse = np.unique(
+    _, first, inverse = np.unique(
         thumbs.reshape(len(thumbs), -1), axis=0, return_index=True, return_inverse=True
     )
     inverse = inverse.ravel()
@@ -268,7 +268,9 @@ def near_sets_and_links(
     clusters = complete_linkage(
         len(reps), pairs, similarity(pairs), similarity, near_similarity, found
     )
-    members = [np.flatnonzero(inverse == r) for r in range(len(reps))]
+    # each thumbnail's images in index order, grouped in one sort (not a scan per thumbnail)
+    by_rep = np.argsort(inverse, kind="stable")
+    members = np.split(by_rep, np.cumsum(np.bincount(inverse, minlength=len(reps)))[:-1])
     links = [(np.sort(np.concatenate([members[a], members[b]])), s) for a, b, s in found]
     linked = {r for s, _ in clusters for r in s}
     copies = [([r], 1.0) for r in range(len(reps)) if r not in linked and len(members[r]) > 1]
