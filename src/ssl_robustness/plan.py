@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,7 @@ from .cpu_threads import usable_cpus
 from .data.study_data import StudyData
 from .engine.batches import full_batches
 from .engine.logger import duration
-from .evaluation.cost import evaluation_passes
+from .evaluation.cost import evaluation_passes, timed_call
 from .evaluation.kinds import enabled_kinds, evaluation_specs
 from .evaluation.outputs import METRICS_FILE
 from .evaluation.registry import StudyInputs, kind_of_spec
@@ -80,14 +79,8 @@ def plan_rows(
         jobs = evaluation_jobs(evals, data, spec.seed, spec.subset)
         status = representation_status(spec, cfg.out)
         left = jobs if status != "done" else _evaluations_left(cfg, data, spec)
-        fits = [(j, f) for j in jobs if (f := kind_of_spec(j.spec).fit(j.spec.settings))]
-        ft_work = sum(f.epochs * len(j.indices) for j, f in fits)
-        ft_images = sum(f.epochs * full_batches(len(j.indices), f.batch_size) for j, f in fits)
-        ft_left = sum(
-            f.epochs * len(j.indices)
-            for j in left
-            if (f := kind_of_spec(j.spec).fit(j.spec.settings))
-        )
+        ft_work, ft_images = _fit_work(jobs)
+        ft_left, _ = _fit_work(left)
         frozen, _ = evaluation_passes(left, data)
         work = images = 0
         if spec.subset is not None and spec.method_config is not None:
@@ -114,6 +107,14 @@ def plan_rows(
             )
         )
     return rows
+
+
+def _fit_work(jobs: list[EvaluationJob]) -> tuple[int, int]:
+    """(image passes, training images in full batches) of the jobs that train (fine-tuning)."""
+    fits = [(j, f) for j in jobs if (f := kind_of_spec(j.spec).fit(j.spec.settings))]
+    passes = sum(f.epochs * len(j.indices) for j, f in fits)
+    images = sum(f.epochs * full_batches(len(j.indices), f.batch_size) for j, f in fits)
+    return passes, images
 
 
 def _evaluations_left(
@@ -214,23 +215,28 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     x = to_memory_format(torch.randn(batch, 3, size, size, device=device))
 
-    def step() -> float:
-        _sync(device)
-        start = time.perf_counter()
+    def train_step() -> None:
         with autocast(device):
             loss = net(x).float().pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(device)
-        return time.perf_counter() - start
+
+    def forward() -> None:  # as the feature pass of the linear probe and kNN runs
+        with torch.no_grad(), autocast(device):
+            net(x)
+
+    def step() -> float:
+        return timed_call(train_step, device)
 
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     warm = [step() for _ in range(MEASURE_WARMUP)]
     steps = MEASURE_STEPS if max(warm) < SLOW_STEP_S else 1  # --plan stays quick
     timed = [max(step(), 1e-9) for _ in range(steps)]
     step_s = statistics.median(timed)  # robust to a stall
-    forward_s = statistics.median(_forward_times(net, x, device, steps))
+    net.eval()
+    timed_call(forward, device)  # one warm-up
+    forward_s = statistics.median(timed_call(forward, device) for _ in range(steps))
     return Throughput(
         batch / step_s,
         cfg.backbone.name,
@@ -248,34 +254,6 @@ def measure_throughput(cfg: StudyConfig, device: torch.device) -> Throughput:
         ),
         forward_per_s=batch / max(forward_s, 1e-9),
     )
-
-
-def _forward_times(net: torch.nn.Module, x: torch.Tensor, device: torch.device, n: int) -> list:
-    """Seconds of `n` no-grad forward passes in eval mode (one warm-up), as the feature pass
-    of the linear probe and kNN runs them."""
-    import torch
-
-    from .engine.device import autocast
-
-    net.eval()
-
-    def once() -> float:
-        _sync(device)
-        start = time.perf_counter()
-        with torch.no_grad(), autocast(device):
-            net(x)
-        _sync(device)
-        return time.perf_counter() - start
-
-    once()
-    return [once() for _ in range(n)]
-
-
-def _sync(device: torch.device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def cost_line(passes: int, speed: Throughput | None, frozen: int = 0) -> str:
@@ -411,7 +389,10 @@ def plan_lines(
     names = [s.name for s in evaluation_specs(cfg.evaluation)]
     lines.append(f"evaluations of every representation: {', '.join(names) or 'none'}")
     todo = [r for r in rows if r.status != "done"]
-    priced = [r for r in rows if not (imported and r.scenario == SSL_IMAGENET and r in todo)]
+    # imported representations still to run are priced by their own networks (below)
+    priced = [
+        r for r in rows if not (imported and r.scenario == SSL_IMAGENET and r.status != "done")
+    ]
     passes = sum(r.left for r in priced)
     frozen = sum(r.frozen_passes for r in priced)
     apart = f" ({SSL_IMAGENET} apart, below)" if imported else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -94,14 +95,16 @@ def measure_speed(
         opt.step()
 
     def per_s(step) -> float:  # noqa: ANN001
-        warm = _timed(step, device)
+        warm = timed_call(step, device)
         n = repeats if warm < SLOW_S else 1
-        return batch / max(statistics.median(_timed(step, device) for _ in range(n)), 1e-9)
+        return batch / max(statistics.median(timed_call(step, device) for _ in range(n)), 1e-9)
 
     return ModelSpeed(per_s(forward), per_s(train), words, batch, str(device))
 
 
-def _timed(step, device: torch.device) -> float:  # noqa: ANN001
+def timed_call(step: Callable[[], object], device: torch.device) -> float:
+    """Seconds `step()` takes, the device synchronised before and after (CUDA runs
+    asynchronously: without it a GPU step would time its launch only)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()

@@ -105,8 +105,9 @@ def describe(
     items left out are 'dropped'), `label_of` to its class name. Links are counted, not
     listed as sets."""
     rows = []
-    links = len(sets) - len(sets_only(sets))
-    for s in sets_only(sets):
+    proper = sets_only(sets)
+    links = len(sets) - len(proper)
+    for s in proper:
         places = sorted({where.get(i, "dropped") for i in s.items})
         labels = sorted({label_of[i] for i in s.items})
         rows.append(
