@@ -140,7 +140,7 @@ def arrange_without(
     """`arrange` the listing less its bad images; a natural/power plan the smallest classes
     cannot meet says which class filters can."""
     if bad:
-        lset = _subset_lset(lset, kept_mask(lset, bad))
+        lset = lset.take(np.flatnonzero(kept_mask(lset, bad)))
     try:
         return arrange(
             lset,
@@ -248,15 +248,3 @@ def kept_mask(lset: LabelledSet, bad: list[BadImage]) -> np.ndarray:
     keep = np.ones(len(lset), dtype=bool)
     keep[[b.index for b in bad]] = False  # dropped by index: never by parsing paths
     return keep
-
-
-def _subset_lset(lset: LabelledSet, keep: np.ndarray) -> LabelledSet:
-    idx = np.flatnonzero(keep)
-    return LabelledSet(
-        [lset.items[i] for i in idx],
-        lset.labels[idx],
-        lset.class_names,
-        lset.root,
-        None if lset.pixels is None else lset.pixels[idx],
-        None if lset.official_split is None else lset.official_split[idx],
-    )

@@ -3,6 +3,8 @@ keep a filtered listing's draws as the unfiltered listing's."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ...config import DataConfig
@@ -54,12 +56,7 @@ def relabel(lset: LabelledSet, kept: np.ndarray) -> LabelledSet:
     """The items of classes `kept` (old label indices), labelled 0..len(kept)-1."""
     new_label = np.full(lset.num_classes, -1, dtype=np.int64)
     new_label[kept] = np.arange(len(kept))
-    idx = np.flatnonzero(new_label[lset.labels] >= 0)
-    return LabelledSet(
-        [lset.items[i] for i in idx],
-        new_label[lset.labels[idx]],
-        [lset.class_names[i] for i in kept],
-        lset.root,
-        None if lset.pixels is None else lset.pixels[idx],
-        None if lset.official_split is None else lset.official_split[idx],
+    part = lset.take(np.flatnonzero(new_label[lset.labels] >= 0))
+    return replace(
+        part, labels=new_label[part.labels], class_names=[lset.class_names[i] for i in kept]
     )

@@ -38,6 +38,18 @@ class LabelledSet:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def take(self, idx: np.ndarray) -> LabelledSet:
+        """The items at `idx` (in that order) with their labels, pixels and official splits;
+        the class names unchanged."""
+        return LabelledSet(
+            [self.items[i] for i in idx],
+            self.labels[idx],
+            self.class_names,
+            self.root,
+            None if self.pixels is None else self.pixels[idx],
+            None if self.official_split is None else self.official_split[idx],
+        )
+
     def class_counts(self, mask: np.ndarray | None = None) -> np.ndarray:
         labels = self.labels if mask is None else self.labels[mask]
         return np.bincount(labels, minlength=self.num_classes)
