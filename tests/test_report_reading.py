@@ -262,6 +262,7 @@ def test_the_caveats_flag_delta_and_delta_learned_pointing_opposite_ways():
     is not. `Paired.mean` is a fraction of Δ, as every other field of it."""
     from ssl_robustness.report import bottom_line as B
     from ssl_robustness.report import verdict as V
+    from ssl_robustness.report import verdict_words as W
 
     def pair(method, mean, measure):
         return V.Paired(
@@ -281,8 +282,8 @@ def test_the_caveats_flag_delta_and_delta_learned_pointing_opposite_ways():
         "Δ and Δ_learned point in opposite directions for simclr vs supervised (mean d -2.0 "
         "points on Δ, +4.0 on Δ_learned): neither direction holds on both measures"
     ]
-    assert B._opposite(0.0001, -0.03) is False  # a d that rounds to 0.0 points no way
-    assert B._opposite(0.001, -0.03) is True
+    assert W.opposite(0.0001, -0.03) is False  # a d that rounds to 0.0 points no way
+    assert W.opposite(0.001, -0.03) is True
     # a Δ_learned undefined in one seed is no direction to set against Δ's (the quick start)
     half = replace(v.learned_pairs[0], seeds=(0,), undefined_seeds=(1,))
     v2 = replace(v, learned_pairs=(half, v.learned_pairs[1]))

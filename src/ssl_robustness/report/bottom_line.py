@@ -7,7 +7,6 @@ Built from the same Verdicts as the verdict's lines, so the two never disagree."
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
@@ -197,35 +196,21 @@ def _near_floor_methods(
 def _disagreeing(v: V.Verdict) -> list[str]:
     """Comparisons where Liu et al.'s Δ and Δ_learned (each arm over its own random-init floor)
     do not tell one story: different words, or mean paired differences of opposite sign (SSL
-    loses less on one, more on the other), which two seeds' "too few" words would hide."""
-    learned = {(p.ssl_method, p.sl_method): p for p in v.learned_pairs}
+    loses less on one, more on the other), which two seeds' "too few" words would hide; by the
+    verdict's own rule (`verdict_words.disagreement`)."""
     out = []
-    for p in v.pairs:
-        q = learned.get((p.ssl_method, p.sl_method))
-        if q is None:
-            continue
+    for p, q in W.learned_twins(v):
         name = f"{p.ssl_method} vs {p.sl_method}"
-        if V.TOO_FEW not in (p.words, q.words) and p.words != q.words:
+        kind = W.disagreement(p, q)
+        if kind == "words":
             out.append(f"Δ and Δ_learned give different words for {name}")
-        elif _same_seeds(p, q) and _opposite(p.mean, q.mean):
+        elif kind == "direction":
             out.append(
                 f"Δ and Δ_learned point in opposite directions for {name} (mean d "
                 f"{100 * p.mean:+.1f} points on Δ, {100 * q.mean:+.1f} on Δ_learned): neither "
                 "direction holds on both measures"
             )
     return out
-
-
-def _same_seeds(p: V.Paired, q: V.Paired) -> bool:
-    """Both measures over the same paired seeds, Δ_learned defined in each: a Δ_learned mean
-    over fewer seeds (one undefined) is no direction to set against Δ's."""
-    return not p.undefined_seeds and not q.undefined_seeds and set(p.seeds) == set(q.seeds)
-
-
-def _opposite(a: float, b: float, tiny: float = 0.0005) -> bool:
-    """Mean paired differences (fractions of Δ, as `Paired.mean`) of opposite sign, each beyond
-    what rounds to 0.0 points."""
-    return math.isfinite(a) and math.isfinite(b) and min(abs(a), abs(b)) >= tiny and a * b < 0
 
 
 def _small_test(stats: dict[str, Any]) -> str | None:

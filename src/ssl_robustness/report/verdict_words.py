@@ -3,6 +3,8 @@ where Δ and Δ_learned disagree. Only formatting: every number comes from `verd
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from .floor import NEAR_FLOOR, NEAR_FLOOR_POINTS, below_floor_margin
@@ -234,25 +236,46 @@ def sl_lead(v: Verdict) -> str:
     return f"registered SL comparator: {v.comparator} (Δ {shown}); {after}."
 
 
+def disagreement(p: Paired, q: Paired) -> str | None:
+    """How Δ's pair `p` and Δ_learned's `q` of one comparison disagree: "words" (each has
+    words, not the same), "direction" (mean paired differences of opposite sign over the same
+    seeds, Δ_learned defined in each, neither rounding to 0.0 points), or None. The verdict's
+    lines and the bottom line's caveat both ask here, so the two never differ."""
+    if len(p.seeds) < 2 or len(q.seeds) < 2:
+        return None
+    if {p.words, q.words} <= {LESS, MORE, SAME} and p.words != q.words:
+        return "words"
+    same = not p.undefined_seeds and not q.undefined_seeds and set(p.seeds) == set(q.seeds)
+    return "direction" if same and opposite(p.mean, q.mean) else None
+
+
+def opposite(a: float, b: float, tiny: float = 0.0005) -> bool:
+    """Mean paired differences (fractions of Δ, as `Paired.mean`) of opposite sign, each beyond
+    what rounds to 0.0 points."""
+    return math.isfinite(a) and math.isfinite(b) and min(abs(a), abs(b)) >= tiny and a * b < 0
+
+
+def learned_twins(v: Verdict) -> list[tuple[Paired, Paired]]:
+    """Each pair on Δ with its twin on Δ_learned (the same SSL method and SL variant)."""
+    learned = {(p.ssl_scenario, p.ssl_method, p.sl_method): p for p in v.learned_pairs}
+    twins = [(p, learned.get((p.ssl_scenario, p.ssl_method, p.sl_method))) for p in v.pairs]
+    return [(p, q) for p, q in twins if q is not None]
+
+
 def disagreements(v: Verdict) -> list[str]:
     """Where Δ and Δ_learned give different words, or point in opposite directions, for the
     same pair (in any comparison, exploratory too), say so plainly."""
-    learned = {(p.ssl_scenario, p.ssl_method, p.sl_method): p for p in v.learned_pairs}
     out = []
-    for p in v.pairs:
-        q = learned.get((p.ssl_scenario, p.ssl_method, p.sl_method))
-        if q is None or len(p.seeds) < 2 or len(q.seeds) < 2:
-            continue
-        worded = {p.words, q.words} <= {LESS, MORE, SAME}
-        opposite = p.mean * q.mean < 0
-        if worded and p.words != q.words:
+    for p, q in learned_twins(v):
+        kind = disagreement(p, q)
+        if kind == "words":
             out.append(
                 f"Δ and Δ_learned disagree for {p.ssl_method} vs {p.sl_method} ({v.evaluation}, "
                 f"{v.comparison}): by Δ it '{p.words}', by Δ_learned '{q.words}'. Δ divides by "
                 "accuracy that includes what a random network already gets; Δ_learned by what "
                 "was learned beyond it."
             )
-        elif opposite:
+        elif kind == "direction":
             out.append(
                 f"Δ and Δ_learned point in opposite directions for {p.ssl_method} vs "
                 f"{p.sl_method} ({v.evaluation}, {v.comparison}): d = {_pp(p.mean)} points of Δ "
