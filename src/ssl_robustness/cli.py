@@ -362,14 +362,15 @@ def run(
         from .registration import check_confirmatory
 
         check_confirmatory(cfg)
-        device = resolve_device(cfg.device)
-        speed = measure_throughput(cfg, device)  # a few steps, seconds
-        imported = imported_costs(cfg, data, device)  # each imported network timed, its own
         from .representations import expand_representations
         from .study import size_notes
 
-        notes = size_notes(cfg, data, expand_representations(cfg, data))
-        for line in plan_lines(cfg, plan_rows(cfg, data), speed, imported, notes):
+        specs = expand_representations(cfg, data)  # once, for every part of the plan
+        device = resolve_device(cfg.device)
+        speed = measure_throughput(cfg, device)  # a few steps, seconds
+        imported = imported_costs(cfg, data, device, specs)  # each imported network, its own
+        notes = size_notes(cfg, data, specs)
+        for line in plan_lines(cfg, plan_rows(cfg, data, specs), speed, imported, notes):
             click.echo(line)
         from .data.stats import data_tradeoff
         from .data.subsets.tradeoff import arm_usage, tradeoff_lines, usage_lines
